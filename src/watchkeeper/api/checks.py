@@ -1,0 +1,97 @@
+"""Read-only check views: `/api/v1/checks`, one check, its result history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import CheckOut, LastResult, Page, ResultOut
+from watchkeeper.app import Runtime
+from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.store.results import recent_results
+
+router = APIRouter(prefix="/api/v1/checks", tags=["checks"])
+
+
+def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
+    state = rt.pipeline.states.get(config.name) if rt.pipeline else None
+    last = None
+    if state is not None and state.last_status is not None:
+        last = LastResult(
+            status=state.last_status.value,
+            reason=state.last_reason,
+            checked_at=state.last_checked_at,
+        )
+    status = "paused" if state and state.paused else state.status.value if state else "unknown"
+    return CheckOut(
+        name=config.name,
+        type=config.type,
+        description=config.description,
+        status=status,
+        since=state.since if state else None,
+        last_result=last,
+        interval_seconds=config.interval.total_seconds(),
+        timeout_seconds=config.timeout.total_seconds(),
+        failure_threshold=config.failure_threshold,
+        success_threshold=config.success_threshold,
+        severity=config.severity.value,
+        component=config.component,
+        labels=config.labels,
+        depends_on=config.depends_on,
+        enabled=config.enabled,
+    )
+
+
+def _config_or_404(rt: Runtime, name: str) -> CheckConfigBase:
+    config = rt.check_configs.get(name)
+    if config is None:
+        raise HTTPException(404, f"no check named {name!r}")
+    return config
+
+
+@router.get("", response_model=Page[CheckOut], summary="List checks with their current state")
+async def list_checks(
+    rt: Runtime = Depends(get_runtime),
+    state: Annotated[str | None, Query(description="only checks in this state")] = None,
+    component: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[CheckOut]:
+    items = [_check_out(rt, c) for c in rt.check_configs.values()]
+    if state:
+        items = [c for c in items if c.status == state]
+    if component:
+        items = [c for c in items if c.component == component]
+    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+
+
+@router.get("/{name}", response_model=CheckOut, summary="One check with its current state")
+async def get_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckOut:
+    return _check_out(rt, _config_or_404(rt, name))
+
+
+@router.get(
+    "/{name}/results", response_model=list[ResultOut], summary="Recent results, newest first"
+)
+async def check_results(
+    name: str,
+    rt: Runtime = Depends(get_runtime),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ResultOut]:
+    _config_or_404(rt, name)
+    if rt.writer is not None:
+        await rt.writer.flush()  # so the newest results are visible to the caller
+    rows = await recent_results(rt.db, name, limit)
+    return [
+        ResultOut(
+            started_at=r.started_at,
+            status=r.status,
+            reason=r.reason,
+            response_time=r.response_time,
+            metrics=r.metrics,
+            details=r.details,
+        )
+        for r in rows
+    ]

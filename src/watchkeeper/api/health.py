@@ -1,0 +1,92 @@
+"""Probes: liveness, readiness, and the IETF health-check draft document."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.app import Runtime, __version__
+
+router = APIRouter(tags=["health"])
+
+HEALTH_JSON = "application/health+json"
+
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _entry(component_type: str, status: str, now: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"componentType": component_type, "status": status, "time": now, **extra}]
+
+
+@router.get("/health/live", summary="Liveness: the process answers")
+async def live() -> JSONResponse:
+    return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON)
+
+
+@router.get("/health/ready", summary="Readiness: storage migrated and the scheduler running")
+async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
+    ok = rt.started and rt.db.migrated and rt.scheduler is not None and rt.scheduler.running
+    return JSONResponse(
+        {"status": "pass" if ok else "fail"}, status_code=200 if ok else 503, media_type=HEALTH_JSON
+    )
+
+
+@router.get("/health", summary="Health of each component (IETF health-check response format)")
+async def health(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
+    now = rt.clock.now().isoformat().replace("+00:00", "Z")
+    checks: dict[str, list[dict[str, Any]]] = {}
+
+    started = time.perf_counter()
+    try:
+        await rt.db.ping()
+        checks["storage:responseTime"] = _entry(
+            "datastore",
+            "pass",
+            now,
+            observedValue=round((time.perf_counter() - started) * 1000, 3),
+            observedUnit="ms",
+            componentId=rt.db.dialect,
+        )
+    except Exception as exc:
+        checks["storage:responseTime"] = _entry(
+            "datastore", "fail", now, output=rt.redactor(f"{type(exc).__name__}: {exc}")
+        )
+
+    scheduler = rt.scheduler
+    if scheduler is None or not scheduler.running:
+        checks["scheduler:lag"] = _entry("component", "fail", now, output="scheduler not running")
+    else:
+        lag = scheduler.last_lag
+        checks["scheduler:lag"] = _entry(
+            "component",
+            "pass" if lag < 1 else "warn" if lag < 10 else "fail",
+            now,
+            observedValue=round(lag, 4),
+            observedUnit="s",
+        )
+
+    outbox = rt.outbox
+    if outbox is None:
+        checks["outbox:depth"] = _entry("component", "fail", now, output="outbox not running")
+    else:
+        status = "pass" if outbox.depth < 100 else "warn"
+        extra: dict[str, Any] = {"observedValue": outbox.depth, "observedUnit": "notifications"}
+        if outbox.failed:
+            extra["output"] = f"{outbox.failed} notifications failed for good since start"
+            status = "warn"
+        checks["outbox:depth"] = _entry("component", status, now, **extra)
+
+    overall = max((e[0]["status"] for e in checks.values()), key=_RANK.__getitem__)
+    body = {
+        "status": overall,
+        "version": __version__.split(".")[0],
+        "releaseId": __version__,
+        "serviceId": "watchkeeper",
+        "description": "Watchkeeper operations monitor",
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=503 if overall == "fail" else 200, media_type=HEALTH_JSON)

@@ -1,0 +1,76 @@
+"""Response models of the operations API (they are the OpenAPI contract)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class LastResult(BaseModel):
+    status: str
+    reason: str | None
+    checked_at: datetime | None
+
+
+class CheckOut(BaseModel):
+    name: str
+    type: str
+    description: str | None
+    status: str
+    since: datetime | None
+    last_result: LastResult | None
+    interval_seconds: float
+    timeout_seconds: float
+    failure_threshold: int
+    success_threshold: int
+    severity: str
+    component: str | None
+    labels: dict[str, str]
+    depends_on: list[str]
+    enabled: bool
+    source: str = "config"
+
+
+class ResultOut(BaseModel):
+    started_at: datetime
+    status: str
+    reason: str
+    response_time: float | None
+    metrics: dict[str, float] | None
+    details: dict[str, Any] | None
+
+
+class AlertEventOut(BaseModel):
+    kind: str
+    at: datetime
+    actor: str | None
+    comment: str | None
+
+
+class AlertOut(BaseModel):
+    id: str
+    fingerprint: str
+    name: str
+    check: str | None
+    rule: str | None
+    severity: str
+    status: str
+    started_at: datetime
+    resolved_at: datetime | None
+    summary: str
+    labels: dict[str, str]
+
+
+class AlertDetailOut(AlertOut):
+    events: list[AlertEventOut]

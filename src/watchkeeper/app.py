@@ -1,0 +1,158 @@
+"""Builds the object graph and owns every background task (start, then stop in reverse)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI
+
+from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.checks import CheckContext, build_check
+from watchkeeper.checks.base import Check, CheckConfigBase
+from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.config import Config
+from watchkeeper.metrics.exposition import ServiceMetrics
+from watchkeeper.notify.channels import build_channel
+from watchkeeper.notify.channels.base import Channel, ChannelContext
+from watchkeeper.notify.outbox import OutboxWorker
+from watchkeeper.pipeline import ResultPipeline
+from watchkeeper.redact import Redactor
+from watchkeeper.scheduler import Scheduler
+from watchkeeper.store.database import Database
+from watchkeeper.store.results import ResultWriter, load_states
+
+log = logging.getLogger(__name__)
+
+__version__ = "0.1.0"
+
+
+def http_session(limit: int) -> aiohttp.ClientSession:
+    """One pooled client for all checks and deliveries (aiohttp: the fastest asyncio client)."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=60)
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": f"watchkeeper/{__version__}"},
+        # Checks must see the target's cookies fresh each time.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+class Runtime:
+    """Everything a running Watchkeeper is made of, wired once."""
+
+    def __init__(
+        self, config: Config, *, clock: Clock | None = None, redactor: Redactor | None = None
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.redactor = redactor or Redactor()
+        self.metrics = ServiceMetrics()
+        self.db = Database(config.storage.url)
+        self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
+        self.started = False
+        self._writer_task: asyncio.Task[None] | None = None
+        self._outbox_task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.checks: list[Check[Any]] = []
+        self.channels: dict[str, Channel[Any]] = {}
+        self.scheduler: Scheduler | None = None
+        self.outbox: OutboxWorker | None = None
+        self.writer: ResultWriter | None = None
+        self.pipeline: ResultPipeline | None = None
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        self._http = http_session(self.config.scheduler.max_concurrency + 50)
+        delivery_timeout = self.config.delivery.timeout.total_seconds()
+        self.channels = {
+            c.name: build_channel(c, ChannelContext(self._http, delivery_timeout))
+            for c in self.config.notifications
+        }
+        for channel in self.channels.values():
+            self.redactor.add(channel.secrets())
+        context = CheckContext(self._http)
+        self.checks = [build_check(c, context) for c in self.config.checks if c.enabled]
+
+        states = await load_states(self.db)
+        self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
+        alerts = CheckAlerts(
+            self.db, self.check_configs, list(self.channels), on_enqueued=self.outbox.wake
+        )
+        self.writer = ResultWriter(self.db, states.get)
+        self.pipeline = ResultPipeline(states, self.writer, alerts, self.metrics)
+        for name, state in states.items():
+            if name in self.check_configs:
+                self.metrics.observe_state(name, state.status)
+        self.scheduler = Scheduler(
+            self.checks,
+            self.pipeline.handle,
+            self.clock,
+            max_concurrency=self.config.scheduler.max_concurrency,
+            shutdown_grace=self.config.scheduler.shutdown_grace.total_seconds(),
+            on_lag=self.metrics.scheduler_lag.observe,
+            is_paused=lambda name: bool((s := states.get(name)) and s.paused),
+        )
+        self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
+        self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
+        self.scheduler.start()
+        self.started = True
+        log.info(
+            "watchkeeper started: %d checks, %d channels, storage %s",
+            len(self.checks),
+            len(self.channels),
+            self.db.dialect,
+        )
+
+    async def stop(self) -> None:
+        """Stop in reverse order of start: checks, then deliveries, then storage."""
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.outbox is not None and self._outbox_task is not None:
+            self.outbox.stop()  # finishes the delivery in hand
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._outbox_task, timeout=3)
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        if self.writer is not None:
+            await self.writer.flush()
+        for check in self.checks:
+            with contextlib.suppress(Exception):
+                await check.close()
+        if self._http is not None:
+            await self._http.close()
+        await self.db.close()
+        self.started = False
+        log.info("watchkeeper stopped")
+
+
+def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
+    """The ASGI app; its lifespan starts and stops the runtime."""
+    from watchkeeper.api import routes
+
+    rt = runtime or Runtime(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="Watchkeeper",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    routes.include_all(app)
+    return app

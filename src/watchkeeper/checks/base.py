@@ -1,0 +1,72 @@
+"""What every check type shares: its config fields, the runtime context, the Check contract."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ClassVar, Generic, TypeVar
+
+import aiohttp
+from pydantic import Field
+
+from watchkeeper._model import Name, StrictModel
+from watchkeeper.domain import CheckResult, Severity
+from watchkeeper.durations import Duration
+
+
+class CheckConfigBase(StrictModel):
+    """Fields common to every check. Scheduling fields left unset take `defaults:` values."""
+
+    name: Name
+    type: str
+    description: str | None = None
+    interval: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=10)
+    failure_threshold: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    severity: Severity = Severity.CRITICAL
+    depends_on: list[Name] = Field(default_factory=list)
+    component: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    notify: list[Name] | None = None
+    """Channels to notify; None means every channel."""
+    recovery: Name | None = None
+    escalation: Name | None = None
+    enabled: bool = True
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """Shared resources handed to checks; owned and closed by whoever built them."""
+
+    http: aiohttp.ClientSession
+
+
+C = TypeVar("C", bound=CheckConfigBase)
+
+
+class Check(abc.ABC, Generic[C]):
+    """One configured probe. `run` is awaited under the scheduler's timeout and may be cancelled.
+
+    Subclasses set `type` and `config_model` and implement `run`; they must release anything
+    they started (processes, connections) when cancelled.
+    """
+
+    type: ClassVar[str]
+    config_model: ClassVar[type[CheckConfigBase]]
+
+    def __init__(self, config: C, context: CheckContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abc.abstractmethod
+    async def run(self) -> CheckResult:
+        """Probe the target once and say how it is."""
+
+    async def close(self) -> None:
+        """Release pooled resources (connections). Default: nothing to release."""

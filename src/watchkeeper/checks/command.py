@@ -1,0 +1,378 @@
+"""`command`: run a local Nagios-compatible plugin; its exit code is the status.
+
+Exit codes follow the Nagios plugin API: 0 OK → UP, 1 WARNING → DEGRADED, 2 CRITICAL → DOWN,
+3 (or anything else, including death by signal) → UNKNOWN. A plugin that outlives the timeout is
+CRITICAL, as in Nagios. The first line of stdout is the reason; performance data after `|`
+becomes metrics.
+
+The command runs in its own session (hence its own process group) so that on timeout,
+cancellation, or plain exit everything it started can be killed with one `killpg`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
+from watchkeeper.checks.registry import register
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.durations import format_duration
+
+OUTPUT_LIMIT = 64 * 1024
+"""Bytes kept per stream (stdout, stderr); the rest is read and discarded."""
+
+_REASON_LIMIT = 500
+# After the plugin exits and its group is killed, how long its pipes may stay open (held by a
+# descendant that escaped the group with setsid) before we stop reading and use what we have.
+_PIPE_GRACE = 1.0
+# Bound on waiting for a SIGKILLed child to be reaped; it normally takes microseconds.
+_REAP_TIMEOUT = 5.0
+
+_EXIT_STATUS = {0: Status.UP, 1: Status.DEGRADED, 2: Status.DOWN, 3: Status.UNKNOWN}
+
+# Nagios allows only these units. KB/MB/... are binary multiples, as the classic plugins
+# (check_disk, check_swap) compute them.
+_UOM_FACTOR: dict[str, float] = {
+    "": 1.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "%": 1.0,
+    "B": 1.0,
+    "KB": 1024.0,
+    "MB": 1024.0**2,
+    "GB": 1024.0**3,
+    "TB": 1024.0**4,
+    "c": 1.0,
+}
+# One `label=spec` item. Quoted labels may hold spaces and '' for a literal quote.
+_PERF_ITEM = re.compile(r"\s*(?:'((?:[^']|'')*)'|([^\s'=]+))=(\S*)")
+_PERF_SKIP = re.compile(r"\s*\S+")
+_PERF_VALUE = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)(.*)")
+
+
+@dataclass(frozen=True, slots=True)
+class PerfDatum:
+    """One performance-data item as the plugin printed it (value in its own unit)."""
+
+    label: str
+    value: float
+    uom: str
+    warn: str | None = None
+    """Warning range, kept verbatim (ranges like `10:20` or `@~:5` are not numbers)."""
+    crit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def normalized_value(self) -> float:
+        """The value in base units: seconds for s/ms/us, bytes for B/KB/MB/GB/TB."""
+        return self.value * _UOM_FACTOR[self.uom]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "value": self.value,
+            "uom": self.uom,
+            "warn": self.warn,
+            "crit": self.crit,
+            "min": self.min,
+            "max": self.max,
+        }
+
+
+def parse_perfdata(text: str) -> list[PerfDatum]:
+    """Parse Nagios perfdata (`'label'=value[UOM];warn;crit;min;max ...`).
+
+    Malformed items (no `=`, non-numeric value, unknown unit, `U` for "undetermined") are
+    skipped; the rest are returned in order.
+    """
+    items: list[PerfDatum] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        match = _PERF_ITEM.match(text, pos)
+        if match is None:
+            skip = _PERF_SKIP.match(text, pos)
+            if skip is None:  # only whitespace left
+                break
+            pos = skip.end()
+            continue
+        pos = match.end()
+        quoted, bare, spec = match.groups()
+        label = quoted.replace("''", "'") if quoted is not None else bare
+        datum = _parse_perf_spec(label, spec) if label else None
+        if datum is not None:
+            items.append(datum)
+    return items
+
+
+def _parse_perf_spec(label: str, spec: str) -> PerfDatum | None:
+    fields = spec.split(";")
+    value_match = _PERF_VALUE.fullmatch(fields[0])
+    if value_match is None:
+        return None
+    value = float(value_match.group(1))
+    uom = value_match.group(2)
+    if uom not in _UOM_FACTOR or not math.isfinite(value):
+        return None
+    fields += [""] * (5 - len(fields))
+    return PerfDatum(
+        label=label,
+        value=value,
+        uom=uom,
+        warn=fields[1] or None,
+        crit=fields[2] or None,
+        min=_optional_float(fields[3]),
+        max=_optional_float(fields[4]),
+    )
+
+
+def _optional_float(text: str) -> float | None:
+    # min/max are informational; a bad one should not cost the whole item.
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def split_plugin_output(text: str) -> tuple[str, str, str]:
+    """Split plugin stdout into (message, long output, perfdata text) per the plugin API.
+
+    The first line is `message | perfdata`; in the following lines, everything after the
+    first `|` is perfdata too.
+    """
+    first, _, rest = text.partition("\n")
+    message, _, perfdata = first.partition("|")
+    long_output, bar, more_perfdata = rest.partition("|")
+    if bar:
+        perfdata = f"{perfdata} {more_perfdata}"
+    return message.strip(), long_output.strip(), perfdata
+
+
+class CommandCheckConfig(CheckConfigBase):
+    """Config of a `command` check: an argv run without a shell."""
+
+    type: Literal["command"]
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Added to (and overriding) the service's own environment."""
+    cwd: str | None = Field(default=None, min_length=1)
+
+    @field_validator("command")
+    @classmethod
+    def _valid_argv(cls, value: list[str]) -> list[str]:
+        if not value[0]:
+            raise ValueError("the program (first element) must not be empty")
+        if any("\0" in arg for arg in value):
+            raise ValueError("arguments must not contain NUL characters")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _valid_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not key or "=" in key or "\0" in key or "\0" in item:
+                raise ValueError(f"invalid environment variable {key!r}")
+        return value
+
+
+class _PluginProtocol(asyncio.SubprocessProtocol):
+    """Collects capped output and reports exit and pipe closure separately.
+
+    `asyncio.subprocess.Process.wait()` (3.11) only returns once every pipe is closed, so a
+    background child that inherited stdout would make a finished plugin look hung. Here
+    `exited` fires when the plugin itself exits, `closed` when its pipes are closed as well.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        self.truncated = False
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        # Data past the cap is dropped, never left unread: a plugin blocked writing to a full
+        # pipe would never exit.
+        buffer = self.output.setdefault(fd, bytearray())
+        room = OUTPUT_LIMIT - len(buffer)
+        if len(data) > room:
+            self.truncated = True
+            data = data[: max(room, 0)]
+        buffer += data
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@register
+class CommandCheck(Check[CommandCheckConfig]):
+    """Runs a plugin and maps its exit code, message and perfdata into a result."""
+
+    type = "command"
+    config_model = CommandCheckConfig
+
+    def __init__(self, config: CommandCheckConfig, context: CheckContext) -> None:
+        super().__init__(config, context)
+        self._timeout_text = format_duration(config.timeout)
+
+    async def run(self) -> CheckResult:
+        cfg = self.config
+        started = perf_counter()
+        try:
+            transport, protocol = await _spawn(cfg)
+        except FileNotFoundError as exc:
+            if cfg.cwd is not None and exc.filename == cfg.cwd:
+                return CheckResult.unknown(f"working directory not found: {cfg.cwd}")
+            return CheckResult.unknown(f"command not found: {cfg.command[0]}")
+        except PermissionError:
+            return CheckResult.unknown(f"permission denied running {cfg.command[0]}")
+        except OSError as exc:
+            return CheckResult.unknown(f"cannot run {cfg.command[0]}: {exc.strerror or exc}")
+
+        pid = transport.get_pid()
+        timed_out = False
+        returncode = 0
+        try:
+            async with asyncio.timeout(cfg.timeout.total_seconds()):
+                await protocol.exited
+                returncode = transport.get_returncode() or 0
+                # Whatever the plugin left running in its group would otherwise keep the pipes
+                # open (and leak a process per run).
+                _kill_group(pid)
+                _, pending = await asyncio.wait([protocol.closed], timeout=_PIPE_GRACE)
+                protocol.truncated |= bool(pending)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            # Runs on our timeout and on cancellation (the scheduler's timeout) alike.
+            _kill_group(pid)
+            try:
+                if not protocol.exited.done():
+                    await asyncio.wait([protocol.exited], timeout=_REAP_TIMEOUT)
+            finally:
+                # Closes our pipe ends (and warns nobody later about an unclosed transport).
+                transport.close()
+        elapsed = perf_counter() - started
+
+        out_text = protocol.output[1].decode("utf-8", "replace")
+        err_text = protocol.output[2].decode("utf-8", "replace")
+        message, long_output, perf_text = split_plugin_output(out_text)
+        perfdata = parse_perfdata(perf_text)
+        details: dict[str, Any] = {"perfdata": [p.as_dict() for p in perfdata]}
+        if long_output:
+            details["long_output"] = long_output
+        if err_text.strip():
+            details["stderr"] = err_text
+        if protocol.truncated:
+            details["output_truncated"] = True
+        metrics = {p.label: p.normalized_value for p in perfdata}
+
+        if timed_out:
+            reason = f"timed out after {self._timeout_text}"
+            return CheckResult.down(reason, response_time=elapsed, metrics=metrics, details=details)
+
+        details["exit_code"] = returncode
+        status = _EXIT_STATUS.get(returncode, Status.UNKNOWN)
+        message = message or _last_line(err_text)
+        if returncode < 0:
+            note = f"killed by {_signal_name(-returncode)}"
+        elif returncode not in _EXIT_STATUS:
+            note = f"exit code {returncode}"
+        else:
+            note = ""
+        if message and note:
+            reason = f"{message} ({note})"
+        else:
+            reason = message or note or f"exit code {returncode}"
+        if len(reason) > _REASON_LIMIT:
+            reason = reason[: _REASON_LIMIT - 1] + "…"
+        return CheckResult(status, reason, response_time=elapsed, metrics=metrics, details=details)
+
+
+_Spawned = tuple[asyncio.SubprocessTransport, _PluginProtocol]
+
+
+async def _spawn(cfg: CommandCheckConfig) -> _Spawned:
+    loop = asyncio.get_running_loop()
+    env = {**os.environ, **cfg.env} if cfg.env else None
+    # The low-level API (rather than create_subprocess_exec) gives us _PluginProtocol's
+    # separate exit notification; start_new_session makes the child a process-group leader.
+    spawn: asyncio.Future[_Spawned] = asyncio.ensure_future(
+        loop.subprocess_exec(
+            lambda: _PluginProtocol(loop),
+            *cfg.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cfg.cwd,
+            env=env,
+            start_new_session=True,
+        )
+    )
+    try:
+        # Shielded: once fork/exec has happened we must learn the pid to kill its group, even
+        # if we are cancelled while asyncio is still connecting the pipes.
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        spawn.add_done_callback(_kill_spawned)
+        raise
+
+
+def _kill_spawned(spawn: asyncio.Future[_Spawned]) -> None:
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    transport, protocol = spawn.result()
+    _kill_group(transport.get_pid())
+    # Close only once reaped: closing a transport whose child still runs makes asyncio
+    # poll() it, racing the child watcher for the exit status.
+    protocol.exited.add_done_callback(lambda _: transport.close())
+
+
+def _kill_group(pgid: int) -> None:
+    # start_new_session made the child a group leader, so its pid is the group id. After the
+    # leader is reaped the id stays reserved while any member lives; once the group is empty
+    # this is ESRCH (reuse of that exact id by a new group leader in between is negligible).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _last_line(text: str) -> str:
+    # For stderr the last line is the useful one (a traceback ends with the exception).
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+__all__ = [
+    "OUTPUT_LIMIT",
+    "CommandCheck",
+    "CommandCheckConfig",
+    "PerfDatum",
+    "parse_perfdata",
+    "split_plugin_output",
+]

@@ -1,0 +1,215 @@
+"""The `watchkeeper` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from watchkeeper.config import Config, ConfigError, load_config, split_listen
+
+app = typer.Typer(
+    help="Watchkeeper: checks, heartbeats, alerting and notifications.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Storage maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DEFAULT_CONFIG = "watchkeeper.yaml"
+EXAMPLE = Path(__file__).parent / "example.yaml"
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ./{DEFAULT_CONFIG} if present)."),
+]
+
+
+def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
+    """The config to use and where it came from; exits 1 with located errors if invalid."""
+    from watchkeeper.defaults import builtin_config
+
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = Path(DEFAULT_CONFIG)
+    if path is None:
+        return builtin_config(listen or "127.0.0.1:8080"), "built-in default"
+    try:
+        config = load_config(path)
+    except FileNotFoundError:
+        err.print(f"[red]error:[/] config file {path} not found")
+        raise typer.Exit(1) from None
+    except ConfigError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if listen:
+        config.server.listen = listen
+    return config, str(path)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="HOST:PORT, overrides server.listen.")
+    ] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "text",
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the service: scheduler, alerting, notifications and the HTTP server."""
+    import uvicorn
+
+    from watchkeeper.app import Runtime, create_app
+    from watchkeeper.logs import setup_logging
+    from watchkeeper.redact import Redactor
+    from watchkeeper.server import GracefulServer
+
+    if listen:
+        try:
+            split_listen(listen)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --listen: {exc}")
+            raise typer.Exit(2) from None
+    if log_format not in ("text", "json"):
+        err.print("[red]error:[/] --log-format: expected text or json")
+        raise typer.Exit(2)
+    cfg, source = _load(config, listen)
+    redactor = Redactor()
+    setup_logging(log_format, log_level, redactor)
+    runtime = Runtime(cfg, redactor=redactor)
+    application = create_app(cfg, runtime=runtime)
+    base = cfg.server.base_url()
+    err.print(
+        f"watchkeeper: config {source}, {len(cfg.checks)} checks, storage "
+        f"{redactor(cfg.storage.url)}\n"
+        f"  health   {base}/health\n  metrics  {base}/metrics\n  api      {base}/api/v1/checks\n"
+        f"  docs     {base}/api/docs",
+        markup=False,
+        highlight=False,
+    )
+    server = GracefulServer(
+        uvicorn.Config(
+            application,
+            host=cfg.server.host,
+            port=cfg.server.port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+            access_log=False,
+        )
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example.")] = Path(
+        DEFAULT_CONFIG
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config."""
+    if path.exists() and not force:
+        err.print(f"[red]error:[/] {path} exists; use --force to overwrite")
+        raise typer.Exit(1)
+    path.write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    out.print(f"wrote {path}; check it with: watchkeeper validate {path}")
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Config file to check.")]) -> None:
+    """Check a config file; print every error as FILE:LINE: field: message."""
+    cfg, _ = _load(file)
+    out.print(
+        f"{file}: OK ({len(cfg.checks)} checks, {len(cfg.notifications)} notification channels)",
+        markup=False,
+        highlight=False,
+    )
+
+
+_STYLE = {"up": "green", "degraded": "yellow", "down": "red", "unknown": "magenta"}
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="Config file.")],
+    names: Annotated[list[str] | None, typer.Argument(help="Checks to run (default: all).")] = None,
+) -> None:
+    """Run checks once, print a table; exit 0 only if every one is up."""
+    cfg, _ = _load(file)
+    selected = [c for c in cfg.checks if not names or c.name in names]
+    unknown = set(names or ()) - {c.name for c in cfg.checks}
+    if unknown:
+        err.print(f"[red]error:[/] no check named {', '.join(sorted(unknown))} in {file}")
+        raise typer.Exit(1)
+    results = asyncio.run(_run_checks(selected, cfg.scheduler.max_concurrency))
+    table = Table(title=f"{len(results)} checks from {file}")
+    for column in ("check", "type", "status", "time", "reason"):
+        table.add_column(column, overflow="fold")
+    for config, result in results:
+        rt = f"{result.response_time * 1000:.0f} ms" if result.response_time is not None else "-"
+        style = _STYLE.get(result.status.value, "")
+        table.add_row(
+            config.name, config.type, f"[{style}]{result.status.value}[/]", rt, result.reason
+        )
+    out.print(table)
+    if any(r.status.value != "up" for _, r in results):
+        raise typer.Exit(1)
+
+
+async def _run_checks(configs: list[Any], concurrency: int) -> list[tuple[Any, Any]]:
+    from watchkeeper.app import http_session
+    from watchkeeper.checks import CheckContext, build_check
+    from watchkeeper.scheduler import run_once
+
+    session = http_session(concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+    checks = [build_check(c, CheckContext(session)) for c in configs]
+
+    async def one(c: Any) -> Any:
+        async with semaphore:
+            return await run_once(c)
+
+    try:
+        results = await asyncio.gather(*(one(c) for c in checks))
+    finally:
+        for c in checks:
+            await c.close()
+        await session.close()
+    return list(zip(configs, results, strict=True))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Apply pending schema migrations."""
+    from watchkeeper.redact import redact_url
+    from watchkeeper.store.database import Database
+
+    cfg, _ = _load(config)
+
+    async def go() -> str | None:
+        db = Database(cfg.storage.url)
+        try:
+            await db.migrate()
+            return await db.current_revision()
+        finally:
+            await db.close()
+
+    revision = asyncio.run(go())
+    out.print(f"{redact_url(cfg.storage.url)} is at revision {revision}", markup=False)
+
+
+def main() -> None:
+    # Rich wraps long lines at the terminal width; scripts parsing our output want them whole.
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", "200")
+    app()

@@ -1,0 +1,386 @@
+"""The YAML config file: typed models, `${VAR}` expansion, errors mapped back to lines."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from watchkeeper import checks as _checks
+from watchkeeper._model import StrictModel
+from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.durations import Duration
+from watchkeeper.notify import channels as _channels
+from watchkeeper.notify.channels.base import ChannelConfigBase
+
+_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    match = _LISTEN.match(value)
+    if not match or not 0 <= int(match.group("port")) <= 65535:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {value!r}")
+    return match.group("host").strip("[]"), int(match.group("port"))
+
+
+class ServerConfig(StrictModel):
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+class RetentionConfig(StrictModel):
+    results: Duration = timedelta(days=30)
+    metrics: Duration = timedelta(days=30)
+    alerts: Duration = timedelta(days=90)
+
+
+class StorageConfig(StrictModel):
+    url: str = "sqlite:///watchkeeper.db"
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", value):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+        return value
+
+
+class DefaultsConfig(StrictModel):
+    interval: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=10)
+    failure_threshold: int = Field(default=1, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+
+
+class SchedulerConfig(StrictModel):
+    max_concurrency: int = Field(default=500, ge=1, le=100_000)
+    """Checks running at once, across all checks."""
+    shutdown_grace: Duration = timedelta(seconds=5)
+    """How long in-flight checks may finish on shutdown before they are cancelled."""
+
+
+class DeliveryConfig(StrictModel):
+    """How the outbox delivers notifications."""
+
+    timeout: Duration = timedelta(seconds=10)
+    backoff_initial: Duration = timedelta(seconds=1)
+    backoff_max: Duration = timedelta(minutes=5)
+    max_age: Duration = timedelta(hours=24)
+    """A notification still undelivered this long after it was queued is marked failed."""
+
+
+_DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
+
+
+def _tagged_union(models: tuple[type[Any], ...]) -> Any:
+    # The union is built from the registries so a new check or channel module needs no edit here.
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
+
+
+CheckConfig = _tagged_union(_checks.config_models())
+ChannelConfig = _tagged_union(_channels.config_models())
+
+
+class Config(StrictModel):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    checks: list[CheckConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    notifications: list[ChannelConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _apply_defaults_and_references(self) -> Config:
+        for check in self.checks:
+            for field in _DEFAULTED_FIELDS:
+                if field not in check.model_fields_set:
+                    setattr(check, field, getattr(self.defaults, field))
+        _unique("checks", [c.name for c in self.checks])
+        _unique("notifications", [n.name for n in self.notifications])
+        check_names = {c.name for c in self.checks}
+        channel_names = {n.name for n in self.notifications}
+        for i, check in enumerate(self.checks):
+            for dep in check.depends_on:
+                if dep not in check_names:
+                    raise ValueError(f"checks[{i}].depends_on: no check named {dep!r}")
+                if dep == check.name:
+                    raise ValueError(f"checks[{i}].depends_on: a check cannot depend on itself")
+            for channel in check.notify or ():
+                if channel not in channel_names:
+                    raise ValueError(
+                        f"checks[{i}].notify: no notification channel named {channel!r}"
+                    )
+        cycle = _find_cycle({c.name: list(c.depends_on) for c in self.checks})
+        if cycle:
+            raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")
+        return self
+
+    def check(self, name: str) -> CheckConfigBase:
+        for check in self.checks:
+            if check.name == name:
+                return check  # type: ignore[no-any-return]
+        raise KeyError(name)
+
+    def channel(self, name: str) -> ChannelConfigBase:
+        for channel in self.notifications:
+            if channel.name == name:
+                return channel  # type: ignore[no-any-return]
+        raise KeyError(name)
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{section}[{i}].name: {name!r} is used twice; names must be unique")
+        seen.add(name)
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: YAML → env expansion → pydantic, with every error located by line.
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config is invalid; `issues` holds every problem found, each with its line."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+_ENV = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+def expand_env(text: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    """Replace `${VAR}` and `${VAR:-default}`; raise KeyError naming an unset VAR."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise KeyError(name)
+            return default
+        return value
+
+    return _ENV.sub(substitute, text)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(root)"
+
+
+def _walk(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[yaml.Node | None, list[str]]:
+    """Follow a pydantic error location into the YAML node tree.
+
+    Returns the deepest node found and the location parts that name real fields (pydantic
+    adds union tags and validator names that the user never wrote).
+    """
+    shown: list[str] = []
+    current = node
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            child = next((v for k, v in current.value if k.value == str(part)), None)
+            if child is not None:
+                shown.append(f".{part}" if shown else str(part))
+                current = child
+                continue
+            type_node = next((v for k, v in current.value if k.value == "type"), None)
+            if type_node is not None and type_node.value == part:
+                continue  # discriminated-union tag
+            if isinstance(part, str) and ("[" in part or "-" in part):
+                continue  # validator wrapper such as function-after[...]
+            shown.append(f".{part}" if shown else str(part))
+            break
+        if isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            shown.append(f"[{part}]")
+            if 0 <= part < len(current.value):
+                current = current.value[part]
+                continue
+            break
+        shown.append(f".{part}" if shown else str(part))
+        break
+    return current, shown
+
+
+def _line(node: yaml.Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _expand_tree(
+    data: Any,
+    node: yaml.Node | None,
+    loc: tuple[int | str, ...],
+    environ: dict[str, str] | os._Environ[str],
+    problems: list[tuple[yaml.Node | None, str, str]],
+) -> Any:
+    if isinstance(data, str):
+        try:
+            return expand_env(data, environ)
+        except KeyError as exc:
+            problems.append(
+                (node, _format_loc(loc), f"environment variable {exc.args[0]} is not set")
+            )
+            return data
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if k.value == str(key)), None)
+            out[key] = _expand_tree(value, child, (*loc, str(key)), environ, problems)
+        return out
+    if isinstance(data, list):
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        return [
+            _expand_tree(
+                v, children[i] if i < len(children) else None, (*loc, i), environ, problems
+            )
+            for i, v in enumerate(data)
+        ]
+    return data
+
+
+def parse_config(
+    text: str, filename: str = "<config>", environ: dict[str, str] | None = None
+) -> Config:
+    """Parse YAML text into a Config; raise ConfigError listing every problem with its line."""
+    env = os.environ if environ is None else environ
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(filename, line, "(yaml)", str(problem))]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigIssue(filename, _line(root), "(root)", "expected a mapping of sections")]
+        )
+    problems: list[tuple[yaml.Node | None, str, str]] = []
+    data = _expand_tree(data, root, (), env, problems)
+    issues = [ConfigIssue(filename, _line(n), f, m) for n, f, m in problems]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            message = error["msg"]
+            if error["type"] == "value_error" and not loc:
+                message, loc = _split_located_message(message)
+            if error["type"] == "union_tag_invalid":
+                ctx = error.get("ctx", {})
+                loc = (*loc, "type")
+                message = (
+                    f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+                )
+            elif error["type"] == "union_tag_not_found":
+                loc = (*loc, "type")
+                message = "required field is missing (the type of this entry)"
+            node, shown = _walk(root, loc)
+            message = message.removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "required field is missing"
+            elif error["type"] == "extra_forbidden":
+                message = "unknown key (check its spelling and the config reference)"
+            issues.append(ConfigIssue(filename, _line(node), "".join(shown) or "(root)", message))
+        raise ConfigError(sorted(issues, key=lambda i: i.line)) from None
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+_LOCATED = re.compile(
+    r"^(?:Value error, )?(?P<loc>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)?): (?P<msg>.*)$"
+)
+
+
+def _split_located_message(message: str) -> tuple[str, tuple[int | str, ...]]:
+    """Cross-field validators say `checks[2].depends_on: ...`; turn that into a location."""
+    match = _LOCATED.match(message)
+    if not match:
+        return message, ()
+    loc: list[int | str] = []
+    for part in re.findall(r"[a-z_]+|\[\d+\]", match.group("loc")):
+        loc.append(int(part[1:-1]) if part.startswith("[") else part)
+    return match.group("msg"), tuple(loc)
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and parse a config file; raise ConfigError, or FileNotFoundError if absent."""
+    path = Path(path)
+    return parse_config(path.read_text(encoding="utf-8"), str(path), environ)

@@ -1,0 +1,84 @@
+"""What every notification channel shares: config fields, the message it gets, its outcome."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+import aiohttp
+
+from watchkeeper._model import Name, StrictModel
+
+
+class ChannelConfigBase(StrictModel):
+    name: Name
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One outbox entry to deliver: the event, its payload body and its idempotency key."""
+
+    id: int
+    idempotency_key: str
+    event: str
+    payload: dict[str, Any]
+    created_at: datetime
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of one delivery attempt. `retry` says whether trying again can help."""
+
+    delivered: bool
+    retry: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+    """Seconds the receiver asked us to wait (HTTP Retry-After), if any."""
+
+    @classmethod
+    def ok(cls) -> Outcome:
+        return cls(delivered=True)
+
+    @classmethod
+    def temporary(cls, error: str, retry_after: float | None = None) -> Outcome:
+        return cls(delivered=False, retry=True, error=error, retry_after=retry_after)
+
+    @classmethod
+    def permanent(cls, error: str) -> Outcome:
+        return cls(delivered=False, retry=False, error=error)
+
+
+@dataclass(slots=True)
+class ChannelContext:
+    http: aiohttp.ClientSession
+    timeout: float
+
+
+CC = TypeVar("CC", bound=ChannelConfigBase)
+
+
+class Channel(abc.ABC, Generic[CC]):
+    """A destination for notifications. `send` makes one attempt; the outbox owns retries."""
+
+    type: ClassVar[str]
+    config_model: ClassVar[type[ChannelConfigBase]]
+
+    def __init__(self, config: CC, context: ChannelContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abc.abstractmethod
+    async def send(self, message: Message) -> Outcome:
+        """Deliver once; never raise for delivery errors, return an Outcome instead."""
+
+    def secrets(self) -> list[str]:
+        """Strings that must never appear in logs (tokens, passwords)."""
+        return []

@@ -1,0 +1,73 @@
+"""The path of every check result: state machine → history → metrics → alert lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.checks.base import Check, CheckConfigBase
+from watchkeeper.checkstate import CheckState, Transition, apply_result
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.metrics.exposition import ServiceMetrics
+from watchkeeper.store.results import ResultWriter
+
+log = logging.getLogger(__name__)
+
+
+class ResultPipeline:
+    """Holds the live state of every check and feeds each result through the stages."""
+
+    def __init__(
+        self,
+        states: dict[str, CheckState],
+        writer: ResultWriter,
+        alerts: CheckAlerts,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.states = states
+        self._writer = writer
+        self._alerts = alerts
+        self._metrics = metrics
+        # Transitions whose alert transaction failed (database down): retried on later results
+        # so a DOWN seen during a database blip still pages once the database is back.
+        self._unsynced: dict[str, Transition] = {}
+
+    def state_for(self, config: CheckConfigBase, now: datetime) -> CheckState:
+        state = self.states.get(config.name)
+        if state is None:
+            state = self.states[config.name] = CheckState(config.name, Status.UNKNOWN, now)
+        return state
+
+    def snapshot(self, name: str) -> CheckState | None:
+        return self.states.get(name)
+
+    async def handle(self, check: Check[Any], started_at: datetime, result: CheckResult) -> None:
+        config = check.config
+        state = self.state_for(config, started_at)
+        transition = apply_result(
+            state, result, started_at, config.failure_threshold, config.success_threshold
+        )
+        self._writer.record(config.name, started_at, result)
+        self._metrics.check_runs.labels(config.name, result.status.value).inc()
+        if result.response_time is not None:
+            self._metrics.check_response.labels(config.name).observe(result.response_time)
+        if transition is not None:
+            self._metrics.observe_state(config.name, state.status)
+            log.info(
+                "check %s is %s (was %s): %s",
+                config.name,
+                transition.current.value,
+                transition.previous.value,
+                result.reason,
+            )
+            self._unsynced[config.name] = transition
+        pending = self._unsynced.get(config.name)
+        if pending is not None:
+            try:
+                await self._alerts.on_transition(pending, state)
+            except Exception:
+                log.exception("recording the state change of %s failed; will retry", config.name)
+            else:
+                self._unsynced.pop(config.name, None)

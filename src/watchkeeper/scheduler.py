@@ -1,0 +1,132 @@
+"""Runs every check on its interval: fixed phase per check, a global concurrency limit,
+an enforced timeout, and no overlap or pile-up when a check is slower than its interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from watchkeeper.checks.base import Check
+from watchkeeper.clock import Clock
+from watchkeeper.domain import CheckResult
+from watchkeeper.durations import format_duration
+
+log = logging.getLogger(__name__)
+
+ResultHandler = Callable[[Check[Any], datetime, CheckResult], Awaitable[None]]
+LagObserver = Callable[[float], None]
+
+
+async def run_once(check: Check[Any]) -> CheckResult:
+    """Run a check under its timeout; every failure becomes a result, never an exception."""
+    timeout = check.config.timeout.total_seconds()
+    try:
+        async with asyncio.timeout(timeout):
+            return await check.run()
+    except TimeoutError:
+        return CheckResult.down(f"timed out after {format_duration(check.config.timeout)}")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("check %s crashed", check.name)
+        return CheckResult.unknown(f"check crashed: {type(exc).__name__}: {exc}")
+
+
+class Scheduler:
+    """Owns one task per check. `start` launches them, `stop` ends them gracefully."""
+
+    def __init__(
+        self,
+        checks: list[Check[Any]],
+        on_result: ResultHandler,
+        clock: Clock,
+        *,
+        max_concurrency: int = 500,
+        shutdown_grace: float = 5.0,
+        on_lag: LagObserver | None = None,
+        is_paused: Callable[[str], bool] = lambda _name: False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._checks = checks
+        self._on_result = on_result
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._shutdown_grace = shutdown_grace
+        self._on_lag = on_lag
+        self._is_paused = is_paused
+        self._rng = rng or random.Random()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: set[str] = set()
+        self._stopping = False
+        self._started = False
+        self.runs = 0
+        self.last_lag = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._stopping
+
+    def _initial_delay(self, interval: float) -> float:
+        # Spread first runs over the interval (capped, so a new check reports soon) to avoid a
+        # thundering herd at start; the phase then stays fixed, so runs never drift.
+        return self._rng.uniform(0, min(interval, 5.0))
+
+    def start(self) -> None:
+        self._stopping = False
+        self._started = True
+        for check in self._checks:
+            self._tasks[check.name] = asyncio.create_task(
+                self._loop(check), name=f"check:{check.name}"
+            )
+
+    async def _loop(self, check: Check[Any]) -> None:
+        interval = check.config.interval.total_seconds()
+        next_due = self._clock.monotonic() + self._initial_delay(interval)
+        while not self._stopping:
+            await self._clock.sleep(next_due - self._clock.monotonic())
+            if self._is_paused(check.name):
+                next_due += interval
+                continue
+            async with self._semaphore:
+                if self._stopping:
+                    return
+                lag = max(0.0, self._clock.monotonic() - next_due)
+                self.last_lag = lag
+                if self._on_lag:
+                    self._on_lag(lag)
+                self._in_flight.add(check.name)
+                try:
+                    started_at = self._clock.now()
+                    result = await run_once(check)
+                    self.runs += 1
+                    await self._on_result(check, started_at, result)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("handling the result of %s failed", check.name)
+                finally:
+                    self._in_flight.discard(check.name)
+            next_due += interval
+            now = self._clock.monotonic()
+            if next_due < now:
+                # The run overran its slot(s): skip them instead of firing a burst to catch up.
+                next_due += math.ceil((now - next_due) / interval) * interval
+
+    async def stop(self) -> None:
+        """Let in-flight runs finish within the grace period, cancel everything else."""
+        self._stopping = True
+        idle = [t for n, t in self._tasks.items() if n not in self._in_flight]
+        busy = [t for n, t in self._tasks.items() if n in self._in_flight]
+        for task in idle:
+            task.cancel()
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=self._shutdown_grace)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()

@@ -1,0 +1,121 @@
+"""Alert rows and their event timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchkeeper.domain import Alert, AlertStatus, Severity
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
+
+A = tables.alerts
+
+
+def alert_from_row(row: Any) -> Alert:
+    return Alert(
+        id=row.id,
+        fingerprint=row.fingerprint,
+        name=row.name,
+        check=row.check_name,
+        rule=row.rule_name,
+        severity=Severity(row.severity),
+        status=AlertStatus(row.status),
+        started_at=row.started_at,
+        resolved_at=row.resolved_at,
+        summary=row.summary,
+        labels=dict(row.labels or {}),
+    )
+
+
+async def open_alert(conn: AsyncConnection, fingerprint: str) -> Alert | None:
+    row = (
+        await conn.execute(
+            select(A).where(A.c.fingerprint == fingerprint, A.c.status != AlertStatus.RESOLVED)
+        )
+    ).first()
+    return alert_from_row(row) if row else None
+
+
+async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
+    await conn.execute(
+        A.insert().values(
+            id=alert.id,
+            fingerprint=alert.fingerprint,
+            name=alert.name,
+            check_name=alert.check,
+            rule_name=alert.rule,
+            severity=alert.severity.value,
+            status=alert.status.value,
+            summary=alert.summary,
+            labels=alert.labels,
+            started_at=alert.started_at,
+            resolved_at=alert.resolved_at,
+            updated_at=alert.started_at,
+        )
+    )
+
+
+async def mark_resolved(conn: AsyncConnection, alert: Alert, at: datetime) -> None:
+    alert.status, alert.resolved_at = AlertStatus.RESOLVED, at
+    await conn.execute(
+        A.update()
+        .where(A.c.id == alert.id)
+        .values(status=AlertStatus.RESOLVED.value, resolved_at=at, updated_at=at)
+    )
+
+
+async def add_event(
+    conn: AsyncConnection,
+    alert_id: str,
+    kind: str,
+    at: datetime,
+    actor: str | None = None,
+    comment: str | None = None,
+) -> None:
+    await conn.execute(
+        tables.alert_events.insert().values(
+            alert_id=alert_id, kind=kind, at=at, actor=actor, comment=comment
+        )
+    )
+
+
+async def list_alerts(
+    db: Database,
+    *,
+    status: str | None = None,
+    check: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[Alert], int]:
+    query = select(A)
+    count = select(func.count()).select_from(A)
+    if status == "open":
+        query, count = (q.where(A.c.status != AlertStatus.RESOLVED) for q in (query, count))
+    elif status:
+        query, count = (q.where(A.c.status == status) for q in (query, count))
+    if check:
+        query, count = (q.where(A.c.check_name == check) for q in (query, count))
+    query = query.order_by(A.c.started_at.desc(), A.c.id).limit(limit).offset(offset)
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        total = (await conn.execute(count)).scalar_one()
+    return [alert_from_row(r) for r in rows], int(total)
+
+
+async def get_alert(db: Database, alert_id: str) -> tuple[Alert, list[Any]] | None:
+    async with db.connect() as conn:
+        row = (await conn.execute(select(A).where(A.c.id == alert_id))).first()
+        if row is None:
+            return None
+        events = (
+            await conn.execute(
+                select(tables.alert_events)
+                .where(tables.alert_events.c.alert_id == alert_id)
+                .order_by(tables.alert_events.c.at, tables.alert_events.c.id)
+            )
+        ).all()
+    return alert_from_row(row), list(events)

@@ -1,0 +1,119 @@
+"""Engine creation for SQLite and PostgreSQL, and migrations on start."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from watchkeeper.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def async_url(url: str) -> str:
+    """Map the user-facing URL to the async driver SQLAlchemy needs."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return str(parsed.set(drivername="sqlite+aiosqlite"))
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported storage url {redact_url(url)!r}")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the API read while the scheduler writes; NORMAL sync is durable against a
+    # process crash (SIGKILL), which is what "nothing lost" means for a single node.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Database:
+    """Owns the engine. Every component gets the same Database from the app factory."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        sa_url = async_url(url)
+        kwargs: dict[str, Any] = {}
+        if not sa_url.startswith("sqlite"):
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(sa_url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.migrated = False
+
+    def begin(self) -> Any:
+        """A transaction: `async with db.begin() as conn:`."""
+        return self.engine.begin()
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent)."""
+        async with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Several nodes may start at once; one migrates, the others wait.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7427001)"))
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "head"))
+        self.migrated = True
+
+    async def current_revision(self) -> str | None:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(
+                lambda c: MigrationContext.configure(c).get_current_revision()
+            )
+
+    @staticmethod
+    def head_revision() -> str | None:
+        script = ScriptDirectory(str(_MIGRATIONS))
+        return script.get_current_head()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def upsert(
+    conn: AsyncConnection, table: Any, values: list[dict[str, Any]], key: list[str]
+) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE, on either engine."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)  # type: ignore[assignment]
+    update = {c: stmt.excluded[c] for c in values[0] if c not in key}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=update), values)

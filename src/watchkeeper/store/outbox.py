@@ -1,0 +1,88 @@
+"""The notification outbox table: enqueue inside the caller's transaction, claim, settle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
+
+OB = tables.outbox
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    channel: str
+    idempotency_key: str
+    event: str
+    payload: dict[str, Any]
+    alert_id: str | None = None
+
+
+async def enqueue(conn: AsyncConnection, entries: list[OutboxEntry], now: datetime) -> None:
+    """Queue deliveries in the caller's transaction: they exist iff the change they report does."""
+    if not entries:
+        return
+    await conn.execute(
+        OB.insert(),
+        [
+            {
+                "channel": e.channel,
+                "idempotency_key": e.idempotency_key,
+                "event": e.event,
+                "alert_id": e.alert_id,
+                "payload": e.payload,
+                "status": PENDING,
+                "attempts": 0,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for e in entries
+        ],
+    )
+
+
+async def due(db: Database, now: datetime, limit: int = 100) -> list[Any]:
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            select(OB)
+            .where(OB.c.status == PENDING, OB.c.next_attempt_at <= now)
+            .order_by(OB.c.next_attempt_at, OB.c.id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+
+async def next_due_at(db: Database) -> datetime | None:
+    async with db.connect() as conn:
+        value = await conn.execute(
+            select(func.min(OB.c.next_attempt_at)).where(OB.c.status == PENDING)
+        )
+        result: datetime | None = value.scalar_one_or_none()
+        return result
+
+
+async def settle(db: Database, entry_id: int, **values: Any) -> None:
+    async with db.begin() as conn:
+        await conn.execute(OB.update().where(OB.c.id == entry_id).values(**values))
+
+
+async def depth(db: Database) -> int:
+    async with db.connect() as conn:
+        value = await conn.execute(select(func.count()).where(OB.c.status == PENDING))
+        return int(value.scalar_one())
+
+
+async def list_entries(db: Database, *, status: str | None = None, limit: int = 100) -> list[Any]:
+    query = select(OB).order_by(OB.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(OB.c.status == status)
+    async with db.connect() as conn:
+        return list((await conn.execute(query)).all())

@@ -1,0 +1,117 @@
+"""Batched writes of check results and states: one transaction per batch, not per result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from watchkeeper.checkstate import CheckState
+from watchkeeper.domain import CheckResult
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database, upsert
+
+log = logging.getLogger(__name__)
+
+
+class ResultWriter:
+    """Buffers results and flushes them together.
+
+    Results are the high-volume path (thousands a second at scale); writing each in its own
+    transaction would make SQLite the bottleneck. State changes that open or resolve alerts are
+    written synchronously elsewhere; what a crash can lose here is at most one flush interval of
+    result history, never an alert or a notification.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        snapshot: Callable[[str], CheckState | None],
+        *,
+        flush_interval: float = 0.5,
+        max_batch: int = 1000,
+    ) -> None:
+        self._db = db
+        self._snapshot = snapshot
+        self._flush_interval = flush_interval
+        self._max_batch = max_batch
+        self._buffer: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.flushed = 0
+
+    def record(self, check: str, started_at: datetime, result: CheckResult) -> None:
+        self._buffer.append(
+            {
+                "check_name": check,
+                "started_at": started_at,
+                "status": result.status.value,
+                "reason": result.reason,
+                "response_time": result.response_time,
+                "metrics": result.metrics or None,
+                "details": result.details or None,
+            }
+        )
+        if len(self._buffer) >= self._max_batch:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._buffer:
+                batch, self._buffer = (
+                    self._buffer[: self._max_batch],
+                    self._buffer[self._max_batch :],
+                )
+                names = {row["check_name"] for row in batch}
+                states = [s.as_row() for n in names if (s := self._snapshot(n)) is not None]
+                try:
+                    async with self._db.begin() as conn:
+                        await conn.execute(tables.check_results.insert(), batch)
+                        await upsert(conn, tables.check_states, states, ["check_name"])
+                except Exception:
+                    # Keep the rows for the next flush rather than lose them; the DB may be
+                    # restarting. Bound the buffer so a long outage cannot exhaust memory.
+                    log.exception("writing %d check results failed; will retry", len(batch))
+                    self._buffer = (batch + self._buffer)[-100_000:]
+                    return
+                self.flushed += len(batch)
+
+    async def run(self) -> None:
+        """Flush forever; the owner cancels it and then calls `flush` once more."""
+        while True:
+            try:
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+
+async def load_states(db: Database) -> dict[str, CheckState]:
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(tables.check_states))).all()
+    return {row.check_name: CheckState.from_row(row) for row in rows}
+
+
+async def recent_results(db: Database, check: str, limit: int = 100) -> list[Any]:
+    query = (
+        select(tables.check_results)
+        .where(tables.check_results.c.check_name == check)
+        .order_by(tables.check_results.c.started_at.desc(), tables.check_results.c.id.desc())
+        .limit(limit)
+    )
+    async with db.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def delete_results_before(db: Database, cutoff: datetime) -> int:
+    async with db.begin() as conn:
+        result = await conn.execute(
+            delete(tables.check_results).where(tables.check_results.c.started_at < cutoff)
+        )
+    return int(result.rowcount or 0)

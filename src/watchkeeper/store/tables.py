@@ -1,0 +1,126 @@
+"""The schema. Changes here need an Alembic revision in store/migrations/versions."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from watchkeeper.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("check_name", String(100), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("response_time", Float),
+    Column("metrics", JSON),
+    Column("details", JSON),
+    Index("ix_check_results_check_started", "check_name", "started_at"),
+    Index("ix_check_results_started", "started_at"),
+)
+
+check_states = Table(
+    "check_states",
+    metadata,
+    Column("check_name", String(100), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("last_status", String(16)),
+    Column("last_reason", Text),
+    Column("last_checked_at", UTCDateTime()),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("consecutive_successes", Integer, nullable=False, server_default="0"),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+)
+
+_OPEN = "status != 'resolved'"
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("fingerprint", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("check_name", String(100)),
+    Column("rule_name", String(100)),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("acknowledged_at", UTCDateTime()),
+    Column("acknowledged_by", String(255)),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # The database itself guarantees one open alert per fingerprint, whatever the code does.
+    Index(
+        "uq_alerts_open_fingerprint",
+        "fingerprint",
+        unique=True,
+        sqlite_where=text(_OPEN),
+        postgresql_where=text(_OPEN),
+    ),
+    Index("ix_alerts_status_started", "status", "started_at"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(255)),
+    Column("comment", Text),
+    Index("ix_alert_events_alert", "alert_id", "at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("channel", String(100), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("alert_id", String(36)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("delivered_at", UTCDateTime()),
+    Column("last_error", Text),
+    # One row per (channel, key): a replayed transition can never queue a second delivery.
+    UniqueConstraint("channel", "idempotency_key"),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)

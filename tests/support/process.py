@@ -1,0 +1,85 @@
+"""Run `watchkeeper run` as a real subprocess, the way a user (or systemd) does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.support.servers import free_port, wait_until
+
+
+class WatchkeeperProcess:
+    def __init__(self, config: Path, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log = workdir / "watchkeeper.log"
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, timeout: float = 20) -> WatchkeeperProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "watchkeeper",
+                "run",
+                "--config",
+                str(self.config),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        self._session = aiohttp.ClientSession()
+        await wait_until(self._ready, timeout, f"watchkeeper ready; log:\n{self.log_text()}")
+        return self
+
+    async def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.returncode is not None:
+            raise AssertionError(f"watchkeeper exited {self.proc.returncode}:\n{self.log_text()}")
+        try:
+            return (await self.get("/health/ready", raw=True)) == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def get(self, path: str, raw: bool = False) -> Any:
+        assert self._session is not None
+        async with self._session.get(self.url + path, timeout=aiohttp.ClientTimeout(5)) as r:
+            if raw:
+                return r.status
+            r.raise_for_status()
+            return await r.json(content_type=None)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        """Send `sig` and wait for exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        try:
+            async with asyncio.timeout(timeout):
+                code = await self.proc.wait()
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+            if self._session is not None:
+                await self._session.close()
+        return code

@@ -1,0 +1,128 @@
+"""The service as a user runs it: a subprocess, a real target, a real webhook receiver."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.support.process import WatchkeeperProcess
+from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
+
+
+def write_config(tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver) -> Path:
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(
+        f"""
+storage:
+  url: "sqlite:///{tmp_path / "wk.db"}"
+delivery:
+  backoff_initial: 200ms
+  backoff_max: 1s
+checks:
+  - name: api
+    type: http
+    url: {target.url}/health
+    interval: 1s
+    timeout: 2s
+    failure_threshold: 2
+notifications:
+  - name: ops
+    type: webhook
+    url: {receiver.hook_url}
+    secret: "${{HOOK_SECRET}}"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+async def check_status(wk: WatchkeeperProcess, name: str) -> str:
+    return str((await wk.get(f"/api/v1/checks/{name}"))["status"])
+
+
+async def test_outage_pages_once_signed_and_recovery_resolves(
+    tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver, monkeypatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", receiver.secret)
+    wk = await WatchkeeperProcess(write_config(tmp_path, target, receiver), tmp_path).start()
+    try:
+        await wait_until(lambda: _is(wk, "api", "up"), 10, "api up")
+        assert receiver.attempts == [], "no alert while healthy"
+
+        target.status = 500
+        flipped = time.monotonic()
+        firing = await receiver.wait_for(
+            lambda r: r.accepted("alert.firing"), 5, "alert.firing within 5 s of the flip"
+        )
+        assert time.monotonic() - flipped < 5
+        (delivery,) = firing
+        assert receiver.signature_ok(delivery)
+        alert = delivery.payload["alert"]
+        assert delivery.payload["version"] == 1
+        assert alert["check"] == "api" and alert["status"] == "firing"
+        assert alert["severity"] == "critical"
+        assert "HTTP 500" in alert["summary"]
+        assert delivery.key == f"{alert['id']}:alert.firing"
+
+        target.status = 200
+        (resolved,) = await receiver.wait_for(
+            lambda r: r.accepted("alert.resolved"), 10, "alert.resolved after recovery"
+        )
+        assert receiver.signature_ok(resolved)
+        assert resolved.payload["alert"]["id"] == alert["id"]
+        assert resolved.payload["alert"]["resolved_at"] is not None
+
+        alerts = await wk.get("/api/v1/alerts")
+        assert alerts["total"] == 1 and alerts["items"][0]["status"] == "resolved"
+    finally:
+        code = await wk.stop(signal.SIGTERM, timeout=10)
+    assert code == 0, wk.log_text()
+    assert [d.event for d in receiver.attempts] == ["alert.firing", "alert.resolved"]
+    assert receiver.secret not in wk.log_text()
+
+
+async def _is(wk: WatchkeeperProcess, name: str, status: str) -> bool:
+    return await check_status(wk, name) == status
+
+
+async def test_notification_survives_sigkill_and_restart_without_second_alert(
+    tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver, monkeypatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", receiver.secret)
+    config = write_config(tmp_path, target, receiver)
+    receiver.reply_status = 503
+    wk = await WatchkeeperProcess(config, tmp_path).start()
+    await wait_until(lambda: _is(wk, "api", "up"), 10, "api up")
+    target.status = 500
+    await receiver.wait_for(
+        lambda r: len(r.attempts) >= 2, 10, "two refused delivery attempts of alert.firing"
+    )
+    await wk.stop(signal.SIGKILL)
+    refused_keys = {d.key for d in receiver.attempts}
+    assert len(refused_keys) == 1
+
+    receiver.reply_status = 200
+    wk = await WatchkeeperProcess(config, tmp_path).start()
+    try:
+        (firing,) = await receiver.wait_for(
+            lambda r: r.accepted("alert.firing"), 10, "alert.firing delivered after restart"
+        )
+        assert firing.key in refused_keys
+        assert receiver.signature_ok(firing)
+        # The check is still down after the restart: it must not open another alert.
+        await wait_until(lambda: _is(wk, "api", "down"), 10, "api still down after restart")
+        alerts = await wk.get("/api/v1/alerts")
+        assert alerts["total"] == 1, alerts
+
+        target.status = 200
+        (resolved,) = await receiver.wait_for(
+            lambda r: r.accepted("alert.resolved"), 10, "alert.resolved"
+        )
+        assert resolved.payload["alert"]["id"] == firing.payload["alert"]["id"]
+    finally:
+        assert await wk.stop() == 0
+    assert receiver.duplicates == 0 or all(
+        d.key in receiver.processed for d in receiver.attempts if d.answered == 200
+    )
+    assert len(receiver.accepted("alert.firing")) == 1
