@@ -334,6 +334,7 @@ def parse_config(
     problems: list[tuple[yaml.Node | None, str, str]] = []
     data = _expand_tree(data, root, (), env, problems)
     issues = [ConfigIssue(filename, _line(n), f, m) for n, f, m in problems]
+    env_fields = {issue.field for issue in issues}
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -357,7 +358,9 @@ def parse_config(
                 message = "required field is missing"
             elif error["type"] == "extra_forbidden":
                 message = "unknown key (check its spelling and the config reference)"
-            issues.append(ConfigIssue(filename, _line(node), "".join(shown) or "(root)", message))
+            field = "".join(shown) or "(root)"
+            if field not in env_fields:  # the unset variable is the real problem there
+                issues.append(ConfigIssue(filename, _line(node), field, message))
         raise ConfigError(sorted(issues, key=lambda i: i.line)) from None
     if issues:
         raise ConfigError(issues)

@@ -1,0 +1,204 @@
+"""Scheduling: timeouts always enforced, no overlap, no pile-up, a global concurrency cap."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pytest
+
+from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
+from watchkeeper.clock import SystemClock
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.scheduler import Scheduler, run_once
+
+
+class FakeConfig(CheckConfigBase):
+    type: Literal["fake"] = "fake"
+
+
+class ScriptedCheck(Check[FakeConfig]):
+    """A check whose body the test supplies."""
+
+    type = "fake"
+    config_model = FakeConfig
+
+    def __init__(self, name: str, body: Callable[[], Awaitable[CheckResult]], **cfg: Any) -> None:
+        super().__init__(FakeConfig(name=name, **cfg), CheckContext(http=None))  # type: ignore[arg-type]
+        self.body = body
+
+    async def run(self) -> CheckResult:
+        return await self.body()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.results: list[tuple[str, datetime, CheckResult]] = []
+        self.changed = asyncio.Condition()
+
+    async def __call__(self, check: Check[Any], started_at: datetime, result: CheckResult) -> None:
+        self.results.append((check.name, started_at, result))
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for(self, count: int, timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: len(self.results) >= count)
+
+
+async def test_a_check_that_hangs_is_down_at_its_timeout_and_was_cancelled() -> None:
+    cancelled = asyncio.Event()
+
+    async def hang() -> CheckResult:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        raise AssertionError("unreachable")
+
+    result = await run_once(ScriptedCheck("slow", hang, timeout=timedelta(milliseconds=100)))
+    assert result.status is Status.DOWN
+    assert result.reason == "timed out after 100ms"
+    assert cancelled.is_set()
+
+
+async def test_a_crashing_check_is_unknown_with_the_error_as_reason() -> None:
+    async def crash() -> CheckResult:
+        raise RuntimeError("kaboom")
+
+    result = await run_once(ScriptedCheck("bad", crash))
+    assert result.status is Status.UNKNOWN
+    assert result.reason == "check crashed: RuntimeError: kaboom"
+
+
+async def test_a_slow_check_never_overlaps_itself_and_skips_missed_slots() -> None:
+    running = 0
+    max_running = 0
+    interval = 0.05
+
+    async def slow() -> CheckResult:
+        nonlocal running, max_running
+        running += 1
+        max_running = max(max_running, running)
+        await asyncio.sleep(interval * 3)  # the check's own work, three slots long
+        running -= 1
+        return CheckResult.up()
+
+    collect = Collector()
+    check = ScriptedCheck("slow", slow, interval=timedelta(seconds=interval))
+    scheduler = Scheduler([check], collect, SystemClock())
+    scheduler.start()
+    await collect.wait_for(4)
+    await scheduler.stop()
+    assert max_running == 1
+    starts = [at for _, at, _ in collect.results]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    # After an overrun the next run waits for its next slot instead of starting at once.
+    assert all(gap >= interval * 3 for gap in gaps), gaps
+
+
+async def test_no_more_than_max_concurrency_checks_run_at_once() -> None:
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def blocked() -> CheckResult:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return CheckResult.up()
+
+    checks = [ScriptedCheck(f"c{i}", blocked, interval=timedelta(seconds=60)) for i in range(10)]
+    collect = Collector()
+    scheduler = Scheduler(checks, collect, SystemClock(), max_concurrency=3)
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    scheduler.start()
+    async with asyncio.timeout(5):
+        while running < 3:
+            await asyncio.sleep(0)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert peak == 3
+    release.set()
+    await collect.wait_for(10)
+    await scheduler.stop()
+    assert peak == 3
+
+
+async def test_stop_lets_in_flight_checks_finish_within_the_grace_period() -> None:
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def in_flight() -> CheckResult:
+        started.set()
+        await finish.wait()
+        return CheckResult.up("finished")
+
+    collect = Collector()
+    scheduler = Scheduler(
+        [ScriptedCheck("c", in_flight, interval=timedelta(seconds=60))],
+        collect,
+        SystemClock(),
+        shutdown_grace=5,
+    )
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(scheduler.stop())
+    await asyncio.sleep(0)
+    finish.set()
+    await asyncio.wait_for(stopping, 5)
+    assert [r.reason for _, _, r in collect.results] == ["finished"]
+    assert not scheduler.running
+
+
+async def test_stop_cancels_a_check_that_outlives_the_grace_period() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def stuck() -> CheckResult:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return CheckResult.up()
+
+    scheduler = Scheduler(
+        [ScriptedCheck("c", stuck, interval=timedelta(seconds=60), timeout=timedelta(hours=1))],
+        Collector(),
+        SystemClock(),
+        shutdown_grace=0.1,
+    )
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(scheduler.stop(), 5)
+    assert cancelled.is_set()
+
+
+@pytest.mark.parametrize("interval", [0.02])
+async def test_runs_keep_their_phase_instead_of_drifting(interval: float) -> None:
+    collect = Collector()
+
+    async def quick() -> CheckResult:
+        return CheckResult.up()
+
+    scheduler = Scheduler(
+        [ScriptedCheck("q", quick, interval=timedelta(seconds=interval))], collect, SystemClock()
+    )
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    scheduler.start()
+    await collect.wait_for(10)
+    await scheduler.stop()
+    starts = [at for _, at, _ in collect.results]
+    elapsed = (starts[9] - starts[0]).total_seconds()
+    # Nine intervals after the first run, give or take timer slack — not nine intervals
+    # plus nine run durations, as a sleep-after-run loop would drift.
+    assert elapsed == pytest.approx(9 * interval, abs=interval)
