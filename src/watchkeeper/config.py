@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -108,8 +108,12 @@ def _tagged_union(models: tuple[type[Any], ...]) -> Any:
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-CheckConfig = _tagged_union(_checks.config_models())
-ChannelConfig = _tagged_union(_channels.config_models())
+if TYPE_CHECKING:
+    CheckConfig = CheckConfigBase
+    ChannelConfig = ChannelConfigBase
+else:
+    CheckConfig = _tagged_union(_checks.config_models())
+    ChannelConfig = _tagged_union(_channels.config_models())
 
 
 class Config(StrictModel):
@@ -118,8 +122,8 @@ class Config(StrictModel):
     defaults: DefaultsConfig = Field(default_factory=DefaultsConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
-    checks: list[CheckConfig] = Field(default_factory=list)  # type: ignore[valid-type]
-    notifications: list[ChannelConfig] = Field(default_factory=list)  # type: ignore[valid-type]
+    checks: list[CheckConfig] = Field(default_factory=list)
+    notifications: list[ChannelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -150,13 +154,13 @@ class Config(StrictModel):
     def check(self, name: str) -> CheckConfigBase:
         for check in self.checks:
             if check.name == name:
-                return check  # type: ignore[no-any-return]
+                return check
         raise KeyError(name)
 
     def channel(self, name: str) -> ChannelConfigBase:
         for channel in self.notifications:
             if channel.name == name:
-                return channel  # type: ignore[no-any-return]
+                return channel
         raise KeyError(name)
 
 

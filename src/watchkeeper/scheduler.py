@@ -22,11 +22,16 @@ ResultHandler = Callable[[Check[Any], datetime, CheckResult], Awaitable[None]]
 LagObserver = Callable[[float], None]
 
 
+# Checks enforce their own timeout and say what timed out; this backstop, slightly later,
+# catches a check that does not (a user's callable), so no run can outlive its timeout by much.
+_BACKSTOP_SLACK = 0.5
+
+
 async def run_once(check: Check[Any]) -> CheckResult:
     """Run a check under its timeout; every failure becomes a result, never an exception."""
     timeout = check.config.timeout.total_seconds()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout + _BACKSTOP_SLACK):
             return await check.run()
     except TimeoutError:
         return CheckResult.down(f"timed out after {format_duration(check.config.timeout)}")

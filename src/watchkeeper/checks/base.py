@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import builtins
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Generic, TypeVar
@@ -54,7 +55,7 @@ class Check(abc.ABC, Generic[C]):
     """
 
     type: ClassVar[str]
-    config_model: ClassVar[type[CheckConfigBase]]
+    config_model: ClassVar[builtins.type[CheckConfigBase]]
 
     def __init__(self, config: C, context: CheckContext) -> None:
         self.config = config

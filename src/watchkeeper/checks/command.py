@@ -252,7 +252,9 @@ class CommandCheck(Check[CommandCheckConfig]):
         try:
             async with asyncio.timeout(cfg.timeout.total_seconds()):
                 await protocol.exited
-                returncode = transport.get_returncode() or 0
+                exit_status = transport.get_returncode()
+                # Set by the time `exited` fires; 255 is asyncio's own "status unavailable".
+                returncode = 255 if exit_status is None else exit_status
                 # Whatever the plugin left running in its group would otherwise keep the pipes
                 # open (and leak a process per run).
                 _kill_group(pid)

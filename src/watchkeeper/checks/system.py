@@ -116,8 +116,9 @@ class PsutilReader:
 def _busy_percent(before: Any, after: Any) -> float:
     # Same accounting as psutil.cpu_percent: guest time is already inside user/nice on Linux,
     # and iowait is idle time; counters that go backwards (it happens) count as zero.
-    deltas = {
-        name: max(0.0, getattr(after, name) - getattr(before, name)) for name in after._fields
+    deltas: dict[str, float] = {
+        name: max(0.0, float(getattr(after, name) - getattr(before, name)))
+        for name in after._fields
     }
     total = sum(deltas.values()) - deltas.get("guest", 0.0) - deltas.get("guest_nice", 0.0)
     busy = total - deltas["idle"] - deltas.get("iowait", 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -65,7 +66,7 @@ class Channel(abc.ABC, Generic[CC]):
     """A destination for notifications. `send` makes one attempt; the outbox owns retries."""
 
     type: ClassVar[str]
-    config_model: ClassVar[type[ChannelConfigBase]]
+    config_model: ClassVar[builtins.type[ChannelConfigBase]]
 
     def __init__(self, config: CC, context: ChannelContext) -> None:
         self.config = config
