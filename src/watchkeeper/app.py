@@ -25,6 +25,7 @@ from watchkeeper.redact import Redactor
 from watchkeeper.scheduler import Scheduler
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
+from watchkeeper.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Runtime:
         self.started = False
         self._writer_task: asyncio.Task[None] | None = None
         self._outbox_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self.checks: list[Check[Any]] = []
         self.channels: dict[str, Channel[Any]] = {}
@@ -83,6 +85,9 @@ class Runtime:
         alerts = CheckAlerts(
             self.db, self.check_configs, list(self.channels), on_enqueued=self.outbox.wake
         )
+        repaired = await alerts.reconcile(states, self.clock.now())
+        if repaired:
+            log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.writer = ResultWriter(self.db, states.get)
         self.pipeline = ResultPipeline(states, self.writer, alerts, self.metrics)
         for name, state in states.items():
@@ -99,6 +104,9 @@ class Runtime:
         )
         self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
         self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
+        self._retention_task = asyncio.create_task(
+            Retention(self.db, self.config.storage.retention, self.clock).run(), name="retention"
+        )
         self.scheduler.start()
         self.started = True
         log.info(
@@ -116,9 +124,10 @@ class Runtime:
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._outbox_task, timeout=3)
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            await asyncio.gather(self._writer_task, return_exceptions=True)
+        background = [t for t in (self._writer_task, self._retention_task) if t is not None]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if self.writer is not None:
             await self.writer.flush()
         for check in self.checks:

@@ -91,6 +91,8 @@ class WebhookReceiver(Server):
 
     secret: str | None = None
     reply_status: int = 200
+    retry_after: str | None = None
+    """Sent as the Retry-After header of every answer when set."""
     attempts: list[Delivery] = field(default_factory=list)
     processed: dict[str, Delivery] = field(default_factory=dict)
     duplicates: int = 0
@@ -124,7 +126,8 @@ class WebhookReceiver(Server):
                 self.processed[delivery.key] = delivery
         async with self._arrived:
             self._arrived.notify_all()
-        return web.Response(status=self.reply_status)
+        headers = {"Retry-After": self.retry_after} if self.retry_after is not None else None
+        return web.Response(status=self.reply_status, headers=headers)
 
     def signature_ok(self, delivery: Delivery) -> bool:
         assert self.secret is not None

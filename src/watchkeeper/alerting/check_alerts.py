@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition
-from watchkeeper.domain import Alert, AlertEventKind, AlertStatus, Status
+from watchkeeper.domain import Alert, AlertEventKind, AlertStatus, CheckResult, Status
 from watchkeeper.notify.payload import alert_payload
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
@@ -97,9 +98,25 @@ class CheckAlerts:
         log.info("alert %s %s: %s", alert.name, kind.value, alert.summary)
         return alert
 
-    async def safe_on_transition(self, transition: Transition, state: CheckState) -> None:
-        try:
-            await self.on_transition(transition, state)
-        except IntegrityError:
-            # Another node (or a replay) opened it first; the unique index kept us at one.
-            log.info("alert for %s already open", transition.check)
+    async def reconcile(self, states: dict[str, CheckState], now: datetime) -> int:
+        """Make open alerts match hard states; return how many were repaired.
+
+        A crash between persisting a state and committing its alert (the result writer may
+        flush the state first) would otherwise leave a DOWN check with no alert forever.
+        """
+        async with self._db.connect() as conn:
+            open_checks = await alert_store.open_check_alerts(conn)
+        repaired = 0
+        for name, state in states.items():
+            if name not in self._checks:
+                continue
+            if (state.status is Status.DOWN) == (name in open_checks):
+                continue
+            result = CheckResult(state.last_status or state.status, state.last_reason or "")
+            transition = Transition(name, Status.UNKNOWN, state.status, now, result)
+            try:
+                await self.on_transition(transition, state)
+            except IntegrityError:
+                continue  # another node repaired it first
+            repaired += 1
+        return repaired

@@ -40,6 +40,16 @@ async def open_alert(conn: AsyncConnection, fingerprint: str) -> Alert | None:
     return alert_from_row(row) if row else None
 
 
+async def open_check_alerts(conn: AsyncConnection) -> set[str]:
+    """Names of checks that have an open alert."""
+    rows = await conn.execute(
+        select(A.c.check_name).where(
+            A.c.status != AlertStatus.RESOLVED, A.c.check_name.is_not(None)
+        )
+    )
+    return {row.check_name for row in rows}
+
+
 async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
     await conn.execute(
         A.insert().values(

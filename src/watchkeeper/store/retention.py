@@ -1,0 +1,72 @@
+"""Deletes history older than `storage.retention`, so the database does not grow forever."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+
+from watchkeeper.clock import Clock
+from watchkeeper.config import RetentionConfig
+from watchkeeper.domain import AlertStatus
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    results: int
+    alerts: int
+    notifications: int
+
+
+class Retention:
+    def __init__(
+        self, db: Database, config: RetentionConfig, clock: Clock, every: float = 3600.0
+    ) -> None:
+        self._db = db
+        self._config = config
+        self._clock = clock
+        self._every = every
+
+    async def prune(self) -> Pruned:
+        """Delete expired rows now. Open alerts and undelivered notifications are never touched."""
+        now = self._clock.now()
+        results_before = now - self._config.results
+        alerts_before = now - self._config.alerts
+        r, a, o = tables.check_results, tables.alerts, tables.outbox
+        async with self._db.begin() as conn:
+            results = await conn.execute(delete(r).where(r.c.started_at < results_before))
+            await conn.execute(
+                delete(tables.alert_events).where(
+                    tables.alert_events.c.alert_id.in_(
+                        a.select()
+                        .with_only_columns(a.c.id)
+                        .where(a.c.status == AlertStatus.RESOLVED, a.c.resolved_at < alerts_before)
+                    )
+                )
+            )
+            alerts = await conn.execute(
+                delete(a).where(a.c.status == AlertStatus.RESOLVED, a.c.resolved_at < alerts_before)
+            )
+            sent = await conn.execute(
+                delete(o).where(o.c.status != outbox_store.PENDING, o.c.created_at < alerts_before)
+            )
+        pruned = Pruned(
+            int(results.rowcount or 0), int(alerts.rowcount or 0), int(sent.rowcount or 0)
+        )
+        if pruned.results or pruned.alerts or pruned.notifications:
+            log.info("retention pruned %s", pruned)
+        return pruned
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("retention pass failed; will try again")
+            await self._clock.sleep(self._every)
