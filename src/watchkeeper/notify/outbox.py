@@ -24,7 +24,8 @@ def backoff_delay(
     attempts: int, initial: float, maximum: float, rng: random.Random | None = None
 ) -> float:
     """Exponential backoff with jitter in [d/2, d], so retries spread yet never come too soon."""
-    delay = min(maximum, initial * (2 ** max(0, attempts - 1)))
+    exponent = min(max(0, attempts - 1), 60)  # 2**60 s is past any cap; avoids float overflow
+    delay = min(maximum, initial * 2.0**exponent)
     return (rng or random).uniform(delay / 2, delay)
 
 
