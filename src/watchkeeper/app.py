@@ -72,7 +72,7 @@ class Runtime:
         self._http = http_session(self.config.scheduler.max_concurrency + 50)
         delivery_timeout = self.config.delivery.timeout.total_seconds()
         self.channels = {
-            c.name: build_channel(c, ChannelContext(self._http, delivery_timeout))
+            c.name: build_channel(c, ChannelContext(self._http, delivery_timeout, self.clock.now))
             for c in self.config.notifications
         }
         for channel in self.channels.values():

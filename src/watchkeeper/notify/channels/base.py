@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -11,6 +12,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import aiohttp
 
 from watchkeeper._model import Name, StrictModel
+from watchkeeper.clock import utcnow
 
 
 class ChannelConfigBase(StrictModel):
@@ -57,6 +59,8 @@ class Outcome:
 class ChannelContext:
     http: aiohttp.ClientSession
     timeout: float
+    now: Callable[[], datetime] = utcnow
+    """Wall clock for timestamps in payloads (injectable like every other clock)."""
 
 
 CC = TypeVar("CC", bound=ChannelConfigBase)

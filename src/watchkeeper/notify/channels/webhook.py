@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl
 
-from watchkeeper.clock import utcnow
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
 from watchkeeper.notify.channels.http_post import post
 from watchkeeper.notify.channels.registry import register
@@ -52,7 +51,7 @@ class WebhookChannel(Channel[WebhookChannelConfig]):
     config_model = WebhookChannelConfig
 
     async def send(self, message: Message) -> Outcome:
-        body = build_body(message, utcnow())
+        body = build_body(message, self.context.now())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "watchkeeper",
