@@ -15,7 +15,7 @@ from tests.support.servers import free_port, wait_until
 
 
 class WatchkeeperProcess:
-    def __init__(self, config: Path, workdir: Path) -> None:
+    def __init__(self, config: Path | None, workdir: Path) -> None:
         self.config = config
         self.workdir = workdir
         self.port = free_port()
@@ -30,13 +30,13 @@ class WatchkeeperProcess:
     async def start(self, timeout: float = 20) -> WatchkeeperProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as log:
+            config = ["--config", str(self.config)] if self.config is not None else []
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "watchkeeper",
                 "run",
-                "--config",
-                str(self.config),
+                *config,
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 cwd=self.workdir,

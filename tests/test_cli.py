@@ -1,0 +1,65 @@
+"""The CLI as a user types it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.support.process import WatchkeeperProcess
+from tests.support.servers import wait_until
+from tests.test_config import watchkeeper
+
+
+def test_check_runs_each_check_once_and_exits_0_when_all_are_up(tmp_path: Path) -> None:
+    config = tmp_path / "wk.yaml"
+    config.write_text(
+        "checks:\n"
+        "  - {name: fine, type: command, command: [sh, -c, 'echo all good']}\n"
+        "  - {name: broken, type: command, command: [sh, -c, 'echo CRITICAL - on fire; exit 2']}\n",
+        encoding="utf-8",
+    )
+    one = watchkeeper("check", str(config), "fine")
+    assert one.returncode == 0, one.stderr
+    assert "fine" in one.stdout and "all good" in one.stdout and "broken" not in one.stdout
+
+    both = watchkeeper("check", str(config))
+    assert both.returncode == 1
+    assert "CRITICAL - on fire" in both.stdout and "down" in both.stdout
+
+    missing = watchkeeper("check", str(config), "nope")
+    assert missing.returncode == 1 and "no check named nope" in missing.stderr
+
+
+def test_db_upgrade_migrates_the_configured_database(tmp_path: Path) -> None:
+    config = tmp_path / "wk.yaml"
+    config.write_text(f"storage: {{url: 'sqlite:///{tmp_path / 'x.db'}'}}\n", encoding="utf-8")
+    result = watchkeeper("db", "upgrade", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "is at revision 0001" in result.stdout
+    assert (tmp_path / "x.db").exists()
+
+
+def test_run_refuses_a_bad_listen_address(tmp_path: Path) -> None:
+    result = watchkeeper("run", "--listen", "localhost", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--listen" in result.stderr and "HOST:PORT" in result.stderr
+
+
+async def test_run_without_a_config_file_watches_this_host_on_local_sqlite(tmp_path: Path) -> None:
+    wk = await WatchkeeperProcess(None, tmp_path).start()
+    try:
+
+        async def both_checked() -> dict[str, str] | None:
+            items = (await wk.get("/api/v1/checks"))["items"]
+            states = {c["name"]: c["status"] for c in items}
+            return states if "unknown" not in states.values() else None
+
+        states = await wait_until(both_checked, 15, "the built-in checks to report")
+        assert set(states) == {"host", "watchkeeper-api"}
+        assert states["watchkeeper-api"] == "up"
+        assert (tmp_path / "watchkeeper.db").exists()
+    finally:
+        assert await wk.stop() == 0
+    log = await asyncio.to_thread(wk.log_text)
+    assert f"health   http://127.0.0.1:{wk.port}/health" in log
+    assert "config built-in default" in log
