@@ -1,8 +1,15 @@
-"""Check types. Importing this package registers every built-in type."""
+"""Check types. Importing this package registers every built-in type: each module in this
+folder that is not `base` or `registry` defines one type with `@register`."""
 
-from watchkeeper.checks import command, http, system, tcp
+import importlib
+import pkgutil
+
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import CHECK_TYPES, build_check, config_models, register
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name not in ("base", "registry"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "CHECK_TYPES",
@@ -10,10 +17,6 @@ __all__ = [
     "CheckConfigBase",
     "CheckContext",
     "build_check",
-    "command",
     "config_models",
-    "http",
     "register",
-    "system",
-    "tcp",
 ]
