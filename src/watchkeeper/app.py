@@ -16,6 +16,7 @@ from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.config import Config
+from watchkeeper.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.metrics.exposition import ServiceMetrics
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
@@ -59,6 +60,8 @@ class Runtime:
         self._writer_task: asyncio.Task[None] | None = None
         self._outbox_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self.heartbeats: HeartbeatMonitor | None = None
         self._http: aiohttp.ClientSession | None = None
         self.checks: list[Check[Any]] = []
         self.channels: dict[str, Channel[Any]] = {}
@@ -78,7 +81,8 @@ class Runtime:
         for channel in self.channels.values():
             self.redactor.add(channel.secrets())
         context = CheckContext(self._http)
-        self.checks = [build_check(c, context) for c in self.config.checks if c.enabled]
+        built = [build_check(c, context) for c in self.config.checks if c.enabled]
+        self.checks = [c for c in built if not c.config.push]
 
         states = await load_states(self.db)
         self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
@@ -102,6 +106,15 @@ class Runtime:
             on_lag=self.metrics.scheduler_lag.observe,
             is_paused=lambda name: bool((s := states.get(name)) and s.paused),
         )
+        self.heartbeats = HeartbeatMonitor(
+            self.db,
+            heartbeat_checks(built),
+            self.pipeline.handle,
+            self.clock,
+            reported={name: state.status for name, state in states.items()},
+        )
+        await self.heartbeats.load()
+        self._heartbeat_task = asyncio.create_task(self.heartbeats.run(), name="heartbeats")
         self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
         self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
         self._retention_task = asyncio.create_task(
@@ -120,6 +133,9 @@ class Runtime:
         """Stop in reverse order of start: checks, then deliveries, then storage."""
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         if self.outbox is not None and self._outbox_task is not None:
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

@@ -129,7 +129,7 @@ class Config(StrictModel):
     def _apply_defaults_and_references(self) -> Config:
         for check in self.checks:
             for field in _DEFAULTED_FIELDS:
-                if field not in check.model_fields_set:
+                if field not in check.model_fields_set and not check.push:
                     setattr(check, field, getattr(self.defaults, field))
         _unique("checks", [c.name for c in self.checks])
         _unique("notifications", [n.name for n in self.notifications])

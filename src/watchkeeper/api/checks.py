@@ -25,6 +25,8 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
             checked_at=state.last_checked_at,
         )
     status = "paused" if state and state.paused else state.status.value if state else "unknown"
+    record = rt.heartbeats.record(config.name) if rt.heartbeats else None
+    ping_url = f"{rt.config.server.base_url()}/ping/{record.uuid}" if record else None
     return CheckOut(
         name=config.name,
         type=config.type,
@@ -41,6 +43,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
         labels=config.labels,
         depends_on=config.depends_on,
         enabled=config.enabled,
+        ping_url=ping_url,
     )
 
 

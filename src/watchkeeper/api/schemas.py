@@ -40,6 +40,8 @@ class CheckOut(BaseModel):
     depends_on: list[str]
     enabled: bool
     source: str = "config"
+    ping_url: str | None = None
+    """For heartbeats: the unguessable URL the job pings (`/ping/<uuid>`)."""
 
 
 class ResultOut(BaseModel):

@@ -19,6 +19,9 @@ from watchkeeper.durations import Duration
 class CheckConfigBase(StrictModel):
     """Fields common to every check. Scheduling fields left unset take `defaults:` values."""
 
+    push: ClassVar[bool] = False
+    """Push checks (heartbeats) are reported to us, not run by the scheduler."""
+
     name: Name
     type: str
     description: str | None = None

@@ -81,6 +81,9 @@ alerts = Table(
     Column("acknowledged_at", UTCDateTime()),
     Column("acknowledged_by", String(255)),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Why nobody was notified (e.g. "suppressed: database down"); None once notified.
+    Column("suppressed_reason", Text),
+    Column("notified_at", UTCDateTime()),
     # The database itself guarantees one open alert per fingerprint, whatever the code does.
     Index(
         "uq_alerts_open_fingerprint",
@@ -123,4 +126,22 @@ outbox = Table(
     # One row per (channel, key): a replayed transition can never queue a second delivery.
     UniqueConstraint("channel", "idempotency_key"),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("check_name", String(100), primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("last_ping_at", UTCDateTime()),
+    Column("last_start_at", UTCDateTime()),
+    Column("last_fail_at", UTCDateTime()),
+    Column("last_exit_code", Integer),
+    Column("last_duration", Float),
+    Column(
+        "ping_count",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        nullable=False,
+        server_default="0",
+    ),
 )

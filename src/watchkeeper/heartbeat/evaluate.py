@@ -1,0 +1,76 @@
+"""The state of a heartbeat at a given instant: new → up → late → down (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from watchkeeper.checks.heartbeat import HeartbeatCheckConfig
+from watchkeeper.domain import Status
+from watchkeeper.durations import format_duration
+from watchkeeper.heartbeat.schedule import next_expected
+from watchkeeper.store.heartbeats import HeartbeatRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    reason: str
+    changes_at: datetime | None
+    """When the status would next change if no ping arrives (None: only a ping changes it)."""
+
+
+def _ts(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetime) -> Verdict:
+    """Status of a heartbeat at `now`. Late is DEGRADED (inside grace); past grace is DOWN."""
+    grace = config.grace
+    last_ping, last_fail, started = record.last_ping_at, record.last_fail_at, record.last_start_at
+
+    if last_fail is not None and (last_ping is None or last_fail >= last_ping):
+        code = f" (exit code {record.last_exit_code})" if record.last_exit_code else ""
+        return Verdict(Status.DOWN, f"failure reported at {_ts(last_fail)}{code}", None)
+
+    run_deadline = None
+    if started is not None and (last_ping is None or started > last_ping):
+        run_deadline = started + grace
+        if now >= run_deadline:
+            return Verdict(
+                Status.DOWN,
+                f"started at {_ts(started)} and did not finish within {format_duration(grace)}",
+                None,
+            )
+
+    if last_ping is None:
+        if started is not None and run_deadline is not None:
+            return Verdict(
+                Status.UNKNOWN, f"new: first run started at {_ts(started)}", run_deadline
+            )
+        return Verdict(Status.UNKNOWN, "new: no ping yet", None)
+
+    expected = next_expected(
+        last_ping, period=config.period, schedule=config.schedule, tz=config.zone
+    )
+    down_at = expected + grace
+    if now < expected:
+        return Verdict(
+            Status.UP, f"last ping at {_ts(last_ping)}", _earliest(expected, run_deadline)
+        )
+    if now < down_at:
+        return Verdict(
+            Status.DEGRADED,
+            f"late: expected a ping by {_ts(expected)}",
+            _earliest(down_at, run_deadline),
+        )
+    return Verdict(
+        Status.DOWN,
+        f"no ping since {_ts(last_ping)} (expected by {_ts(expected)}, "
+        f"grace {format_duration(grace)})",
+        None,
+    )
+
+
+def _earliest(a: datetime, b: datetime | None) -> datetime:
+    return a if b is None or a <= b else b

@@ -1,0 +1,181 @@
+"""Receives pings and turns silence into results at the exact instant a deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from watchkeeper.checks.base import Check
+from watchkeeper.checks.heartbeat import HeartbeatCheck, HeartbeatCheckConfig
+from watchkeeper.clock import Clock
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.heartbeat.evaluate import Verdict, evaluate
+from watchkeeper.store.database import Database
+from watchkeeper.store.heartbeats import HeartbeatRecord, load_heartbeats, save_heartbeats
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_BYTES = 10_000
+"""A ping's body is kept as the run's log up to this size (healthchecks.io-compatible)."""
+
+_IDLE = 60.0  # seconds to sleep when no deadline is pending
+
+ResultHandler = Callable[[Check[Any], datetime, CheckResult], Awaitable[None]]
+
+
+class PingKind(StrEnum):
+    SUCCESS = "success"
+    START = "start"
+    FAIL = "fail"
+    LOG = "log"
+
+
+class HeartbeatMonitor:
+    """Owns every heartbeat's record; feeds pings and missed deadlines into the pipeline."""
+
+    def __init__(
+        self,
+        db: Database,
+        checks: list[HeartbeatCheck],
+        on_result: ResultHandler,
+        clock: Clock,
+        reported: Mapping[str, Status] | None = None,
+    ) -> None:
+        self._db = db
+        self._checks = {c.name: c for c in checks}
+        self._on_result = on_result
+        self._clock = clock
+        self._records: dict[str, HeartbeatRecord] = {}
+        self._by_uuid: dict[str, str] = {}
+        # What the pipeline last heard per heartbeat, so only changes are reported.
+        self._reported: dict[str, Status] = dict(reported or {})
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Read records, creating (and persisting) a ping UUID for new heartbeats."""
+        stored = await load_heartbeats(self._db)
+        changed = []
+        for name, check in self._checks.items():
+            record = stored.get(name)
+            wanted = str(check.config.uuid) if check.config.uuid else None
+            if record is None:
+                record = HeartbeatRecord(name, wanted or str(uuid.uuid4()))
+                changed.append(record)
+            elif wanted and record.uuid != wanted:
+                record.uuid = wanted
+                changed.append(record)
+            self._records[name] = record
+        if changed:
+            await save_heartbeats(self._db, changed)
+        self._by_uuid = {r.uuid: n for n, r in self._records.items()}
+
+    def resolve(self, key: str) -> HeartbeatCheck | None:
+        """The heartbeat addressed by name or UUID, if any."""
+        name = self._by_uuid.get(key.lower(), key)
+        return self._checks.get(name)
+
+    def record(self, name: str) -> HeartbeatRecord | None:
+        return self._records.get(name)
+
+    def verdict(self, name: str, now: datetime | None = None) -> Verdict:
+        check = self._checks[name]
+        return evaluate(check.config, self._records[name], now or self._clock.now())
+
+    async def ping(
+        self,
+        check: HeartbeatCheck,
+        kind: PingKind,
+        *,
+        exit_code: int | None = None,
+        body: bytes = b"",
+        source: str | None = None,
+    ) -> None:
+        """Record one ping and report its result at once."""
+        now = self._clock.now()
+        record = self._records[check.name]
+        async with self._lock:
+            record.ping_count += 1
+            details: dict[str, Any] = {"ping": kind.value}
+            metrics: dict[str, float] = {}
+            if source:
+                details["source"] = source
+            if body:
+                details["log"] = body[:MAX_LOG_BYTES].decode("utf-8", "replace")
+            if exit_code is not None:
+                details["exit_code"] = exit_code
+            if kind is PingKind.START:
+                record.last_start_at = now
+            elif kind is PingKind.SUCCESS:
+                if record.last_start_at is not None and (
+                    record.last_ping_at is None or record.last_start_at > record.last_ping_at
+                ):
+                    record.last_duration = (now - record.last_start_at).total_seconds()
+                    metrics["heartbeat.duration_seconds"] = record.last_duration
+                    details["duration_seconds"] = record.last_duration
+                else:
+                    record.last_duration = None
+                record.last_ping_at = now
+                record.last_exit_code = exit_code
+            elif kind is PingKind.FAIL:
+                record.last_fail_at = now
+                record.last_exit_code = exit_code
+            await save_heartbeats(self._db, [record])
+        if kind is PingKind.LOG or kind is PingKind.START:
+            result = None
+            if kind is PingKind.START:
+                log.info("heartbeat %s: run started", check.name)
+        else:
+            verdict = self.verdict(check.name, now)
+            reason = verdict.reason
+            if kind is PingKind.SUCCESS:
+                took = record.last_duration
+                reason = "ping received" + (f" (run took {took:.1f}s)" if took is not None else "")
+            result = CheckResult(verdict.status, reason, metrics=metrics, details=details)
+        if result is not None:
+            self._reported[check.name] = result.status
+            await self._on_result(check, now, result)
+        self._wake.set()  # deadlines moved
+
+    async def evaluate(self) -> datetime | None:
+        """Report every heartbeat whose status changed; return the next instant to look again."""
+        now = self._clock.now()
+        next_at: datetime | None = None
+        for name, check in self._checks.items():
+            verdict = self.verdict(name, now)
+            if verdict.changes_at is not None and (next_at is None or verdict.changes_at < next_at):
+                next_at = verdict.changes_at
+            if self._reported.get(name) is verdict.status:
+                continue
+            if verdict.status is Status.UNKNOWN and name not in self._reported:
+                self._reported[name] = verdict.status
+                continue  # a new heartbeat: nothing to say until it pings
+            self._reported[name] = verdict.status
+            await self._on_result(check, now, CheckResult(verdict.status, verdict.reason))
+        return next_at
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                next_at = await self.evaluate()
+            except Exception:
+                log.exception("evaluating heartbeats failed")
+                next_at = None
+            wait = _IDLE
+            if next_at is not None:
+                wait = min(_IDLE, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+
+def heartbeat_checks(checks: list[Check[Any]]) -> list[HeartbeatCheck]:
+    return [c for c in checks if isinstance(c.config, HeartbeatCheckConfig)]  # type: ignore[misc]

@@ -1,0 +1,265 @@
+"""Push checks: deadlines with an injected clock, cron across DST, healthchecks.io pings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.servers import WebhookReceiver
+from watchkeeper.app import Runtime, create_app
+from watchkeeper.checks import CheckContext, build_check
+from watchkeeper.checks.heartbeat import HeartbeatCheck
+from watchkeeper.config import Config, ConfigError, parse_config
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
+from watchkeeper.heartbeat.schedule import next_cron_instant
+from watchkeeper.store.database import Database
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def heartbeat(**fields: Any) -> HeartbeatCheck:
+    config = Config.model_validate({"checks": [{"name": "job", "type": "heartbeat", **fields}]})
+    check = build_check(config.checks[0], CheckContext(http=None))  # type: ignore[arg-type]
+    assert isinstance(check, HeartbeatCheck)
+    return check
+
+
+class Results:
+    def __init__(self) -> None:
+        self.seen: list[tuple[datetime, CheckResult]] = []
+
+    async def __call__(self, _check: Any, at: datetime, result: CheckResult) -> None:
+        self.seen.append((at, result))
+
+    @property
+    def statuses(self) -> list[Status]:
+        return [r.status for _, r in self.seen]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'wk.db'}")
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+async def monitor_for(
+    db: Database, check: HeartbeatCheck, clock: FakeClock
+) -> tuple[HeartbeatMonitor, Results]:
+    results = Results()
+    monitor = HeartbeatMonitor(db, [check], results, clock)
+    await monitor.load()
+    return monitor, results
+
+
+async def test_a_period_heartbeat_goes_late_at_its_period_and_down_after_grace(
+    db: Database,
+) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1m", grace="30s")
+    monitor, results = await monitor_for(db, check, clock)
+
+    assert await monitor.evaluate() is None
+    assert results.seen == []  # new: nothing to say before the first ping
+
+    await monitor.ping(check, PingKind.SUCCESS)
+    assert results.statuses == [Status.UP]
+    assert await monitor.evaluate() == T0 + timedelta(seconds=60)
+
+    clock.set(T0 + timedelta(seconds=59))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP]
+
+    clock.set(T0 + timedelta(seconds=60))
+    assert await monitor.evaluate() == T0 + timedelta(seconds=90)
+    assert results.statuses == [Status.UP, Status.DEGRADED]
+    assert results.seen[-1][1].reason == "late: expected a ping by 2026-06-01 12:01:00 UTC"
+
+    clock.set(T0 + timedelta(seconds=90))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DEGRADED, Status.DOWN]
+    assert results.seen[-1][1].reason.startswith("no ping since 2026-06-01 12:00:00 UTC")
+
+    clock.advance(5)
+    await monitor.ping(check, PingKind.SUCCESS)
+    assert results.statuses[-1] is Status.UP
+
+
+def test_cron_in_berlin_expects_3am_local_across_both_dst_changes() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    spring = [datetime(2026, 3, 27, 12, tzinfo=UTC)]
+    autumn = [datetime(2026, 10, 23, 12, tzinfo=UTC)]
+    for series in (spring, autumn):
+        for _ in range(3):
+            series.append(next_cron_instant("0 3 * * *", berlin, series[-1]))
+    # 03:00 CET is 02:00 UTC; 03:00 CEST is 01:00 UTC.
+    assert spring[1:] == [
+        datetime(2026, 3, 28, 2, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, tzinfo=UTC),
+        datetime(2026, 3, 30, 1, tzinfo=UTC),
+    ]
+    assert autumn[1:] == [
+        datetime(2026, 10, 24, 1, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, tzinfo=UTC),
+        datetime(2026, 10, 26, 2, tzinfo=UTC),
+    ]
+
+
+def test_cron_times_in_the_dst_gap_fire_when_clocks_jump_and_repeated_times_fire_once() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    assert next_cron_instant("30 2 * * *", berlin, datetime(2026, 3, 28, 12, tzinfo=UTC)) == (
+        datetime(2026, 3, 29, 1, tzinfo=UTC)  # 03:00 CEST, the moment 02:00 became 03:00
+    )
+    first = next_cron_instant("30 2 * * *", berlin, datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert first == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST, first of two
+    assert next_cron_instant("30 2 * * *", berlin, first) == datetime(
+        2026, 10, 26, 1, 30, tzinfo=UTC
+    )
+
+
+async def test_a_cron_heartbeat_is_late_after_the_scheduled_instant_plus_grace(
+    db: Database,
+) -> None:
+    ping_at = datetime(2026, 3, 28, 2, 5, tzinfo=UTC)  # 03:05 CET, the nightly job ran
+    clock = FakeClock(ping_at)
+    check = heartbeat(schedule="0 3 * * *", tz="Europe/Berlin", grace="15m")
+    monitor, results = await monitor_for(db, check, clock)
+    await monitor.ping(check, PingKind.SUCCESS)
+    # The next run is due at 03:00 CEST on the 29th = 01:00 UTC (DST began that night).
+    clock.set(datetime(2026, 3, 29, 1, 14, tzinfo=UTC))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DEGRADED]
+    clock.set(datetime(2026, 3, 29, 1, 15, tzinfo=UTC))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DEGRADED, Status.DOWN]
+
+
+async def test_start_then_success_records_the_run_duration(db: Database) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1h", grace="10m")
+    monitor, results = await monitor_for(db, check, clock)
+    await monitor.ping(check, PingKind.START)
+    assert results.seen == []
+    clock.advance(42)
+    await monitor.ping(check, PingKind.SUCCESS, body=b"backup done\n")
+    ((_, result),) = results.seen
+    assert result.status is Status.UP
+    assert result.details["duration_seconds"] == 42
+    assert result.metrics == {"heartbeat.duration_seconds": 42}
+    assert result.details["log"] == "backup done\n"
+    assert result.reason == "ping received (run took 42.0s)"
+
+
+async def test_a_run_that_starts_and_never_finishes_is_down_after_grace(db: Database) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1h", grace="10m")
+    monitor, results = await monitor_for(db, check, clock)
+    await monitor.ping(check, PingKind.SUCCESS)
+    clock.advance(timedelta(minutes=30))
+    await monitor.ping(check, PingKind.START)
+    assert await monitor.evaluate() == T0 + timedelta(minutes=40)
+    clock.set(T0 + timedelta(minutes=40))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DOWN]
+    assert "did not finish within 10m" in results.seen[-1][1].reason
+
+
+async def test_records_and_uuids_survive_a_restart(db: Database) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1m", grace="30s")
+    first, _ = await monitor_for(db, check, clock)
+    await first.ping(check, PingKind.SUCCESS)
+    uuid = first.record("job").uuid  # type: ignore[union-attr]
+    second, results = await monitor_for(db, check, clock)
+    assert second.record("job").uuid == uuid  # type: ignore[union-attr]
+    assert second.resolve(uuid) is check
+    clock.advance(61)
+    await second.evaluate()
+    assert results.statuses == [Status.DEGRADED]
+
+
+def test_heartbeat_config_needs_period_or_schedule_and_a_valid_cron_and_zone() -> None:
+    base = "checks:\n  - name: job\n    type: heartbeat\n"
+    with pytest.raises(ConfigError, match="exactly one of period"):
+        parse_config(base, environ={})
+    with pytest.raises(ConfigError, match="not a valid cron"):
+        parse_config(base + "    schedule: '61 * * * *'\n", environ={})
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        parse_config(base + "    schedule: '0 3 * * *'\n    tz: Mars/Olympus\n", environ={})
+
+
+# --- the HTTP endpoints, through the whole runtime -------------------------------------------
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    config = Config.model_validate(
+        {
+            "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+            "checks": [
+                {"name": "backup", "type": "heartbeat", "period": "1d", "grace": "1h"},
+                {"name": "api", "type": "tcp", "host": "127.0.0.1", "port": 9, "interval": "1h"},
+            ],
+            "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
+        }
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    app = create_app(config, runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://wk"
+    ) as client:
+        yield runtime, client
+    await runtime.stop()
+
+
+async def test_fail_ping_opens_an_alert_at_once(service, receiver: WebhookReceiver) -> None:
+    _, client = service
+    assert (await client.post("/ping/backup/fail", content=b"disk full")).text == "OK"
+    (firing,) = await receiver.wait_for(lambda r: r.accepted("alert.firing"), 5, "alert.firing")
+    assert firing.payload["alert"]["check"] == "backup"
+    assert (await client.get("/api/v1/checks/backup")).json()["status"] == "down"
+
+    assert (await client.get("/ping/backup")).status_code == 200
+    await receiver.wait_for(lambda r: r.accepted("alert.resolved"), 5, "alert.resolved")
+
+
+async def test_pings_accept_get_head_post_exit_codes_and_uuids(service) -> None:
+    runtime, client = service
+    assert (await client.head("/ping/backup")).status_code == 200
+    assert (await client.post("/ping/backup/0", content=b"ok")).status_code == 200
+    assert (await client.get("/ping/backup/3")).status_code == 200
+    assert (await client.get("/api/v1/checks/backup")).json()["status"] == "down"
+    check = (await client.get("/api/v1/checks/backup")).json()
+    uuid = runtime.heartbeats.record("backup").uuid
+    assert check["ping_url"].endswith(f"/ping/{uuid}")
+    assert (await client.get(f"/ping/{uuid}")).status_code == 200
+    assert (await client.get("/api/v1/checks/backup")).json()["status"] == "up"
+    assert (await client.get("/ping/backup/256")).status_code == 400
+    results = (await client.get("/api/v1/checks/backup/results")).json()
+    assert [r["details"].get("exit_code") for r in results][:3] == [None, 3, 0]
+
+
+async def test_unknown_and_non_heartbeat_checks_get_the_same_404(service) -> None:
+    _, client = service
+    for path in ("/ping/nope", "/ping/api", "/ping/00000000-0000-0000-0000-000000000000/fail"):
+        response = await client.post(path)
+        assert (response.status_code, response.text) == (404, "not found")
+
+
+async def test_a_ping_body_is_kept_up_to_10kb_as_the_run_log(service) -> None:
+    _, client = service
+    await client.post("/ping/backup", content=b"x" * 50_000)
+    (latest, *_) = (await client.get("/api/v1/checks/backup/results")).json()
+    assert len(latest["details"]["log"]) == 10_000
