@@ -87,7 +87,11 @@ class Runtime:
         states = await load_states(self.db)
         self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
         alerts = CheckAlerts(
-            self.db, self.check_configs, list(self.channels), on_enqueued=self.outbox.wake
+            self.db,
+            self.check_configs,
+            list(self.channels),
+            on_enqueued=self.outbox.wake,
+            states=states,
         )
         repaired = await alerts.reconcile(states, self.clock.now())
         if repaired:

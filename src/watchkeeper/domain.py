@@ -95,3 +95,6 @@ class Alert:
     resolved_at: datetime | None
     summary: str
     labels: dict[str, str] = field(default_factory=dict)
+    suppressed_reason: str | None = None
+    """Why nobody was notified, e.g. "suppressed: database down"; None once notified."""
+    notified_at: datetime | None = None

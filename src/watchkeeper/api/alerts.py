@@ -28,6 +28,7 @@ def _alert_out(alert: Alert) -> dict[str, object]:
         "resolved_at": alert.resolved_at,
         "summary": alert.summary,
         "labels": alert.labels,
+        "suppressed": alert.suppressed_reason,
     }
 
 

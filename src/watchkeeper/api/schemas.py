@@ -72,6 +72,8 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     summary: str
     labels: dict[str, str]
+    suppressed: str | None = None
+    """Why nobody was paged (e.g. "suppressed: database down"); None when notified."""
 
 
 class AlertDetailOut(AlertOut):

@@ -28,6 +28,8 @@ def alert_from_row(row: Any) -> Alert:
         resolved_at=row.resolved_at,
         summary=row.summary,
         labels=dict(row.labels or {}),
+        suppressed_reason=row.suppressed_reason,
+        notified_at=row.notified_at,
     )
 
 
@@ -65,6 +67,8 @@ async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
             started_at=alert.started_at,
             resolved_at=alert.resolved_at,
             updated_at=alert.started_at,
+            suppressed_reason=alert.suppressed_reason,
+            notified_at=alert.notified_at,
         )
     )
 
@@ -75,6 +79,29 @@ async def mark_resolved(conn: AsyncConnection, alert: Alert, at: datetime) -> No
         A.update()
         .where(A.c.id == alert.id)
         .values(status=AlertStatus.RESOLVED.value, resolved_at=at, updated_at=at)
+    )
+
+
+async def suppressed_alerts_of(conn: AsyncConnection, checks: set[str]) -> list[Alert]:
+    """Open alerts of these checks that were never notified."""
+    if not checks:
+        return []
+    rows = await conn.execute(
+        select(A).where(
+            A.c.status != AlertStatus.RESOLVED,
+            A.c.check_name.in_(sorted(checks)),
+            A.c.notified_at.is_(None),
+        )
+    )
+    return [alert_from_row(r) for r in rows]
+
+
+async def mark_notified(conn: AsyncConnection, alert: Alert, at: datetime) -> None:
+    alert.suppressed_reason, alert.notified_at = None, at
+    await conn.execute(
+        A.update()
+        .where(A.c.id == alert.id)
+        .values(suppressed_reason=None, notified_at=at, updated_at=at)
     )
 
 
