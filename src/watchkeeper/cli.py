@@ -151,8 +151,11 @@ def check(
     if unknown:
         err.print(f"[red]error:[/] no check named {', '.join(sorted(unknown))} in {file}")
         raise typer.Exit(1)
-    results = asyncio.run(_run_checks(selected, cfg.scheduler.max_concurrency))
-    table = Table(title=f"{len(results)} checks from {file}")
+    pushed = [c for c in selected if c.push]
+    results = asyncio.run(
+        _run_checks([c for c in selected if not c.push], cfg.scheduler.max_concurrency)
+    )
+    table = Table(title=f"{len(selected)} checks from {file}")
     for column in ("check", "type", "status", "time", "reason"):
         table.add_column(column, overflow="fold")
     for config, result in results:
@@ -161,6 +164,9 @@ def check(
         table.add_row(
             config.name, config.type, f"[{style}]{result.status.value}[/]", rt, result.reason
         )
+    for config in pushed:
+        # Push checks cannot be run from here: the job reports to the running service.
+        table.add_row(config.name, config.type, "push", "-", f"pinged at /ping/{config.name}")
     out.print(table)
     if any(r.status.value != "up" for _, r in results):
         raise typer.Exit(1)
