@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -125,6 +126,10 @@ class Runtime:
             Retention(self.db, self.config.storage.retention, self.clock).run(), name="retention"
         )
         self.scheduler.start()
+        # Everything built so far lives as long as the process: take it out of the cyclic
+        # GC's view, so full collections stop pausing the loop for 100+ ms at 5,000 checks.
+        gc.collect()
+        gc.freeze()
         self.started = True
         log.info(
             "watchkeeper started: %d checks, %d channels, storage %s",
@@ -144,6 +149,10 @@ class Runtime:
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._outbox_task, timeout=3)
+        if self.writer is not None and self._writer_task is not None:
+            self.writer.stop()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._writer_task), timeout=5)
         background = [t for t in (self._writer_task, self._retention_task) if t is not None]
         for task in background:
             task.cancel()
@@ -156,6 +165,7 @@ class Runtime:
         if self._http is not None:
             await self._http.close()
         await self.db.close()
+        gc.unfreeze()
         self.started = False
         log.info("watchkeeper stopped")
 

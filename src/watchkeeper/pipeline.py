@@ -50,9 +50,7 @@ class ResultPipeline:
             state, result, started_at, config.failure_threshold, config.success_threshold
         )
         self._writer.record(config.name, started_at, result)
-        self._metrics.check_runs.labels(config.name, result.status.value).inc()
-        if result.response_time is not None:
-            self._metrics.check_response.labels(config.name).observe(result.response_time)
+        self._metrics.count_run(config.name, result.status, result.response_time)
         if transition is not None:
             self._metrics.observe_state(config.name, state.status)
             log.info(
@@ -62,7 +60,11 @@ class ResultPipeline:
                 transition.previous.value,
                 result.reason,
             )
-            self._unsynced[config.name] = transition
+            # Only entering or leaving DOWN touches alerts; other changes reach the database
+            # with the next result batch (a first-start storm of UNKNOWN→UP must not queue
+            # thousands of transactions in front of the probes).
+            if Status.DOWN in (transition.previous, transition.current):
+                self._unsynced[config.name] = transition
         pending = self._unsynced.get(config.name)
         if pending is not None:
             try:

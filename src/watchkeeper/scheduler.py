@@ -97,25 +97,27 @@ class Scheduler:
             if self._is_paused(check.name):
                 next_due += interval
                 continue
-            async with self._semaphore:
-                if self._stopping:
-                    return
-                lag = max(0.0, self._clock.monotonic() - next_due)
-                self.last_lag = lag
-                if self._on_lag:
-                    self._on_lag(lag)
-                self._in_flight.add(check.name)
-                try:
+            self._in_flight.add(check.name)
+            try:
+                # The slot covers the probe only: a slow database handling results must not
+                # take slots away from the probes.
+                async with self._semaphore:
+                    if self._stopping:
+                        return
+                    lag = max(0.0, self._clock.monotonic() - next_due)
+                    self.last_lag = lag
+                    if self._on_lag:
+                        self._on_lag(lag)
                     started_at = self._clock.now()
                     result = await run_once(check)
-                    self.runs += 1
-                    await self._on_result(check, started_at, result)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("handling the result of %s failed", check.name)
-                finally:
-                    self._in_flight.discard(check.name)
+                self.runs += 1
+                await self._on_result(check, started_at, result)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("handling the result of %s failed", check.name)
+            finally:
+                self._in_flight.discard(check.name)
             next_due += interval
             now = self._clock.monotonic()
             if next_due < now:

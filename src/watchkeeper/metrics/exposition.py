@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.domain import Status
@@ -51,6 +53,22 @@ class ServiceMetrics:
             registry=r,
         )
         self.open_alerts = Gauge("watchkeeper_alerts_open", "Alerts currently open.", registry=r)
+
+        # labels() takes a lock and a dict lookup per call; the hot path reuses the children.
+        self._run_children: dict[tuple[str, Status], Any] = {}
+        self._response_children: dict[str, Any] = {}
+
+    def count_run(self, check: str, status: Status, response_time: float | None) -> None:
+        key = (check, status)
+        child = self._run_children.get(key)
+        if child is None:
+            child = self._run_children[key] = self.check_runs.labels(check, status.value)
+        child.inc()
+        if response_time is not None:
+            histogram = self._response_children.get(check)
+            if histogram is None:
+                histogram = self._response_children[check] = self.check_response.labels(check)
+            histogram.observe(response_time)
 
     def observe_state(self, check: str, status: Status) -> None:
         value = {Status.UP: 1.0, Status.DEGRADED: 0.5}.get(status, 0.0)

@@ -17,6 +17,8 @@ from watchkeeper.store.database import Database, upsert
 
 log = logging.getLogger(__name__)
 
+_MAX_BUFFERED = 100_000
+
 
 class ResultWriter:
     """Buffers results and flushes them together.
@@ -42,6 +44,7 @@ class ResultWriter:
         self._buffer: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._stopping = False
         self.flushed = 0
 
     def record(self, check: str, started_at: datetime, result: CheckResult) -> None:
@@ -62,10 +65,9 @@ class ResultWriter:
     async def flush(self) -> None:
         async with self._lock:
             while self._buffer:
-                batch, self._buffer = (
-                    self._buffer[: self._max_batch],
-                    self._buffer[self._max_batch :],
-                )
+                # Rows leave the buffer only once committed: a flush cancelled or failed
+                # half-way loses nothing.
+                batch = self._buffer[: self._max_batch]
                 names = {row["check_name"] for row in batch}
                 states = [s.as_row() for n in names if (s := self._snapshot(n)) is not None]
                 try:
@@ -73,16 +75,23 @@ class ResultWriter:
                         await conn.execute(tables.check_results.insert(), batch)
                         await upsert(conn, tables.check_states, states, ["check_name"])
                 except Exception:
-                    # Keep the rows for the next flush rather than lose them; the DB may be
-                    # restarting. Bound the buffer so a long outage cannot exhaust memory.
+                    # The database may be restarting: keep the rows for the next flush, but
+                    # bound the buffer so a long outage cannot exhaust memory.
                     log.exception("writing %d check results failed; will retry", len(batch))
-                    self._buffer = (batch + self._buffer)[-100_000:]
+                    if len(self._buffer) > _MAX_BUFFERED:
+                        del self._buffer[: len(self._buffer) - _MAX_BUFFERED]
                     return
+                del self._buffer[: len(batch)]
                 self.flushed += len(batch)
 
+    def stop(self) -> None:
+        """Make `run` return after the flush in progress (call `flush` once more after)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Flush forever; the owner cancels it and then calls `flush` once more."""
-        while True:
+        """Flush every interval until `stop`."""
+        while not self._stopping:
             try:
                 async with asyncio.timeout(self._flush_interval):
                     await self._wake.wait()
