@@ -1,5 +1,9 @@
 """`http`: the URL answers with an expected status (and body) within the timeout.
 
+Optionally the JSON body must meet `expect.json` assertions, requests carry Basic or Bearer
+credentials, HTTPS is verified against a custom CA bundle, and HTTPS results carry the days
+left before the server certificate expires.
+
 This is the hot path: a deployment may run thousands of these per second, so everything that
 depends only on the config is computed once in `HttpCheck.__init__` and `run` does little more
 than the request itself.
@@ -7,19 +11,23 @@ than the request itself.
 
 from __future__ import annotations
 
+import base64
 import errno
+import json
 import re
 from datetime import timedelta
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
 from watchkeeper._model import StrictModel
+from watchkeeper.checks._jsonpath import JsonScalar, compile_assertions, evaluate
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
+from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.durations import Duration, format_duration
 
@@ -50,6 +58,8 @@ class HttpExpect(StrictModel):
     body_not_contains: str | None = Field(default=None, min_length=1)
     max_response_time: Duration | None = None
     """Slower responses are DEGRADED (not DOWN)."""
+    json_: dict[str, JsonScalar] | None = Field(default=None, alias="json", min_length=1)
+    """`JSONPath: expected` assertions on the JSON body (see checks/_jsonpath.py)."""
 
     @field_validator("status")
     @classmethod
@@ -67,9 +77,47 @@ class HttpExpect(StrictModel):
             raise ValueError("max_response_time must be positive")
         return value
 
+    @field_validator("json_", mode="before")
+    @classmethod
+    def _valid_assertions(cls, value: Any) -> Any:
+        # Checked before pydantic's own validation, whose errors for a list or a mapping as an
+        # expected value would list every member of the scalar union.
+        if isinstance(value, dict):
+            for path, expected in value.items():
+                if not isinstance(expected, str | int | float | bool | type(None)):
+                    raise ValueError(
+                        f"{path}: expected a string, number, boolean or null, got"
+                        f" {type(expected).__name__}"
+                    )
+            # Parsed here only to fail at load time; HttpCheck compiles its own copy.
+            compile_assertions({str(path): expected for path, expected in value.items()})
+        return value
+
+
+class HttpBasicAuth(StrictModel):
+    """Credentials for HTTP Basic authentication (sent UTF-8 encoded)."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        # RFC 7617: the user-id ends at the first colon, so one inside it cannot be sent.
+        if ":" in value:
+            raise ValueError("username must not contain ':'")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("username must not contain control characters")
+        return value
+
 
 class HttpCheckConfig(CheckConfigBase):
     """Config of an `http` check."""
+
+    # Validation errors would otherwise quote inputs, and some of them are credentials.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     type: Literal["http"]
     url: str
@@ -78,6 +126,10 @@ class HttpCheckConfig(CheckConfigBase):
     body: str | None = None
     follow_redirects: bool = True
     verify_tls: bool = True
+    ca_file: str | None = None
+    """PEM bundle of CAs to verify HTTPS against, replacing the system store."""
+    basic_auth: HttpBasicAuth | None = None
+    bearer_token: SecretStr | None = None
     expect: HttpExpect = Field(default_factory=HttpExpect)
 
     @field_validator("url")
@@ -109,6 +161,40 @@ class HttpCheckConfig(CheckConfigBase):
                 raise ValueError(f"header {name!r} must not contain line breaks or NUL")
         return value
 
+    @field_validator("bearer_token")
+    @classmethod
+    def _token_syntax(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            token = value.get_secret_value()
+            if not token:
+                raise ValueError("bearer_token must not be empty")
+            # Never echo the token: the message may end up in logs.
+            if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
+                raise ValueError("bearer_token must not contain spaces or control characters")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _usable_ca_file(cls, value: str | None) -> str | None:
+        if value is not None and (problem := ca_file_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpCheckConfig:
+        auth = "basic_auth" if self.basic_auth else "bearer_token" if self.bearer_token else None
+        if self.basic_auth and self.bearer_token:
+            raise ValueError("basic_auth and bearer_token are mutually exclusive; set one")
+        if auth and URL(self.url).user is not None:
+            raise ValueError(f"url carries credentials (user@host); remove them or {auth}")
+        if auth and any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError(f"headers sets Authorization; remove it or {auth}")
+        if self.ca_file and not self.verify_tls:
+            raise ValueError("ca_file has no effect with verify_tls: false; remove one")
+        if self.expect.json_ and self.method == "HEAD":
+            raise ValueError("expect.json needs a response body, which HEAD responses lack")
+        return self
+
 
 @register
 class HttpCheck(Check[HttpCheckConfig]):
@@ -130,13 +216,28 @@ class HttpCheck(Check[HttpCheckConfig]):
             # The session is shared; never let a session-wide setting turn statuses into errors.
             "raise_for_status": False,
         }
-        if config.headers:
-            kwargs["headers"] = config.headers
+        headers = dict(config.headers)
+        # Credentials go in as a ready header: no per-request encoding, and aiohttp still drops
+        # Authorization on redirects to another origin.
+        if config.basic_auth is not None:
+            auth = config.basic_auth
+            userpass = f"{auth.username}:{auth.password.get_secret_value()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(userpass).decode("ascii")
+        elif config.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
+        if headers:
+            kwargs["headers"] = headers
         if config.body is not None:
             kwargs["data"] = config.body.encode()
         if not config.verify_tls:
             kwargs["ssl"] = False
+        elif config.ca_file is not None:
+            # Shared per bundle, so checks trusting the same CA share pooled connections.
+            kwargs["ssl"] = verifying_context(config.ca_file)
         self._request_kwargs = kwargs
+        self._assertions = compile_assertions(expect.json_) if expect.json_ else ()
+        # Only HTTPS targets pay for looking at the peer certificate.
+        self._tls = self._url.scheme == "https"
         self._accepted = frozenset(expect.status) if expect.status is not None else None
         self._expected_text = (
             ", ".join(str(code) for code in expect.status) if expect.status else "2xx"
@@ -161,6 +262,8 @@ class HttpCheck(Check[HttpCheckConfig]):
                 self._method, self._url, **self._request_kwargs
             ) as resp:
                 code = resp.status
+                # Taken before the body is read: reading it to the end releases the connection.
+                ssl_object = _ssl_object(resp) if self._tls else None
                 body = await _read_limited(resp.content) if self._read_body else b""
         except TimeoutError:
             return CheckResult.down(f"timed out after {self._timeout_text}")
@@ -173,7 +276,9 @@ class HttpCheck(Check[HttpCheckConfig]):
         elapsed = perf_counter() - started
 
         metrics = {"http.response_time": elapsed, "http.status_code": float(code)}
-        details = {"status_code": code}
+        details: dict[str, Any] = {"status_code": code}
+        if ssl_object is not None:
+            _record_cert_expiry(ssl_object, metrics, details)
         accepted = self._accepted
         if (code not in accepted) if accepted is not None else not 200 <= code < 300:
             reason = f"HTTP {code} from {self._display_url} (expected {self._expected_text})"
@@ -183,6 +288,12 @@ class HttpCheck(Check[HttpCheckConfig]):
             status = Status.DOWN
         elif self._not_contains is not None and self._not_contains in body:
             reason = f"body contains {self.config.expect.body_not_contains!r}"
+            status = Status.DOWN
+        elif self._assertions and (failures := self._json_failures(body)):
+            reason = (
+                failures[0] if len(failures) == 1 else f"{failures[0]} (+{len(failures) - 1} more)"
+            )
+            details["json_failures"] = failures
             status = Status.DOWN
         elif self._max_response_time is not None and elapsed > self._max_response_time:
             reason = (
@@ -194,6 +305,31 @@ class HttpCheck(Check[HttpCheckConfig]):
             reason = f"HTTP {code} in {_ms(elapsed)}"
             status = Status.UP
         return CheckResult(status, reason, response_time=elapsed, metrics=metrics, details=details)
+
+    def _json_failures(self, body: bytes) -> list[str]:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            if len(body) >= MAX_BODY_BYTES:
+                return [f"body is not JSON (only its first {MAX_BODY_BYTES} bytes are read)"]
+            return ["body is not JSON"]
+        return evaluate(self._assertions, document)
+
+    def secrets(self) -> list[str]:
+        """Credentials this check sends, for the log redactor (as channels offer theirs)."""
+        cfg = self.config
+        headers: dict[str, str] = self._request_kwargs.get("headers", {})
+        values = [
+            cfg.basic_auth.password.get_secret_value() if cfg.basic_auth else "",
+            cfg.bearer_token.get_secret_value() if cfg.bearer_token else "",
+            # The full Authorization value too: its base64 form hides a Basic password.
+            *(
+                value
+                for name, value in headers.items()
+                if any(word in name.lower() for word in ("auth", "token", "key", "secret"))
+            ),
+        ]
+        return [value for value in values if value]
 
     def _describe_error(self, exc: aiohttp.ClientError) -> str:
         url = self._display_url
@@ -230,6 +366,30 @@ async def _read_limited(content: aiohttp.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
+def _ssl_object(resp: aiohttp.ClientResponse) -> Any:
+    """The SSLObject of the response's connection, or None (plain HTTP, already closed)."""
+    conn = resp.connection
+    # A body-less response (204, HEAD, Content-Length: 0) hands its connection back to the pool
+    # before we get to see it; the response still knows the protocol it was read from.
+    protocol = conn.protocol if conn is not None else getattr(resp, "_protocol", None)
+    transport = getattr(protocol, "transport", None)
+    return transport.get_extra_info("ssl_object") if transport is not None else None
+
+
+def _record_cert_expiry(
+    ssl_object: Any, metrics: dict[str, float], details: dict[str, Any]
+) -> None:
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return
+    try:
+        expiry = cert_expiry(der)  # cached per DER bytes: parsing happens once per certificate
+    except ValueError:
+        return
+    metrics["tls.days_left"] = round((expiry.timestamp - time()) / DAY, 4)
+    details["tls_not_after"] = expiry.iso
+
+
 def _os_error_text(exc: aiohttp.ClientOSError) -> str:
     # aiohttp's own str() repeats host and ssl context; strerror is the part people read.
     # The message never carries URL userinfo, but redact anyway in case a future one does.
@@ -240,4 +400,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms"
 
 
-__all__ = ["MAX_BODY_BYTES", "HttpCheck", "HttpCheckConfig", "HttpExpect", "redact_url"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "HttpBasicAuth",
+    "HttpCheck",
+    "HttpCheckConfig",
+    "HttpExpect",
+    "redact_url",
+]
