@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl
 
+from watchkeeper.notify.channels._http_post import post
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
-from watchkeeper.notify.channels.http_post import post
 from watchkeeper.notify.channels.registry import register
 from watchkeeper.redact import redact_url
 
