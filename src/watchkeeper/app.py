@@ -84,6 +84,8 @@ class Runtime:
         context = CheckContext(self._http)
         built = [build_check(c, context) for c in self.config.checks if c.enabled]
         self.checks = [c for c in built if not c.config.push]
+        for check in built:
+            self.redactor.add(check.secrets())
 
         states = await load_states(self.db)
         self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)

@@ -143,6 +143,9 @@ class PooledConnectionCheck(Check[C], Generic[C, Conn]):
             return exc.strerror
         return str(exc).strip() or type(exc).__name__
 
+    def secrets(self) -> list[str]:
+        return [s for s in self._secrets() if s]
+
     def _secrets(self) -> Iterable[str]:
         """Secret values (passwords) to mask in any text the check emits."""
         return ()

@@ -72,5 +72,9 @@ class Check(abc.ABC, Generic[C]):
     async def run(self) -> CheckResult:
         """Probe the target once and say how it is."""
 
+    def secrets(self) -> list[str]:
+        """Configured values that must never appear in logs (passwords, tokens)."""
+        return []
+
     async def close(self) -> None:
         """Release pooled resources (connections). Default: nothing to release."""
