@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self
@@ -95,12 +96,20 @@ class PsutilReader:
         self._lock = threading.Lock()
         # Priming: the first check run then measures usage since the check was built.
         self._last_cpu = psutil.cpu_times()
+        self._last_at = time.monotonic()
         self._cpu_count = psutil.cpu_count() or 1
 
     def cpu_percent(self) -> float:
+        # A window of a few milliseconds (a run right after start, as `watchkeeper check`
+        # does) reads our own start-up as 100 % busy; measure at least _MIN_CPU_WINDOW.
+        # This runs in a worker thread, so waiting here blocks nothing.
+        short = _MIN_CPU_WINDOW - (time.monotonic() - self._last_at)
+        if short > 0:
+            time.sleep(short)
         now = psutil.cpu_times()
         with self._lock:
             last, self._last_cpu = self._last_cpu, now
+            self._last_at = time.monotonic()
         return _busy_percent(last, now)
 
     def memory_percent(self) -> float:
@@ -111,6 +120,9 @@ class PsutilReader:
 
     def load1_per_cpu(self) -> float:
         return psutil.getloadavg()[0] / self._cpu_count
+
+
+_MIN_CPU_WINDOW = 0.5  # seconds
 
 
 def _busy_percent(before: Any, after: Any) -> float:
