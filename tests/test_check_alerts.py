@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from watchkeeper.alerting.check_alerts import CheckAlerts
+from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition
 from watchkeeper.config import Config
@@ -72,8 +72,8 @@ class Wakes:
         self.count += 1
 
 
-def make_alerts(db: Database, wakes: Wakes | None = None) -> CheckAlerts:
-    return CheckAlerts(db, CHECKS, CHANNELS, on_enqueued=wakes or Wakes())
+def make_alerts(db: Database, wakes: Wakes | None = None) -> DispatchingAlerts:
+    return DispatchingAlerts(db, CONFIG, on_enqueued=wakes or Wakes())
 
 
 def transition(
@@ -132,7 +132,8 @@ async def test_a_down_transition_opens_one_alert_and_queues_one_notification_per
     assert alert.summary == "connection refused"
 
     alerts, total = await alert_store.list_alerts(db)
-    assert total == 1 and alerts[0] == alert
+    assert total == 1 and alerts[0].id == alert.id
+    assert alerts[0].notified_at == T0 and alerts[0].paged_channels == ["ops", "pager", "chat"]
     [firing] = await events_of(db, alert.id)
     assert (firing.kind, firing.at, firing.comment) == ("firing", T0, "connection refused")
 
@@ -170,6 +171,8 @@ async def test_the_firing_payload_has_the_documented_shape(db: Database) -> None
         "resolved_at": None,
         "summary": "connection refused",
         "labels": {"team": "core", "check": "db", "severity": "high", "component": "storage"},
+        "acknowledged_by": None,
+        "acknowledged_at": None,
     }
 
 
@@ -190,7 +193,7 @@ async def test_a_check_with_an_empty_notify_list_alerts_without_notifying(db: Da
     assert wakes.count == 0  # nothing queued, nothing to wake
 
 
-async def test_the_alert_its_event_and_its_notifications_commit_together_or_not_at_all(
+async def test_a_failed_enqueue_leaves_the_alert_unpaged_until_the_next_pass(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken_enqueue(*_args: Any, **_kwargs: Any) -> None:
@@ -198,19 +201,18 @@ async def test_the_alert_its_event_and_its_notifications_commit_together_or_not_
 
     monkeypatch.setattr(outbox_store, "enqueue", broken_enqueue)
     wakes = Wakes()
+    alerts = make_alerts(db, wakes)
     with pytest.raises(RuntimeError, match="disk full"):
-        await make_alerts(db, wakes).on_transition(*down())
-
-    assert await count(db, tables.alerts) == 0
-    assert await count(db, tables.alert_events) == 0
+        await alerts.on_transition(*down())
+    # The alert and the state are stored; the page was rolled back with its bookkeeping.
+    assert await count(db, tables.alerts) == 1
     assert await count(db, tables.outbox) == 0
-    assert await load_states(db) == {}  # the state change was rolled back with them
+    [open_alert], _ = await alert_store.list_alerts(db)
+    assert open_alert.notified_at is None
     assert wakes.count == 0
 
     monkeypatch.undo()
-    alert = await make_alerts(db, wakes).on_transition(*down())
-    assert alert is not None
-    assert await count(db, tables.alerts) == 1
+    await alerts.dispatcher.dispatch_once()
     assert await count(db, tables.outbox) == 3
     assert wakes.count == 1
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from watchkeeper.alerting.check_alerts import CheckAlerts
+from tests.support.alerting import DispatchingAlerts
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checkstate import CheckState
@@ -34,8 +34,7 @@ class Harness:
     def __init__(self, db: Database, config: Config) -> None:
         self.db = db
         self.states: dict[str, CheckState] = {}
-        configs = {c.name: c for c in config.checks}
-        alerts = CheckAlerts(db, configs, ["ops"], states=self.states)
+        alerts = DispatchingAlerts(db, config, states=self.states)
         writer = ResultWriter(db, self.states.get)
         self.pipeline = ResultPipeline(self.states, writer, alerts, ServiceMetrics())
         self.checks = {

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.alerting import DispatchingAlerts
 from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver, free_port
-from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.checkstate import CheckState, Transition
 from watchkeeper.config import Config, DeliveryConfig
 from watchkeeper.domain import Alert, AlertStatus, CheckResult, Severity, Status
@@ -358,7 +358,7 @@ async def test_an_alert_from_a_transition_reaches_the_receiver_once(
             "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
         }
     )
-    alerts = CheckAlerts(db, {c.name: c for c in config.checks}, ["ops"], on_enqueued=worker.wake)
+    alerts = DispatchingAlerts(db, config, clock=clock, on_enqueued=worker.wake)
     result = CheckResult.down("connection refused")
     transition = Transition("db", Status.UP, Status.DOWN, clock.now(), result)
     alert = await alerts.on_transition(transition, CheckState("db", Status.DOWN, clock.now()))

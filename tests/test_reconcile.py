@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from watchkeeper.alerting.check_alerts import CheckAlerts
+from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checkstate import CheckState
 from watchkeeper.config import Config
 from watchkeeper.domain import Status
@@ -35,8 +35,8 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-def alerts_for(db: Database) -> CheckAlerts:
-    return CheckAlerts(db, {c.name: c for c in CONFIG.checks}, ["ops"])
+def alerts_for(db: Database) -> DispatchingAlerts:
+    return DispatchingAlerts(db, CONFIG)
 
 
 async def test_a_down_state_without_its_alert_gets_one_on_start(db: Database) -> None:

@@ -13,6 +13,7 @@ import aiohttp
 from fastapi import FastAPI
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
@@ -62,6 +63,8 @@ class Runtime:
         self._outbox_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._dispatcher_task: asyncio.Task[None] | None = None
+        self.dispatcher: Dispatcher | None = None
         self.heartbeats: HeartbeatMonitor | None = None
         self._http: aiohttp.ClientSession | None = None
         self.checks: list[Check[Any]] = []
@@ -89,13 +92,10 @@ class Runtime:
 
         states = await load_states(self.db)
         self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
-        alerts = CheckAlerts(
-            self.db,
-            self.check_configs,
-            list(self.channels),
-            on_enqueued=self.outbox.wake,
-            states=states,
+        self.dispatcher = build_dispatcher(
+            self.db, self.clock, self.config, states=states, on_enqueued=self.outbox.wake
         )
+        alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
         repaired = await alerts.reconcile(states, self.clock.now())
         if repaired:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
@@ -124,6 +124,7 @@ class Runtime:
         self._heartbeat_task = asyncio.create_task(self.heartbeats.run(), name="heartbeats")
         self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
         self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
+        self._dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self._retention_task = asyncio.create_task(
             Retention(self.db, self.config.storage.retention, self.clock).run(), name="retention"
         )
@@ -144,9 +145,10 @@ class Runtime:
         """Stop in reverse order of start: checks, then deliveries, then storage."""
         if self.scheduler is not None:
             await self.scheduler.stop()
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        for task in (self._heartbeat_task, self._dispatcher_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.outbox is not None and self._outbox_task is not None:
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

@@ -13,7 +13,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from watchkeeper import checks as _checks
-from watchkeeper._model import StrictModel
+from watchkeeper._model import Name, StrictModel
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import Duration
 from watchkeeper.notify import channels as _channels
@@ -100,6 +100,44 @@ class DeliveryConfig(StrictModel):
     """A notification still undelivered this long after it was queued is marked failed."""
 
 
+class EscalationStep(StrictModel):
+    after: Duration = timedelta(0)
+    """Delay after the alert's first page before this step pages."""
+    notify: list[Name] = Field(min_length=1)
+
+
+class EscalationPolicy(StrictModel):
+    """Ordered steps, each paging more channels, until someone acknowledges."""
+
+    name: Name
+    steps: list[EscalationStep] = Field(min_length=1)
+    repeat: Duration | None = None
+    """After the last step, page its channels again every `repeat` until acknowledged."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EscalationPolicy:
+        afters = [step.after for step in self.steps]
+        if afters != sorted(afters):
+            raise ValueError("steps must be in order of `after`")
+        if self.repeat is not None and self.repeat <= timedelta(0):
+            raise ValueError("repeat must be positive")
+        return self
+
+
+class AlertingConfig(StrictModel):
+    """How alerts become notifications (Alertmanager's grouping semantics)."""
+
+    group_by: list[str] | None = None
+    """Label names; alerts with equal values are notified together. None: each alert alone."""
+    group_wait: Duration = timedelta(0)
+    """How long a new group waits for more alerts before its first notification."""
+    group_interval: Duration = timedelta(minutes=5)
+    """Minimum time between notifications about new alerts in the same group."""
+    repeat_interval: Duration | None = None
+    """Re-send a still-firing, unacknowledged alert this often (None: never)."""
+    default_escalation: Name | None = None
+
+
 _DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
 
 
@@ -124,6 +162,8 @@ class Config(StrictModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     checks: list[CheckConfig] = Field(default_factory=list)
     notifications: list[ChannelConfig] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    escalation: list[EscalationPolicy] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -146,6 +186,23 @@ class Config(StrictModel):
                     raise ValueError(
                         f"checks[{i}].notify: no notification channel named {channel!r}"
                     )
+        _unique("escalation", [p.name for p in self.escalation])
+        policies = {p.name for p in self.escalation}
+        for i, policy in enumerate(self.escalation):
+            for j, step in enumerate(policy.steps):
+                for channel in step.notify:
+                    if channel not in channel_names:
+                        raise ValueError(
+                            f"escalation[{i}].steps: step {j} notifies unknown channel {channel!r}"
+                        )
+        for i, check in enumerate(self.checks):
+            if check.escalation is not None and check.escalation not in policies:
+                raise ValueError(
+                    f"checks[{i}].escalation: no escalation policy {check.escalation!r}"
+                )
+        default = self.alerting.default_escalation
+        if default is not None and default not in policies:
+            raise ValueError(f"alerting.default_escalation: no escalation policy {default!r}")
         cycle = _find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")
@@ -156,6 +213,11 @@ class Config(StrictModel):
             if check.name == name:
                 return check
         raise KeyError(name)
+
+    def policy(self, name: str | None) -> EscalationPolicy | None:
+        """The named escalation policy, or the default one when `name` is None."""
+        wanted = name or self.alerting.default_escalation
+        return next((p for p in self.escalation if p.name == wanted), None)
 
     def channel(self, name: str) -> ChannelConfigBase:
         for channel in self.notifications:

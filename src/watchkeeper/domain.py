@@ -98,3 +98,19 @@ class Alert:
     suppressed_reason: str | None = None
     """Why nobody was notified, e.g. "suppressed: database down"; None once notified."""
     notified_at: datetime | None = None
+    source: str = "check"
+    silenced_by: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    escalation_policy: str | None = None
+    escalation_step: int = 0
+    next_escalation_at: datetime | None = None
+    paged_channels: list[str] | None = None
+    ack_notified_at: datetime | None = None
+    resolved_notified_at: datetime | None = None
+    group_key: str | None = None
+
+    @property
+    def match_labels(self) -> dict[str, str]:
+        """Labels silences and routes match on: the alert's labels plus `alertname`."""
+        return {"alertname": self.name, **self.labels}

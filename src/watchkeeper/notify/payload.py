@@ -31,5 +31,7 @@ def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
             "resolved_at": _ts(alert.resolved_at),
             "summary": alert.summary,
             "labels": dict(alert.labels),
+            "acknowledged_by": alert.acknowledged_by,
+            "acknowledged_at": _ts(alert.acknowledged_at),
         },
     }

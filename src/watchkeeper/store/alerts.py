@@ -30,6 +30,17 @@ def alert_from_row(row: Any) -> Alert:
         labels=dict(row.labels or {}),
         suppressed_reason=row.suppressed_reason,
         notified_at=row.notified_at,
+        source=row.source,
+        silenced_by=row.silenced_by,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        escalation_policy=row.escalation_policy,
+        escalation_step=row.escalation_step,
+        next_escalation_at=row.next_escalation_at,
+        paged_channels=list(row.paged_channels) if row.paged_channels is not None else None,
+        ack_notified_at=row.ack_notified_at,
+        resolved_notified_at=row.resolved_notified_at,
+        group_key=row.group_key,
     )
 
 
@@ -69,6 +80,9 @@ async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
             updated_at=alert.started_at,
             suppressed_reason=alert.suppressed_reason,
             notified_at=alert.notified_at,
+            source=alert.source,
+            escalation_policy=alert.escalation_policy,
+            escalation_step=alert.escalation_step,
         )
     )
 
@@ -79,29 +93,6 @@ async def mark_resolved(conn: AsyncConnection, alert: Alert, at: datetime) -> No
         A.update()
         .where(A.c.id == alert.id)
         .values(status=AlertStatus.RESOLVED.value, resolved_at=at, updated_at=at)
-    )
-
-
-async def suppressed_alerts_of(conn: AsyncConnection, checks: set[str]) -> list[Alert]:
-    """Open alerts of these checks that were never notified."""
-    if not checks:
-        return []
-    rows = await conn.execute(
-        select(A).where(
-            A.c.status != AlertStatus.RESOLVED,
-            A.c.check_name.in_(sorted(checks)),
-            A.c.notified_at.is_(None),
-        )
-    )
-    return [alert_from_row(r) for r in rows]
-
-
-async def mark_notified(conn: AsyncConnection, alert: Alert, at: datetime) -> None:
-    alert.suppressed_reason, alert.notified_at = None, at
-    await conn.execute(
-        A.update()
-        .where(A.c.id == alert.id)
-        .values(suppressed_reason=None, notified_at=at, updated_at=at)
     )
 
 

@@ -84,6 +84,17 @@ alerts = Table(
     # Why nobody was notified (e.g. "suppressed: database down"); None once notified.
     Column("suppressed_reason", Text),
     Column("notified_at", UTCDateTime()),
+    # Where the alert came from: check, rule or external (POSTed by another system).
+    Column("source", String(16), nullable=False, server_default="check"),
+    Column("silenced_by", String(36)),
+    Column("escalation_policy", String(100)),
+    Column("escalation_step", Integer, nullable=False, server_default="0"),
+    Column("next_escalation_at", UTCDateTime()),
+    # Channels that were paged, so acknowledgement and resolution reach all of them.
+    Column("paged_channels", JSON),
+    Column("ack_notified_at", UTCDateTime()),
+    Column("resolved_notified_at", UTCDateTime()),
+    Column("group_key", String(255)),
     # The database itself guarantees one open alert per fingerprint, whatever the code does.
     Index(
         "uq_alerts_open_fingerprint",
@@ -144,4 +155,26 @@ heartbeats = Table(
         nullable=False,
         server_default="0",
     ),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+
+# When each notification group last notified: group_wait/group_interval survive restarts.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("last_notified_at", UTCDateTime()),
 )

@@ -1,0 +1,372 @@
+"""Decides who hears about which alert, and when; the only writer of the outbox.
+
+Level-triggered, like a Kubernetes controller: each pass reads the alerts that still owe a
+notification and does what is due (first page after `group_wait`, escalation steps,
+acknowledgement and resolution notices), each action in one transaction with its outbox
+entries. Nothing is kept only in memory, so a restart picks up exactly where it stopped and
+escalation timers keep their absolute deadlines.
+
+The order of the stages is the order of `_plan`: suppression (dependencies, silences) →
+grouping → escalation → acknowledgement → resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchkeeper.alerting.dependencies import DependencyGraph
+from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.checkstate import CheckState
+from watchkeeper.clock import Clock
+from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
+from watchkeeper.domain import Alert, AlertStatus, Status
+from watchkeeper.notify.payload import alert_payload
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
+
+log = logging.getLogger(__name__)
+
+A = tables.alerts
+G = tables.alert_groups
+
+_IDLE = 5.0  # seconds between passes when nothing is due (catches API changes too)
+
+
+@dataclass(slots=True)
+class Routing:
+    """Where an alert goes when nobody configured an escalation policy."""
+
+    channels: Sequence[str]
+    by_check: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
+
+    def channels_for(self, alert: Alert) -> list[str]:
+        routed = self.by_check.get(alert.check or "") if alert.check else None
+        return list(self.channels if routed is None else routed)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        config: AlertingConfig,
+        policies: Mapping[str, EscalationPolicy],
+        routing: Routing,
+        states: Mapping[str, CheckState] | None = None,
+        dependencies: DependencyGraph | None = None,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._config = config
+        self._policies = policies
+        self._routing = routing
+        self._states = states if states is not None else {}
+        self._graph = dependencies or DependencyGraph({})
+        self._on_enqueued = on_enqueued
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                next_at = await self.dispatch_once()
+            except Exception:
+                log.exception("dispatching notifications failed; will retry")
+                next_at = None
+            wait = _IDLE
+            if next_at is not None:
+                wait = min(_IDLE, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    # -- one pass -------------------------------------------------------------------------
+
+    async def dispatch_once(self) -> datetime | None:
+        """Do everything due now; return when the next thing falls due (None: nothing)."""
+        now = self._clock.now()
+        async with self._db.connect() as conn:
+            rows = await conn.execute(
+                select(A).where(
+                    or_(
+                        A.c.status != AlertStatus.RESOLVED.value,
+                        (A.c.notified_at.is_not(None) & A.c.resolved_notified_at.is_(None)),
+                    )
+                )
+            )
+            alerts = [alert_store.alert_from_row(r) for r in rows.all()]
+            groups = {r.key: r for r in (await conn.execute(select(G))).all()}
+        silences = await list_silences(self._db, include_expired_since=now)
+        wakeups: list[datetime] = []
+        queued = 0
+
+        pending: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            if alert.status is AlertStatus.RESOLVED:
+                queued += await self._notify_resolved(alert, now)
+                continue
+            await self._update_suppression(alert, silences, now, wakeups)
+            if alert.suppressed_reason or alert.silenced_by:
+                continue
+            if alert.notified_at is None:
+                if alert.status is AlertStatus.FIRING:
+                    pending.setdefault(self._group_key(alert), []).append(alert)
+                continue
+            if alert.status is AlertStatus.ACKNOWLEDGED:
+                queued += await self._notify_acknowledged(alert, now)
+            elif alert.next_escalation_at is not None:
+                if alert.next_escalation_at <= now:
+                    queued += await self._escalate(alert, now)
+                else:
+                    wakeups.append(alert.next_escalation_at)
+
+        for key, members in pending.items():
+            due = self._group_due(key, members, groups.get(key))
+            if due <= now:
+                queued += await self._notify_firing(key, members, now)
+            else:
+                wakeups.append(due)
+        if queued:
+            self._on_enqueued()
+        return min(wakeups) if wakeups else None
+
+    # -- suppression ----------------------------------------------------------------------
+
+    async def _update_suppression(
+        self, alert: Alert, silences: list[Silence], now: datetime, wakeups: list[datetime]
+    ) -> None:
+        reason = None
+        if alert.check and alert.notified_at is None:
+            blocker = self._graph.first_blocker(alert.check, self._is_down)
+            if blocker:
+                reason = f"suppressed: {blocker} down"
+        labels = alert.match_labels
+        silenced_by = None
+        for silence in silences:
+            if silence.silences(labels, now):
+                silenced_by = silence.id
+                wakeups.append(silence.ends_at)
+                break
+            if now < silence.starts_at:
+                wakeups.append(silence.starts_at)
+        if (reason, silenced_by) != (alert.suppressed_reason, alert.silenced_by):
+            alert.suppressed_reason, alert.silenced_by = reason, silenced_by
+            async with self._db.begin() as conn:
+                await conn.execute(
+                    A.update()
+                    .where(A.c.id == alert.id)
+                    .values(suppressed_reason=reason, silenced_by=silenced_by)
+                )
+                if silenced_by:
+                    await alert_store.add_event(
+                        conn, alert.id, "silenced", now, comment=silenced_by
+                    )
+
+    def _is_down(self, name: str) -> bool:
+        state = self._states.get(name)
+        return state is not None and state.status is Status.DOWN
+
+    # -- grouping and the first page --------------------------------------------------------
+
+    def _policy(self, alert: Alert) -> EscalationPolicy | None:
+        name = alert.escalation_policy or self._config.default_escalation
+        return self._policies.get(name) if name else None
+
+    def _first_channels(self, alert: Alert) -> list[str]:
+        policy = self._policy(alert)
+        return list(policy.steps[0].notify) if policy else self._routing.channels_for(alert)
+
+    def _group_key(self, alert: Alert) -> str:
+        route = ",".join(sorted(self._first_channels(alert)))
+        if self._config.group_by is None:
+            return f"alert:{alert.id}"
+        values = ",".join(f"{n}={alert.match_labels.get(n, '')}" for n in self._config.group_by)
+        return f"group:{route}|{values}"[:255]
+
+    def _group_due(self, key: str, members: list[Alert], group: Any) -> datetime:
+        first = min(a.started_at for a in members)
+        due = first + self._config.group_wait
+        for alert in members:
+            policy = self._policy(alert)
+            if policy is not None:
+                due = max(due, alert.started_at + policy.steps[0].after)
+        if group is not None and group.last_notified_at is not None:
+            due = max(due, group.last_notified_at + self._config.group_interval)
+        return due
+
+    async def _notify_firing(self, key: str, members: list[Alert], now: datetime) -> int:
+        channels = self._first_channels(members[0])
+        async with self._db.begin() as conn:
+            claimed = []
+            for alert in members:
+                policy = self._policy(alert)
+                next_at = None
+                if policy is not None and len(policy.steps) > 1:
+                    next_at = now + (policy.steps[1].after - policy.steps[0].after)
+                elif policy is not None and policy.repeat is not None:
+                    next_at = now + policy.repeat
+                result = await conn.execute(
+                    A.update()
+                    .where(A.c.id == alert.id, A.c.notified_at.is_(None), A.c.status == "firing")
+                    .values(
+                        notified_at=now,
+                        paged_channels=channels,
+                        group_key=key,
+                        escalation_step=0,
+                        next_escalation_at=next_at,
+                    )
+                )
+                if result.rowcount:
+                    alert.notified_at, alert.paged_channels = now, channels
+                    claimed.append(alert)
+            if not claimed:
+                return 0
+            await self._touch_group(conn, key, now, first_seen=min(a.started_at for a in claimed))
+            event = "alert.firing"
+            if len(claimed) == 1:
+                payload = alert_payload(claimed[0], event)
+                idem = f"{claimed[0].id}:{event}"
+            else:
+                payload = group_payload(claimed, event, key, self._config.group_by or [])
+                idem = f"group:{uuid.uuid4()}:{event}"
+            entries = [
+                outbox_store.OutboxEntry(c, idem, event, payload, claimed[0].id) for c in channels
+            ]
+            await outbox_store.enqueue(conn, entries, now)
+        log.info(
+            "paged %s about %d alert(s) in %s", ",".join(channels) or "nobody", len(claimed), key
+        )
+        return len(entries)
+
+    async def _touch_group(
+        self, conn: AsyncConnection, key: str, now: datetime, first_seen: datetime
+    ) -> None:
+        updated = await conn.execute(G.update().where(G.c.key == key).values(last_notified_at=now))
+        if not updated.rowcount:
+            await conn.execute(
+                G.insert().values(key=key, first_seen_at=first_seen, last_notified_at=now)
+            )
+
+    # -- escalation, acknowledgement, resolution ------------------------------------------
+
+    async def _escalate(self, alert: Alert, now: datetime) -> int:
+        policy = self._policy(alert)
+        if policy is None or alert.notified_at is None:
+            return 0
+        step = alert.escalation_step + 1
+        index = min(step, len(policy.steps) - 1)
+        channels = list(policy.steps[index].notify)
+        if step + 1 < len(policy.steps):
+            next_at: datetime | None = alert.notified_at + (
+                policy.steps[step + 1].after - policy.steps[0].after
+            )
+        else:
+            next_at = now + policy.repeat if policy.repeat else None
+        paged = sorted({*(alert.paged_channels or []), *channels})
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                A.update()
+                .where(
+                    A.c.id == alert.id,
+                    A.c.status == AlertStatus.FIRING.value,
+                    A.c.escalation_step == alert.escalation_step,
+                )
+                .values(escalation_step=step, next_escalation_at=next_at, paged_channels=paged)
+            )
+            if not result.rowcount:
+                return 0  # acknowledged or resolved meanwhile
+            await alert_store.add_event(
+                conn, alert.id, "escalated", now, comment=f"step {step}: {', '.join(channels)}"
+            )
+            event = "alert.escalated"
+            payload = alert_payload(alert, event)
+            payload["escalation"] = {"policy": policy.name, "step": step}
+            entries = [
+                outbox_store.OutboxEntry(c, f"{alert.id}:{event}:{step}", event, payload, alert.id)
+                for c in channels
+            ]
+            await outbox_store.enqueue(conn, entries, now)
+        log.info("escalated %s to step %d: %s", alert.name, step, ", ".join(channels))
+        return len(entries)
+
+    async def _notify_acknowledged(self, alert: Alert, now: datetime) -> int:
+        if alert.ack_notified_at is not None:
+            return 0
+        return await self._notify_paged(alert, "alert.acknowledged", "ack_notified_at", now)
+
+    async def _notify_resolved(self, alert: Alert, now: datetime) -> int:
+        return await self._notify_paged(alert, "alert.resolved", "resolved_notified_at", now)
+
+    async def _notify_paged(self, alert: Alert, event: str, mark: str, now: datetime) -> int:
+        """Tell everyone who was paged about this alert (nobody, if nobody was paged)."""
+        channels = alert.paged_channels
+        if channels is None:  # paged before this was recorded: the routing of today
+            channels = self._first_channels(alert)
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                A.update().where(A.c.id == alert.id, A.c[mark].is_(None)).values({mark: now})
+            )
+            if not result.rowcount:
+                return 0
+            payload = alert_payload(alert, event)
+            entries = [
+                outbox_store.OutboxEntry(c, f"{alert.id}:{event}", event, payload, alert.id)
+                for c in channels
+            ]
+            await outbox_store.enqueue(conn, entries, now)
+        return len(entries)
+
+
+def group_payload(alerts: list[Alert], event: str, key: str, group_by: list[str]) -> dict[str, Any]:
+    """One notification about several alerts: `alerts` lists them, `alert` is the first."""
+    first = alert_payload(alerts[0], event)
+    return {
+        **first,
+        "alerts": [alert_payload(a, event)["alert"] for a in alerts],
+        "group": {
+            "key": key,
+            "labels": {n: alerts[0].match_labels.get(n, "") for n in group_by},
+            "count": len(alerts),
+        },
+    }
+
+
+def build_dispatcher(
+    db: Database,
+    clock: Clock,
+    config: Config,
+    *,
+    states: Mapping[str, CheckState] | None = None,
+    on_enqueued: Callable[[], None] = lambda: None,
+) -> Dispatcher:
+    """A dispatcher wired from the config: policies, routing and the dependency graph."""
+    return Dispatcher(
+        db,
+        clock,
+        config=config.alerting,
+        policies={p.name: p for p in config.escalation},
+        routing=Routing(
+            [c.name for c in config.notifications], {c.name: c.notify for c in config.checks}
+        ),
+        states=states,
+        dependencies=DependencyGraph({c.name: list(c.depends_on) for c in config.checks}),
+        on_enqueued=on_enqueued,
+    )

@@ -1,0 +1,108 @@
+"""Silences: matchers over alert labels with a start and an end."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
+
+S = tables.silences
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def state(self, now: datetime) -> str:
+        if now < self.starts_at:
+            return "pending"
+        return "active" if now < self.ends_at else "expired"
+
+    def silences(self, labels: dict[str, str], now: datetime) -> bool:
+        return self.active(now) and matches_all(self.matchers, labels)
+
+
+def _from_row(row: Any) -> Silence:
+    return Silence(
+        id=row.id,
+        matchers=[parse_matcher(m) for m in row.matchers],
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_by=row.created_by,
+        comment=row.comment,
+        created_at=row.created_at,
+    )
+
+
+async def create_silence(
+    db: Database,
+    matchers: list[Matcher],
+    starts_at: datetime,
+    ends_at: datetime,
+    created_by: str,
+    comment: str,
+    now: datetime,
+) -> Silence:
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, created_by, comment, now)
+    async with db.begin() as conn:
+        await conn.execute(
+            S.insert().values(
+                id=silence.id,
+                matchers=[m.as_dict() for m in matchers],
+                starts_at=starts_at,
+                ends_at=ends_at,
+                created_by=created_by,
+                comment=comment,
+                created_at=now,
+            )
+        )
+    return silence
+
+
+async def list_silences(
+    db: Database, *, include_expired_since: datetime | None = None
+) -> list[Silence]:
+    query = select(S).order_by(S.c.ends_at.desc())
+    if include_expired_since is not None:
+        query = query.where(S.c.ends_at > include_expired_since)
+    async with db.connect() as conn:
+        return [_from_row(r) for r in (await conn.execute(query)).all()]
+
+
+async def get_silence(db: Database, silence_id: str) -> Silence | None:
+    async with db.connect() as conn:
+        row = (await conn.execute(select(S).where(S.c.id == silence_id))).first()
+    return _from_row(row) if row else None
+
+
+async def expire_silence(db: Database, silence_id: str, now: datetime) -> Silence | None:
+    """End a silence now (deleting would lose who silenced what)."""
+    silence = await get_silence(db, silence_id)
+    if silence is None:
+        return None
+    if silence.ends_at > now:
+        async with db.begin() as conn:
+            await conn.execute(
+                S.update().where(S.c.id == silence_id).values(ends_at=max(now, silence.starts_at))
+            )
+    return await get_silence(db, silence_id)
