@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from pydantic import BaseModel, Field, ValidationError
 
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.external import parse_external
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import AlertDetailOut, AlertEventOut, AlertOut, Page
 from watchkeeper.app import Runtime
@@ -29,6 +32,12 @@ def _alert_out(alert: Alert) -> dict[str, object]:
         "summary": alert.summary,
         "labels": alert.labels,
         "suppressed": alert.suppressed_reason,
+        "silenced_by": alert.silenced_by,
+        "acknowledged_at": alert.acknowledged_at,
+        "acknowledged_by": alert.acknowledged_by,
+        "source": alert.source,
+        "escalation_step": alert.escalation_step,
+        "paged_channels": alert.paged_channels,
     }
 
 
@@ -62,3 +71,81 @@ async def get_alert(alert_id: str, rt: Runtime = Depends(get_runtime)) -> AlertD
             ],
         }
     )
+
+
+class AlertAction(BaseModel):
+    comment: str | None = Field(default=None, max_length=4000)
+    actor: str = Field(default="api", min_length=1, max_length=255)
+    """Who acts; replaced by the authenticated user once authentication is on."""
+
+
+class AlertComment(BaseModel):
+    comment: str = Field(min_length=1, max_length=4000)
+    actor: str = Field(default="api", min_length=1, max_length=255)
+
+
+async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
+    try:
+        async with rt.db.begin() as conn:
+            alert = await action(conn, alert_id, *args, rt.clock.now())
+    except KeyError:
+        raise HTTPException(404, "no such alert") from None
+    except lifecycle.AlertStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    found = await alert_store.get_alert(rt.db, alert.id)
+    assert found is not None
+    return AlertOut.model_validate(_alert_out(found[0]))
+
+
+@router.post("/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge: stop escalation")
+async def acknowledge(
+    alert_id: str,
+    body: AlertAction = Body(default_factory=AlertAction),
+    rt: Runtime = Depends(get_runtime),
+) -> AlertOut:
+    return await _act(rt, alert_id, lifecycle.acknowledge, body.actor, body.comment)
+
+
+@router.post("/{alert_id}/resolve", response_model=AlertOut, summary="Resolve by hand")
+async def resolve(
+    alert_id: str,
+    body: AlertAction = Body(default_factory=AlertAction),
+    rt: Runtime = Depends(get_runtime),
+) -> AlertOut:
+    return await _act(rt, alert_id, lifecycle.resolve_by_id, body.actor, body.comment)
+
+
+@router.post("/{alert_id}/comment", response_model=AlertOut, summary="Add a comment")
+async def comment(
+    alert_id: str, body: AlertComment, rt: Runtime = Depends(get_runtime)
+) -> AlertOut:
+    return await _act(rt, alert_id, lifecycle.add_comment, body.actor, body.comment)
+
+
+@router.post(
+    "",
+    response_model=list[AlertOut],
+    summary="Create or resolve alerts (Watchkeeper's shape or Alertmanager's webhook v4)",
+)
+async def post_alerts(
+    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()],
+    rt: Runtime = Depends(get_runtime),
+) -> list[AlertOut]:
+    try:
+        items = parse_external(body)
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
+    now = rt.clock.now()
+    touched: list[Alert] = []
+    async with rt.db.begin() as conn:
+        for spec, firing in items:
+            if firing:
+                alert, _ = await lifecycle.fire(conn, spec, now)
+                touched.append(alert)
+            elif (resolved := await lifecycle.resolve(conn, spec.fingerprint, now)) is not None:
+                touched.append(resolved)
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return [AlertOut.model_validate(_alert_out(a)) for a in touched]

@@ -74,6 +74,12 @@ class AlertOut(BaseModel):
     labels: dict[str, str]
     suppressed: str | None = None
     """Why nobody was paged (e.g. "suppressed: database down"); None when notified."""
+    silenced_by: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    source: str = "check"
+    escalation_step: int = 0
+    paged_channels: list[str] | None = None
 
 
 class AlertDetailOut(AlertOut):

@@ -1,0 +1,97 @@
+"""`/api/v1/silences`: mute notifications for alerts matching labels, for a while."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from watchkeeper.alerting.matchers import parse_matcher
+from watchkeeper.alerting.silences import Silence, create_silence, expire_silence, get_silence
+from watchkeeper.alerting.silences import list_silences as list_stored
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.app import Runtime
+
+router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+
+
+class SilenceIn(BaseModel):
+    matchers: list[str | dict[str, Any]] = Field(min_length=1, max_length=50)
+    """`["check=api", "severity=~crit.*"]` or Alertmanager's `{name, value, isRegex, isEqual}`."""
+    starts_at: datetime | None = None
+    ends_at: datetime
+    comment: str = Field(default="", max_length=4000)
+    created_by: str = Field(default="api", min_length=1, max_length=255)
+
+
+class SilenceOut(BaseModel):
+    id: str
+    matchers: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    state: Literal["pending", "active", "expired"]
+
+
+def _out(silence: Silence, now: datetime) -> SilenceOut:
+    return SilenceOut(
+        id=silence.id,
+        matchers=[str(m) for m in silence.matchers],
+        starts_at=silence.starts_at,
+        ends_at=silence.ends_at,
+        created_by=silence.created_by,
+        comment=silence.comment,
+        created_at=silence.created_at,
+        state=silence.state(now),  # type: ignore[arg-type]
+    )
+
+
+@router.get("", response_model=list[SilenceOut], summary="List silences, newest end first")
+async def list_silences(
+    rt: Runtime = Depends(get_runtime),
+    state: Literal["pending", "active", "expired"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[SilenceOut]:
+    now = rt.clock.now()
+    items = [_out(s, now) for s in await list_stored(rt.db)]
+    if state:
+        items = [s for s in items if s.state == state]
+    return items[:limit]
+
+
+@router.post("", response_model=SilenceOut, status_code=201, summary="Create a silence")
+async def create(body: SilenceIn, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
+    now = rt.clock.now()
+    try:
+        matchers = [parse_matcher(m) for m in body.matchers]
+        silence = await create_silence(
+            rt.db, matchers, body.starts_at or now, body.ends_at, body.created_by, body.comment, now
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return _out(silence, now)
+
+
+@router.get("/{silence_id}", response_model=SilenceOut, summary="One silence")
+async def get(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
+    silence = await get_silence(rt.db, silence_id)
+    if silence is None:
+        raise HTTPException(404, "no such silence")
+    return _out(silence, rt.clock.now())
+
+
+@router.delete("/{silence_id}", response_model=SilenceOut, summary="Expire a silence now")
+async def expire(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
+    now = rt.clock.now()
+    silence = await expire_silence(rt.db, silence_id, now)
+    if silence is None:
+        raise HTTPException(404, "no such silence")
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return _out(silence, now)

@@ -1,0 +1,218 @@
+"""Who hears what, when: grouping, silences, escalation and acknowledgement (injected clock)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.support.clock import FakeClock
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.alerting.matchers import parse_matcher
+from watchkeeper.alerting.silences import create_silence, expire_silence
+from watchkeeper.checkstate import CheckState, Transition
+from watchkeeper.config import Config
+from watchkeeper.domain import CheckResult, Status
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store.database import Database
+
+T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+
+
+def tcp(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "tcp", "host": "127.0.0.1", "port": 9, **extra}
+
+
+def hooks(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "type": "webhook", "url": f"http://127.0.0.1:9/{n}"} for n in names]
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+class World:
+    """A database, a clock, check alerts and a dispatcher, as the runtime wires them."""
+
+    def __init__(self, db: Database, config: Config, clock: FakeClock | None = None) -> None:
+        self.db, self.config = db, config
+        self.clock = clock or FakeClock(T0)
+        self.states: dict[str, CheckState] = {}
+        self.alerts = CheckAlerts(db, {c.name: c for c in config.checks})
+        self.dispatcher = self.new_dispatcher()
+
+    def new_dispatcher(self) -> Dispatcher:
+        return build_dispatcher(self.db, self.clock, self.config, states=self.states)
+
+    async def down(self, name: str) -> None:
+        state = self.states[name] = CheckState(name, Status.DOWN, self.clock.now())
+        result = CheckResult.down(f"{name} refused")
+        await self.alerts.on_transition(
+            Transition(name, Status.UP, Status.DOWN, self.clock.now(), result), state
+        )
+
+    async def at(self, offset: timedelta) -> list[tuple[str, str]]:
+        """Move the clock to T0 + offset, run a pass, return every (channel, key) queued."""
+        self.clock.set(T0 + offset)
+        await self.dispatcher.dispatch_once()
+        return await self.sent()
+
+    async def sent(self) -> list[tuple[str, str]]:
+        rows = await outbox_store.list_entries(self.db, limit=1000)
+        return sorted((r.channel, r.event) for r in rows)
+
+
+async def test_fifty_checks_failing_together_become_one_grouped_notification(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp(f"svc{i:02}") for i in range(50)],
+            "notifications": hooks("ops"),
+            "alerting": {"group_by": ["severity"], "group_wait": "10s"},
+        }
+    )
+    world = World(db, config)
+    for i in range(50):
+        await world.down(f"svc{i:02}")
+    assert await world.at(timedelta(seconds=9)) == []  # still inside group_wait
+    assert await world.at(timedelta(seconds=10)) == [("ops", "alert.firing")]
+    [entry] = await outbox_store.list_entries(db)
+    assert len(entry.payload["alerts"]) == 50
+    assert entry.payload["group"]["labels"] == {"severity": "critical"}
+    assert entry.payload["group"]["count"] == 50
+    assert entry.idempotency_key.startswith("group:")
+    # A 51st alert joining the group waits for group_interval (default 5m) after the last page.
+    config51 = Config.model_validate(
+        {**config.model_dump(mode="json", exclude={"checks"}), "checks": [tcp("late")]}
+    )
+    world.alerts = CheckAlerts(db, {c.name: c for c in config51.checks})
+    await world.down("late")
+    assert len(await world.at(timedelta(minutes=4))) == 1
+    assert len(await world.at(timedelta(minutes=5, seconds=10))) == 2
+
+
+async def test_a_silenced_alert_is_listed_as_silenced_and_pages_when_the_silence_ends(
+    db: Database,
+) -> None:
+    config = Config.model_validate(
+        {"checks": [tcp("api"), tcp("db")], "notifications": hooks("ops")}
+    )
+    world = World(db, config)
+    silence = await create_silence(
+        db,
+        [parse_matcher("check=api"), parse_matcher("severity=~crit.*")],
+        T0,
+        T0 + timedelta(hours=1),
+        "alice",
+        "deploying",
+        T0,
+    )
+    await world.down("api")
+    await world.down("db")
+    assert await world.at(timedelta(0)) == [("ops", "alert.firing")]  # db only
+    (api,), _ = await alert_store.list_alerts(db, check="api")
+    assert api.silenced_by == silence.id and api.notified_at is None
+
+    # Ending the silence early, the alert still firing: now it pages.
+    world.clock.set(T0 + timedelta(minutes=20))
+    await expire_silence(db, silence.id, world.clock.now())
+    assert await world.at(timedelta(minutes=20)) == [("ops", "alert.firing")] * 2
+    (api,), _ = await alert_store.list_alerts(db, check="api")
+    assert api.silenced_by is None and api.notified_at == T0 + timedelta(minutes=20)
+
+
+async def test_an_alert_that_resolves_while_silenced_pages_nobody(db: Database) -> None:
+    config = Config.model_validate({"checks": [tcp("api")], "notifications": hooks("ops")})
+    world = World(db, config)
+    await create_silence(db, [parse_matcher("check=api")], T0, T0 + timedelta(hours=1), "a", "", T0)
+    await world.down("api")
+    await world.at(timedelta(0))
+    async with db.begin() as conn:
+        await lifecycle.resolve(conn, "check:api", T0 + timedelta(minutes=1))
+    assert await world.at(timedelta(hours=2)) == []
+
+
+ESCALATION = {
+    "checks": [tcp("api")],
+    "notifications": hooks("a", "b"),
+    "escalation": [
+        {"name": "default", "steps": [{"notify": ["a"]}, {"after": "10m", "notify": ["b"]}]}
+    ],
+    "alerting": {"default_escalation": "default"},
+}
+
+
+async def test_without_an_ack_the_second_step_is_paged_at_10_minutes(db: Database) -> None:
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    assert await world.at(timedelta(0)) == [("a", "alert.firing")]
+    assert await world.at(timedelta(minutes=9, seconds=59)) == [("a", "alert.firing")]
+    assert await world.at(timedelta(minutes=10)) == [
+        ("a", "alert.firing"),
+        ("b", "alert.escalated"),
+    ]
+
+
+async def test_an_ack_at_5_minutes_means_the_second_step_is_never_paged(db: Database) -> None:
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    await world.at(timedelta(0))
+    (alert,), _ = await alert_store.list_alerts(db)
+    world.clock.set(T0 + timedelta(minutes=5))
+    async with db.begin() as conn:
+        await lifecycle.acknowledge(conn, alert.id, "alice", "on it", world.clock.now())
+    assert await world.at(timedelta(minutes=5)) == [
+        ("a", "alert.acknowledged"),
+        ("a", "alert.firing"),
+    ]
+    assert await world.at(timedelta(hours=3)) == [
+        ("a", "alert.acknowledged"),
+        ("a", "alert.firing"),
+    ]
+    [ack] = [e for e in await outbox_store.list_entries(db) if e.event == "alert.acknowledged"]
+    assert ack.payload["alert"]["acknowledged_by"] == "alice"
+
+
+async def test_a_restart_at_7_minutes_still_pages_the_second_step_at_10_not_17(
+    db: Database,
+) -> None:
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    await world.at(timedelta(0))
+    # The process dies at 7 minutes; a new dispatcher reads everything from the database.
+    world.clock.set(T0 + timedelta(minutes=7))
+    world.dispatcher = world.new_dispatcher()
+    assert await world.dispatcher.dispatch_once() == T0 + timedelta(minutes=10)
+    assert await world.at(timedelta(minutes=10)) == [
+        ("a", "alert.firing"),
+        ("b", "alert.escalated"),
+    ]
+
+
+async def test_resolution_notifies_everyone_who_was_paged(db: Database) -> None:
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    await world.at(timedelta(0))
+    await world.at(timedelta(minutes=10))
+    async with db.begin() as conn:
+        await lifecycle.resolve(conn, "check:api", T0 + timedelta(minutes=12))
+    sent = await world.at(timedelta(minutes=12))
+    assert ("a", "alert.resolved") in sent and ("b", "alert.resolved") in sent
+
+
+async def test_repeat_pages_the_last_step_again_until_acknowledged(db: Database) -> None:
+    config = {**ESCALATION, "escalation": [{**ESCALATION["escalation"][0], "repeat": "30m"}]}
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))
+    await world.at(timedelta(minutes=10))
+    sent = await world.at(timedelta(minutes=40))
+    assert sent.count(("b", "alert.escalated")) == 2
