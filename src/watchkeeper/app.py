@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
@@ -64,6 +65,8 @@ class Runtime:
         self._retention_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._dispatcher_task: asyncio.Task[None] | None = None
+        self._rules_task: asyncio.Task[None] | None = None
+        self.rules: RuleEngine | None = None
         self.dispatcher: Dispatcher | None = None
         self.heartbeats: HeartbeatMonitor | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -100,7 +103,11 @@ class Runtime:
         if repaired:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.writer = ResultWriter(self.db, states.get)
-        self.pipeline = ResultPipeline(states, self.writer, alerts, self.metrics)
+        self.rules = RuleEngine(
+            self.db, self.config.rules, self.clock, on_change=self.dispatcher.wake
+        )
+        await self.rules.restore()
+        self.pipeline = ResultPipeline(states, self.writer, alerts, self.metrics, self.rules)
         for name, state in states.items():
             if name in self.check_configs:
                 self.metrics.observe_state(name, state.status)
@@ -125,6 +132,7 @@ class Runtime:
         self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
         self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
         self._dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        self._rules_task = asyncio.create_task(self.rules.run(), name="rules")
         self._retention_task = asyncio.create_task(
             Retention(self.db, self.config.storage.retention, self.clock).run(), name="retention"
         )
@@ -145,7 +153,7 @@ class Runtime:
         """Stop in reverse order of start: checks, then deliveries, then storage."""
         if self.scheduler is not None:
             await self.scheduler.stop()
-        for task in (self._heartbeat_task, self._dispatcher_task):
+        for task in (self._heartbeat_task, self._rules_task, self._dispatcher_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

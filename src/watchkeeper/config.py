@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from watchkeeper import checks as _checks
 from watchkeeper._model import Name, StrictModel
+from watchkeeper.alerting.rules import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import Duration
 from watchkeeper.notify import channels as _channels
@@ -162,6 +163,7 @@ class Config(StrictModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     checks: list[CheckConfig] = Field(default_factory=list)
     notifications: list[ChannelConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     escalation: list[EscalationPolicy] = Field(default_factory=list)
 
@@ -200,6 +202,15 @@ class Config(StrictModel):
                 raise ValueError(
                     f"checks[{i}].escalation: no escalation policy {check.escalation!r}"
                 )
+        _unique("rules", [r.name for r in self.rules])
+        for i, rule in enumerate(self.rules):
+            for channel in rule.notify or ():
+                if channel not in channel_names:
+                    raise ValueError(
+                        f"rules[{i}].notify: no notification channel named {channel!r}"
+                    )
+            if rule.escalation is not None and rule.escalation not in policies:
+                raise ValueError(f"rules[{i}].escalation: no escalation policy {rule.escalation!r}")
         default = self.alerting.default_escalation
         if default is not None and default not in policies:
             raise ValueError(f"alerting.default_escalation: no escalation policy {default!r}")

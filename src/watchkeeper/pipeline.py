@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition, apply_result
 from watchkeeper.domain import CheckResult, Status
@@ -25,8 +26,11 @@ class ResultPipeline:
         writer: ResultWriter,
         alerts: CheckAlerts,
         metrics: ServiceMetrics,
+        rules: RuleEngine | None = None,
     ) -> None:
         self.states = states
+        self._rules = rules
+        self._rule_metrics = rules.metrics if rules is not None else frozenset()
         self._writer = writer
         self._alerts = alerts
         self._metrics = metrics
@@ -50,6 +54,8 @@ class ResultPipeline:
             state, result, started_at, config.failure_threshold, config.success_threshold
         )
         self._writer.record(config.name, started_at, result)
+        if self._rule_metrics and result.metrics and self._rules is not None:
+            self._rules.observe_result_metrics(config.name, result.metrics, started_at)
         self._metrics.count_run(config.name, result.status, result.response_time)
         if transition is not None:
             self._metrics.observe_state(config.name, state.status)

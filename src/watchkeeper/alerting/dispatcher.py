@@ -49,9 +49,14 @@ class Routing:
 
     channels: Sequence[str]
     by_check: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
+    by_rule: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
 
     def channels_for(self, alert: Alert) -> list[str]:
-        routed = self.by_check.get(alert.check or "") if alert.check else None
+        routed = None
+        if alert.check:
+            routed = self.by_check.get(alert.check)
+        elif alert.rule:
+            routed = self.by_rule.get(alert.rule)
         return list(self.channels if routed is None else routed)
 
 
@@ -364,7 +369,9 @@ def build_dispatcher(
         config=config.alerting,
         policies={p.name: p for p in config.escalation},
         routing=Routing(
-            [c.name for c in config.notifications], {c.name: c.notify for c in config.checks}
+            [c.name for c in config.notifications],
+            {c.name: c.notify for c in config.checks},
+            {r.name: r.notify for r in config.rules},
         ),
         states=states,
         dependencies=DependencyGraph({c.name: list(c.depends_on) for c in config.checks}),

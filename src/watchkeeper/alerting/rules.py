@@ -1,0 +1,365 @@
+"""Metric rules: `metric op threshold` held `for` a while opens an alert (Prometheus-style).
+
+The state machine per series is pure (`RuleSeries.step`); `RuleEngine` feeds it the latest
+samples, evaluates on a tick and on new samples, and turns its decisions into alert lifecycle
+changes. Time always comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from watchkeeper._model import Name, StrictModel
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.external import severity_from
+from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
+from watchkeeper.clock import Clock
+from watchkeeper.domain import AlertStatus, Severity
+from watchkeeper.durations import Duration, format_duration
+from watchkeeper.store.database import Database
+
+log = logging.getLogger(__name__)
+
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}  # critical first
+
+
+class RuleConfig(StrictModel):
+    """One metric rule. Set `threshold` (with `severity`) or `thresholds` per severity."""
+
+    name: Name
+    metric: str = Field(min_length=1, max_length=200)
+    op: Op = ">"
+    threshold: float | None = None
+    thresholds: dict[str, float] | None = None
+    """Several levels of one alert, e.g. `{warning: 80, critical: 95}`: it escalates and
+    de-escalates instead of opening a second alert."""
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    stale_after: Duration = timedelta(minutes=5)
+    """A series with no sample for this long no longer holds the condition (Prometheus)."""
+    matchers: list[str] = Field(default_factory=list)
+    """Only series whose labels match, e.g. `["check=host"]`."""
+    severity: Severity = Severity.MEDIUM
+    labels: dict[str, str] = Field(default_factory=dict)
+    summary: str | None = None
+    notify: list[Name] | None = None
+    escalation: Name | None = None
+
+    model_config = StrictModel.model_config | {"populate_by_name": True}
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_matcher(item)
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _levels(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one level, e.g. {warning: 80, critical: 95}")
+            for word in value:
+                if severity_from(word, default=None) is None:  # type: ignore[arg-type]
+                    raise ValueError(f"unknown severity {word!r} (critical, high, warning, ...)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_threshold_form(self) -> RuleConfig:
+        if (self.threshold is None) == (self.thresholds is None):
+            raise ValueError("set exactly one of threshold or thresholds")
+        return self
+
+    def levels(self) -> list[tuple[Severity, float]]:
+        """(severity, threshold), most severe first."""
+        if self.thresholds is None:
+            assert self.threshold is not None
+            return [(self.severity, self.threshold)]
+        pairs = [(severity_from(k), v) for k, v in self.thresholds.items()]
+        return sorted(pairs, key=lambda p: _SEVERITY_RANK[p[0]])
+
+    def parsed_matchers(self) -> list[Matcher]:
+        return [parse_matcher(m) for m in self.matchers]
+
+
+@dataclass(slots=True)
+class Decision:
+    fire: Severity | None = None
+    resolve: bool = False
+
+
+@dataclass(slots=True)
+class RuleSeries:
+    """Pending → firing → (keep_firing_for) → resolved, for one rule and one label set."""
+
+    labels: dict[str, str]
+    value: float | None = None
+    sampled_at: datetime | None = None
+    active_since: datetime | None = None
+    cleared_since: datetime | None = None
+    firing: Severity | None = None
+
+    def state(self) -> str:
+        if self.firing is not None:
+            return "firing"
+        return "pending" if self.active_since is not None else "inactive"
+
+    def step(self, rule: RuleConfig, now: datetime) -> Decision:
+        fresh = self.sampled_at is not None and now - self.sampled_at <= rule.stale_after
+        level = None
+        if fresh and self.value is not None:
+            compare = _OPS[rule.op]
+            level = next((sev for sev, limit in rule.levels() if compare(self.value, limit)), None)
+        if level is not None:
+            self.cleared_since = None
+            if self.active_since is None:
+                self.active_since = now
+            if now - self.active_since >= rule.for_ and self.firing is not level:
+                self.firing = level
+                return Decision(fire=level)
+            return Decision()
+        self.active_since = None
+        if self.firing is None:
+            return Decision()
+        if self.cleared_since is None:
+            self.cleared_since = now
+        if now - self.cleared_since >= rule.keep_firing_for:
+            self.firing, self.cleared_since = None, None
+            return Decision(resolve=True)
+        return Decision()
+
+    def next_due(self, rule: RuleConfig) -> datetime | None:
+        """When this series may change without a new sample."""
+        times = []
+        if self.active_since is not None and self.firing is None:
+            times.append(self.active_since + rule.for_)
+        if self.cleared_since is not None:
+            times.append(self.cleared_since + rule.keep_firing_for)
+        if self.sampled_at is not None and (self.firing or self.active_since):
+            times.append(self.sampled_at + rule.stale_after)
+        return min(times) if times else None
+
+
+_SERIES = re.compile(r"^(?P<name>[^{]+)(?:\{(?P<labels>.*)\})?$")
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def parse_series(key: str) -> tuple[str, dict[str, str]]:
+    """`system.disk.percent{path="/"}` → ("system.disk.percent", {"path": "/"})."""
+    match = _SERIES.match(key.strip())
+    if not match:
+        return key, {}
+    labels = dict(_LABEL.findall(match.group("labels") or ""))
+    return match.group("name"), labels
+
+
+def series_key(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def rule_fingerprint(rule: str, labels: dict[str, str]) -> str:
+    digest = hashlib.sha256(series_key(labels).encode()).hexdigest()[:16]
+    return f"rule:{rule}:{digest}"
+
+
+@dataclass(slots=True)
+class _Rule:
+    config: RuleConfig
+    matchers: list[Matcher]
+    series: dict[str, RuleSeries] = field(default_factory=dict)
+
+
+class RuleEngine:
+    """Holds the latest sample of every series a rule watches and evaluates the rules."""
+
+    def __init__(
+        self,
+        db: Database,
+        rules: list[RuleConfig],
+        clock: Clock,
+        on_change: Callable[[], None] = lambda: None,
+        tick: float = 15.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._on_change = on_change
+        self._tick = tick
+        self._rules = [_Rule(r, r.parsed_matchers()) for r in rules]
+        self._by_metric: dict[str, list[_Rule]] = {}
+        for rule in self._rules:
+            self._by_metric.setdefault(rule.config.metric, []).append(rule)
+        self._wake = asyncio.Event()
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        """Metric names some rule watches: everything else is ignored cheaply."""
+        return frozenset(self._by_metric)
+
+    def observe(self, metric: str, labels: dict[str, str], value: float, at: datetime) -> None:
+        rules = self._by_metric.get(metric)
+        if not rules:
+            return
+        key = series_key(labels)
+        for rule in rules:
+            if not matches_all(rule.matchers, labels):
+                continue
+            series = rule.series.get(key)
+            if series is None:
+                series = rule.series[key] = RuleSeries(dict(labels))
+            if series.sampled_at is None or at >= series.sampled_at:
+                series.value, series.sampled_at = value, at
+        self._wake.set()
+
+    def observe_result_metrics(self, check: str, metrics: dict[str, float], at: datetime) -> None:
+        """Feed the metrics of a check result (`name` or `name{label="v"}` keys)."""
+        for key, value in metrics.items():
+            name, labels = parse_series(key)
+            if name in self._by_metric:
+                self.observe(name, {"check": check, **labels}, value, at)
+
+    async def restore(self) -> None:
+        """Mark the series of open rule alerts as firing, so they resolve when they clear."""
+        from sqlalchemy import select
+
+        from watchkeeper.store import tables
+
+        A = tables.alerts
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(A.c.rule_name, A.c.labels, A.c.severity).where(
+                        A.c.source == "rule", A.c.status != AlertStatus.RESOLVED.value
+                    )
+                )
+            ).all()
+        by_name = {r.config.name: r for r in self._rules}
+        for row in rows:
+            rule = by_name.get(row.rule_name)
+            if rule is None:
+                continue
+            labels = {
+                k: v
+                for k, v in (row.labels or {}).items()
+                if k not in ("rule", "severity", *rule.config.labels)
+            }
+            series = rule.series.setdefault(series_key(labels), RuleSeries(labels))
+            series.firing = Severity(row.severity)
+            series.active_since = series.sampled_at = self._clock.now()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Rules with the state of each series, for the API."""
+        out = []
+        for rule in self._rules:
+            out.append(
+                {
+                    "name": rule.config.name,
+                    "metric": rule.config.metric,
+                    "op": rule.config.op,
+                    "levels": {s.value: v for s, v in rule.config.levels()},
+                    "for": format_duration(rule.config.for_),
+                    "series": [
+                        {
+                            "labels": s.labels,
+                            "value": s.value,
+                            "sampled_at": s.sampled_at,
+                            "state": s.state(),
+                            "severity": s.firing.value if s.firing else None,
+                            "active_since": s.active_since,
+                        }
+                        for s in rule.series.values()
+                    ],
+                }
+            )
+        return out
+
+    async def evaluate(self) -> datetime | None:
+        """Step every series now; apply decisions; return the next instant worth a look."""
+        now = self._clock.now()
+        due: list[datetime] = []
+        changed = False
+        for rule in self._rules:
+            for key, series in list(rule.series.items()):
+                decision = series.step(rule.config, now)
+                if decision.fire is not None:
+                    await self._fire(rule.config, series, decision.fire, now)
+                    changed = True
+                elif decision.resolve:
+                    await self._resolve(rule.config, series, now)
+                    changed = True
+                if (when := series.next_due(rule.config)) is not None:
+                    due.append(when)
+                elif series.state() == "inactive" and (
+                    series.sampled_at is None or now - series.sampled_at > rule.config.stale_after
+                ):
+                    del rule.series[key]  # forget series that stopped reporting
+        if changed:
+            self._on_change()
+        return min(due) if due else None
+
+    async def _fire(
+        self, rule: RuleConfig, series: RuleSeries, severity: Severity, now: datetime
+    ) -> None:
+        labels = {**series.labels, **rule.labels, "rule": rule.name, "severity": severity.value}
+        limit = dict(rule.levels()).get(severity)
+        shown = ",".join(f'{k}="{v}"' for k, v in sorted(series.labels.items()))
+        summary = rule.summary or (
+            f"{rule.metric}{{{shown}}} is {series.value:g} ({rule.op} {limit:g}"
+            + (f" for {format_duration(rule.for_)})" if rule.for_ else ")")
+        )
+        spec = lifecycle.AlertSpec(
+            fingerprint=rule_fingerprint(rule.name, series.labels),
+            name=rule.name,
+            severity=severity,
+            summary=summary,
+            labels=labels,
+            source="rule",
+            rule=rule.name,
+            escalation_policy=rule.escalation,
+        )
+        async with self._db.begin() as conn:
+            await lifecycle.fire(conn, spec, now)
+        log.info("rule %s firing (%s): %s", rule.name, severity.value, summary)
+
+    async def _resolve(self, rule: RuleConfig, series: RuleSeries, now: datetime) -> None:
+        async with self._db.begin() as conn:
+            await lifecycle.resolve(
+                conn, rule_fingerprint(rule.name, series.labels), now, comment="condition cleared"
+            )
+        log.info("rule %s resolved for %s", rule.name, series_key(series.labels))
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                next_at = await self.evaluate()
+            except Exception:
+                log.exception("evaluating rules failed; will retry")
+                next_at = None
+            wait = self._tick
+            if next_at is not None:
+                wait = min(wait, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

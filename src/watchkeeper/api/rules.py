@@ -1,0 +1,72 @@
+"""`/api/v1/rules` (rules and the state of each series) and `POST /api/v1/metrics`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.app import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["rules"])
+
+
+class SeriesOut(BaseModel):
+    labels: dict[str, str]
+    value: float | None
+    sampled_at: datetime | None
+    state: str
+    severity: str | None
+    active_since: datetime | None
+
+
+class RuleOut(BaseModel):
+    name: str
+    metric: str
+    op: str
+    levels: dict[str, float]
+    for_: str = Field(alias="for")
+    series: list[SeriesOut]
+
+    model_config = {"populate_by_name": True}
+
+
+class Sample(BaseModel):
+    metric: str = Field(min_length=1, max_length=200)
+    value: float
+    labels: dict[str, str] = Field(default_factory=dict)
+    timestamp: datetime | None = None
+    """Default: now."""
+
+
+class Samples(BaseModel):
+    samples: list[Sample] = Field(min_length=1, max_length=10_000)
+
+
+class Accepted(BaseModel):
+    accepted: int
+    watched: int
+    """How many samples belong to a metric some rule watches."""
+
+
+@router.get("/rules", response_model=list[RuleOut], summary="Rules and their series' states")
+async def list_rules(rt: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
+    return rt.rules.snapshot() if rt.rules is not None else []
+
+
+@router.post("/metrics", response_model=Accepted, summary="Push metric samples (feed rules)")
+async def push_metrics(body: Samples, rt: Runtime = Depends(get_runtime)) -> Accepted:
+    now = rt.clock.now()
+    watched = 0
+    if rt.rules is not None:
+        names = rt.rules.metrics
+        for sample in body.samples:
+            if sample.metric in names:
+                watched += 1
+                rt.rules.observe(
+                    sample.metric, sample.labels, sample.value, sample.timestamp or now
+                )
+    return Accepted(accepted=len(body.samples), watched=watched)
