@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
@@ -95,8 +96,16 @@ class Runtime:
 
         states = await load_states(self.db)
         self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
+        self.flaps = FlapTracker(
+            self.db, self.config.alerting.flapping, on_change=lambda: self._wake_dispatcher()
+        )
         self.dispatcher = build_dispatcher(
-            self.db, self.clock, self.config, states=states, on_enqueued=self.outbox.wake
+            self.db,
+            self.clock,
+            self.config,
+            states=states,
+            on_enqueued=self.outbox.wake,
+            is_flapping=self.flaps.is_flapping,
         )
         alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
         repaired = await alerts.reconcile(states, self.clock.now())
@@ -107,7 +116,9 @@ class Runtime:
             self.db, self.config.rules, self.clock, on_change=self.dispatcher.wake
         )
         await self.rules.restore()
-        self.pipeline = ResultPipeline(states, self.writer, alerts, self.metrics, self.rules)
+        self.pipeline = ResultPipeline(
+            states, self.writer, alerts, self.metrics, self.rules, self.flaps
+        )
         for name, state in states.items():
             if name in self.check_configs:
                 self.metrics.observe_state(name, state.status)
@@ -148,6 +159,10 @@ class Runtime:
             len(self.channels),
             self.db.dialect,
         )
+
+    def _wake_dispatcher(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
     async def stop(self) -> None:
         """Stop in reverse order of start: checks, then deliveries, then storage."""

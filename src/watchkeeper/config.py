@@ -125,8 +125,27 @@ class EscalationPolicy(StrictModel):
         return self
 
 
+class FlappingConfig(StrictModel):
+    """Nagios-style flap detection over each check's recent results."""
+
+    enabled: bool = True
+    window: int = Field(default=21, ge=2, le=100)
+    high: float = Field(default=50.0, gt=0, le=100)
+    """Percent state change above which a check starts flapping."""
+    low: float = Field(default=25.0, ge=0, lt=100)
+    """Percent state change below which it stops flapping."""
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> FlappingConfig:
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        return self
+
+
 class AlertingConfig(StrictModel):
     """How alerts become notifications (Alertmanager's grouping semantics)."""
+
+    flapping: FlappingConfig = Field(default_factory=FlappingConfig)
 
     group_by: list[str] | None = None
     """Label names; alerts with equal values are notified together. None: each alert alone."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition, apply_result
@@ -27,7 +28,9 @@ class ResultPipeline:
         alerts: CheckAlerts,
         metrics: ServiceMetrics,
         rules: RuleEngine | None = None,
+        flaps: FlapTracker | None = None,
     ) -> None:
+        self._flaps = flaps
         self.states = states
         self._rules = rules
         self._rule_metrics = rules.metrics if rules is not None else frozenset()
@@ -71,6 +74,11 @@ class ResultPipeline:
             # thousands of transactions in front of the probes).
             if Status.DOWN in (transition.previous, transition.current):
                 self._unsynced[config.name] = transition
+        if self._flaps is not None:
+            try:
+                await self._flaps.observe(config, result.status, started_at)
+            except Exception:
+                log.exception("flap detection for %s failed", config.name)
         pending = self._unsynced.get(config.name)
         if pending is not None:
             try:

@@ -72,7 +72,9 @@ class Dispatcher:
         states: Mapping[str, CheckState] | None = None,
         dependencies: DependencyGraph | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
+        is_flapping: Callable[[str], bool] = lambda _check: False,
     ) -> None:
+        self._is_flapping = is_flapping
         self._db = db
         self._clock = clock
         self._config = config
@@ -163,6 +165,8 @@ class Dispatcher:
             blocker = self._graph.first_blocker(alert.check, self._is_down)
             if blocker:
                 reason = f"suppressed: {blocker} down"
+            elif self._is_flapping(alert.check):
+                reason = "suppressed: flapping"
         labels = alert.match_labels
         silenced_by = None
         for silence in silences:
@@ -361,6 +365,7 @@ def build_dispatcher(
     *,
     states: Mapping[str, CheckState] | None = None,
     on_enqueued: Callable[[], None] = lambda: None,
+    is_flapping: Callable[[str], bool] = lambda _check: False,
 ) -> Dispatcher:
     """A dispatcher wired from the config: policies, routing and the dependency graph."""
     return Dispatcher(
@@ -376,4 +381,5 @@ def build_dispatcher(
         states=states,
         dependencies=DependencyGraph({c.name: list(c.depends_on) for c in config.checks}),
         on_enqueued=on_enqueued,
+        is_flapping=is_flapping,
     )

@@ -1,0 +1,76 @@
+"""A flapping check gets one alert of its own ("api is flapping") instead of a page per flip.
+
+While it flaps, the dispatcher holds back the check's own alerts; when it settles, the
+flapping alert resolves and the check's alerts page normally again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.check_alerts import check_labels
+from watchkeeper.alerting.flapping import FlapChange, FlapDetector
+from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.config import FlappingConfig
+from watchkeeper.domain import Status
+from watchkeeper.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def flapping_fingerprint(check: str) -> str:
+    return f"flapping:{check}"
+
+
+class FlapTracker:
+    """One detector per check; knows which checks flap right now."""
+
+    def __init__(
+        self, db: Database, config: FlappingConfig, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self._db = db
+        self._config = config
+        self._on_change = on_change
+        self._detectors: dict[str, FlapDetector] = {}
+
+    def is_flapping(self, check: str) -> bool:
+        detector = self._detectors.get(check)
+        return detector is not None and detector.flapping
+
+    async def observe(self, config: CheckConfigBase, status: Status, at: datetime) -> None:
+        if not self._config.enabled:
+            return
+        detector = self._detectors.get(config.name)
+        if detector is None:
+            detector = self._detectors[config.name] = FlapDetector(
+                self._config.window, self._config.high, self._config.low
+            )
+        change = detector.observe(status)
+        if change is None:
+            return
+        fingerprint = flapping_fingerprint(config.name)
+        percent = detector.percent_change
+        async with self._db.begin() as conn:
+            if change is FlapChange.STARTED:
+                spec = lifecycle.AlertSpec(
+                    fingerprint=fingerprint,
+                    name=config.name,
+                    severity=config.severity,
+                    summary=(
+                        f"{config.name} is flapping: {percent:.0f}% state change over its "
+                        f"last {detector.window} results; its alerts are held until it settles"
+                    ),
+                    labels={**check_labels(config), "flapping": "true"},
+                    source="flapping",
+                    escalation_policy=config.escalation,
+                )
+                await lifecycle.fire(conn, spec, at)
+            else:
+                await lifecycle.resolve(
+                    conn, fingerprint, at, comment=f"settled: {percent:.0f}% state change"
+                )
+        log.warning("check %s flapping %s (%.0f%%)", config.name, change.value, percent)
+        self._on_change()
