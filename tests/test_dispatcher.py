@@ -216,3 +216,85 @@ async def test_repeat_pages_the_last_step_again_until_acknowledged(db: Database)
     await world.at(timedelta(minutes=10))
     sent = await world.at(timedelta(minutes=40))
     assert sent.count(("b", "alert.escalated")) == 2
+
+
+async def test_maintenance_holds_alerts_and_still_failing_checks_page_when_it_ends(
+    db: Database,
+) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api", component="API"), tcp("db")],
+            "notifications": hooks("ops"),
+            "maintenance": [
+                {
+                    "name": "deploy",
+                    "starts_at": "2026-07-01T08:30:00Z",
+                    "ends_at": "2026-07-01T10:00:00Z",
+                    "components": ["API"],
+                }
+            ],
+        }
+    )
+    world = World(db, config)
+    await world.down("api")
+    await world.down("db")
+    assert await world.at(timedelta(0)) == [("ops", "alert.firing")]  # db only
+    (api,), _ = await alert_store.list_alerts(db, check="api")
+    assert api.suppressed_reason == "suppressed: maintenance deploy"
+    assert await world.dispatcher.dispatch_once() == T0 + timedelta(hours=1)  # the window's end
+    assert await world.at(timedelta(hours=1)) == [("ops", "alert.firing")] * 2
+
+
+async def test_an_inhibit_rule_mutes_lesser_alerts_on_the_same_component(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [
+                tcp("db", component="storage"),
+                tcp("replica", component="storage", severity="high"),
+                tcp("web", component="frontend", severity="high"),
+            ],
+            "notifications": hooks("ops"),
+            "alerting": {
+                "inhibit_rules": [
+                    {
+                        "source_match": ["check=db", "severity=critical"],
+                        "target_match": ["severity=high"],
+                        "equal": ["component"],
+                    }
+                ]
+            },
+        }
+    )
+    world = World(db, config)
+    for name in ("db", "replica", "web"):
+        await world.down(name)
+    await world.at(timedelta(0))
+    paged = sorted(e.payload["alert"]["check"] for e in await outbox_store.list_entries(db))
+    assert paged == ["db", "web"]
+    (replica,), _ = await alert_store.list_alerts(db, check="replica")
+    assert replica.suppressed_reason == "suppressed: inhibited by db"
+
+
+async def test_routes_send_alerts_by_label_and_continue_adds_more(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api"), tcp("batch", severity="low"), tcp("mail", notify=["chat"])],
+            "notifications": hooks("pager", "chat", "email"),
+            "alerting": {
+                "routes": [
+                    {"matchers": ["severity=critical"], "notify": ["pager"], "continue": True},
+                    {"matchers": ["severity=~critical|high"], "notify": ["chat"]},
+                    {"notify": ["email"]},
+                ]
+            },
+        }
+    )
+    world = World(db, config)
+    for name in ("api", "batch", "mail"):
+        await world.down(name)
+    await world.at(timedelta(0))
+    sent = sorted(
+        (e.payload["alert"]["check"], e.channel) for e in await outbox_store.list_entries(db)
+    )
+    # mail's own notify wins over the tree.
+    assert sent == [("api", "chat"), ("api", "pager"), ("batch", "email"), ("mail", "chat")]

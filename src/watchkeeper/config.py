@@ -14,6 +14,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from watchkeeper import checks as _checks
 from watchkeeper._model import Name, StrictModel
+from watchkeeper.alerting.inhibition import InhibitRule
+from watchkeeper.alerting.maintenance import MaintenanceWindow
+from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rules import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import Duration
@@ -156,6 +159,10 @@ class AlertingConfig(StrictModel):
     repeat_interval: Duration | None = None
     """Re-send a still-firing, unacknowledged alert this often (None: never)."""
     default_escalation: Name | None = None
+    routes: list[Route] = Field(default_factory=list)
+    """Alertmanager-style routing tree from alert labels to channels (checks' and rules'
+    own `notify` wins; no matching route: every channel)."""
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
 _DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
@@ -183,6 +190,7 @@ class Config(StrictModel):
     checks: list[CheckConfig] = Field(default_factory=list)
     notifications: list[ChannelConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     escalation: list[EscalationPolicy] = Field(default_factory=list)
 
@@ -222,6 +230,12 @@ class Config(StrictModel):
                     f"checks[{i}].escalation: no escalation policy {check.escalation!r}"
                 )
         _unique("rules", [r.name for r in self.rules])
+        _unique("maintenance", [w.name for w in self.maintenance])
+        route_errors = validate_channels(
+            self.alerting.routes, channel_names, path="alerting.routes"
+        )
+        if route_errors:
+            raise ValueError(route_errors[0])
         for i, rule in enumerate(self.rules):
             for channel in rule.notify or ():
                 if channel not in channel_names:

@@ -24,6 +24,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.alerting.dependencies import DependencyGraph
+from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
+from watchkeeper.alerting.maintenance import MaintenanceWindow
+from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.silences import Silence, list_silences
 from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock
@@ -50,13 +53,17 @@ class Routing:
     channels: Sequence[str]
     by_check: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
     by_rule: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
 
     def channels_for(self, alert: Alert) -> list[str]:
+        """A check's or rule's own `notify` first, then the routing tree, then everyone."""
         routed = None
         if alert.check:
             routed = self.by_check.get(alert.check)
         elif alert.rule:
             routed = self.by_rule.get(alert.rule)
+        if routed is None and self.routes:
+            routed = route_channels(self.routes, alert.match_labels)
         return list(self.channels if routed is None else routed)
 
 
@@ -73,8 +80,12 @@ class Dispatcher:
         dependencies: DependencyGraph | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
         is_flapping: Callable[[str], bool] = lambda _check: False,
+        maintenance: Sequence[MaintenanceWindow] = (),
+        inhibit_rules: Sequence[InhibitRule] = (),
     ) -> None:
         self._is_flapping = is_flapping
+        self._maintenance = list(maintenance)
+        self._inhibit_rules = list(inhibit_rules)
         self._db = db
         self._clock = clock
         self._config = config
@@ -125,12 +136,14 @@ class Dispatcher:
         wakeups: list[datetime] = []
         queued = 0
 
+        # Inhibition sources: what is firing right now (before this pass's own decisions).
+        firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
         pending: dict[str, list[Alert]] = {}
         for alert in alerts:
             if alert.status is AlertStatus.RESOLVED:
                 queued += await self._notify_resolved(alert, now)
                 continue
-            await self._update_suppression(alert, silences, now, wakeups)
+            await self._update_suppression(alert, silences, firing, now, wakeups)
             if alert.suppressed_reason or alert.silenced_by:
                 continue
             if alert.notified_at is None:
@@ -158,16 +171,30 @@ class Dispatcher:
     # -- suppression ----------------------------------------------------------------------
 
     async def _update_suppression(
-        self, alert: Alert, silences: list[Silence], now: datetime, wakeups: list[datetime]
+        self,
+        alert: Alert,
+        silences: list[Silence],
+        firing: list[dict[str, str]],
+        now: datetime,
+        wakeups: list[datetime],
     ) -> None:
         reason = None
+        labels = alert.match_labels
         if alert.check and alert.notified_at is None:
             blocker = self._graph.first_blocker(alert.check, self._is_down)
             if blocker:
                 reason = f"suppressed: {blocker} down"
             elif self._is_flapping(alert.check):
                 reason = "suppressed: flapping"
-        labels = alert.match_labels
+        for window in self._maintenance:
+            if (change := window.next_change(now)) is not None:
+                wakeups.append(change)
+            if reason is None and window.covers(labels) and window.active_at(now):
+                reason = f"suppressed: maintenance {window.name}"
+        if reason is None and self._inhibit_rules:
+            source = inhibited_by(self._inhibit_rules, labels, firing)
+            if source is not None:
+                reason = f"suppressed: inhibited by {source.get('alertname', 'another alert')}"
         silenced_by = None
         for silence in silences:
             if silence.silences(labels, now):
@@ -377,9 +404,12 @@ def build_dispatcher(
             [c.name for c in config.notifications],
             {c.name: c.notify for c in config.checks},
             {r.name: r.notify for r in config.rules},
+            list(config.alerting.routes),
         ),
         states=states,
         dependencies=DependencyGraph({c.name: list(c.depends_on) for c in config.checks}),
         on_enqueued=on_enqueued,
         is_flapping=is_flapping,
+        maintenance=config.maintenance,
+        inhibit_rules=config.alerting.inhibit_rules,
     )
