@@ -298,3 +298,63 @@ async def test_routes_send_alerts_by_label_and_continue_adds_more(db: Database) 
     )
     # mail's own notify wins over the tree.
     assert sent == [("api", "chat"), ("api", "pager"), ("batch", "email"), ("mail", "chat")]
+
+
+async def test_repeat_interval_pages_again_until_acknowledged(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api")],
+            "notifications": hooks("ops"),
+            "alerting": {"repeat_interval": "1h"},
+        }
+    )
+    world = World(db, config)
+    await world.down("api")
+    await world.at(timedelta(0))
+    assert len(await world.at(timedelta(minutes=59))) == 1
+    assert len(await world.at(timedelta(hours=1))) == 2
+    (alert,), _ = await alert_store.list_alerts(db)
+    async with db.begin() as conn:
+        await lifecycle.acknowledge(conn, alert.id, "bob", None, T0 + timedelta(hours=1, minutes=1))
+    sent = await world.at(timedelta(hours=5))
+    assert [e for _, e in sent].count("alert.firing") == 2
+
+
+async def test_over_max_per_hour_a_digest_counts_what_was_held(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp(f"svc{i}") for i in range(12)],
+            "notifications": [
+                {**hooks("ops")[0], "max_per_hour": 3, "digest_interval": "15m"},
+                *hooks("audit"),
+            ],
+        }
+    )
+    world = World(db, config)
+    for i in range(10):
+        await world.down(f"svc{i}")
+    await world.at(timedelta(0))
+    entries = await outbox_store.list_entries(db, limit=100)
+    ops = [e for e in entries if e.channel == "ops"]
+    assert (
+        sorted(e.status for e in ops if e.event == "alert.firing")
+        == ["digested"] * 7 + ["pending"] * 3
+    )
+    (digest,) = [e for e in ops if e.event == "notifications.digest"]
+    assert digest.payload["digest"]["suppressed"] == 7
+    assert digest.payload["digest"]["events"] == {"alert.firing": 7}
+    assert len([e for e in entries if e.channel == "audit"]) == 10  # unlimited channel
+
+    # Two more while still over the limit: held until the next digest, 15 minutes later.
+    world.clock.set(T0 + timedelta(minutes=1))
+    await world.down("svc10")
+    await world.down("svc11")
+    await world.at(timedelta(minutes=1))
+    assert await world.dispatcher.dispatch_once() == T0 + timedelta(minutes=15)
+    await world.at(timedelta(minutes=15))
+    digests = [
+        e
+        for e in await outbox_store.list_entries(db, limit=100)
+        if e.event == "notifications.digest"
+    ]
+    assert sorted(d.payload["digest"]["suppressed"] for d in digests) == [2, 7]

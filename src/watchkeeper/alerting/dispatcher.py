@@ -28,6 +28,7 @@ from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.alerting.storm import ChannelLimit, StormGuard
 from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock
 from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
@@ -82,7 +83,9 @@ class Dispatcher:
         is_flapping: Callable[[str], bool] = lambda _check: False,
         maintenance: Sequence[MaintenanceWindow] = (),
         inhibit_rules: Sequence[InhibitRule] = (),
+        limits: Mapping[str, ChannelLimit] | None = None,
     ) -> None:
+        self._storm = StormGuard(dict(limits or {}))
         self._is_flapping = is_flapping
         self._maintenance = list(maintenance)
         self._inhibit_rules = list(inhibit_rules)
@@ -164,6 +167,9 @@ class Dispatcher:
                 queued += await self._notify_firing(key, members, now)
             else:
                 wakeups.append(due)
+        digests, digest_wakeups = await self._storm.flush_digests(self._db, now)
+        queued += digests
+        wakeups.extend(digest_wakeups)
         if queued:
             self._on_enqueued()
         return min(wakeups) if wakeups else None
@@ -259,6 +265,8 @@ class Dispatcher:
                     next_at = now + (policy.steps[1].after - policy.steps[0].after)
                 elif policy is not None and policy.repeat is not None:
                     next_at = now + policy.repeat
+                elif policy is None and self._config.repeat_interval:
+                    next_at = now + self._config.repeat_interval
                 result = await conn.execute(
                     A.update()
                     .where(A.c.id == alert.id, A.c.notified_at.is_(None), A.c.status == "firing")
@@ -286,7 +294,7 @@ class Dispatcher:
             entries = [
                 outbox_store.OutboxEntry(c, idem, event, payload, claimed[0].id) for c in channels
             ]
-            await outbox_store.enqueue(conn, entries, now)
+            await self._storm.enqueue(conn, entries, now)
         log.info(
             "paged %s about %d alert(s) in %s", ",".join(channels) or "nobody", len(claimed), key
         )
@@ -305,8 +313,10 @@ class Dispatcher:
 
     async def _escalate(self, alert: Alert, now: datetime) -> int:
         policy = self._policy(alert)
-        if policy is None or alert.notified_at is None:
+        if alert.notified_at is None:
             return 0
+        if policy is None:
+            return await self._repeat(alert, now)
         step = alert.escalation_step + 1
         index = min(step, len(policy.steps) - 1)
         channels = list(policy.steps[index].notify)
@@ -339,8 +349,40 @@ class Dispatcher:
                 outbox_store.OutboxEntry(c, f"{alert.id}:{event}:{step}", event, payload, alert.id)
                 for c in channels
             ]
-            await outbox_store.enqueue(conn, entries, now)
+            await self._storm.enqueue(conn, entries, now)
         log.info("escalated %s to step %d: %s", alert.name, step, ", ".join(channels))
+        return len(entries)
+
+    async def _repeat(self, alert: Alert, now: datetime) -> int:
+        """`repeat_interval`: page the same channels again while nobody acknowledges."""
+        interval = self._config.repeat_interval
+        channels = alert.paged_channels or self._first_channels(alert)
+        count = alert.escalation_step + 1
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                A.update()
+                .where(
+                    A.c.id == alert.id,
+                    A.c.status == AlertStatus.FIRING.value,
+                    A.c.escalation_step == alert.escalation_step,
+                )
+                .values(
+                    escalation_step=count,
+                    next_escalation_at=now + interval if interval else None,
+                )
+            )
+            if not result.rowcount:
+                return 0
+            event = "alert.firing"
+            payload = alert_payload(alert, event)
+            payload["repeat"] = count
+            entries = [
+                outbox_store.OutboxEntry(
+                    c, f"{alert.id}:{event}:repeat:{count}", event, payload, alert.id
+                )
+                for c in channels
+            ]
+            await self._storm.enqueue(conn, entries, now)
         return len(entries)
 
     async def _notify_acknowledged(self, alert: Alert, now: datetime) -> int:
@@ -367,7 +409,7 @@ class Dispatcher:
                 outbox_store.OutboxEntry(c, f"{alert.id}:{event}", event, payload, alert.id)
                 for c in channels
             ]
-            await outbox_store.enqueue(conn, entries, now)
+            await self._storm.enqueue(conn, entries, now)
         return len(entries)
 
 
@@ -412,4 +454,9 @@ def build_dispatcher(
         is_flapping=is_flapping,
         maintenance=config.maintenance,
         inhibit_rules=config.alerting.inhibit_rules,
+        limits={
+            c.name: ChannelLimit(c.max_per_hour, c.digest_interval)
+            for c in config.notifications
+            if c.max_per_hour
+        },
     )

@@ -15,6 +15,8 @@ from watchkeeper.store.database import Database
 OB = tables.outbox
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+HELD, DIGESTED = "held", "digested"
+"""Storm protection: held entries wait for a digest; digested ones were summarised in one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +28,9 @@ class OutboxEntry:
     alert_id: str | None = None
 
 
-async def enqueue(conn: AsyncConnection, entries: list[OutboxEntry], now: datetime) -> None:
+async def enqueue(
+    conn: AsyncConnection, entries: list[OutboxEntry], now: datetime, status: str = PENDING
+) -> None:
     """Queue deliveries in the caller's transaction: they exist iff the change they report does."""
     if not entries:
         return
@@ -39,7 +43,7 @@ async def enqueue(conn: AsyncConnection, entries: list[OutboxEntry], now: dateti
                 "event": e.event,
                 "alert_id": e.alert_id,
                 "payload": e.payload,
-                "status": PENDING,
+                "status": status,
                 "attempts": 0,
                 "created_at": now,
                 "next_attempt_at": now,

@@ -6,18 +6,25 @@ import abc
 import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 import aiohttp
+from pydantic import Field
 
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.clock import utcnow
+from watchkeeper.durations import Duration
 
 
 class ChannelConfigBase(StrictModel):
     name: Name
     type: str
+    max_per_hour: int | None = Field(default=None, ge=1)
+    """Storm protection: above this many notifications an hour, the rest are held and
+    summarised in a digest (nothing is dropped silently)."""
+    digest_interval: Duration = timedelta(minutes=15)
+    """At most one digest per this interval while notifications are being held."""
 
 
 @dataclass(frozen=True, slots=True)
