@@ -358,3 +358,24 @@ async def test_over_max_per_hour_a_digest_counts_what_was_held(db: Database) -> 
         if e.event == "notifications.digest"
     ]
     assert sorted(d.payload["digest"]["suppressed"] for d in digests) == [2, 7]
+
+
+async def test_external_alerts_auto_resolve_when_not_re_sent(db: Database) -> None:
+    from watchkeeper.alerting.external import ExternalAlert
+
+    config = Config.model_validate(
+        {"notifications": hooks("ops"), "alerting": {"auto_resolve_after": "10m"}}
+    )
+    world = World(db, config)
+    spec = ExternalAlert(name="queue-backlog", severity="high").spec()
+    async with db.begin() as conn:
+        await lifecycle.fire(conn, spec, T0)
+    await world.at(timedelta(0))
+    world.clock.set(T0 + timedelta(minutes=8))
+    async with db.begin() as conn:
+        await lifecycle.fire(conn, spec, world.clock.now())  # the source says it again
+    assert await world.at(timedelta(minutes=17)) == [("ops", "alert.firing")]
+    assert await world.at(timedelta(minutes=18)) == [
+        ("ops", "alert.firing"),
+        ("ops", "alert.resolved"),
+    ]

@@ -159,6 +159,9 @@ class AlertingConfig(StrictModel):
     repeat_interval: Duration | None = None
     """Re-send a still-firing, unacknowledged alert this often (None: never)."""
     default_escalation: Name | None = None
+    auto_resolve_after: Duration | None = None
+    """Resolve alerts POSTed by other systems that were not re-sent for this long (for
+    sources that never send a recovery)."""
     routes: list[Route] = Field(default_factory=list)
     """Alertmanager-style routing tree from alert labels to channels (checks' and rules'
     own `notify` wins; no matching route: every channel)."""

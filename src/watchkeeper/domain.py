@@ -109,6 +109,8 @@ class Alert:
     ack_notified_at: datetime | None = None
     resolved_notified_at: datetime | None = None
     group_key: str | None = None
+    updated_at: datetime | None = None
+    """Last time the source re-asserted or changed the alert."""
 
     @property
     def match_labels(self) -> dict[str, str]:

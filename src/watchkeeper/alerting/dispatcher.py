@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
@@ -143,6 +144,14 @@ class Dispatcher:
         firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
         pending: dict[str, list[Alert]] = {}
         for alert in alerts:
+            if self._expired(alert, now):
+                async with self._db.begin() as conn:
+                    await lifecycle.resolve(
+                        conn, alert.fingerprint, now, comment="auto-resolved: not re-sent"
+                    )
+                alert.status = AlertStatus.RESOLVED
+            elif (due := self._expires_at(alert)) is not None:
+                wakeups.append(due)
             if alert.status is AlertStatus.RESOLVED:
                 queued += await self._notify_resolved(alert, now)
                 continue
@@ -173,6 +182,16 @@ class Dispatcher:
         if queued:
             self._on_enqueued()
         return min(wakeups) if wakeups else None
+
+    def _expires_at(self, alert: Alert) -> datetime | None:
+        after = self._config.auto_resolve_after
+        if after is None or alert.source != "external" or alert.status is AlertStatus.RESOLVED:
+            return None
+        return (alert.updated_at or alert.started_at) + after
+
+    def _expired(self, alert: Alert, now: datetime) -> bool:
+        due = self._expires_at(alert)
+        return due is not None and due <= now
 
     # -- suppression ----------------------------------------------------------------------
 

@@ -57,10 +57,9 @@ async def fire(conn: AsyncConnection, spec: AlertSpec, at: datetime) -> tuple[Al
             changes["severity"] = spec.severity.value
             existing.labels = {**existing.labels, "severity": spec.severity.value}
             changes["labels"] = existing.labels
-        if changes:
-            await conn.execute(
-                A.update().where(A.c.id == existing.id).values(updated_at=at, **changes)
-            )
+        # Every re-assertion counts as a sign of life (auto_resolve_after measures from it).
+        await conn.execute(A.update().where(A.c.id == existing.id).values(updated_at=at, **changes))
+        existing.updated_at = at
         return existing, False
     alert = Alert(
         id=str(uuid.uuid4()),

@@ -41,6 +41,7 @@ def alert_from_row(row: Any) -> Alert:
         ack_notified_at=row.ack_notified_at,
         resolved_notified_at=row.resolved_notified_at,
         group_key=row.group_key,
+        updated_at=row.updated_at,
     )
 
 
