@@ -6,12 +6,14 @@ import logging
 import re
 from collections.abc import Iterable
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+# `scheme://user:password@` anywhere in a text. The greedy userinfo part backtracks to the
+# last '@' of the authority, so passwords containing a raw '@' are fully covered too.
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@")
 
 
 def redact_url(text: str) -> str:
     """Replace the password of every `scheme://user:password@` in `text` with `***`."""
-    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class Redactor:

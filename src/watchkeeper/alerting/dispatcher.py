@@ -34,6 +34,7 @@ from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock
 from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
 from watchkeeper.domain import Alert, AlertStatus, Status
+from watchkeeper.loops import run_timed
 from watchkeeper.notify.payload import alert_payload
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
@@ -104,21 +105,13 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                next_at = await self.dispatch_once()
-            except Exception:
-                log.exception("dispatching notifications failed; will retry")
-                next_at = None
-            wait = _IDLE
-            if next_at is not None:
-                wait = min(_IDLE, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_timed(
+            self.dispatch_once,
+            self._wake,
+            self._clock,
+            idle=_IDLE,
+            what="dispatching notifications",
+        )
 
     # -- one pass -------------------------------------------------------------------------
 

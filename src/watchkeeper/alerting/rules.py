@@ -26,6 +26,7 @@ from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
 from watchkeeper.clock import Clock
 from watchkeeper.domain import AlertStatus, Severity
 from watchkeeper.durations import Duration, format_duration
+from watchkeeper.loops import run_timed
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -348,18 +349,6 @@ class RuleEngine:
         log.info("rule %s resolved for %s", rule.name, series_key(series.labels))
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                next_at = await self.evaluate()
-            except Exception:
-                log.exception("evaluating rules failed; will retry")
-                next_at = None
-            wait = self._tick
-            if next_at is not None:
-                wait = min(wait, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_timed(
+            self.evaluate, self._wake, self._clock, idle=self._tick, what="evaluating rules"
+        )

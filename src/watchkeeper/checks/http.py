@@ -30,6 +30,7 @@ from watchkeeper.checks.registry import register
 from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.durations import Duration, format_duration
+from watchkeeper.redact import redact_url
 
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies are read up to this many bytes; `body_contains` only sees this prefix."""
@@ -39,14 +40,6 @@ HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # RFC 9110 token characters; anything else in a header name is a config mistake that aiohttp
 # would only report at request time, on every run.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# `scheme://user:password@` anywhere in a text. The greedy userinfo part backtracks to the
-# last '@' of the authority, so passwords containing a raw '@' are fully covered too.
-_CREDENTIALS = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#@:]*):[^\s/?#]*@")
-
-
-def redact_url(text: str) -> str:
-    """Replace the password of any `scheme://user:password@host` in `text` with `***`."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
 
 
 class HttpExpect(StrictModel):

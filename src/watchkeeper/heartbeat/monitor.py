@@ -15,6 +15,7 @@ from watchkeeper.checks.heartbeat import HeartbeatCheck, HeartbeatCheckConfig
 from watchkeeper.clock import Clock
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.heartbeat.evaluate import Verdict, evaluate
+from watchkeeper.loops import run_timed
 from watchkeeper.store.database import Database
 from watchkeeper.store.heartbeats import HeartbeatRecord, load_heartbeats, save_heartbeats
 
@@ -160,21 +161,9 @@ class HeartbeatMonitor:
         return next_at
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                next_at = await self.evaluate()
-            except Exception:
-                log.exception("evaluating heartbeats failed")
-                next_at = None
-            wait = _IDLE
-            if next_at is not None:
-                wait = min(_IDLE, max(0.0, (next_at - self._clock.now()).total_seconds()) + 0.01)
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_timed(
+            self.evaluate, self._wake, self._clock, idle=_IDLE, what="evaluating heartbeats"
+        )
 
 
 def heartbeat_checks(checks: list[Check[Any]]) -> list[HeartbeatCheck]:

@@ -65,6 +65,7 @@ async def open_check_alerts(conn: AsyncConnection) -> set[str]:
 
 
 async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
+    alert.updated_at = alert.updated_at or alert.started_at
     await conn.execute(
         A.insert().values(
             id=alert.id,
@@ -78,7 +79,7 @@ async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
             labels=alert.labels,
             started_at=alert.started_at,
             resolved_at=alert.resolved_at,
-            updated_at=alert.started_at,
+            updated_at=alert.updated_at,
             suppressed_reason=alert.suppressed_reason,
             notified_at=alert.notified_at,
             source=alert.source,
