@@ -202,3 +202,21 @@ async def test_runs_keep_their_phase_instead_of_drifting(interval: float) -> Non
     # Nine intervals after the first run, give or take timer slack — not nine intervals
     # plus nine run durations, as a sleep-after-run loop would drift.
     assert elapsed == pytest.approx(9 * interval, abs=interval)
+
+
+async def test_run_now_runs_a_check_at_once_without_moving_its_schedule() -> None:
+    collect = Collector()
+
+    async def quick() -> CheckResult:
+        return CheckResult.up()
+
+    scheduler = Scheduler(
+        [ScriptedCheck("q", quick, interval=timedelta(hours=1))], collect, SystemClock()
+    )
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    scheduler.start()
+    await collect.wait_for(1)
+    assert scheduler.run_now("q") and not scheduler.run_now("nope")
+    await collect.wait_for(2)
+    await scheduler.stop()
+    assert len(collect.results) == 2

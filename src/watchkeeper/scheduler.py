@@ -66,6 +66,7 @@ class Scheduler:
         self._is_paused = is_paused
         self._rng = rng or random.Random()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._kicks: dict[str, asyncio.Event] = {}
         self._in_flight: set[str] = set()
         self._stopping = False
         self._started = False
@@ -92,9 +93,10 @@ class Scheduler:
     async def _loop(self, check: Check[Any]) -> None:
         interval = check.config.interval.total_seconds()
         next_due = self._clock.monotonic() + self._initial_delay(interval)
+        kick = self._kicks.setdefault(check.name, asyncio.Event())
         while not self._stopping:
-            await self._clock.sleep(next_due - self._clock.monotonic())
-            if self._is_paused(check.name):
+            kicked = await self._sleep_or_kick(kick, next_due - self._clock.monotonic())
+            if self._is_paused(check.name) and not kicked:
                 next_due += interval
                 continue
             self._in_flight.add(check.name)
@@ -118,11 +120,32 @@ class Scheduler:
                 log.exception("handling the result of %s failed", check.name)
             finally:
                 self._in_flight.discard(check.name)
-            next_due += interval
+            if not kicked:
+                next_due += interval
             now = self._clock.monotonic()
             if next_due < now:
                 # The run overran its slot(s): skip them instead of firing a burst to catch up.
                 next_due += math.ceil((now - next_due) / interval) * interval
+
+    async def _sleep_or_kick(self, kick: asyncio.Event, delay: float) -> bool:
+        """Sleep `delay` seconds unless `run_now` kicks first; return whether it did."""
+        if not kick.is_set() and delay > 0:
+            try:
+                async with asyncio.timeout(delay):
+                    await kick.wait()
+            except TimeoutError:
+                pass
+        kicked = kick.is_set()
+        kick.clear()
+        return kicked
+
+    def run_now(self, name: str) -> bool:
+        """Run a check as soon as a slot is free, keeping its schedule; False if unknown."""
+        kick = self._kicks.get(name)
+        if kick is None:
+            return False
+        kick.set()
+        return True
 
     async def stop(self) -> None:
         """Let in-flight runs finish within the grace period, cancel everything else."""
