@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.auth import admin_headers
 from tests.support.servers import WebhookReceiver
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.config import Config
@@ -48,7 +49,11 @@ async def client(tmp_path: Path, receiver: WebhookReceiver) -> AsyncIterator[htt
     runtime = Runtime(config)
     await runtime.start()
     app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://wk") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://wk",
+        headers=await admin_headers(runtime),
+    ) as c:
         yield c
     await runtime.stop()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.auth import admin_headers
 from tests.support.servers import wait_until
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.config import Config
@@ -43,7 +44,9 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]
     await runtime.start()
     app = create_app(config, runtime=runtime)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://wk"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://wk",
+        headers=await admin_headers(runtime),
     ) as client:
         yield runtime, client
     await runtime.stop()

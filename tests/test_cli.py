@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import wait_until
 from tests.test_config import watchkeeper
@@ -47,7 +48,8 @@ def test_run_refuses_a_bad_listen_address(tmp_path: Path) -> None:
 
 
 async def test_run_without_a_config_file_watches_this_host_on_local_sqlite(tmp_path: Path) -> None:
-    wk = await WatchkeeperProcess(None, tmp_path).start()
+    token = await cli_token(None, cwd=tmp_path)  # the built-in default's ./watchkeeper.db
+    wk = await WatchkeeperProcess(None, tmp_path, token=token).start()
     try:
 
         async def both_checked() -> dict[str, str] | None:

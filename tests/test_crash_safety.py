@@ -7,6 +7,7 @@ import random
 import signal
 from pathlib import Path
 
+from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
 from tests.test_end_to_end import write_config
@@ -18,8 +19,9 @@ async def test_sigkill_at_random_moments_loses_no_page_and_opens_no_duplicate(
     monkeypatch.setenv("HOOK_SECRET", receiver.secret)
     config = write_config(tmp_path, target, receiver)
     rng = random.Random(20261126)
+    token = await cli_token(config)
     for _round in range(4):
-        wk = await WatchkeeperProcess(config, tmp_path).start()
+        wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
         # Flap the target and make the receiver flaky while the clock runs to a random kill.
         target.status = 500 if target.status == 200 else 200
         receiver.reply_status = rng.choice([200, 200, 503])
@@ -32,7 +34,7 @@ async def test_sigkill_at_random_moments_loses_no_page_and_opens_no_duplicate(
     # Settle: target healthy, receiver accepting, one clean run until everything is delivered.
     target.status = 200
     receiver.reply_status = 200
-    wk = await WatchkeeperProcess(config, tmp_path).start()
+    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
     try:
 
         async def settled() -> bool:

@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
 
@@ -45,7 +46,9 @@ async def test_outage_pages_once_signed_and_recovery_resolves(
     tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver, monkeypatch
 ) -> None:
     monkeypatch.setenv("HOOK_SECRET", receiver.secret)
-    wk = await WatchkeeperProcess(write_config(tmp_path, target, receiver), tmp_path).start()
+    config = write_config(tmp_path, target, receiver)
+    token = await cli_token(config)
+    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
     try:
         await wait_until(lambda: _is(wk, "api", "up"), 10, "api up")
         assert receiver.attempts == [], "no alert while healthy"
@@ -92,7 +95,8 @@ async def test_notification_survives_sigkill_and_restart_without_second_alert(
     monkeypatch.setenv("HOOK_SECRET", receiver.secret)
     config = write_config(tmp_path, target, receiver)
     receiver.reply_status = 503
-    wk = await WatchkeeperProcess(config, tmp_path).start()
+    token = await cli_token(config)
+    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
     await wait_until(lambda: _is(wk, "api", "up"), 10, "api up")
     target.status = 500
     await receiver.wait_for(
@@ -103,7 +107,7 @@ async def test_notification_survives_sigkill_and_restart_without_second_alert(
     assert len(refused_keys) == 1
 
     receiver.reply_status = 200
-    wk = await WatchkeeperProcess(config, tmp_path).start()
+    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
     try:
         (firing,) = await receiver.wait_for(
             lambda r: r.accepted("alert.firing"), 10, "alert.firing delivered after restart"

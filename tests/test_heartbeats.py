@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver
 from watchkeeper.app import Runtime, create_app
@@ -218,7 +219,9 @@ async def service(
     await runtime.start()
     app = create_app(config, runtime=runtime)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://wk"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://wk",
+        headers=await admin_headers(runtime),
     ) as client:
         yield runtime, client
     await runtime.stop()

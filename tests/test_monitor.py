@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.support.auth import admin_headers
 from tests.support.servers import wait_until
 from watchkeeper import CheckResult, Monitor, Status
 from watchkeeper.config import Config
@@ -41,7 +42,10 @@ async def test_the_monitor_serves_the_same_http_api(tmp_path: Path) -> None:
     async with monitor:
         app = monitor.asgi_app()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        headers = await admin_headers(monitor.runtime)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://app", headers=headers
+        ) as client:
             await wait_until(lambda: monitor.status("always") is Status.UP, 10, "up")
             body = (await client.get("/api/v1/checks/always")).json()
     assert body["type"] == "python" and body["status"] == "up"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from watchkeeper.alerting.rules import RuleConfig, RuleEngine, parse_series
 from watchkeeper.app import Runtime, create_app
@@ -198,7 +199,9 @@ async def test_check_metrics_and_pushed_samples_feed_rules_through_the_api(tmp_p
     app = create_app(config, runtime=runtime)
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://wk"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://wk",
+            headers=await admin_headers(runtime),
         ) as c:
             pushed = await c.post(
                 "/api/v1/metrics",

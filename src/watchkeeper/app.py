@@ -16,6 +16,11 @@ from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rules import RuleEngine
+from watchkeeper.auth import tokens as token_store
+from watchkeeper.auth import users as user_store
+from watchkeeper.auth.audit import AuditMiddleware
+from watchkeeper.auth.credentials import Authenticator
+from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
@@ -35,6 +40,10 @@ from watchkeeper.store.retention import Retention
 log = logging.getLogger(__name__)
 
 __version__ = "0.1.0"
+
+NO_CREDENTIALS_HINT = (
+    "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
+)
 
 
 def http_session(limit: int) -> aiohttp.ClientSession:
@@ -59,6 +68,8 @@ class Runtime:
         self.redactor = redactor or Redactor()
         self.metrics = ServiceMetrics()
         self.db = Database(config.storage.url)
+        self.authenticator = Authenticator(self.db, config, self.clock)
+        self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.started = False
         self._writer_task: asyncio.Task[None] | None = None
@@ -80,6 +91,7 @@ class Runtime:
 
     async def start(self) -> None:
         await self.db.migrate()
+        await self._auth_hint()
         self._http = http_session(self.config.scheduler.max_concurrency + 50)
         delivery_timeout = self.config.delivery.timeout.total_seconds()
         self.channels = {
@@ -160,6 +172,15 @@ class Runtime:
             self.db.dialect,
         )
 
+    async def _auth_hint(self) -> None:
+        if not self.config.auth.enabled:
+            log.warning("auth.enabled is false: anyone who reaches the API is an admin")
+            return
+        if not await user_store.count_users(self.db) and not await token_store.count_active(
+            self.db, self.clock.now()
+        ):
+            log.warning(NO_CREDENTIALS_HINT)
+
     def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
@@ -218,7 +239,9 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = rt
+    app.add_middleware(AuditMiddleware, runtime=rt)
     routes.include_all(app)
     return app

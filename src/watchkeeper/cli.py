@@ -5,20 +5,34 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config, ConfigError, load_config, split_listen
+
+if TYPE_CHECKING:
+    from watchkeeper.store.database import Database
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Watchkeeper: checks, heartbeats, alerting and notifications.", no_args_is_help=True
 )
 db_app = typer.Typer(help="Storage maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+token_app = typer.Typer(
+    help="API tokens for scripts and integrations (stored hashed, shown once).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+user_app = typer.Typer(help="People who log in (browser sessions).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 DEFAULT_CONFIG = "watchkeeper.yaml"
 EXAMPLE = Path(__file__).parent / "example.yaml"
@@ -212,6 +226,197 @@ def db_upgrade(config: ConfigOption = None) -> None:
 
     revision = asyncio.run(go())
     out.print(f"{redact_url(cfg.storage.url)} is at revision {revision}", markup=False)
+
+
+def _with_db(cfg: Config, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on the configured database, migrated first."""
+    from watchkeeper.store.database import Database
+
+    async def go() -> T:
+        db = Database(cfg.storage.url)
+        try:
+            await db.migrate()
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+RoleOption = Annotated[
+    Role, typer.Option("--role", help="viewer (read), operator (act on alerts) or admin.")
+]
+
+
+@token_app.command("create")
+def token_create(
+    role: RoleOption,
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "cli",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Lifetime such as 30d or 12h (default: none).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make an API token; it is printed alone on the last line of stdout, this once."""
+    from watchkeeper.auth import tokens
+    from watchkeeper.clock import utcnow
+    from watchkeeper.durations import parse_duration
+
+    if not 1 <= len(name) <= 100:
+        err.print("[red]error:[/] --name: 1 to 100 characters")
+        raise typer.Exit(2)
+    lifetime = None
+    if expires is not None:
+        try:
+            lifetime = parse_duration(expires)
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --expires: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        if lifetime.total_seconds() <= 0:
+            err.print("[red]error:[/] --expires: must be positive")
+            raise typer.Exit(2)
+    cfg, _ = _load(config)
+    now = utcnow()
+    token, secret = _with_db(
+        cfg,
+        lambda db: tokens.create_token(
+            db,
+            name=name,
+            role=role,
+            now=now,
+            expires_at=now + lifetime if lifetime is not None else None,
+            created_by="cli",
+        ),
+    )
+    expiry = f"{_when(token.expires_at)} UTC" if token.expires_at else "never"
+    err.print(
+        f"created {role.value} token {name!r} (id {token.id}, expires {expiry}); "
+        "it is shown only now:",
+        markup=False,
+        highlight=False,
+    )
+    print(secret, flush=True)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOption = None) -> None:
+    """List API tokens (never their secrets)."""
+    from watchkeeper.auth import tokens
+    from watchkeeper.clock import utcnow
+
+    cfg, _ = _load(config)
+    found = _with_db(cfg, tokens.list_tokens)
+    now = utcnow()
+    table = Table(title=f"{len(found)} API tokens (times in UTC)")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, for `token revoke ID`
+    for column in ("name", "role", "prefix", "state", "expires", "last used"):
+        table.add_column(column, overflow="fold")
+    for t in found:
+        table.add_row(
+            t.id,
+            t.name,
+            t.role.value,
+            t.prefix + "…",
+            t.state(now),
+            _when(t.expires_at),
+            _when(t.last_used_at),
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="From `watchkeeper token list`.")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a token: it stops working at once."""
+    from watchkeeper.auth import tokens
+    from watchkeeper.clock import utcnow
+
+    cfg, _ = _load(config)
+    token = _with_db(cfg, lambda db: tokens.revoke_token(db, token_id, utcnow()))
+    if token is None:
+        err.print(f"error: no token with id {token_id}", markup=False)
+        raise typer.Exit(1)
+    out.print(f"revoked token {token.name!r} ({token.id})", markup=False, highlight=False)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        err.print("[red]error:[/] no terminal to ask for the password on: use --password-stdin")
+        raise typer.Exit(2)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option("--username", help="Login name.")],
+    role: RoleOption,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a user; asks for the password twice (or reads it from stdin)."""
+    from watchkeeper.auth import passwords, users
+    from watchkeeper.clock import utcnow
+
+    try:
+        name = users.check_username(username)
+    except ValueError as exc:
+        err.print(f"error: --username: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    cfg, _ = _load(config)
+    password = _read_password(password_stdin)
+    try:
+        passwords.check_strength(password)
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    try:
+        user = _with_db(cfg, lambda db: users.create_user(db, name, password, role, utcnow()))
+    except users.UserExists:
+        err.print(f"error: a user named {name!r} exists", markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"created {user.role.value} user {user.username}", markup=False, highlight=False)
+
+
+@user_app.command("list")
+def user_list(config: ConfigOption = None) -> None:
+    """List users."""
+    from watchkeeper.auth import users
+
+    cfg, _ = _load(config)
+    found = _with_db(cfg, users.list_users)
+    table = Table(title=f"{len(found)} users (times in UTC)")
+    for column in ("username", "role", "created", "last login"):
+        table.add_column(column, overflow="fold")
+    for u in found:
+        table.add_row(u.username, u.role.value, _when(u.created_at), _when(u.last_login_at))
+    out.print(table)
+
+
+@user_app.command("delete")
+def user_delete(
+    username: Annotated[str, typer.Argument(help="Login name.")], config: ConfigOption = None
+) -> None:
+    """Delete a user and end their sessions."""
+    from watchkeeper.auth import users
+
+    cfg, _ = _load(config)
+    user = _with_db(cfg, lambda db: users.delete_user(db, username))
+    if user is None:
+        err.print(f"error: no user named {username!r}", markup=False)
+        raise typer.Exit(1)
+    out.print(f"deleted user {user.username}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -66,6 +66,7 @@ class RetentionConfig(StrictModel):
     results: Duration = timedelta(days=30)
     metrics: Duration = timedelta(days=30)
     alerts: Duration = timedelta(days=90)
+    audit: Duration = timedelta(days=365)
 
 
 class StorageConfig(StrictModel):
@@ -168,6 +169,44 @@ class AlertingConfig(StrictModel):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
+class LoginThrottleConfig(StrictModel):
+    """Brute-force protection: too many failed logins lock the account (or address) out until
+    the oldest failure leaves the window; a correct password is refused meanwhile."""
+
+    max_failures: int = Field(default=10, ge=1, le=10_000)
+    """Failed logins for one account within `window` before it is throttled."""
+    max_failures_per_ip: int = Field(default=50, ge=1, le=100_000)
+    """Failed logins from one client address (any accounts) within `window`."""
+    window: Duration = timedelta(minutes=15)
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be positive")
+        return value
+
+
+class AuthConfig(StrictModel):
+    """Who may use the API: users (browser sessions) and API tokens, each with a role."""
+
+    enabled: bool = True
+    """False turns every check off: anyone reaching the port is an admin. Only for a
+    loopback-only or embedded setup."""
+    metrics: Literal["open", "token", "off"] = "open"
+    """`/metrics`: open to anyone, only with a (viewer or better) token or session, or off."""
+    session_ttl: Duration = timedelta(hours=12)
+    """How long a browser login lasts."""
+    login_throttle: LoginThrottleConfig = Field(default_factory=LoginThrottleConfig)
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("session_ttl must be positive")
+        return value
+
+
 _DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
 
 
@@ -196,6 +235,7 @@ class Config(StrictModel):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     escalation: list[EscalationPolicy] = Field(default_factory=list)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:

@@ -15,9 +15,11 @@ from tests.support.servers import free_port, wait_until
 
 
 class WatchkeeperProcess:
-    def __init__(self, config: Path | None, workdir: Path) -> None:
+    def __init__(self, config: Path | None, workdir: Path, token: str | None = None) -> None:
         self.config = config
         self.workdir = workdir
+        self.token = token
+        """An API token sent with every request (see tests.support.auth.cli_token)."""
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "watchkeeper.log"
@@ -44,7 +46,8 @@ class WatchkeeperProcess:
                 stdout=log,
                 stderr=log,
             )
-        self._session = aiohttp.ClientSession()
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        self._session = aiohttp.ClientSession(headers=headers)
         await wait_until(self._ready, timeout, f"watchkeeper ready; log:\n{self.log_text()}")
         return self
 

@@ -1,4 +1,4 @@
-"""Read-only alert views: `/api/v1/alerts` and one alert with its timeline."""
+"""`/api/v1/alerts`: list and read alerts (viewer); act on them and post them (operator)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from watchkeeper.alerting.external import parse_external
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import AlertDetailOut, AlertEventOut, AlertOut, Page
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.domain import Alert
 from watchkeeper.store import alerts as alert_store
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require(Role.VIEWER))]
+)
+OPERATOR = Depends(require(Role.OPERATOR))
 
 
 def _alert_out(alert: Alert) -> dict[str, object]:
@@ -75,13 +79,14 @@ async def get_alert(alert_id: str, rt: Runtime = Depends(get_runtime)) -> AlertD
 
 class AlertAction(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
-    actor: str = Field(default="api", min_length=1, max_length=255)
-    """Who acts; replaced by the authenticated user once authentication is on."""
+    actor: str | None = Field(default=None, min_length=1, max_length=255)
+    """Whom an API token acts for (e.g. a chat bot naming the person); a logged-in user
+    always acts as themselves. Default: the token's name."""
 
 
 class AlertComment(BaseModel):
     comment: str = Field(min_length=1, max_length=4000)
-    actor: str = Field(default="api", min_length=1, max_length=255)
+    actor: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
@@ -103,31 +108,40 @@ async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
 async def acknowledge(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
+    principal: Principal = OPERATOR,
     rt: Runtime = Depends(get_runtime),
 ) -> AlertOut:
-    return await _act(rt, alert_id, lifecycle.acknowledge, body.actor, body.comment)
+    actor = principal.acting_as(body.actor)
+    return await _act(rt, alert_id, lifecycle.acknowledge, actor, body.comment)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertOut, summary="Resolve by hand")
 async def resolve(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
+    principal: Principal = OPERATOR,
     rt: Runtime = Depends(get_runtime),
 ) -> AlertOut:
-    return await _act(rt, alert_id, lifecycle.resolve_by_id, body.actor, body.comment)
+    actor = principal.acting_as(body.actor)
+    return await _act(rt, alert_id, lifecycle.resolve_by_id, actor, body.comment)
 
 
 @router.post("/{alert_id}/comment", response_model=AlertOut, summary="Add a comment")
 async def comment(
-    alert_id: str, body: AlertComment, rt: Runtime = Depends(get_runtime)
+    alert_id: str,
+    body: AlertComment,
+    principal: Principal = OPERATOR,
+    rt: Runtime = Depends(get_runtime),
 ) -> AlertOut:
-    return await _act(rt, alert_id, lifecycle.add_comment, body.actor, body.comment)
+    actor = principal.acting_as(body.actor)
+    return await _act(rt, alert_id, lifecycle.add_comment, actor, body.comment)
 
 
 @router.post(
     "",
     response_model=list[AlertOut],
     summary="Create or resolve alerts (Watchkeeper's shape or Alertmanager's webhook v4)",
+    dependencies=[OPERATOR],
 )
 async def post_alerts(
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()],

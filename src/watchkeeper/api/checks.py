@@ -9,10 +9,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import CheckOut, LastResult, Page, ResultOut
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import Role, require
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.store.results import recent_results
 
-router = APIRouter(prefix="/api/v1/checks", tags=["checks"])
+router = APIRouter(
+    prefix="/api/v1/checks", tags=["checks"], dependencies=[Depends(require(Role.VIEWER))]
+)
 
 
 def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:

@@ -10,8 +10,10 @@ from fastapi.responses import JSONResponse
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime, __version__
+from watchkeeper.auth.roles import PUBLIC
 
-router = APIRouter(tags=["health"])
+# Probes answer anyone: load balancers and orchestrators hold no credentials.
+router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 HEALTH_JSON = "application/health+json"
 

@@ -7,9 +7,11 @@ from fastapi.responses import PlainTextResponse
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import PUBLIC
 from watchkeeper.heartbeat.monitor import MAX_LOG_BYTES, PingKind
 
-router = APIRouter(tags=["heartbeats"])
+# Cron jobs ping without credentials: the unguessable UUID (or the check name) is the key.
+router = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
 
 _METHODS = ["GET", "HEAD", "POST"]
 # Cron wrappers and browsers (fetch from a page) both ping; allow any origin like healthchecks.

@@ -1,4 +1,4 @@
-"""`GET /metrics` in the Prometheus text format."""
+"""`GET /metrics` in the Prometheus text format; open, token-only or off per `auth.metrics`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import METRICS
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], dependencies=[Depends(METRICS)])
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -1,12 +1,47 @@
-"""Every router, mounted in one place."""
+"""Every router, mounted in one place; a route without an access rule is refused here."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from watchkeeper.api import alerts, checks, health, pings, prometheus, rules, silences
+from watchkeeper.api import (
+    alerts,
+    audit,
+    auth,
+    checks,
+    health,
+    pings,
+    problems,
+    prometheus,
+    rules,
+    silences,
+    tokens,
+    users,
+)
+from watchkeeper.auth.roles import access_rule, api_routes
 
 
 def include_all(app: FastAPI) -> None:
-    for module in (health, prometheus, pings, checks, alerts, silences, rules):
+    problems.install(app)
+    for module in (
+        health,
+        prometheus,
+        pings,
+        auth,
+        checks,
+        alerts,
+        silences,
+        rules,
+        tokens,
+        users,
+        audit,
+    ):
         app.include_router(module.router)
+    unguarded = [
+        f"{sorted(r.methods or ())} {r.path}" for r in api_routes(app) if access_rule(r) is None
+    ]
+    if unguarded:
+        raise RuntimeError(
+            "routes without an access rule (add require(Role...) or PUBLIC): "
+            + ", ".join(unguarded)
+        )

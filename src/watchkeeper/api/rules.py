@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import Role, require
 
-router = APIRouter(prefix="/api/v1", tags=["rules"])
+router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))])
 
 
 class SeriesOut(BaseModel):
@@ -57,7 +58,12 @@ async def list_rules(rt: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]
     return rt.rules.snapshot() if rt.rules is not None else []
 
 
-@router.post("/metrics", response_model=Accepted, summary="Push metric samples (feed rules)")
+@router.post(
+    "/metrics",
+    response_model=Accepted,
+    summary="Push metric samples (feed rules)",
+    dependencies=[Depends(require(Role.OPERATOR))],
+)
 async def push_metrics(body: Samples, rt: Runtime = Depends(get_runtime)) -> Accepted:
     now = rt.clock.now()
     watched = 0

@@ -13,8 +13,12 @@ from watchkeeper.alerting.silences import Silence, create_silence, expire_silenc
 from watchkeeper.alerting.silences import list_silences as list_stored
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import Principal, Role, require
 
-router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+router = APIRouter(
+    prefix="/api/v1/silences", tags=["silences"], dependencies=[Depends(require(Role.VIEWER))]
+)
+OPERATOR = Depends(require(Role.OPERATOR))
 
 
 class SilenceIn(BaseModel):
@@ -23,7 +27,8 @@ class SilenceIn(BaseModel):
     starts_at: datetime | None = None
     ends_at: datetime
     comment: str = Field(default="", max_length=4000)
-    created_by: str = Field(default="api", min_length=1, max_length=255)
+    created_by: str | None = Field(default=None, min_length=1, max_length=255)
+    """Whom an API token acts for; a logged-in user is always the creator themselves."""
 
 
 class SilenceOut(BaseModel):
@@ -64,12 +69,15 @@ async def list_silences(
 
 
 @router.post("", response_model=SilenceOut, status_code=201, summary="Create a silence")
-async def create(body: SilenceIn, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
+async def create(
+    body: SilenceIn, principal: Principal = OPERATOR, rt: Runtime = Depends(get_runtime)
+) -> SilenceOut:
     now = rt.clock.now()
+    creator = principal.acting_as(body.created_by)
     try:
         matchers = [parse_matcher(m) for m in body.matchers]
         silence = await create_silence(
-            rt.db, matchers, body.starts_at or now, body.ends_at, body.created_by, body.comment, now
+            rt.db, matchers, body.starts_at or now, body.ends_at, creator, body.comment, now
         )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
@@ -86,7 +94,12 @@ async def get(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut
     return _out(silence, rt.clock.now())
 
 
-@router.delete("/{silence_id}", response_model=SilenceOut, summary="Expire a silence now")
+@router.delete(
+    "/{silence_id}",
+    response_model=SilenceOut,
+    summary="Expire a silence now",
+    dependencies=[OPERATOR],
+)
 async def expire(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
     now = rt.clock.now()
     silence = await expire_silence(rt.db, silence_id, now)

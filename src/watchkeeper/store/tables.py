@@ -178,3 +178,73 @@ alert_groups = Table(
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("last_notified_at", UTCDateTime()),
 )
+
+# --- authentication and audit -----------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),  # argon2id, PHC string
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_login_at", UTCDateTime()),
+)
+
+# Only a SHA-256 of each token is kept: the token itself is shown once, when it is made.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_by", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),
+)
+
+# Browser sessions: the cookie holds a random id, the table its SHA-256.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("source_ip", String(64)),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# Failed logins inside the throttling window (older rows are pruned as new ones arrive).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False),
+    Column("source_ip", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_login_failures_username_at", "username", "at"),
+    Index("ix_login_failures_source_ip_at", "source_ip", "at"),
+    Index("ix_login_failures_at", "at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("actor_kind", String(16), nullable=False),  # user, token, anonymous
+    Column("action", String(255), nullable=False),  # e.g. "POST /api/v1/silences"
+    Column("target", String(1000), nullable=False),  # the path acted on
+    Column("status", Integer, nullable=False),
+    Column("detail", JSON),
+    Column("source_ip", String(64)),
+    Index("ix_audit_log_at", "at"),
+)

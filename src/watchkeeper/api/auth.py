@@ -1,0 +1,188 @@
+"""`/auth`: browser login (a session cookie and its CSRF token), logout, who am I."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.app import Runtime
+from watchkeeper.auth import audit, sessions, users
+from watchkeeper.auth.credentials import client_ip
+from watchkeeper.auth.roles import CHALLENGE, PUBLIC, Principal, Role, require
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class LoginOut(BaseModel):
+    username: str
+    role: Role
+    csrf_token: str
+    """Send it back on every write: `X-CSRF-Token` header or `csrf_token` form field."""
+    expires_at: datetime
+
+
+class LoginFormOut(BaseModel):
+    csrf_token: str
+    """Put it in the login form's `csrf_token` field (its cookie was just set)."""
+
+
+class MeOut(BaseModel):
+    name: str
+    role: Role
+    kind: Literal["user", "token", "anonymous"]
+    csrf_token: str | None = None
+
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                }
+            },
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password", "csrf_token"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "csrf_token": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _secure(request: Request, rt: Runtime) -> bool:
+    return sessions.cookie_secure(request, rt.config.server.public_url)
+
+
+async def _credentials(request: Request) -> LoginIn:
+    """Username and password from JSON, or from a form that carries its login CSRF token."""
+    if sessions.is_form(request):
+        form = await request.form()
+        given = form.get(sessions.CSRF_FIELD)
+        expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE)
+        if not sessions.tokens_match(expected, given if isinstance(given, str) else None):
+            raise HTTPException(
+                403, "the login form needs its csrf_token (GET /auth/login issues one)"
+            )
+        data: Any = {"username": form.get("username"), "password": form.get("password")}
+    else:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise HTTPException(415, "send application/json or a form")
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not valid JSON") from None
+    try:
+        return LoginIn.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+@router.get(
+    "/login",
+    response_model=LoginFormOut,
+    dependencies=[Depends(PUBLIC)],
+    summary="A CSRF token for a login form (sets its cookie)",
+)
+async def login_form(
+    request: Request, response: Response, rt: Runtime = Depends(get_runtime)
+) -> LoginFormOut:
+    return LoginFormOut(csrf_token=sessions.issue_login_csrf(response, _secure(request, rt)))
+
+
+@router.post(
+    "/login",
+    response_model=LoginOut,
+    dependencies=[Depends(PUBLIC)],
+    summary="Log in: sets the session cookie and returns its CSRF token",
+    openapi_extra=_LOGIN_BODY,
+    responses={
+        401: {"description": "Wrong username or password"},
+        429: {"description": "Throttled"},
+    },
+)
+async def login(
+    request: Request, response: Response, rt: Runtime = Depends(get_runtime)
+) -> LoginOut:
+    credentials = await _credentials(request)
+    username = users.normalize_username(credentials.username)
+    ip = client_ip(request)
+    wait = await rt.throttle.retry_after(username, ip)
+    if wait is not None:
+        # Refused without looking at the password: guessing on is pointless until then.
+        raise HTTPException(
+            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
+        )
+    now = rt.clock.now()
+    user = await users.verify_login(rt.db, username, credentials.password, now)
+    if user is None:
+        await rt.throttle.record_failure(username, ip)
+        await audit.record(
+            rt.db,
+            at=now,
+            actor="anonymous",
+            actor_kind="anonymous",
+            action="POST /auth/login",
+            target=request.url.path,
+            status=401,
+            detail={"username": username, "outcome": "wrong username or password"},
+            source_ip=ip,
+        )
+        raise HTTPException(401, "wrong username or password", CHALLENGE)
+    await rt.throttle.record_success(username)
+    ttl = rt.config.auth.session_ttl
+    session_id, session = await sessions.create_session(rt.db, user, now, ttl, ip)
+    sessions.set_session_cookie(response, session_id, ttl, _secure(request, rt))
+    request.state.principal = Principal(user.username, user.role, "user", ip, id=user.id)
+    return LoginOut(
+        username=user.username,
+        role=user.role,
+        csrf_token=session.csrf_token,
+        expires_at=session.expires_at,
+    )
+
+
+@router.post("/logout", status_code=204, summary="End this browser session")
+async def logout(
+    request: Request,
+    principal: Principal = Depends(require(Role.VIEWER)),
+    rt: Runtime = Depends(get_runtime),
+) -> Response:
+    session_id = request.cookies.get(sessions.COOKIE)
+    if principal.kind == "user" and session_id:
+        await sessions.delete_session(rt.db, session_id)
+    response = Response(status_code=204)
+    sessions.clear_session_cookie(response, _secure(request, rt))
+    return response
+
+
+@router.get("/me", response_model=MeOut, summary="Who the caller is, with a session's CSRF token")
+async def me(principal: Principal = Depends(require(Role.VIEWER))) -> MeOut:
+    return MeOut(
+        name=principal.name,
+        role=principal.role,
+        kind=principal.kind,
+        csrf_token=principal.csrf_token,
+    )

@@ -1,0 +1,63 @@
+"""Who is calling: a Bearer token or a session cookie turned into a Principal."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+from watchkeeper.auth import sessions, tokens
+from watchkeeper.auth.roles import CHALLENGE, SAFE_METHODS, Principal, Role
+from watchkeeper.clock import Clock
+from watchkeeper.config import Config
+from watchkeeper.store.database import Database
+
+CSRF_MISSING = (
+    f"a browser session needs its CSRF token on every write: send the {sessions.CSRF_HEADER} "
+    f"header or a {sessions.CSRF_FIELD} form field (from POST /auth/login or GET /auth/me)"
+)
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (uvicorn has already applied X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+class Authenticator:
+    def __init__(self, db: Database, config: Config, clock: Clock) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+
+    async def authenticate(self, request: Request) -> Principal | None:
+        """The caller, or None when the request carries no credentials at all.
+
+        A Bearer token wins over a cookie. Bad credentials are a 401, not None: a client
+        that sent a token learns it is wrong. A cookie-authenticated write without its
+        session's CSRF token is a 403.
+        """
+        ip = client_ip(request)
+        if not self.config.auth.enabled:
+            return Principal("anonymous", Role.ADMIN, "anonymous", ip)
+        now = self.clock.now()
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, value = header.strip().partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise HTTPException(401, "expected `Authorization: Bearer <token>`", CHALLENGE)
+            token = await tokens.authenticate_token(self.db, value.strip(), now)
+            if token is None:
+                raise HTTPException(401, "the token is unknown, expired or revoked", CHALLENGE)
+            return Principal(token.name, token.role, "token", ip, id=token.id)
+        session_id = request.cookies.get(sessions.COOKIE)
+        if not session_id:
+            return None
+        session = await sessions.lookup_session(self.db, session_id, now)
+        if session is None:
+            raise HTTPException(401, "the session has ended; log in again", CHALLENGE)
+        if request.method not in SAFE_METHODS:
+            given = await sessions.submitted_csrf(request)
+            if not sessions.tokens_match(session.csrf_token, given):
+                raise HTTPException(403, CSRF_MISSING)
+        user = session.user
+        return Principal(
+            user.username, user.role, "user", ip, id=user.id, csrf_token=session.csrf_token
+        )

@@ -1,0 +1,54 @@
+"""Password hashing with argon2id (RFC 9106 defaults of argon2-cffi).
+
+Hashing is deliberately slow (tens of milliseconds): call these from a worker thread
+(`asyncio.to_thread`) so the event loop keeps running checks meanwhile.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+_hasher = PasswordHasher()
+
+MIN_LENGTH = 8
+MAX_LENGTH = 1024
+
+
+def check_strength(password: str) -> None:
+    """Raise ValueError when the password cannot be accepted."""
+    if len(password) < MIN_LENGTH:
+        raise ValueError(f"password must be at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise ValueError(f"password must be at most {MAX_LENGTH} characters")
+
+
+def hash_password(password: str) -> str:
+    """The argon2id PHC string (`$argon2id$v=19$m=...`) for `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def burn_time(password: str) -> None:
+    """Spend as long as a real verification, for logins naming no existing user: the answer
+    time does not reveal which usernames exist."""
+    verify_password(_dummy_hash(), password)

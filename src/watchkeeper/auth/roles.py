@@ -1,0 +1,189 @@
+"""Roles and the access rule every route declares.
+
+Each router states its rule once, at router level, with per-route overrides for writes:
+
+    router = APIRouter(prefix="/api/v1/silences", dependencies=[Depends(require(Role.VIEWER))])
+
+    @router.post("", dependencies=[Depends(require(Role.OPERATOR))])
+
+`api.routes.include_all` refuses to mount a route without a rule, and tests/test_authz.py
+checks each rule against real requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyCookie, HTTPBearer
+
+from watchkeeper.api.deps import get_runtime
+
+if TYPE_CHECKING:
+    from fastapi.dependencies.models import Dependant
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Role(StrEnum):
+    """viewer < operator < admin: each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"
+    """Reads everything."""
+    OPERATOR = "operator"
+    """Acts on alerts: acknowledge, resolve, comment, silence; pushes alerts and metrics."""
+    ADMIN = "admin"
+    """Everything, including users, API tokens and the audit log."""
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as established by a session cookie or a Bearer token."""
+
+    name: str
+    role: Role
+    kind: Literal["user", "token", "anonymous"]
+    source_ip: str | None
+    id: str | None = None
+    """The user's or the token's id."""
+    csrf_token: str | None = field(default=None, repr=False)
+    """For a browser session: the token its writes must carry."""
+
+    def acting_as(self, claimed: str | None) -> str:
+        """The name an action is recorded under (acknowledged_by, created_by). A logged-in
+        user is always themselves; a token (say a chat bot) may name the person it acts
+        for. The audit log records the principal itself either way."""
+        if self.kind != "user" and claimed:
+            return claimed
+        return self.name
+
+
+AccessRule = Role | Literal["public", "metrics"]
+"""A role needed; `public` (anyone); `metrics` (as `auth.metrics` says: open, token, off)."""
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="watchkeeper"'}
+
+# Declared so the OpenAPI document (and /api/docs' Authorize button) shows both schemes; the
+# checking itself is done by the runtime's Authenticator.
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer wk_…`")
+_cookie = APIKeyCookie(
+    name="wk_session",
+    auto_error=False,
+    description="A browser session from `POST /auth/login`; writes also need `X-CSRF-Token`.",
+)
+
+
+async def authorize(request: Request, needed: Role) -> Principal:
+    """The caller, if it holds `needed` or better; else 401 (nobody) or 403 (too little)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await get_runtime(request).authenticator.authenticate(request)
+        if principal is None:
+            raise HTTPException(
+                401, "log in, or send an API token as `Authorization: Bearer`", headers=CHALLENGE
+            )
+        request.state.principal = principal
+    if not principal.role.allows(needed):
+        raise HTTPException(
+            403, f"this needs the {needed.value} role; {principal.name} is {principal.role.value}"
+        )
+    return principal
+
+
+class RequireRole:
+    """The dependency `require(role)` returns: resolves to the Principal."""
+
+    def __init__(self, role: Role) -> None:
+        self.access_rule: AccessRule = role
+        self.role = role
+
+    async def __call__(
+        self,
+        request: Request,
+        _bearer: Any = Depends(_bearer),
+        _cookie: Any = Depends(_cookie),
+    ) -> Principal:
+        return await authorize(request, self.role)
+
+    def __repr__(self) -> str:
+        return f"require(Role.{self.role.name})"
+
+
+class Public:
+    """No login needed: probes, heartbeat pings, the login itself, the OpenAPI document."""
+
+    access_rule: AccessRule = "public"
+
+    async def __call__(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "PUBLIC"
+
+
+class MetricsAccess:
+    """`/metrics` as `auth.metrics` says: open, a viewer token (or session), or 404."""
+
+    access_rule: AccessRule = "metrics"
+
+    async def __call__(self, request: Request, _bearer: Any = Depends(_bearer)) -> None:
+        mode = get_runtime(request).config.auth.metrics
+        if mode == "off":
+            raise HTTPException(404, "metrics are turned off (auth.metrics: off)")
+        if mode == "token":
+            await authorize(request, Role.VIEWER)
+
+    def __repr__(self) -> str:
+        return "METRICS"
+
+
+_REQUIRE = {role: RequireRole(role) for role in Role}
+PUBLIC = Public()
+METRICS = MetricsAccess()
+
+
+def require(role: Role) -> RequireRole:
+    """The dependency for routes that need `role` (one instance per role, so FastAPI runs it
+    once per request however often it is declared)."""
+    return _REQUIRE[role]
+
+
+def access_rule(route: APIRoute) -> AccessRule | None:
+    """The rule a route enforces (the strictest declared), or None when it declares none."""
+    rules: list[AccessRule] = []
+
+    def walk(dependant: Dependant) -> None:
+        for dep in dependant.dependencies:
+            rule = getattr(dep.call, "access_rule", None)
+            if rule is not None:
+                rules.append(rule)
+            walk(dep)
+
+    walk(route.dependant)
+    roles = [r for r in rules if isinstance(r, Role)]
+    if roles:
+        return max(roles, key=lambda r: r.rank)
+    return rules[0] if rules else None
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of the app, through included routers."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before routers were included lazily: routes are flat
+        return [r for r in app.routes if isinstance(r, APIRoute)]
+    return [
+        c.original_route
+        for c in iter_route_contexts(app.routes)
+        if isinstance(c.original_route, APIRoute)
+    ]
