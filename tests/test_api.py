@@ -134,3 +134,22 @@ def test_logs_never_show_secrets_or_url_passwords(caplog: pytest.LogCaptureFixtu
     assert text == "connect postgresql://admin:***@db:5432/wk failed"
     line = JsonFormatter().format(record)
     assert '"message": "posting *** to x"' in line
+
+
+async def test_operators_pause_resume_and_run_checks_now(api) -> None:
+    runtime, client = api
+    await wait_until(
+        lambda: _equals(states(client), {"ok": "up", "warn": "degraded", "crit": "down"}),
+        15,
+        "first runs",
+    )
+    paused = await client.post("/api/v1/checks/ok/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert (await states(client))["ok"] == "paused"
+    runs = runtime.scheduler.runs
+    queued = await client.post("/api/v1/checks/crit/run")
+    assert queued.status_code == 202 and queued.json()["queued"] is True
+    await wait_until(lambda: runtime.scheduler.runs > runs, 10, "the run-now run")
+    resumed = await client.post("/api/v1/checks/ok/resume")
+    assert resumed.json()["status"] == "up"
+    assert (await client.post("/api/v1/checks/nope/run")).status_code == 404

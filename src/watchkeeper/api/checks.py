@@ -1,16 +1,19 @@
-"""Read-only check views: `/api/v1/checks`, one check, its result history."""
+"""Checks: list, one check, its result history; pause, resume, run now."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import CheckOut, LastResult, Page, ResultOut
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Role, require
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.store import tables
+from watchkeeper.store.database import upsert
 from watchkeeper.store.results import recent_results
 
 router = APIRouter(
@@ -101,3 +104,57 @@ async def check_results(
         )
         for r in rows
     ]
+
+
+class CheckAction(BaseModel):
+    check: str
+    status: str
+    queued: bool = False
+
+
+async def _set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
+    config = _config_or_404(rt, name)
+    if rt.pipeline is None:
+        raise HTTPException(503, "not started")
+    state = rt.pipeline.state_for(config, rt.clock.now())
+    state.paused = paused
+    async with rt.db.begin() as conn:
+        await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
+    return CheckAction(check=name, status="paused" if paused else state.status.value)
+
+
+@router.post(
+    "/{name}/pause",
+    response_model=CheckAction,
+    dependencies=[Depends(require(Role.OPERATOR))],
+    summary="Pause a check: it stops running until resumed",
+)
+async def pause_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
+    return await _set_paused(rt, name, True)
+
+
+@router.post(
+    "/{name}/resume",
+    response_model=CheckAction,
+    dependencies=[Depends(require(Role.OPERATOR))],
+    summary="Resume a paused check",
+)
+async def resume_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
+    return await _set_paused(rt, name, False)
+
+
+@router.post(
+    "/{name}/run",
+    response_model=CheckAction,
+    status_code=202,
+    dependencies=[Depends(require(Role.OPERATOR))],
+    summary="Run a check now (its schedule is kept)",
+)
+async def run_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
+    config = _config_or_404(rt, name)
+    if config.push:
+        raise HTTPException(409, "a push check runs when its job pings it")
+    if rt.scheduler is None or not rt.scheduler.run_now(name):
+        raise HTTPException(409, "the check is not scheduled (disabled or not started)")
+    state = rt.pipeline.states.get(name) if rt.pipeline else None
+    return CheckAction(check=name, status=state.status.value if state else "unknown", queued=True)
