@@ -40,6 +40,7 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
+from watchkeeper.store.maintenance import load_windows
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class Dispatcher:
             alerts = [alert_store.alert_from_row(r) for r in rows.all()]
             groups = {r.key: r for r in (await conn.execute(select(G))).all()}
         silences = await list_silences(self._db, include_expired_since=now)
+        windows = [*self._maintenance, *await load_windows(self._db)]
         wakeups: list[datetime] = []
         queued = 0
 
@@ -148,7 +150,7 @@ class Dispatcher:
             if alert.status is AlertStatus.RESOLVED:
                 queued += await self._notify_resolved(alert, now)
                 continue
-            await self._update_suppression(alert, silences, firing, now, wakeups)
+            await self._update_suppression(alert, silences, windows, firing, now, wakeups)
             if alert.suppressed_reason or alert.silenced_by:
                 continue
             if alert.notified_at is None:
@@ -192,6 +194,7 @@ class Dispatcher:
         self,
         alert: Alert,
         silences: list[Silence],
+        windows: list[MaintenanceWindow],
         firing: list[dict[str, str]],
         now: datetime,
         wakeups: list[datetime],
@@ -204,7 +207,7 @@ class Dispatcher:
                 reason = f"suppressed: {blocker} down"
             elif self._is_flapping(alert.check):
                 reason = "suppressed: flapping"
-        for window in self._maintenance:
+        for window in windows:
             if (change := window.next_change(now)) is not None:
                 wakeups.append(change)
             if reason is None and window.covers(labels) and window.active_at(now):

@@ -248,3 +248,13 @@ audit_log = Table(
     Column("source_ip", String(64)),
     Index("ix_audit_log_at", "at"),
 )
+
+# Maintenance windows created over the API (config-file ones live in the config).
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

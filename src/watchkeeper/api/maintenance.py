@@ -1,0 +1,91 @@
+"""`/api/v1/maintenances`: windows in which alerts are held (config-file ones are read-only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException
+from pydantic import BaseModel, ValidationError
+
+from watchkeeper.alerting.maintenance import MaintenanceWindow
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import Principal, Role, require
+from watchkeeper.store.maintenance import delete_window, load_windows, save_window
+
+router = APIRouter(
+    prefix="/api/v1/maintenances",
+    tags=["maintenance"],
+    dependencies=[Depends(require(Role.VIEWER))],
+)
+OPERATOR = Depends(require(Role.OPERATOR))
+
+
+class MaintenanceOut(BaseModel):
+    name: str
+    source: str
+    """`config` (read-only here) or `api`."""
+    active: bool
+    next_change: datetime | None
+    definition: dict[str, Any]
+
+
+def _out(window: MaintenanceWindow, source: str, now: datetime) -> MaintenanceOut:
+    return MaintenanceOut(
+        name=window.name,
+        source=source,
+        active=window.active_at(now),
+        next_change=window.next_change(now),
+        definition=window.model_dump(mode="json", exclude_unset=True),
+    )
+
+
+async def _all(rt: Runtime) -> list[tuple[MaintenanceWindow, str]]:
+    stored = await load_windows(rt.db)
+    return [(w, "config") for w in rt.config.maintenance] + [(w, "api") for w in stored]
+
+
+@router.get("", response_model=list[MaintenanceOut], summary="Maintenance windows")
+async def list_windows(rt: Runtime = Depends(get_runtime)) -> list[MaintenanceOut]:
+    now = rt.clock.now()
+    return [_out(w, source, now) for w, source in await _all(rt)]
+
+
+@router.post(
+    "",
+    response_model=MaintenanceOut,
+    status_code=201,
+    summary="Create a maintenance window (same fields as in the config file)",
+)
+async def create_window(
+    body: dict[str, Any] = Body(),
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = OPERATOR,
+) -> MaintenanceOut:
+    try:
+        window = MaintenanceWindow.model_validate(body)
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
+    if any(w.name == window.name for w, _ in await _all(rt)):
+        raise HTTPException(409, f"a maintenance window named {window.name!r} exists")
+    now = rt.clock.now()
+    try:
+        await save_window(rt.db, window, who.name, now)
+    except KeyError:
+        raise HTTPException(409, f"a maintenance window named {window.name!r} exists") from None
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return _out(window, "api", now)
+
+
+@router.delete("/{name}", status_code=204, summary="Delete an API-managed maintenance window")
+async def remove_window(
+    name: str, rt: Runtime = Depends(get_runtime), _who: Principal = OPERATOR
+) -> None:
+    if any(w.name == name for w in rt.config.maintenance):
+        raise HTTPException(409, "this window comes from the config file; edit it there")
+    if not await delete_window(rt.db, name):
+        raise HTTPException(404, "no such maintenance window")
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
