@@ -12,7 +12,8 @@ import pytest
 
 from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
-from watchkeeper.alerting.rules import RuleConfig, RuleEngine, parse_series
+from watchkeeper.alerting.rule_config import RuleConfig
+from watchkeeper.alerting.rules import RuleEngine, parse_series
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.config import Config, ConfigError, parse_config
 from watchkeeper.domain import Severity

@@ -1,10 +1,24 @@
 """Watchkeeper: self-hosted operations monitor. Library surface:
 
-from watchkeeper import Monitor, CheckResult, Status, Severity
+    from watchkeeper import Monitor, CheckResult, Status, Severity
 """
 
+from typing import TYPE_CHECKING, Any
+
 from watchkeeper.domain import CheckResult, Severity, Status
-from watchkeeper.monitor import Monitor
+
+if TYPE_CHECKING:
+    from watchkeeper.monitor import Monitor
 
 __all__ = ["CheckResult", "Monitor", "Severity", "Status"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Monitor pulls in the whole service (FastAPI, drivers); the CLI's quick commands
+    # (validate, init) should not pay for that on every start.
+    if name == "Monitor":
+        from watchkeeper.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

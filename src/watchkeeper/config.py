@@ -17,7 +17,7 @@ from watchkeeper._model import Name, StrictModel
 from watchkeeper.alerting.inhibition import InhibitRule
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, validate_channels
-from watchkeeper.alerting.rules import RuleConfig
+from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import Duration
 from watchkeeper.notify import channels as _channels

@@ -116,3 +116,26 @@ class Alert:
     def match_labels(self) -> dict[str, str]:
         """Labels silences and routes match on: the alert's labels plus `alertname`."""
         return {"alertname": self.name, **self.labels}
+
+
+# Severity words other tools use, mapped onto ours.
+_SEVERITY_WORDS = {
+    "critical": Severity.CRITICAL,
+    "page": Severity.CRITICAL,
+    "fatal": Severity.CRITICAL,
+    "high": Severity.HIGH,
+    "error": Severity.HIGH,
+    "major": Severity.HIGH,
+    "medium": Severity.MEDIUM,
+    "warning": Severity.MEDIUM,
+    "warn": Severity.MEDIUM,
+    "minor": Severity.LOW,
+    "low": Severity.LOW,
+    "info": Severity.INFO,
+    "informational": Severity.INFO,
+    "none": Severity.INFO,
+}
+
+
+def severity_from(word: str | None, default: Severity = Severity.MEDIUM) -> Severity:
+    return _SEVERITY_WORDS.get((word or "").strip().lower(), default)

@@ -8,29 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from watchkeeper.alerting.lifecycle import AlertSpec
-from watchkeeper.domain import Severity
-
-# Severity words other tools use, mapped onto ours.
-_SEVERITY_WORDS = {
-    "critical": Severity.CRITICAL,
-    "page": Severity.CRITICAL,
-    "fatal": Severity.CRITICAL,
-    "high": Severity.HIGH,
-    "error": Severity.HIGH,
-    "major": Severity.HIGH,
-    "medium": Severity.MEDIUM,
-    "warning": Severity.MEDIUM,
-    "warn": Severity.MEDIUM,
-    "minor": Severity.LOW,
-    "low": Severity.LOW,
-    "info": Severity.INFO,
-    "informational": Severity.INFO,
-    "none": Severity.INFO,
-}
-
-
-def severity_from(word: str | None, default: Severity = Severity.MEDIUM) -> Severity:
-    return _SEVERITY_WORDS.get((word or "").strip().lower(), default)
+from watchkeeper.domain import Severity, severity_from
 
 
 def _label_hash(name: str, labels: dict[str, str]) -> str:
