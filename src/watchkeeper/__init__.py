@@ -1,6 +1,6 @@
 """Watchkeeper: self-hosted operations monitor. Library surface:
 
-    from watchkeeper import Monitor, CheckResult, Status, Severity
+from watchkeeper import Monitor, CheckResult, Status, Severity
 """
 
 from typing import TYPE_CHECKING, Any
