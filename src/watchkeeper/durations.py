@@ -6,10 +6,17 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def _seconds(seconds: float) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # inf, nan, beyond timedelta.max (~2.7 million years)
+        raise ValueError("duration is out of range") from None
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -21,7 +28,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("duration must not be negative")
-        return timedelta(seconds=value)
+        return _seconds(value)
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         pos, total = 0, 0.0
@@ -31,7 +38,7 @@ def parse_duration(value: Any) -> timedelta:
             total += float(m.group(1)) * _UNITS[m.group(2)]
             pos = m.end()
         if text and pos == len(text):
-            return timedelta(seconds=total)
+            return _seconds(total)
     raise ValueError(f"expected a duration like 500ms, 30s, 5m, 1h or 7d, got {value!r}")
 
 
@@ -49,5 +56,15 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "examples": ["30s", "1h30m", "7d"],
+        },
+        mode="validation",
+    ),
 ]
 """A pydantic field type accepting "30s"-style strings or seconds."""

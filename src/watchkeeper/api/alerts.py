@@ -9,8 +9,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.external import parse_external
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import AlertDetailOut, AlertEventOut, AlertOut, Page
+from watchkeeper.api.schemas import (
+    MAX_OFFSET,
+    AlertDetailOut,
+    AlertEventOut,
+    AlertOut,
+    Page,
+    Text,
+)
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.domain import Alert
@@ -51,7 +59,7 @@ async def list_alerts(
     status: Literal["open", "firing", "acknowledged", "resolved"] | None = None,
     check: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AlertOut]:
     alerts, total = await alert_store.list_alerts(
         rt.db, status=status, check=check, limit=limit, offset=offset
@@ -78,15 +86,15 @@ async def get_alert(alert_id: str, rt: Runtime = Depends(get_runtime)) -> AlertD
 
 
 class AlertAction(BaseModel):
-    comment: str | None = Field(default=None, max_length=4000)
-    actor: str | None = Field(default=None, min_length=1, max_length=255)
+    comment: Text | None = Field(default=None, max_length=4000)
+    actor: Text | None = Field(default=None, min_length=1, max_length=255)
     """Whom an API token acts for (e.g. a chat bot naming the person); a logged-in user
     always acts as themselves. Default: the token's name."""
 
 
 class AlertComment(BaseModel):
-    comment: str = Field(min_length=1, max_length=4000)
-    actor: str | None = Field(default=None, min_length=1, max_length=255)
+    comment: Text = Field(min_length=1, max_length=4000)
+    actor: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
 async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
@@ -104,7 +112,15 @@ async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
     return AlertOut.model_validate(_alert_out(found[0]))
 
 
-@router.post("/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge: stop escalation")
+_STATE_CONFLICT = problems.responses(409)  # acknowledging or resolving a resolved alert
+
+
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertOut,
+    summary="Acknowledge: stop escalation",
+    responses=_STATE_CONFLICT,
+)
 async def acknowledge(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
@@ -115,7 +131,12 @@ async def acknowledge(
     return await _act(rt, alert_id, lifecycle.acknowledge, actor, body.comment)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertOut, summary="Resolve by hand")
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertOut,
+    summary="Resolve by hand",
+    responses=_STATE_CONFLICT,
+)
 async def resolve(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
@@ -126,7 +147,11 @@ async def resolve(
     return await _act(rt, alert_id, lifecycle.resolve_by_id, actor, body.comment)
 
 
-@router.post("/{alert_id}/comment", response_model=AlertOut, summary="Add a comment")
+@router.post(
+    "/{alert_id}/comment",
+    response_model=AlertOut,
+    summary="Add a comment",
+)
 async def comment(
     alert_id: str,
     body: AlertComment,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import Page
+from watchkeeper.api.schemas import MAX_OFFSET, Page
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit as audit_store
 from watchkeeper.auth.roles import Role, require
@@ -40,7 +40,7 @@ async def list_audit(
     actor: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AuditOut]:
     entries, total = await audit_store.list_entries(
         rt.db, limit=limit, offset=offset, actor=actor, action=action

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit, sessions, users
 from watchkeeper.auth.credentials import client_ip
@@ -19,7 +21,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: Text = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=4096)
 
 
@@ -43,6 +45,10 @@ class MeOut(BaseModel):
     csrf_token: str | None = None
 
 
+_CREDENTIALS = {
+    "username": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\x00]*$"},
+    "password": {"type": "string", "minLength": 1, "maxLength": 4096},
+}
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -51,18 +57,14 @@ _LOGIN_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["username", "password"],
-                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                    "properties": _CREDENTIALS,
                 }
             },
             "application/x-www-form-urlencoded": {
                 "schema": {
                     "type": "object",
                     "required": ["username", "password", "csrf_token"],
-                    "properties": {
-                        "username": {"type": "string"},
-                        "password": {"type": "string"},
-                        "csrf_token": {"type": "string"},
-                    },
+                    "properties": {**_CREDENTIALS, "csrf_token": {"type": "string"}},
                 }
             },
         },
@@ -119,8 +121,9 @@ async def login_form(
     summary="Log in: sets the session cookie and returns its CSRF token",
     openapi_extra=_LOGIN_BODY,
     responses={
-        401: {"description": "Wrong username or password"},
-        429: {"description": "Throttled"},
+        **problems.responses(400, 415, 429),
+        401: problems.response(401, "Wrong username or password"),
+        403: problems.response(403, "A login form without its csrf_token"),
     },
 )
 async def login(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import CheckOut, LastResult, Page, ResultOut
 from watchkeeper.app import Runtime
@@ -127,6 +128,7 @@ async def _set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
     "/{name}/pause",
     response_model=CheckAction,
     dependencies=[Depends(require(Role.OPERATOR))],
+    responses=problems.responses(503),
     summary="Pause a check: it stops running until resumed",
 )
 async def pause_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
@@ -137,6 +139,7 @@ async def pause_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAct
     "/{name}/resume",
     response_model=CheckAction,
     dependencies=[Depends(require(Role.OPERATOR))],
+    responses=problems.responses(503),
     summary="Resume a paused check",
 )
 async def resume_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
@@ -148,6 +151,7 @@ async def resume_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAc
     response_model=CheckAction,
     status_code=202,
     dependencies=[Depends(require(Role.OPERATOR))],
+    responses=problems.responses(409),
     summary="Run a check now (its schedule is kept)",
 )
 async def run_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime, __version__
@@ -17,6 +18,34 @@ router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 HEALTH_JSON = "application/health+json"
 
+
+class HealthJSONResponse(JSONResponse):
+    media_type = HEALTH_JSON
+
+
+Status = Literal["pass", "warn", "fail"]
+
+
+class ProbeOut(BaseModel):
+    status: Status
+
+
+class HealthOut(BaseModel):
+    """draft-inadarei-api-health-check: the service's status and each component's."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    version: str
+    releaseId: str  # the draft's field names
+    serviceId: str
+    description: str
+    checks: dict[str, list[dict[str, Any]]]
+    """`storage:responseTime`, `scheduler:lag`, `outbox:depth`: `status`, `observedValue`…"""
+
+
+_UNHEALTHY = {"description": "Not ready / failing", "model": ProbeOut}
+
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
@@ -24,12 +53,23 @@ def _entry(component_type: str, status: str, now: str, **extra: Any) -> list[dic
     return [{"componentType": component_type, "status": status, "time": now, **extra}]
 
 
-@router.get("/health/live", summary="Liveness: the process answers")
+@router.get(
+    "/health/live",
+    summary="Liveness: the process answers",
+    response_class=HealthJSONResponse,
+    response_model=ProbeOut,
+)
 async def live() -> JSONResponse:
     return JSONResponse({"status": "pass"}, media_type=HEALTH_JSON)
 
 
-@router.get("/health/ready", summary="Readiness: storage migrated and the scheduler running")
+@router.get(
+    "/health/ready",
+    summary="Readiness: storage migrated and the scheduler running",
+    response_class=HealthJSONResponse,
+    response_model=ProbeOut,
+    responses={503: _UNHEALTHY},
+)
 async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
     ok = rt.started and rt.db.migrated and rt.scheduler is not None and rt.scheduler.running
     return JSONResponse(
@@ -37,7 +77,13 @@ async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
     )
 
 
-@router.get("/health", summary="Health of each component (IETF health-check response format)")
+@router.get(
+    "/health",
+    summary="Health of each component (IETF health-check response format)",
+    response_class=HealthJSONResponse,
+    response_model=HealthOut,
+    responses={503: {"description": "A component fails", "model": HealthOut}},
+)
 async def health(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
     now = rt.clock.now().isoformat().replace("+00:00", "Z")
     checks: dict[str, list[dict[str, Any]]] = {}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException
 from pydantic import BaseModel, ValidationError
 
 from watchkeeper.alerting.maintenance import MaintenanceWindow
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
@@ -56,6 +57,7 @@ async def list_windows(rt: Runtime = Depends(get_runtime)) -> list[MaintenanceOu
     "",
     response_model=MaintenanceOut,
     status_code=201,
+    responses=problems.responses(409),
     summary="Create a maintenance window (same fields as in the config file)",
 )
 async def create_window(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
@@ -16,6 +19,15 @@ router = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
 _METHODS = ["GET", "HEAD", "POST"]
 # Cron wrappers and browsers (fetch from a page) both ping; allow any origin like healthchecks.
 _HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Awaitable[PlainTextResponse]])
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _text("No heartbeat check has this key")}
 
 
 async def _body(request: Request) -> bytes:
@@ -41,36 +53,59 @@ async def _ping(
     return PlainTextResponse("OK", headers=_HEADERS)
 
 
-@router.api_route("/ping/{key}", methods=_METHODS, summary="Report success")
+def _route(
+    path: str, summary: str, responses: dict[int | str, dict[str, Any]] | None = None
+) -> Callable[[_Endpoint], _Endpoint]:
+    """One route per method, each with its own operation id (`ping_fail_head`, ...)."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        for method in _METHODS:
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                summary=summary,
+                operation_id=f"{endpoint.__name__}_{method.lower()}",
+                response_class=PlainTextResponse,
+                responses=responses or _NOT_FOUND,
+            )
+        return endpoint
+
+    return register
+
+
+@_route("/ping/{key}", "Report success")
 async def ping_success(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
     return await _ping(rt, request, key, PingKind.SUCCESS)
 
 
-@router.api_route("/ping/{key}/start", methods=_METHODS, summary="Report that a run started")
+@_route("/ping/{key}/start", "Report that a run started")
 async def ping_start(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
     return await _ping(rt, request, key, PingKind.START)
 
 
-@router.api_route("/ping/{key}/fail", methods=_METHODS, summary="Report failure")
+@_route("/ping/{key}/fail", "Report failure")
 async def ping_fail(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
     return await _ping(rt, request, key, PingKind.FAIL)
 
 
-@router.api_route("/ping/{key}/log", methods=_METHODS, summary="Attach a log; no state change")
+@_route("/ping/{key}/log", "Attach a log; no state change")
 async def ping_log(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
     return await _ping(rt, request, key, PingKind.LOG)
 
 
-@router.api_route(
-    "/ping/{key}/{exit_code}", methods=_METHODS, summary="Report a job's exit status (0 = success)"
+@_route(
+    "/ping/{key}/{exit_code}",
+    "Report a job's exit status (0 = success)",
+    responses={**_NOT_FOUND, 400: _text("The exit status is not 0-255")},
 )
 async def ping_exit_code(
     key: str, exit_code: int, request: Request, rt: Runtime = Depends(get_runtime)

@@ -3,6 +3,11 @@
 Shape: `{"type": "about:blank", "title": "<HTTP reason>", "status": 403, "detail": "…",
 "instance": "/api/v1/tokens"}`; request validation errors add `errors` (pydantic's list).
 Headers the error carries (WWW-Authenticate, Retry-After) are kept.
+
+The OpenAPI document says so too (`install` post-processes it): every operation lists the
+problem responses that can come back from any route of its kind (400 and 422 with a body or
+parameters, 401 and 403 behind a login, 404 with a path parameter); a route declares the
+others it returns itself, with `responses=problems.responses(409)`.
 """
 
 from __future__ import annotations
@@ -15,9 +20,53 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    """What is invalid, one entry per problem (`loc`, `msg`, `type`): 422 responses."""
+
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+DESCRIPTIONS = {
+    400: "The request is malformed (e.g. its body is not valid JSON)",
+    401: "No valid credentials: log in, or send an API token as `Authorization: Bearer`",
+    403: "The caller's role does not allow this, or a session's write lacks its CSRF token",
+    404: "No such resource",
+    409: "Conflicts with the resource's current state",
+    415: "The body's media type is not accepted",
+    422: "The request is invalid: `errors` lists what and where",
+    429: "Too many attempts: `Retry-After` says when to try again",
+    503: "Not available now",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the problem responses a route returns beyond its kind's usual ones."""
+    return {code: response(code) for code in codes}
+
+
+def response(code: int, description: str | None = None) -> dict[str, Any]:
+    """One problem response's OpenAPI entry (for `responses={409: response(409, "…")}`)."""
+    return {
+        "description": description or DESCRIPTIONS.get(code) or HTTPStatus(code).phrase,
+        "content": {PROBLEM_JSON: {"schema": dict(_PROBLEM_REF)}},
+    }
 
 
 def problem(
@@ -72,6 +121,67 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+_TEXT_REFUSED = {"22021", "22P05"}
+"""PostgreSQL's SQLSTATEs for text it cannot store: a NUL character (`\\u0000`)."""
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """Text the database cannot store is the client's error (422); anything else is ours."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code not in _TEXT_REFUSED:
+        raise exc
+    return problem(422, "text must not contain NUL characters (\\u0000)", instance=request.url.path)
+
+
+def _uses(document: Any, ref: str) -> bool:
+    if isinstance(document, dict):
+        return document.get("$ref") == ref or any(_uses(v, ref) for v in document.values())
+    if isinstance(document, list):
+        return any(_uses(v, ref) for v in document)
+    return False
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem responses each operation can return (see the module docstring)."""
+    methods = {"get", "head", "post", "put", "patch", "delete", "options", "trace"}
+    for item in openapi.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in methods:
+                continue
+            answers = operation.setdefault("responses", {})
+            parameters = operation.get("parameters", [])
+            validated = "requestBody" in operation or bool(parameters)
+            if "422" in answers and "application/json" in answers["422"].get("content", {}):
+                del answers["422"]  # FastAPI's default: we answer with a problem instead
+            codes = []
+            if "requestBody" in operation:
+                codes.append(400)
+            if operation.get("security"):
+                codes += [401, 403]
+            if any(p.get("in") == "path" for p in parameters):
+                codes.append(404)
+            if validated:
+                codes.append(422)
+            for code in codes:
+                answers.setdefault(str(code), response(code))
+            operation["responses"] = dict(sorted(answers.items()))
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in schemas and not _uses(openapi, f"#/components/schemas/{unused}"):
+            del schemas[unused]
+    return openapi
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import METRICS
@@ -12,7 +13,18 @@ from watchkeeper.auth.roles import METRICS
 router = APIRouter(tags=["metrics"], dependencies=[Depends(METRICS)])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **problems.responses(404),  # auth.metrics: off
+    },
+)
 async def metrics(rt: Runtime = Depends(get_runtime)) -> Response:
     if rt.outbox is not None:
         rt.metrics.outbox_depth.set(rt.outbox.depth)

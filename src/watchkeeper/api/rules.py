@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Role, require
 
@@ -36,11 +37,11 @@ class RuleOut(BaseModel):
 
 
 class Sample(BaseModel):
-    metric: str = Field(min_length=1, max_length=200)
-    value: float
-    labels: dict[str, str] = Field(default_factory=dict)
-    timestamp: datetime | None = None
-    """Default: now."""
+    metric: Text = Field(min_length=1, max_length=200)
+    value: float = Field(allow_inf_nan=False)
+    labels: dict[Text, Text] = Field(default_factory=dict)
+    timestamp: AwareDatetime | None = None
+    """Default: now. With its UTC offset, e.g. `2027-01-01T00:00:00Z`."""
 
 
 class Samples(BaseModel):

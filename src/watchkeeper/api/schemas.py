@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 T = TypeVar("T")
+
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Request text that gets stored: no NUL characters, which PostgreSQL refuses (elsewhere a
+refused one is a 422 too, see problems.py; this says so in the OpenAPI document)."""
+
+MAX_OFFSET = 2**31 - 1
+"""The largest `offset` a list accepts: beyond any real table, within every database's
+integer range (a larger one was a 500 from the database driver)."""
 
 
 class Page(BaseModel, Generic[T]):

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import Silence, create_silence, expire_silence, get_silence
 from watchkeeper.alerting.silences import list_silences as list_stored
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
 
@@ -22,12 +23,13 @@ OPERATOR = Depends(require(Role.OPERATOR))
 
 
 class SilenceIn(BaseModel):
-    matchers: list[str | dict[str, Any]] = Field(min_length=1, max_length=50)
+    matchers: list[Text | dict[str, Any]] = Field(min_length=1, max_length=50)
     """`["check=api", "severity=~crit.*"]` or Alertmanager's `{name, value, isRegex, isEqual}`."""
-    starts_at: datetime | None = None
-    ends_at: datetime
-    comment: str = Field(default="", max_length=4000)
-    created_by: str | None = Field(default=None, min_length=1, max_length=255)
+    starts_at: AwareDatetime | None = None
+    """Default: now. Times carry their UTC offset, e.g. `2027-01-01T00:00:00Z`."""
+    ends_at: AwareDatetime
+    comment: Text = Field(default="", max_length=4000)
+    created_by: Text | None = Field(default=None, min_length=1, max_length=255)
     """Whom an API token acts for; a logged-in user is always the creator themselves."""
 
 

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
 from watchkeeper.auth import tokens as token_store
@@ -20,12 +21,17 @@ router = APIRouter(
 )
 
 
+MAX_LIFETIME = timedelta(days=100 * 365)
+
+
 class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Role
     expires_in: Duration | None = None
-    """e.g. "30d"; or give `expires_at`; neither: the token does not expire."""
-    expires_at: datetime | None = None
+    """e.g. "30d" (at most 100 years); or give `expires_at`; neither: the token does not
+    expire."""
+    expires_at: AwareDatetime | None = None
+    """With its UTC offset, e.g. `2027-01-01T00:00:00Z`."""
 
     @model_validator(mode="after")
     def _one_expiry(self) -> TokenIn:
@@ -33,6 +39,8 @@ class TokenIn(BaseModel):
             raise ValueError("give expires_in or expires_at, not both")
         if self.expires_in is not None and self.expires_in <= timedelta(0):
             raise ValueError("expires_in must be positive")
+        if self.expires_in is not None and self.expires_in > MAX_LIFETIME:
+            raise ValueError("expires_in is at most 100 years; leave it out for no expiry")
         return self
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
@@ -47,7 +48,13 @@ async def list_users(rt: Runtime = Depends(get_runtime)) -> list[UserOut]:
     return [_out(u) for u in await user_store.list_users(rt.db)]
 
 
-@router.post("", response_model=UserOut, status_code=201, summary="Create a user")
+@router.post(
+    "",
+    response_model=UserOut,
+    status_code=201,
+    summary="Create a user",
+    responses=problems.responses(409),  # the username is taken
+)
 async def create_user(
     body: UserIn, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> UserOut:
