@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.support.servers import wait_until
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.command import (
     OUTPUT_LIMIT,
@@ -56,15 +57,12 @@ def _is_gone(pid: int) -> bool:
 
 
 async def wait_until_gone(*pids: int) -> None:
-    async with asyncio.timeout(5):
-        while not all(_is_gone(pid) for pid in pids):
-            await asyncio.sleep(0.05)
+    # Another process's exit cannot be awaited from here: poll it, bounded.
+    await wait_until(lambda: all(_is_gone(pid) for pid in pids), 5, f"pids {pids} to exit")
 
 
 async def wait_for_pid_file(path: Path) -> int:
-    async with asyncio.timeout(5):
-        while not (path.exists() and path.read_text().strip()):
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: path.exists() and path.read_text().strip(), 5, f"the pid file {path}")
     return int(path.read_text())
 
 
@@ -355,9 +353,7 @@ async def test_cancelling_run_while_the_process_is_being_spawned_leaves_nothing_
                 found.append(proc)
         return found
 
-    async with asyncio.timeout(5):
-        while survivors():
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: not survivors(), 5, "the plugin's children to be killed")
 
 
 async def test_background_children_left_by_a_finished_plugin_are_killed(
