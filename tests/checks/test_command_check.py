@@ -337,7 +337,9 @@ async def test_cancelling_run_while_the_process_is_being_spawned_leaves_nothing_
     make_check: Callable[..., CommandCheck], yields: int
 ) -> None:
     marker = f"wk-spawn-cancel-{uuid.uuid4()}"
-    check = make_check([*python("import time; time.sleep(100)"), marker], timeout="60s")
+    check = make_check(
+        [*python("import threading; threading.Event().wait()"), marker], timeout="60s"
+    )
     task = asyncio.create_task(check.run())
     for _ in range(yields):
         await asyncio.sleep(0)

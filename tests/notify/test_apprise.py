@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.notify.payloads import alert, message
 from tests.support.servers import Server, free_port
 from watchkeeper.notify import render
 from watchkeeper.notify.channels.apprise import (
@@ -21,7 +22,7 @@ from watchkeeper.notify.channels.apprise import (
     notify_type,
     url_secrets,
 )
-from watchkeeper.notify.channels.base import ChannelContext, Message
+from watchkeeper.notify.channels.base import ChannelContext
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TOKEN = "tok3nTok3nTok3n42"
@@ -76,27 +77,6 @@ def apprise_log() -> Iterator[io.StringIO]:
 def channel(http: aiohttp.ClientSession, **urls: Any) -> AppriseChannel:
     config = AppriseChannelConfig.model_validate({"name": "push", "type": "apprise", **urls})
     return AppriseChannel(config, ChannelContext(http, 5.0, lambda: T0))
-
-
-def alert(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "a-1",
-        "fingerprint": "check:db",
-        "name": "db",
-        "check": "db",
-        "rule": None,
-        "severity": "critical",
-        "status": "firing",
-        "started_at": "2030-01-01T12:00:00Z",
-        "resolved_at": None,
-        "summary": "connection refused",
-        "labels": {"check": "db"},
-    }
-    return {**base, **overrides}
-
-
-def message(event: str, payload: dict[str, Any]) -> Message:
-    return Message(1, f"a-1:{event}", event, {"version": 1, "event": event, **payload}, T0, 1)
 
 
 async def test_apprise_posts_our_title_and_body(

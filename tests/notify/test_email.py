@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.notify.payloads import alert, message
 from tests.support.servers import free_port
-from watchkeeper.notify.channels.base import ChannelContext, Message
+from watchkeeper.notify.channels.base import ChannelContext
 from watchkeeper.notify.channels.email import (
     EmailChannel,
     EmailChannelConfig,
@@ -163,28 +164,6 @@ def channel(
     http: aiohttp.ClientSession, port: int, timeout: float = 5.0, **overrides: Any
 ) -> EmailChannel:
     return EmailChannel(config(port=port, **overrides), ChannelContext(http, timeout, lambda: T0))
-
-
-def alert(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "a-1",
-        "fingerprint": "check:db",
-        "name": "db",
-        "check": "db",
-        "rule": None,
-        "severity": "critical",
-        "status": "firing",
-        "started_at": "2030-01-01T12:00:00Z",
-        "resolved_at": None,
-        "summary": "connection refused",
-        "labels": {"check": "db"},
-    }
-    return {**base, **overrides}
-
-
-def message(event: str, payload: dict[str, Any], key: str | None = None) -> Message:
-    body = {"version": 1, "event": event, **payload}
-    return Message(1, key or f"a-1:{event}", event, body, T0, 1)
 
 
 def parts(mail: EmailMessage) -> tuple[str, str]:

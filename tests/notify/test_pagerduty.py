@@ -11,8 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.notify import payloads
+from tests.notify.payloads import message
 from tests.support.servers import Server
-from watchkeeper.notify.channels.base import ChannelContext, Message
+from watchkeeper.notify.channels.base import ChannelContext
 from watchkeeper.notify.channels.pagerduty import (
     PagerDutyChannel,
     PagerDutyChannelConfig,
@@ -23,6 +25,12 @@ from watchkeeper.notify.channels.pagerduty import (
 )
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def alert(**overrides: Any) -> dict[str, Any]:
+    return payloads.alert(**{"labels": {"check": "db", "team": "data"}, **overrides})
+
+
 KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 SEVERITY_MAP = PagerDutyChannelConfig.model_validate(
     {"name": "pd", "type": "pagerduty", "routing_key": KEY}
@@ -137,28 +145,6 @@ def channel(
         }
     )
     return PagerDutyChannel(config, ChannelContext(http, 5.0, lambda: T0))
-
-
-def alert(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "a-1",
-        "fingerprint": "check:db",
-        "name": "db",
-        "check": "db",
-        "rule": None,
-        "severity": "critical",
-        "status": "firing",
-        "started_at": "2030-01-01T12:00:00Z",
-        "resolved_at": None,
-        "summary": "connection refused",
-        "labels": {"check": "db", "team": "data"},
-    }
-    return {**base, **overrides}
-
-
-def message(event: str, payload: dict[str, Any], key: str | None = None) -> Message:
-    body = {"version": 1, "event": event, **payload}
-    return Message(1, key or f"a-1:{event}", event, body, T0, 1)
 
 
 def grouped(count: int) -> dict[str, Any]:

@@ -6,26 +6,15 @@ from typing import Any
 
 import pytest
 
+from tests.notify import payloads
 from watchkeeper.notify import render
 
 STARTED = "2030-01-01T12:00:00Z"
 
 
 def alert(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "a-1",
-        "fingerprint": "check:db",
-        "name": "db",
-        "check": "db",
-        "rule": None,
-        "severity": "critical",
-        "status": "firing",
-        "started_at": STARTED,
-        "resolved_at": None,
-        "summary": "connection refused",
-        "labels": {"severity": "critical", "check": "db"},
-    }
-    return {**base, **overrides}
+    labels = {"severity": "critical", "check": "db"}
+    return payloads.alert(**{"started_at": STARTED, "labels": labels, **overrides})
 
 
 def group(count: int, labels: dict[str, str] | None = None) -> dict[str, Any]:

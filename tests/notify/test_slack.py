@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.notify.payloads import alert, message
 from tests.support.servers import Server, free_port
-from watchkeeper.notify.channels.base import ChannelContext, Message
+from watchkeeper.notify.channels.base import ChannelContext
 from watchkeeper.notify.channels.slack import SlackChannel, SlackChannelConfig, build_payload
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -93,27 +94,6 @@ def channel(http: aiohttp.ClientSession, url: str, **extra: Any) -> SlackChannel
         {"name": "chat", "type": "slack", "webhook_url": url, **extra}
     )
     return SlackChannel(config, ChannelContext(http, 5.0, lambda: T0))
-
-
-def alert(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": "a-1",
-        "fingerprint": "check:db",
-        "name": "db",
-        "check": "db",
-        "rule": None,
-        "severity": "critical",
-        "status": "firing",
-        "started_at": "2030-01-01T12:00:00Z",
-        "resolved_at": None,
-        "summary": "connection refused",
-        "labels": {"check": "db"},
-    }
-    return {**base, **overrides}
-
-
-def message(event: str, payload: dict[str, Any]) -> Message:
-    return Message(1, f"a-1:{event}", event, {"version": 1, "event": event, **payload}, T0, 1)
 
 
 def test_a_firing_alert_becomes_a_header_summary_and_a_red_bar_of_fields() -> None:
