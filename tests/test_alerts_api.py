@@ -139,7 +139,7 @@ async def test_silences_are_created_listed_and_expired(client: httpx.AsyncClient
         if detail["silenced_by"]:
             break
         detail = (await client.get(f"/api/v1/alerts/{alert['id']}")).json()
-    active = (await client.get("/api/v1/silences", params={"state": "active"})).json()
+    active = (await client.get("/api/v1/silences", params={"state": "active"})).json()["items"]
     assert [s["id"] for s in active] == [silence["id"]]
     expired = (await client.delete(f"/api/v1/silences/{silence['id']}")).json()
     assert expired["state"] == "expired"

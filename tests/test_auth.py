@@ -203,7 +203,7 @@ async def test_a_token_is_shown_once_and_only_its_hash_is_stored(service: Servic
 
         listed = await c.get("/api/v1/tokens", headers=service.admin)
         assert token not in listed.text
-        assert {t["name"]: t["state"] for t in listed.json()} == {
+        assert {t["name"]: t["state"] for t in listed.json()["items"]} == {
             "ci": "active",
             "admin-bot": "active",
         }

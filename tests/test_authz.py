@@ -2,7 +2,8 @@
 
 The policy, written here independently of the routers: the explicit PUBLIC set needs no
 login; every other GET needs a viewer; every other write an operator; tokens, users and the
-audit log an admin. A new route either matches the policy or fails here (and a route that
+audit log an admin, and so do writes of what the config file would define (checks,
+escalation policies, rules). A new route either matches the policy or fails here (and a route that
 declares no rule at all is refused when the app is built).
 """
 
@@ -34,6 +35,8 @@ PUBLIC = {
     *((m, p) for p in [*PINGS, "/ping/{key}/{exit_code}"] for m in ("GET", "HEAD", "POST")),
     ("GET", "/auth/login"),
     ("POST", "/auth/login"),
+    ("GET", "/dashboard/login"),
+    ("POST", "/dashboard/login"),
     ("GET", "/api/v1/openapi.json"),
     ("HEAD", "/api/v1/openapi.json"),
     ("GET", "/api/docs"),
@@ -42,10 +45,22 @@ PUBLIC = {
 SELF_SERVICE = {("POST", "/auth/logout")}
 """Writes any logged-in principal may make about itself."""
 ADMIN_ONLY = ("/api/v1/tokens", "/api/v1/users", "/api/v1/audit")
+ADMIN_WRITES = {
+    ("POST", "/api/v1/checks"),
+    ("PUT", "/api/v1/checks/{name}"),
+    ("DELETE", "/api/v1/checks/{name}"),
+    ("POST", "/api/v1/escalation-policies"),
+    ("PUT", "/api/v1/escalation-policies/{name}"),
+    ("DELETE", "/api/v1/escalation-policies/{name}"),
+    ("POST", "/api/v1/rules"),
+    ("PUT", "/api/v1/rules/{name}"),
+    ("DELETE", "/api/v1/rules/{name}"),
+}
+"""Writes of API-managed checks, escalation policies and rules."""
 
 
 def policy(method: str, path: str) -> Role:
-    if path.startswith(ADMIN_ONLY):
+    if path.startswith(ADMIN_ONLY) or (method, path) in ADMIN_WRITES:
         return Role.ADMIN
     if method in ("GET", "HEAD") or (method, path) in SELF_SERVICE:
         return Role.VIEWER
@@ -146,7 +161,9 @@ async def test_a_viewer_token_cannot_write(service: Service, route) -> None:
     assert (await service.call(route, Role.VIEWER)).status_code == 403
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r[1].startswith(ADMIN_ONLY)], ids=ids)
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if r[1].startswith(ADMIN_ONLY) or r in ADMIN_WRITES], ids=ids
+)
 async def test_an_operator_cannot_manage_users_tokens_or_read_the_audit_log(
     service: Service, route
 ) -> None:

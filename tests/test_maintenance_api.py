@@ -45,7 +45,9 @@ async def test_windows_are_created_listed_enforced_and_deleted(client: httpx.Asy
     created = await client.post("/api/v1/maintenances", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["active"] is True and created.json()["source"] == "api"
-    listed = {m["name"]: m["source"] for m in (await client.get("/api/v1/maintenances")).json()}
+    listed = {
+        m["name"]: m["source"] for m in (await client.get("/api/v1/maintenances")).json()["items"]
+    }
     assert listed == {"patching": "config", "deploy": "api"}
 
     alert = {"name": "DiskFull", "severity": "critical", "summary": "disk full"}

@@ -220,7 +220,7 @@ async def test_check_metrics_and_pushed_samples_feed_rules_through_the_api(tmp_p
                 return {a["name"] for a in items}
 
             await wait_until(lambda: _has(names(), {"queue", "slow"}), 15, "both rules firing")
-            rules = (await c.get("/api/v1/rules")).json()
+            rules = (await c.get("/api/v1/rules")).json()["items"]
             assert {r["name"]: r["series"][0]["state"] for r in rules} == {
                 "queue": "firing",
                 "slow": "firing",

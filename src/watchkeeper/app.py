@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
@@ -25,7 +26,9 @@ from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.config import Config
+from watchkeeper.events import ALERTS, ChangeFeed, check_key
 from watchkeeper.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
+from watchkeeper.managed import ManagedObjects
 from watchkeeper.metrics.exposition import ServiceMetrics
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
@@ -67,10 +70,12 @@ class Runtime:
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
         self.metrics = ServiceMetrics()
+        self.changes = ChangeFeed()
         self.db = Database(config.storage.url)
         self.authenticator = Authenticator(self.db, config, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
+        self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
         self.started = False
         self._writer_task: asyncio.Task[None] | None = None
         self._outbox_task: asyncio.Task[None] | None = None
@@ -102,6 +107,7 @@ class Runtime:
             self.redactor.add(channel.secrets())
         context = CheckContext(self._http)
         built = [build_check(c, context) for c in self.config.checks if c.enabled]
+        built += await self.managed.load(context)
         self.checks = [c for c in built if not c.config.push]
         for check in built:
             self.redactor.add(check.secrets())
@@ -117,7 +123,11 @@ class Runtime:
             self.config,
             states=states,
             on_enqueued=self.outbox.wake,
+            on_pass=lambda: self.changes.publish(ALERTS),
             is_flapping=self.flaps.is_flapping,
+            checks=self.check_configs.values(),
+            rules=self.managed.rules.values(),
+            policies=self.managed.policies.values(),
         )
         alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
         repaired = await alerts.reconcile(states, self.clock.now())
@@ -125,11 +135,17 @@ class Runtime:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.writer = ResultWriter(self.db, states.get)
         self.rules = RuleEngine(
-            self.db, self.config.rules, self.clock, on_change=self.dispatcher.wake
+            self.db, list(self.managed.rules.values()), self.clock, on_change=self.dispatcher.wake
         )
         await self.rules.restore()
         self.pipeline = ResultPipeline(
-            states, self.writer, alerts, self.metrics, self.rules, self.flaps
+            states,
+            self.writer,
+            alerts,
+            self.metrics,
+            self.rules,
+            self.flaps,
+            on_change=lambda name: self.changes.publish(check_key(name)),
         )
         for name, state in states.items():
             if name in self.check_configs:
@@ -187,6 +203,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop in reverse order of start: checks, then deliveries, then storage."""
+        self.changes.close()
         if self.scheduler is not None:
             await self.scheduler.stop()
         for task in (self._heartbeat_task, self._rules_task, self._dispatcher_task):
@@ -243,5 +260,8 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.add_middleware(AuditMiddleware, runtime=rt)
+    # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
+    # event streams are left alone by the middleware.
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
     routes.include_all(app)
     return app

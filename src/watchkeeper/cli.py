@@ -104,7 +104,7 @@ def run(
         f"watchkeeper: config {source}, {len(cfg.checks)} checks, storage "
         f"{redactor(cfg.storage.url)}\n"
         f"  health   {base}/health\n  metrics  {base}/metrics\n  api      {base}/api/v1/checks\n"
-        f"  docs     {base}/api/docs",
+        f"  docs     {base}/api/docs\n  dashboard {base}/dashboard",
         markup=False,
         highlight=False,
     )
@@ -117,7 +117,8 @@ def run(
             lifespan="on",
             timeout_graceful_shutdown=3,
             access_log=False,
-        )
+        ),
+        before_shutdown=runtime.changes.close,
     )
     server.run()
     if not server.started:

@@ -67,6 +67,19 @@ class RetentionConfig(StrictModel):
     metrics: Duration = timedelta(days=30)
     alerts: Duration = timedelta(days=90)
     audit: Duration = timedelta(days=365)
+    rollups_5m: Duration = timedelta(days=30)
+    """5-minute rollups of check results (counts, availability, response times)."""
+    rollups_1h: Duration = timedelta(days=400)
+    """1-hour rollups: what charts and uptime read once raw results are gone."""
+
+    @model_validator(mode="after")
+    def _coarse_rollups_outlive_fine_ones(self) -> RetentionConfig:
+        if self.rollups_1h < self.rollups_5m:
+            raise ValueError(
+                "rollups_1h must be at least rollups_5m: hourly rollups are what remains of "
+                "older history"
+            )
+        return self
 
 
 class StorageConfig(StrictModel):
@@ -210,6 +223,13 @@ class AuthConfig(StrictModel):
 _DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
 
 
+def apply_defaults(check: CheckConfigBase, defaults: DefaultsConfig) -> None:
+    """Give a check's unset scheduling fields the `defaults:` values (push checks have none)."""
+    for field in _DEFAULTED_FIELDS:
+        if field not in check.model_fields_set and not check.push:
+            setattr(check, field, getattr(defaults, field))
+
+
 def _tagged_union(models: tuple[type[Any], ...]) -> Any:
     # The union is built from the registries so a new check or channel module needs no edit here.
     return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
@@ -240,9 +260,7 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
         for check in self.checks:
-            for field in _DEFAULTED_FIELDS:
-                if field not in check.model_fields_set and not check.push:
-                    setattr(check, field, getattr(self.defaults, field))
+            apply_defaults(check, self.defaults)
         _unique("checks", [c.name for c in self.checks])
         _unique("notifications", [n.name for n in self.notifications])
         check_names = {c.name for c in self.checks}
@@ -290,7 +308,7 @@ class Config(StrictModel):
         default = self.alerting.default_escalation
         if default is not None and default not in policies:
             raise ValueError(f"alerting.default_escalation: no escalation policy {default!r}")
-        cycle = _find_cycle({c.name: list(c.depends_on) for c in self.checks})
+        cycle = find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")
         return self
@@ -321,7 +339,7 @@ def _unique(section: str, names: list[str]) -> None:
         seen.add(name)
 
 
-def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +30,12 @@ class ResultPipeline:
         metrics: ServiceMetrics,
         rules: RuleEngine | None = None,
         flaps: FlapTracker | None = None,
+        on_change: Callable[[str], None] = lambda _name: None,
     ) -> None:
         self._flaps = flaps
+        self._on_change = on_change
         self.states = states
         self._rules = rules
-        self._rule_metrics = rules.metrics if rules is not None else frozenset()
         self._writer = writer
         self._alerts = alerts
         self._metrics = metrics
@@ -50,16 +52,27 @@ class ResultPipeline:
     def snapshot(self, name: str) -> CheckState | None:
         return self.states.get(name)
 
+    def forget(self, name: str) -> None:
+        """Drop everything held about a deleted check (its stored state goes separately)."""
+        self.states.pop(name, None)
+        self._unsynced.pop(name, None)
+        if self._flaps is not None:
+            self._flaps.forget(name)
+        self._metrics.forget(name)
+
     async def handle(self, check: Check[Any], started_at: datetime, result: CheckResult) -> None:
         config = check.config
         state = self.state_for(config, started_at)
+        last_status = state.last_status
         transition = apply_result(
             state, result, started_at, config.failure_threshold, config.success_threshold
         )
         self._writer.record(config.name, started_at, result)
-        if self._rule_metrics and result.metrics and self._rules is not None:
+        if self._rules is not None and self._rules.metrics and result.metrics:
             self._rules.observe_result_metrics(config.name, result.metrics, started_at)
         self._metrics.count_run(config.name, result.status, result.response_time)
+        if transition is not None or result.status is not last_status:
+            self._on_change(config.name)
         if transition is not None:
             self._metrics.observe_state(config.name, state.status)
             log.info(

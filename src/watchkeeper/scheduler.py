@@ -57,7 +57,7 @@ class Scheduler:
         is_paused: Callable[[str], bool] = lambda _name: False,
         rng: random.Random | None = None,
     ) -> None:
-        self._checks = checks
+        self._checks = {c.name: c for c in checks}
         self._on_result = on_result
         self._clock = clock
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -77,6 +77,11 @@ class Scheduler:
     def running(self) -> bool:
         return self._started and not self._stopping
 
+    @property
+    def scheduled(self) -> set[str]:
+        """Names of the checks that have a running loop."""
+        return {name for name, task in self._tasks.items() if not task.done()}
+
     def _initial_delay(self, interval: float) -> float:
         # Spread first runs over the interval (capped, so a new check reports soon) to avoid a
         # thundering herd at start; the phase then stays fixed, so runs never drift.
@@ -85,16 +90,46 @@ class Scheduler:
     def start(self) -> None:
         self._stopping = False
         self._started = True
-        for check in self._checks:
-            self._tasks[check.name] = asyncio.create_task(
-                self._loop(check), name=f"check:{check.name}"
-            )
+        for check in self._checks.values():
+            self._launch(check)
+
+    def _launch(self, check: Check[Any]) -> None:
+        self._tasks[check.name] = asyncio.create_task(self._loop(check), name=f"check:{check.name}")
+
+    def add(self, check: Check[Any]) -> None:
+        """Schedule one more check (first run within its interval, at most 5 s away)."""
+        if check.name in self._checks:
+            raise KeyError(f"{check.name!r} is already scheduled")
+        self._checks[check.name] = check
+        if self._started and not self._stopping:
+            self._launch(check)
+
+    async def remove(self, name: str) -> Check[Any] | None:
+        """Stop scheduling a check and return it (None if unknown). A run in flight gets the
+        shutdown grace to finish and hand over its result, then is cancelled: once this
+        returns, no result of the check arrives any more."""
+        check = self._checks.pop(name, None)
+        task = self._tasks.pop(name, None)
+        self._kicks.pop(name, None)
+        if task is not None:
+            if name in self._in_flight:
+                await asyncio.wait([task], timeout=self._shutdown_grace)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return check
+
+    async def replace(self, check: Check[Any]) -> Check[Any] | None:
+        """Swap a check for a new definition of the same name; return the old one."""
+        old = await self.remove(check.name)
+        self.add(check)
+        return old
 
     async def _loop(self, check: Check[Any]) -> None:
         interval = check.config.interval.total_seconds()
         next_due = self._clock.monotonic() + self._initial_delay(interval)
         kick = self._kicks.setdefault(check.name, asyncio.Event())
-        while not self._stopping:
+        # A removed check's loop ends after the run in hand (see `remove`).
+        while not self._stopping and self._checks.get(check.name) is check:
             kicked = await self._sleep_or_kick(kick, next_due - self._clock.monotonic())
             if self._is_paused(check.name) and not kicked:
                 next_due += interval
@@ -104,7 +139,7 @@ class Scheduler:
                 # The slot covers the probe only: a slow database handling results must not
                 # take slots away from the probes.
                 async with self._semaphore:
-                    if self._stopping:
+                    if self._stopping or self._checks.get(check.name) is not check:
                         return
                     lag = max(0.0, self._clock.monotonic() - next_due)
                     self.last_lag = lag

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
 
 class GracefulServer(uvicorn.Server):
     """uvicorn re-raises the caught signal after shutdown (exit 143/130); a service manager
-    should instead see a clean exit 0 after a requested stop."""
+    should instead see a clean exit 0 after a requested stop.
+
+    `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
+    before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self._before_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -225,6 +225,10 @@ async def test_the_real_host_yields_sane_readings(context: CheckContext) -> None
     for key in ("system.cpu.percent", "system.memory.percent", DISK_ROOT):
         assert 0.0 <= result.metrics[key] <= 100.0
     assert result.metrics["system.load1.per_cpu"] >= 0.0
+    # Throughput, for the dashboard's network chart: recorded, never judged.
+    assert result.metrics["system.network.receive_bytes_per_s"] >= 0.0
+    assert result.metrics["system.network.transmit_bytes_per_s"] >= 0.0
+    assert "network" not in result.reason
 
 
 async def test_cpu_usage_is_measured_whichever_worker_thread_reads_it() -> None:

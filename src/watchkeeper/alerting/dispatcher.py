@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,8 +28,10 @@ from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, route_channels
+from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
 from watchkeeper.alerting.storm import ChannelLimit, StormGuard
+from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock
 from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
@@ -83,6 +85,7 @@ class Dispatcher:
         states: Mapping[str, CheckState] | None = None,
         dependencies: DependencyGraph | None = None,
         on_enqueued: Callable[[], None] = lambda: None,
+        on_pass: Callable[[], None] = lambda: None,
         is_flapping: Callable[[str], bool] = lambda _check: False,
         maintenance: Sequence[MaintenanceWindow] = (),
         inhibit_rules: Sequence[InhibitRule] = (),
@@ -100,19 +103,44 @@ class Dispatcher:
         self._states = states if states is not None else {}
         self._graph = dependencies or DependencyGraph({})
         self._on_enqueued = on_enqueued
+        self._on_pass = on_pass
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
+    def reconfigure(
+        self,
+        *,
+        checks: Iterable[CheckConfigBase],
+        rules: Iterable[RuleConfig],
+        policies: Iterable[EscalationPolicy],
+    ) -> None:
+        """Take in the checks, rules and escalation policies as they are now (the config
+        file's and those managed over the API): the next pass routes and escalates by them."""
+        checks = list(checks)
+        self._policies = {p.name: p for p in policies}
+        self._routing.by_check = {c.name: c.notify for c in checks}
+        self._routing.by_rule = {r.name: r.notify for r in rules}
+        self._graph = DependencyGraph({c.name: list(c.depends_on) for c in checks})
+        self.wake()
+
     async def run(self) -> None:
         await run_timed(
-            self.dispatch_once,
+            self._dispatch_and_tell,
             self._wake,
             self._clock,
             idle=_IDLE,
             what="dispatching notifications",
         )
+
+    async def _dispatch_and_tell(self) -> datetime | None:
+        try:
+            return await self.dispatch_once()
+        finally:
+            # Every alert change wakes the dispatcher, so after its pass live views see
+            # alerts with their suppression decided.
+            self._on_pass()
 
     # -- one pass -------------------------------------------------------------------------
 
@@ -449,23 +477,27 @@ def build_dispatcher(
     *,
     states: Mapping[str, CheckState] | None = None,
     on_enqueued: Callable[[], None] = lambda: None,
+    on_pass: Callable[[], None] = lambda: None,
     is_flapping: Callable[[str], bool] = lambda _check: False,
+    checks: Iterable[CheckConfigBase] | None = None,
+    rules: Iterable[RuleConfig] | None = None,
+    policies: Iterable[EscalationPolicy] | None = None,
 ) -> Dispatcher:
-    """A dispatcher wired from the config: policies, routing and the dependency graph."""
-    return Dispatcher(
+    """A dispatcher wired from the config: policies, routing and the dependency graph.
+
+    `checks`, `rules` and `policies` replace the config file's (the runtime passes them with
+    the API-managed ones added)."""
+    dispatcher = Dispatcher(
         db,
         clock,
         config=config.alerting,
-        policies={p.name: p for p in config.escalation},
+        policies={},
         routing=Routing(
-            [c.name for c in config.notifications],
-            {c.name: c.notify for c in config.checks},
-            {r.name: r.notify for r in config.rules},
-            list(config.alerting.routes),
+            [c.name for c in config.notifications], routes=list(config.alerting.routes)
         ),
         states=states,
-        dependencies=DependencyGraph({c.name: list(c.depends_on) for c in config.checks}),
         on_enqueued=on_enqueued,
+        on_pass=on_pass,
         is_flapping=is_flapping,
         maintenance=config.maintenance,
         inhibit_rules=config.alerting.inhibit_rules,
@@ -475,3 +507,9 @@ def build_dispatcher(
             if c.max_per_hour
         },
     )
+    dispatcher.reconfigure(
+        checks=config.checks if checks is None else checks,
+        rules=config.rules if rules is None else rules,
+        policies=config.escalation if policies is None else policies,
+    )
+    return dispatcher

@@ -36,6 +36,9 @@ class FlapTracker:
         self._on_change = on_change
         self._detectors: dict[str, FlapDetector] = {}
 
+    def forget(self, check: str) -> None:
+        self._detectors.pop(check, None)
+
     def is_flapping(self, check: str) -> bool:
         detector = self._detectors.get(check)
         return detector is not None and detector.flapping

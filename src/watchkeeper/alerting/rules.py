@@ -132,14 +132,71 @@ class RuleEngine:
         self._tick = tick
         self._rules = [_Rule(r, r.parsed_matchers()) for r in rules]
         self._by_metric: dict[str, list[_Rule]] = {}
-        for rule in self._rules:
-            self._by_metric.setdefault(rule.config.metric, []).append(rule)
+        self.metrics: frozenset[str] = frozenset()
+        """Metric names some rule watches: everything else is ignored cheaply."""
+        self._index()
         self._wake = asyncio.Event()
+        # Evaluation and rule changes take turns, so a removed rule never fires afterwards.
+        self._lock = asyncio.Lock()
+
+    def _index(self) -> None:
+        by_metric: dict[str, list[_Rule]] = {}
+        for rule in self._rules:
+            by_metric.setdefault(rule.config.metric, []).append(rule)
+        self._by_metric = by_metric
+        self.metrics = frozenset(by_metric)
 
     @property
-    def metrics(self) -> frozenset[str]:
-        """Metric names some rule watches: everything else is ignored cheaply."""
-        return frozenset(self._by_metric)
+    def names(self) -> list[str]:
+        return [r.config.name for r in self._rules]
+
+    async def put(self, config: RuleConfig) -> None:
+        """Add a rule, or replace the one with its name. A replaced rule that watches the same
+        series keeps their state (a firing series resolves if the new rule clears it);
+        otherwise its open alerts resolve and it starts afresh."""
+        async with self._lock:
+            rule = _Rule(config, config.parsed_matchers())
+            old = next((r for r in self._rules if r.config.name == config.name), None)
+            if old is None:
+                self._rules = [*self._rules, rule]
+            else:
+                same = (old.config.metric, old.config.matchers) == (config.metric, config.matchers)
+                if same:
+                    rule.series = old.series
+                else:
+                    await self._resolve_all(config.name, "rule changed")
+                self._rules = [rule if r is old else r for r in self._rules]
+            self._index()
+        self._wake.set()
+
+    async def remove(self, name: str, comment: str = "rule deleted") -> bool:
+        """Stop evaluating a rule and resolve its open alerts; False if there is none."""
+        async with self._lock:
+            if name not in self.names:
+                return False
+            await self._resolve_all(name, comment)
+            self._rules = [r for r in self._rules if r.config.name != name]
+            self._index()
+        return True
+
+    async def _resolve_all(self, name: str, comment: str) -> None:
+        from sqlalchemy import select
+
+        from watchkeeper.store import tables
+
+        A = tables.alerts
+        now = self._clock.now()
+        async with self._db.begin() as conn:
+            rows = await conn.execute(
+                select(A.c.fingerprint).where(
+                    A.c.source == "rule",
+                    A.c.rule_name == name,
+                    A.c.status != AlertStatus.RESOLVED.value,
+                )
+            )
+            for row in rows.all():
+                await lifecycle.resolve(conn, row.fingerprint, now, comment=comment)
+        self._on_change()
 
     def observe(self, metric: str, labels: dict[str, str], value: float, at: datetime) -> None:
         rules = self._by_metric.get(metric)
@@ -220,6 +277,10 @@ class RuleEngine:
 
     async def evaluate(self) -> datetime | None:
         """Step every series now; apply decisions; return the next instant worth a look."""
+        async with self._lock:
+            return await self._evaluate()
+
+    async def _evaluate(self) -> datetime | None:
         now = self._clock.now()
         due: list[datetime] = []
         changed = False

@@ -21,7 +21,7 @@ from watchkeeper.api.schemas import (
 )
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
-from watchkeeper.domain import Alert
+from watchkeeper.domain import Alert, Severity
 from watchkeeper.store import alerts as alert_store
 
 router = APIRouter(
@@ -56,13 +56,37 @@ def _alert_out(alert: Alert) -> dict[str, object]:
 @router.get("", response_model=Page[AlertOut], summary="List alerts, newest first")
 async def list_alerts(
     rt: Runtime = Depends(get_runtime),
-    status: Literal["open", "firing", "acknowledged", "resolved"] | None = None,
+    status: Annotated[
+        Literal["open", "firing", "acknowledged", "resolved", "silenced"] | None,
+        Query(description="`open`: not resolved; `silenced`: open and muted"),
+    ] = None,
     check: str | None = None,
+    severity: Severity | None = None,
+    source: Annotated[
+        Literal["check", "rule", "external", "flapping"] | None,
+        Query(description="where it came from"),
+    ] = None,
+    silenced: Annotated[
+        bool | None,
+        Query(description="muted by a silence or suppressed (maintenance, a dependency)"),
+    ] = None,
+    q: Annotated[
+        Text | None,
+        Query(max_length=200, description="case-insensitive substring of name or summary"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AlertOut]:
     alerts, total = await alert_store.list_alerts(
-        rt.db, status=status, check=check, limit=limit, offset=offset
+        rt.db,
+        status=status,
+        check=check,
+        severity=severity.value if severity else None,
+        source=source,
+        silenced=silenced,
+        q=q,
+        limit=limit,
+        offset=offset,
     )
     items = [AlertOut.model_validate(_alert_out(a)) for a in alerts]
     return Page(items=items, total=total, limit=limit, offset=offset)

@@ -102,6 +102,43 @@ async def _credentials(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from None
 
 
+async def sign_in(
+    request: Request, rt: Runtime, credentials: LoginIn
+) -> tuple[str, sessions.Session]:
+    """Check a login under the throttle; a new session (cookie value, session) or a 401/429.
+    Shared by `POST /auth/login` and the dashboard's login form."""
+    username = users.normalize_username(credentials.username)
+    ip = client_ip(request)
+    wait = await rt.throttle.retry_after(username, ip)
+    if wait is not None:
+        # Refused without looking at the password: guessing on is pointless until then.
+        raise HTTPException(
+            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
+        )
+    now = rt.clock.now()
+    user = await users.verify_login(rt.db, username, credentials.password, now)
+    if user is None:
+        await rt.throttle.record_failure(username, ip)
+        await audit.record(
+            rt.db,
+            at=now,
+            actor="anonymous",
+            actor_kind="anonymous",
+            action=f"POST {request.url.path}",
+            target=request.url.path,
+            status=401,
+            detail={"username": username, "outcome": "wrong username or password"},
+            source_ip=ip,
+        )
+        raise HTTPException(401, "wrong username or password", CHALLENGE)
+    await rt.throttle.record_success(username)
+    session_id, session = await sessions.create_session(
+        rt.db, user, now, rt.config.auth.session_ttl, ip
+    )
+    request.state.principal = Principal(user.username, user.role, "user", ip, id=user.id)
+    return session_id, session
+
+
 @router.get(
     "/login",
     response_model=LoginFormOut,
@@ -130,35 +167,11 @@ async def login(
     request: Request, response: Response, rt: Runtime = Depends(get_runtime)
 ) -> LoginOut:
     credentials = await _credentials(request)
-    username = users.normalize_username(credentials.username)
-    ip = client_ip(request)
-    wait = await rt.throttle.retry_after(username, ip)
-    if wait is not None:
-        # Refused without looking at the password: guessing on is pointless until then.
-        raise HTTPException(
-            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
-        )
-    now = rt.clock.now()
-    user = await users.verify_login(rt.db, username, credentials.password, now)
-    if user is None:
-        await rt.throttle.record_failure(username, ip)
-        await audit.record(
-            rt.db,
-            at=now,
-            actor="anonymous",
-            actor_kind="anonymous",
-            action="POST /auth/login",
-            target=request.url.path,
-            status=401,
-            detail={"username": username, "outcome": "wrong username or password"},
-            source_ip=ip,
-        )
-        raise HTTPException(401, "wrong username or password", CHALLENGE)
-    await rt.throttle.record_success(username)
-    ttl = rt.config.auth.session_ttl
-    session_id, session = await sessions.create_session(rt.db, user, now, ttl, ip)
-    sessions.set_session_cookie(response, session_id, ttl, _secure(request, rt))
-    request.state.principal = Principal(user.username, user.role, "user", ip, id=user.id)
+    session_id, session = await sign_in(request, rt, credentials)
+    sessions.set_session_cookie(
+        response, session_id, rt.config.auth.session_ttl, _secure(request, rt)
+    )
+    user = session.user
     return LoginOut(
         username=user.username,
         role=user.role,

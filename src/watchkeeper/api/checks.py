@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
@@ -16,6 +16,9 @@ from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.store import tables
 from watchkeeper.store.database import upsert
 from watchkeeper.store.results import recent_results
+
+LabelMatch = Annotated[str, StringConstraints(pattern=r"^[^=\x00]+=[^\x00]*$")]
+"""`key=value`, as `?label=team=core` spells it."""
 
 router = APIRouter(
     prefix="/api/v1/checks", tags=["checks"], dependencies=[Depends(require(Role.VIEWER))]
@@ -50,6 +53,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
         labels=config.labels,
         depends_on=config.depends_on,
         enabled=config.enabled,
+        source="api" if config.name in rt.managed.checks else "config",
         ping_url=ping_url,
     )
 
@@ -66,10 +70,20 @@ async def list_checks(
     rt: Runtime = Depends(get_runtime),
     state: Annotated[str | None, Query(description="only checks in this state")] = None,
     component: str | None = None,
+    label: Annotated[
+        list[LabelMatch] | None,
+        Query(description="`key=value`: only checks with this label (repeat: all must match)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[CheckOut]:
-    items = [_check_out(rt, c) for c in rt.check_configs.values()]
+    wanted = [tuple(item.split("=", 1)) for item in label or ()]
+    configs = [
+        c
+        for c in rt.check_configs.values()
+        if all(c.labels.get(key) == value for key, value in wanted)
+    ]
+    items = [_check_out(rt, c) for c in configs]
     if state:
         items = [c for c in items if c.status == state]
     if component:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Limit, Offset, Page
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.store.maintenance import delete_window, load_windows, save_window
@@ -47,10 +48,12 @@ async def _all(rt: Runtime) -> list[tuple[MaintenanceWindow, str]]:
     return [(w, "config") for w in rt.config.maintenance] + [(w, "api") for w in stored]
 
 
-@router.get("", response_model=list[MaintenanceOut], summary="Maintenance windows")
-async def list_windows(rt: Runtime = Depends(get_runtime)) -> list[MaintenanceOut]:
+@router.get("", response_model=Page[MaintenanceOut], summary="Maintenance windows")
+async def list_windows(
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+) -> Page[MaintenanceOut]:
     now = rt.clock.now()
-    return [_out(w, source, now) for w, source in await _all(rt)]
+    return Page.of([_out(w, source, now) for w, source in await _all(rt)], limit, offset)
 
 
 @router.post(

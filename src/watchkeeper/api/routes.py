@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from watchkeeper import web
 from watchkeeper.api import (
     alerts,
     audit,
@@ -11,11 +12,14 @@ from watchkeeper.api import (
     checks,
     health,
     maintenance,
+    managed,
     pings,
     problems,
     prometheus,
     rules,
+    series,
     silences,
+    status,
     tokens,
     users,
 )
@@ -34,11 +38,15 @@ def include_all(app: FastAPI) -> None:
         silences,
         maintenance,
         rules,
+        managed,
+        series,
+        status,
         tokens,
         users,
         audit,
     ):
         app.include_router(module.router)
+    web.install(app)
     unguarded = [
         f"{sorted(r.methods or ())} {r.path}" for r in api_routes(app) if access_rule(r) is None
     ]

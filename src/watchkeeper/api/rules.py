@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import Text
+from watchkeeper.api.schemas import Limit, Offset, Page, Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Role, require
 
@@ -32,6 +32,8 @@ class RuleOut(BaseModel):
     levels: dict[str, float]
     for_: str = Field(alias="for")
     series: list[SeriesOut]
+    source: str = "config"
+    """`config` (read-only over the API) or `api` (see `/api/v1/rules/{name}`)."""
 
     model_config = {"populate_by_name": True}
 
@@ -54,9 +56,14 @@ class Accepted(BaseModel):
     """How many samples belong to a metric some rule watches."""
 
 
-@router.get("/rules", response_model=list[RuleOut], summary="Rules and their series' states")
-async def list_rules(rt: Runtime = Depends(get_runtime)) -> list[dict[str, Any]]:
-    return rt.rules.snapshot() if rt.rules is not None else []
+@router.get("/rules", response_model=Page[RuleOut], summary="Rules and their series' states")
+async def list_rules(
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+) -> Page[Any]:
+    rules = rt.rules.snapshot() if rt.rules is not None else []
+    managed = rt.managed.managed_rules
+    items = [{**r, "source": "api" if r["name"] in managed else "config"} for r in rules]
+    return Page.of(items, limit, offset)
 
 
 @router.post(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, StringConstraints
 
 T = TypeVar("T")
@@ -23,6 +25,17 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+    @classmethod
+    def of(cls, items: Sequence[T], limit: int, offset: int) -> Page[T]:
+        """One page of a list held in memory (the short ones: tokens, users, windows...)."""
+        return cls(
+            items=list(items[offset : offset + limit]), total=len(items), limit=limit, offset=offset
+        )
+
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 
 
 class LastResult(BaseModel):

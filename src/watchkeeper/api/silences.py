@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import AwareDatetime, BaseModel, Field
 
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import Silence, create_silence, expire_silence, get_silence
 from watchkeeper.alerting.silences import list_silences as list_stored
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import Text
+from watchkeeper.api.schemas import Limit, Offset, Page, Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
 
@@ -57,17 +57,18 @@ def _out(silence: Silence, now: datetime) -> SilenceOut:
     )
 
 
-@router.get("", response_model=list[SilenceOut], summary="List silences, newest end first")
+@router.get("", response_model=Page[SilenceOut], summary="List silences, newest end first")
 async def list_silences(
     rt: Runtime = Depends(get_runtime),
     state: Literal["pending", "active", "expired"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[SilenceOut]:
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[SilenceOut]:
     now = rt.clock.now()
     items = [_out(s, now) for s in await list_stored(rt.db)]
     if state:
         items = [s for s in items if s.state == state]
-    return items[:limit]
+    return Page.of(items, limit, offset)
 
 
 @router.post("", response_model=SilenceOut, status_code=201, summary="Create a silence")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import Text
+from watchkeeper.api.schemas import Limit, Offset, Page, Text
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
 from watchkeeper.auth import tokens as token_store
@@ -78,10 +78,12 @@ def _out(token: token_store.ApiToken, now: datetime) -> TokenOut:
     )
 
 
-@router.get("", response_model=list[TokenOut], summary="List API tokens (never their secrets)")
-async def list_tokens(rt: Runtime = Depends(get_runtime)) -> list[TokenOut]:
+@router.get("", response_model=Page[TokenOut], summary="List API tokens (never their secrets)")
+async def list_tokens(
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+) -> Page[TokenOut]:
     now = rt.clock.now()
-    return [_out(t, now) for t in await token_store.list_tokens(rt.db)]
+    return Page.of([_out(t, now) for t in await token_store.list_tokens(rt.db)], limit, offset)
 
 
 @router.post("", response_model=NewTokenOut, status_code=201, summary="Make a token (shown once)")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import Limit, Offset, Page
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
 from watchkeeper.auth import users as user_store
@@ -43,9 +44,11 @@ def _out(user: user_store.User) -> UserOut:
     )
 
 
-@router.get("", response_model=list[UserOut], summary="List users")
-async def list_users(rt: Runtime = Depends(get_runtime)) -> list[UserOut]:
-    return [_out(u) for u in await user_store.list_users(rt.db)]
+@router.get("", response_model=Page[UserOut], summary="List users")
+async def list_users(
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+) -> Page[UserOut]:
+    return Page.of([_out(u) for u in await user_store.list_users(rt.db)], limit, offset)
 
 
 @router.post(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-AUDITED_PREFIXES = ("/api/v1/", "/auth/")
+AUDITED_PREFIXES = ("/api/v1/", "/auth/", "/dashboard/")
 NOT_AUDITED = frozenset({"POST /api/v1/metrics"})
 """Pushed metric samples are observations arriving every few seconds, not changes anyone made."""
 

@@ -124,14 +124,14 @@ def clear_session_cookie(response: Response, secure: bool) -> None:
     response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
 
 
-def issue_login_csrf(response: Response, secure: bool) -> str:
+def issue_login_csrf(response: Response, secure: bool, path: str = "/auth") -> str:
     """A token for a login form, set as a cookie too: the form post must carry both."""
     token = secrets.token_urlsafe(32)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
         max_age=3600,
-        path="/auth",
+        path=path,
         secure=secure,
         httponly=True,
         samesite="lax",

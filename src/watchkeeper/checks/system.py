@@ -53,6 +53,9 @@ class SystemCheckConfig(CheckConfigBase):
     disk: list[DiskThresholds] = Field(default_factory=list)
     load: Thresholds | None = None
     """On the 1-minute load average divided by the number of CPUs."""
+    network: bool = True
+    """Also record network throughput (bytes/s received and sent, all interfaces) as
+    metrics for charts; it has no thresholds and no part in the status."""
 
     @field_validator("disk")
     @classmethod
@@ -98,6 +101,8 @@ class PsutilReader:
         self._last_cpu = psutil.cpu_times()
         self._last_at = time.monotonic()
         self._cpu_count = psutil.cpu_count() or 1
+        self._last_net: Any = psutil.net_io_counters()
+        self._last_net_at = time.monotonic()
 
     def cpu_percent(self) -> float:
         # A window of a few milliseconds (a run right after start, as `watchkeeper check`
@@ -120,6 +125,21 @@ class PsutilReader:
 
     def load1_per_cpu(self) -> float:
         return psutil.getloadavg()[0] / self._cpu_count
+
+    def network_bytes_per_s(self) -> tuple[float, float]:
+        """(received, sent) bytes per second since the previous reading (or since start)."""
+        counters = psutil.net_io_counters()
+        now = time.monotonic()
+        with self._lock:
+            last, last_at = self._last_net, self._last_net_at
+            self._last_net, self._last_net_at = counters, now
+        elapsed = max(now - last_at, 1e-3)
+        if last is None:
+            return 0.0, 0.0
+        # Counters can wrap or reset (an interface goes away): never a negative rate.
+        received = max(0, counters.bytes_recv - last.bytes_recv) / elapsed
+        sent = max(0, counters.bytes_sent - last.bytes_sent) / elapsed
+        return received, sent
 
 
 _MIN_CPU_WINDOW = 0.5  # seconds
@@ -248,6 +268,16 @@ class SystemCheck(Check[SystemCheckConfig]):
                 sample.values[item.metric] = float(item.read())
             except (OSError, ValueError, psutil.Error) as exc:
                 sample.errors[item.name] = getattr(exc, "strerror", None) or str(exc)
+        # Throughput is for charts only; a reader without it (a test's) simply has none.
+        network = getattr(self.reader, "network_bytes_per_s", None)
+        if self.config.network and network is not None:
+            try:
+                received, sent = network()
+            except (OSError, psutil.Error):
+                pass  # a gap in a chart, not a reason to call the host's state unknown
+            else:
+                sample.values["system.network.receive_bytes_per_s"] = float(received)
+                sample.values["system.network.transmit_bytes_per_s"] = float(sent)
         return sample
 
 

@@ -76,6 +76,30 @@ class HeartbeatMonitor:
             await save_heartbeats(self._db, changed)
         self._by_uuid = {r.uuid: n for n, r in self._records.items()}
 
+    async def add(self, check: HeartbeatCheck) -> None:
+        """Watch one more heartbeat (its stored record, if any, is picked up)."""
+        if check.name in self._checks:
+            raise KeyError(f"{check.name!r} is already watched")
+        stored = (await load_heartbeats(self._db)).get(check.name)
+        wanted = str(check.config.uuid) if check.config.uuid else None
+        record = stored or HeartbeatRecord(check.name, wanted or str(uuid.uuid4()))
+        if stored is None or (wanted and record.uuid != wanted):
+            record.uuid = wanted or record.uuid
+            await save_heartbeats(self._db, [record])
+        self._checks[check.name] = check
+        self._records[check.name] = record
+        self._by_uuid[record.uuid] = check.name
+        self._wake.set()
+
+    def remove(self, name: str) -> HeartbeatCheck | None:
+        """Stop watching a heartbeat; its pings are 404s from now on."""
+        check = self._checks.pop(name, None)
+        record = self._records.pop(name, None)
+        if record is not None:
+            self._by_uuid.pop(record.uuid, None)
+        self._reported.pop(name, None)
+        return check
+
     def resolve(self, key: str) -> HeartbeatCheck | None:
         """The heartbeat addressed by name or UUID, if any."""
         name = self._by_uuid.get(key.lower(), key)
@@ -99,7 +123,9 @@ class HeartbeatMonitor:
     ) -> None:
         """Record one ping and report its result at once."""
         now = self._clock.now()
-        record = self._records[check.name]
+        record = self._records.get(check.name)
+        if record is None or self._checks.get(check.name) is not check:
+            return  # removed (or replaced) while the ping was on its way
         async with self._lock:
             record.ping_count += 1
             details: dict[str, Any] = {"ping": kind.value}
@@ -147,7 +173,9 @@ class HeartbeatMonitor:
         """Report every heartbeat whose status changed; return the next instant to look again."""
         now = self._clock.now()
         next_at: datetime | None = None
-        for name, check in self._checks.items():
+        for name, check in list(self._checks.items()):  # add/remove may run meanwhile
+            if self._checks.get(name) is not check:
+                continue
             verdict = self.verdict(name, now)
             if verdict.changes_at is not None and (next_at is None or verdict.changes_at < next_at):
                 next_at = verdict.changes_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -69,6 +70,21 @@ class ServiceMetrics:
             if histogram is None:
                 histogram = self._response_children[check] = self.check_response.labels(check)
             histogram.observe(response_time)
+
+    def forget(self, check: str) -> None:
+        """Remove a deleted check's series, so /metrics stops reporting it."""
+        series: list[tuple[Any, tuple[str, ...]]] = [
+            (self.check_up, (check,)),
+            (self.check_response, (check,)),
+            *((self.check_status, (check, s.value)) for s in Status),
+            *((self.check_runs, (check, s.value)) for s in Status),
+        ]
+        for metric, labels in series:
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+        self._response_children.pop(check, None)
+        for key in [k for k in self._run_children if k[0] == check]:
+            del self._run_children[key]
 
     def observe_state(self, check: str, status: Status) -> None:
         value = {Status.UP: 1.0, Status.DEGRADED: 0.5}.get(status, 0.0)

@@ -113,22 +113,49 @@ async def add_event(
     )
 
 
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 async def list_alerts(
     db: Database,
     *,
     status: str | None = None,
     check: str | None = None,
+    severity: str | None = None,
+    source: str | None = None,
+    silenced: bool | None = None,
+    q: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[Alert], int]:
-    query = select(A)
-    count = select(func.count()).select_from(A)
-    if status == "open":
-        query, count = (q.where(A.c.status != AlertStatus.RESOLVED) for q in (query, count))
+    """Newest first. `status` is a stored status, `open` (not resolved) or `silenced` (open
+    and muted); `silenced` alone selects muted (or unmuted) alerts of any status; `q` is a
+    case-insensitive substring of the name or the summary."""
+    muted = A.c.silenced_by.is_not(None) | A.c.suppressed_reason.is_not(None)
+    conditions: list[Any] = []
+    if status in ("open", "silenced"):
+        conditions.append(A.c.status != AlertStatus.RESOLVED)
+        if status == "silenced":
+            conditions.append(muted)
     elif status:
-        query, count = (q.where(A.c.status == status) for q in (query, count))
+        conditions.append(A.c.status == status)
     if check:
-        query, count = (q.where(A.c.check_name == check) for q in (query, count))
+        conditions.append(A.c.check_name == check)
+    if severity:
+        conditions.append(A.c.severity == severity)
+    if source:
+        conditions.append(A.c.source == source)
+    if silenced is not None:
+        conditions.append(muted if silenced else ~muted)
+    if q:
+        pattern = f"%{_escape_like(q.lower())}%"
+        conditions.append(
+            func.lower(A.c.name).like(pattern, escape="\\")
+            | func.lower(A.c.summary).like(pattern, escape="\\")
+        )
+    query = select(A).where(*conditions)
+    count = select(func.count()).select_from(A).where(*conditions)
     query = query.order_by(A.c.started_at.desc(), A.c.id).limit(limit).offset(offset)
     async with db.connect() as conn:
         rows = (await conn.execute(query)).all()

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 
 from watchkeeper.checkstate import CheckState
 from watchkeeper.domain import CheckResult
-from watchkeeper.store import tables
+from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ class ResultWriter:
     Results are the high-volume path (thousands a second at scale); writing each in its own
     transaction would make SQLite the bottleneck. State changes that open or resolve alerts are
     written synchronously elsewhere; what a crash can lose here is at most one flush interval of
-    result history, never an alert or a notification.
+    result history, never an alert or a notification. Each batch updates the checks' rollups
+    (store/rollups.py) in the same transaction, so the two always agree.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class ResultWriter:
                 try:
                     async with self._db.begin() as conn:
                         await conn.execute(tables.check_results.insert(), batch)
+                        await rollups.add_results(conn, batch)
                         await upsert(conn, tables.check_states, states, ["check_name"])
                 except Exception:
                     # The database may be restarting: keep the rows for the next flush, but

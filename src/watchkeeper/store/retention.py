@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from watchkeeper.clock import Clock
 from watchkeeper.config import RetentionConfig
 from watchkeeper.domain import AlertStatus
 from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store import rollups as rollup_store
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 
@@ -24,6 +26,7 @@ class Pruned:
     alerts: int
     notifications: int
     audit: int = 0
+    rollups: int = 0
 
 
 class Retention:
@@ -61,13 +64,20 @@ class Retention:
             audit = await conn.execute(
                 delete(tables.audit_log).where(tables.audit_log.c.at < now - self._config.audit)
             )
+            rollups = await rollup_store.delete_before(
+                conn, rollup_store.FIVE_MINUTES, now - self._config.rollups_5m
+            )
+            rollups += await rollup_store.delete_before(
+                conn, rollup_store.ONE_HOUR, now - self._config.rollups_1h
+            )
         pruned = Pruned(
             int(results.rowcount or 0),
             int(alerts.rowcount or 0),
             int(sent.rowcount or 0),
             int(audit.rowcount or 0),
+            rollups,
         )
-        if pruned.results or pruned.alerts or pruned.notifications or pruned.audit:
+        if any(dataclasses.astuple(pruned)):
             log.info("retention pruned %s", pruned)
         return pruned
 

@@ -258,3 +258,52 @@ maintenance_windows = Table(
     Column("created_by", String(255), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# Per check and time bucket: counts and response-time figures, kept longer than raw results.
+# `bucket` is the bucket's start in whole seconds since the epoch (UTC), a multiple of
+# `resolution` (300 or 3600): plain integers make range scans and re-bucketing arithmetic.
+# The key leads with time, and SQLite stores the table in key order (WITHOUT ROWID), so the
+# dashboard's "every check over the last day" is one sequential range read.
+check_rollups = Table(
+    "check_rollups",
+    metadata,
+    Column("resolution", Integer, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),
+    Column("check_name", String(100), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("available", Integer, nullable=False),  # up + degraded
+    Column("down", Integer, nullable=False),
+    Column("rt_count", Integer, nullable=False),  # results that measured a response time
+    Column("rt_sum", Float, nullable=False),
+    Column("rt_min", Float),
+    Column("rt_max", Float),
+    # One check's series: covering, so it is read from the index alone (and SQLite's planner,
+    # without statistics, prefers it to the time-range scan of the key).
+    Index(
+        "ix_check_rollups_check",
+        "check_name",
+        "resolution",
+        "bucket",
+        "count",
+        "available",
+        "rt_count",
+        "rt_sum",
+        "rt_max",
+    ),
+    sqlite_with_rowid=False,
+)
+
+# Checks, escalation policies and rules created over the API (config-file ones live in the
+# config): each stored as the definition it was created with, validated again on start.
+managed_objects = Table(
+    "managed_objects",
+    metadata,
+    Column("kind", String(32), primary_key=True),  # check, escalation_policy, rule
+    Column("name", String(100), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,364 @@
+"""Writes of API-managed objects: checks, escalation policies and rules.
+
+Bodies are what the config file would hold for the object (the same fields, the same
+validation and cross-references). Objects from the config file are listed with
+`source: config` and are read-only here (409). Admins write, viewers read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from watchkeeper.alerting.rule_config import RuleConfig
+from watchkeeper.api import problems
+from watchkeeper.api.checks import _check_out
+from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.schemas import MAX_OFFSET, CheckOut, Page
+from watchkeeper.app import Runtime
+from watchkeeper.auth import audit
+from watchkeeper.auth.roles import Principal, Role, require
+from watchkeeper.config import EscalationPolicy
+from watchkeeper.managed import ManagedError, definition_of
+from watchkeeper.store.managed import Kind, ManagedRecord
+
+ADMIN = Depends(require(Role.ADMIN))
+
+checks_router = APIRouter(
+    prefix="/api/v1/checks", tags=["checks"], dependencies=[Depends(require(Role.VIEWER))]
+)
+policies_router = APIRouter(
+    prefix="/api/v1/escalation-policies",
+    tags=["escalation"],
+    dependencies=[Depends(require(Role.VIEWER))],
+)
+rules_router = APIRouter(
+    prefix="/api/v1/rules", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))]
+)
+
+_WRITE_PROBLEMS = problems.responses(409, 503)
+
+DefinitionBody = Annotated[
+    dict[str, Any],
+    Body(
+        description="The object as the config file would hold it (the config reference lists "
+        "every field); validated with the same models and cross-references."
+    ),
+]
+
+
+class ManagedInfo(BaseModel):
+    """Who made an API-managed object, and when it last changed (None for config ones)."""
+
+    version: int | None = None
+    """1 when created, +1 with each replacement."""
+    created_by: str | None = None
+    created_at: datetime | None = None
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def _info(record: ManagedRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    return {
+        "version": record.version,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "updated_by": record.updated_by,
+        "updated_at": record.updated_at,
+    }
+
+
+def _problem(request: Request, exc: ManagedError) -> JSONResponse:
+    if exc.errors:
+        return problems.problem(
+            exc.status, exc.detail, instance=request.url.path, errors=exc.errors
+        )
+    return problems.problem(exc.status, exc.detail, instance=request.url.path)
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+class ManagedCheckOut(CheckOut, ManagedInfo):
+    definition: dict[str, Any]
+    """As stored, with secret values (passwords, tokens) masked."""
+
+
+def _managed_check_out(rt: Runtime, name: str) -> ManagedCheckOut:
+    out = _check_out(rt, rt.check_configs[name])
+    record = rt.managed.record(Kind.CHECK, name)
+    return ManagedCheckOut(
+        **out.model_dump(),
+        **_info(record),
+        definition=rt.managed.check_definition(name) or {},
+    )
+
+
+@checks_router.post(
+    "",
+    response_model=ManagedCheckOut,
+    status_code=201,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Create a check (same fields as in the config file); it runs at once",
+)
+async def create_check(
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        record = await rt.managed.create(Kind.CHECK, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    audit.add_detail(request, name=record.name)
+    return _managed_check_out(rt, record.name)
+
+
+@checks_router.put(
+    "/{name}",
+    response_model=ManagedCheckOut,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Replace an API-managed check (config-file checks: 409)",
+)
+async def replace_check(
+    name: str,
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        await rt.managed.replace(Kind.CHECK, name, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return _managed_check_out(rt, name)
+
+
+@checks_router.delete(
+    "/{name}",
+    status_code=204,
+    response_model=None,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Delete an API-managed check: it stops, its open alerts resolve",
+)
+async def delete_check(
+    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+) -> Any:
+    try:
+        await rt.managed.delete(Kind.CHECK, name, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return None
+
+
+# -- escalation policies ----------------------------------------------------------------------
+
+
+class EscalationPolicyOut(ManagedInfo):
+    name: str
+    source: str
+    """`config` (read-only here) or `api`."""
+    definition: dict[str, Any]
+    """`steps` (each `after` and `notify`) and `repeat`, as in the config file."""
+
+
+def _policy_out(rt: Runtime, policy: EscalationPolicy) -> EscalationPolicyOut:
+    record = rt.managed.record(Kind.ESCALATION_POLICY, policy.name)
+    return EscalationPolicyOut(
+        name=policy.name,
+        source="api" if record else "config",
+        definition=record.definition if record else definition_of(policy),
+        **_info(record),
+    )
+
+
+def _policy_or_404(rt: Runtime, name: str) -> EscalationPolicy:
+    policy = rt.managed.policies.get(name)
+    if policy is None:
+        raise ManagedError(404, f"no escalation policy named {name!r}")
+    return policy
+
+
+@policies_router.get(
+    "", response_model=Page[EscalationPolicyOut], summary="Escalation policies (config and API)"
+)
+async def list_policies(
+    rt: Runtime = Depends(get_runtime),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Page[EscalationPolicyOut]:
+    items = [_policy_out(rt, p) for p in rt.managed.policies.values()]
+    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+
+
+@policies_router.get("/{name}", response_model=EscalationPolicyOut, summary="One policy")
+async def get_policy(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
+    try:
+        return _policy_out(rt, _policy_or_404(rt, name))
+    except ManagedError as exc:
+        return _problem(request, exc)
+
+
+@policies_router.post(
+    "",
+    response_model=EscalationPolicyOut,
+    status_code=201,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Create an escalation policy (same fields as in the config file)",
+)
+async def create_policy(
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        record = await rt.managed.create(Kind.ESCALATION_POLICY, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    audit.add_detail(request, name=record.name)
+    return _policy_out(rt, rt.managed.policies[record.name])
+
+
+@policies_router.put(
+    "/{name}",
+    response_model=EscalationPolicyOut,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Replace an API-managed escalation policy (config-file ones: 409)",
+)
+async def replace_policy(
+    name: str,
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        await rt.managed.replace(Kind.ESCALATION_POLICY, name, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return _policy_out(rt, rt.managed.policies[name])
+
+
+@policies_router.delete(
+    "/{name}",
+    status_code=204,
+    response_model=None,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Delete an API-managed escalation policy (409 while a check or rule uses it)",
+)
+async def delete_policy(
+    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+) -> Any:
+    try:
+        await rt.managed.delete(Kind.ESCALATION_POLICY, name, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return None
+
+
+# -- rules (the list with each series' state is GET /api/v1/rules, in api/rules.py) -----------
+
+
+class RuleDefinitionOut(ManagedInfo):
+    name: str
+    source: str
+    """`config` (read-only here) or `api`."""
+    definition: dict[str, Any]
+
+
+def _rule_out(rt: Runtime, rule: RuleConfig) -> RuleDefinitionOut:
+    record = rt.managed.record(Kind.RULE, rule.name)
+    return RuleDefinitionOut(
+        name=rule.name,
+        source="api" if record else "config",
+        definition=record.definition if record else definition_of(rule),
+        **_info(record),
+    )
+
+
+@rules_router.get("/{name}", response_model=RuleDefinitionOut, summary="One rule's definition")
+async def get_rule(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
+    rule = rt.managed.rules.get(name)
+    if rule is None:
+        return _problem(request, ManagedError(404, f"no rule named {name!r}"))
+    return _rule_out(rt, rule)
+
+
+@rules_router.post(
+    "",
+    response_model=RuleDefinitionOut,
+    status_code=201,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Create a metric rule (same fields as in the config file)",
+)
+async def create_rule(
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        record = await rt.managed.create(Kind.RULE, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    audit.add_detail(request, name=record.name)
+    return _rule_out(rt, rt.managed.rules[record.name])
+
+
+@rules_router.put(
+    "/{name}",
+    response_model=RuleDefinitionOut,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Replace an API-managed rule (config-file rules: 409)",
+)
+async def replace_rule(
+    name: str,
+    request: Request,
+    body: DefinitionBody,
+    rt: Runtime = Depends(get_runtime),
+    who: Principal = ADMIN,
+) -> Any:
+    try:
+        await rt.managed.replace(Kind.RULE, name, body, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return _rule_out(rt, rt.managed.rules[name])
+
+
+@rules_router.delete(
+    "/{name}",
+    status_code=204,
+    response_model=None,
+    dependencies=[ADMIN],
+    responses=_WRITE_PROBLEMS,
+    summary="Delete an API-managed rule: its open alerts resolve",
+)
+async def delete_rule(
+    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+) -> Any:
+    try:
+        await rt.managed.delete(Kind.RULE, name, who.name)
+    except ManagedError as exc:
+        return _problem(request, exc)
+    return None
+
+
+router = APIRouter()
+for _router in (checks_router, policies_router, rules_router):
+    router.include_router(_router)

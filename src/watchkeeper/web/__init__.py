@@ -1,0 +1,21 @@
+"""The operations dashboard: server-rendered pages, htmx, live updates by server-sent events."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from watchkeeper.web import actions, live, login, pages
+from watchkeeper.web.access import install_login_redirect
+from watchkeeper.web.templates import STATIC_DIR, build_environment
+
+ROUTERS = (login.router, live.router, actions.router, pages.router)
+
+
+def install(app: FastAPI) -> None:
+    """Templates, static assets (served here: no CDN) and the dashboard's routes."""
+    app.state.templates = build_environment()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_login_redirect(app)
+    for router in ROUTERS:
+        app.include_router(router)

@@ -1,0 +1,43 @@
+"""A started runtime with its API in-process, as the API tests use it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.support.auth import bearer, token_for
+from watchkeeper.app import Runtime, create_app
+from watchkeeper.auth.roles import Role
+from watchkeeper.config import Config
+
+
+@dataclass
+class Service:
+    runtime: Runtime
+    client: httpx.AsyncClient
+    """Authenticated as an admin."""
+
+    async def as_role(self, role: Role) -> dict[str, str]:
+        return bearer(await token_for(self.runtime, role, name=role.value))
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config | dict[str, Any]) -> AsyncIterator[Service]:
+    if not isinstance(config, Config):
+        config = Config.model_validate(config)
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        app = create_app(config, runtime=runtime)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://wk",
+            headers=bearer(await token_for(runtime, Role.ADMIN)),
+        ) as client:
+            yield Service(runtime, client)
+    finally:
+        await runtime.stop()

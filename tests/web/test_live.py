@@ -1,0 +1,135 @@
+"""Live updates: the change feed, and the event stream over a real HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import uvicorn
+
+from tests.support.auth import bearer, token_for
+from tests.support.servers import FlippingTarget, free_port
+from watchkeeper.app import Runtime, create_app
+from watchkeeper.auth.roles import Role
+from watchkeeper.config import Config
+from watchkeeper.events import ALERTS, ChangeFeed, check_key
+
+
+async def test_a_subscriber_gets_each_change_once_however_often_it_happened() -> None:
+    feed = ChangeFeed()
+    with feed.subscribe() as subscription:
+        for _ in range(100):
+            feed.publish(check_key("api"))
+        feed.publish(ALERTS)
+        assert await subscription.changes(1) == {"check:api", "alerts"}
+        assert await subscription.changes(0.01) == set()  # quiet: empty after the timeout
+    assert feed.subscribers == 0
+
+
+async def test_closing_the_feed_ends_waiting_subscribers_at_once() -> None:
+    feed = ChangeFeed()
+    with feed.subscribe() as subscription:
+        waiting = asyncio.create_task(subscription.changes(60))
+        await asyncio.sleep(0)
+        feed.close()
+        assert await asyncio.wait_for(waiting, 1) is None
+    with feed.subscribe() as late:
+        assert await late.changes(60) is None
+
+
+@contextlib.asynccontextmanager
+async def served(runtime: Runtime, config: Config) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, runtime=runtime),
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_config=None,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        runtime.changes.close()  # as `watchkeeper run` does first on shutdown
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def next_event(stream: aiohttp.StreamReader, name: str) -> str:
+    """The data of the next event called `name` (other events are skipped)."""
+    event, data = None, []
+    async for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "":
+            if event == name:
+                return "\n".join(data)
+            event, data = None, []
+    raise AssertionError(f"the stream ended before a {name} event")
+
+
+async def test_a_state_change_reaches_an_open_event_stream_as_the_rendered_row(
+    tmp_path: Path, target: FlippingTarget
+) -> None:
+    config = Config.model_validate(
+        {
+            "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+            "checks": [{"name": "api", "type": "http", "url": f"{target.url}/health"}],
+        }
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        headers = bearer(await token_for(runtime, Role.VIEWER))
+        async with served(runtime, config) as url, aiohttp.ClientSession(headers=headers) as http:
+            refused = await http.get(f"{url}/dashboard/events")
+            assert refused.status == 406  # not an EventSource
+            async with http.get(
+                f"{url}/dashboard/events", headers={"Accept": "text/event-stream"}
+            ) as stream:
+                assert stream.status == 200
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                target.status = 500
+                assert runtime.scheduler is not None
+                runtime.scheduler.run_now("api")
+                async with asyncio.timeout(5):
+                    row = await next_event(stream.content, "check-api")
+                    assert 'class="check st-down"' in row
+                    assert "HTTP 500" in row
+                    summary = await next_event(stream.content, "summary")
+                    assert "<strong>1</strong> down" in summary
+                    # The alert follows through the dispatcher's pass.
+                    await next_event(stream.content, "alerts")
+                # Shutdown ends the stream rather than waiting for the browser to go.
+                runtime.changes.close()
+                async with asyncio.timeout(5):
+                    assert await stream.content.read() is not None
+                    assert stream.content.at_eof()
+    finally:
+        await runtime.stop()
+
+
+async def test_an_anonymous_event_stream_is_refused(tmp_path: Path) -> None:
+    config = Config.model_validate({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}})
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        async with served(runtime, config) as url, aiohttp.ClientSession() as http:
+            response = await http.get(
+                f"{url}/dashboard/events", headers={"Accept": "text/event-stream"}
+            )
+            assert response.status == 401
+    finally:
+        await runtime.stop()
