@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 ALERTS = "alerts"
 """Some alert was created, changed or resolved (or its suppression changed)."""
+CHECKS = "checks"
+"""A check was added, replaced or removed (over the API): lists of checks are stale."""
 
 
 def check_key(name: str) -> str:

@@ -31,6 +31,7 @@ from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
+from watchkeeper.events import CHECKS
 from watchkeeper.redact import Redactor
 from watchkeeper.store import tables
 from watchkeeper.store.managed import (
@@ -344,6 +345,7 @@ class ManagedObjects:
                 raise ManagedError(
                     503, f"could not apply the {_what(kind)}; nothing changed"
                 ) from None
+            self._announce(kind)
             log.info("%s %s created over the API by %s", _what(kind), name, who)
             return record
 
@@ -386,6 +388,7 @@ class ManagedObjects:
             self._skipped.pop((kind, name), None)
             if old is not None:
                 await self._close(kind, old)
+            self._announce(kind)
             log.info("%s %s replaced over the API by %s", _what(kind), name, who)
             return record
 
@@ -426,9 +429,14 @@ class ManagedObjects:
                 await self._close(kind, old)
             if self._rt.dispatcher is not None:
                 self._rt.dispatcher.wake()
+            self._announce(kind)
             log.info("%s %s deleted over the API by %s", _what(kind), name, who)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _announce(self, kind: Kind) -> None:
+        if kind is Kind.CHECK:
+            self._rt.changes.publish(CHECKS)  # open overviews re-fetch their list
 
     def _parse(self, kind: Kind, body: dict[str, Any]) -> Any:
         if (where := _nul_at(body)) is not None:

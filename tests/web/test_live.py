@@ -133,3 +133,29 @@ async def test_an_anonymous_event_stream_is_refused(tmp_path: Path) -> None:
             assert response.status == 401
     finally:
         await runtime.stop()
+
+
+async def test_pausing_over_the_api_and_adding_a_check_reach_open_streams(
+    tmp_path: Path, target: FlippingTarget
+) -> None:
+    config = Config.model_validate({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}})
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        admin = bearer(await token_for(runtime, Role.ADMIN))
+        async with served(runtime, config) as url, aiohttp.ClientSession(headers=admin) as http:
+            async with http.get(
+                f"{url}/dashboard/events", headers={"Accept": "text/event-stream"}
+            ) as stream:
+                check = {"name": "api", "type": "http", "url": f"{target.url}/health"}
+                created = await http.post(f"{url}/api/v1/checks", json=check)
+                assert created.status == 201, await created.text()
+                async with asyncio.timeout(5):
+                    await next_event(stream.content, "checks")  # the overview re-fetches
+                paused = await http.post(f"{url}/api/v1/checks/api/pause")
+                assert paused.status == 200
+                async with asyncio.timeout(5):
+                    row = await next_event(stream.content, "check-api")
+                assert 'class="check st-paused"' in row
+    finally:
+        await runtime.stop()

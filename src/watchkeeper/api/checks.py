@@ -13,6 +13,7 @@ from watchkeeper.api.schemas import CheckOut, LastResult, Page, ResultOut
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Role, require
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.events import check_key
 from watchkeeper.store import tables
 from watchkeeper.store.database import upsert
 from watchkeeper.store.results import recent_results
@@ -88,7 +89,7 @@ async def list_checks(
         items = [c for c in items if c.status == state]
     if component:
         items = [c for c in items if c.component == component]
-    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+    return Page.of(items, limit, offset)
 
 
 @router.get("/{name}", response_model=CheckOut, summary="One check with its current state")
@@ -127,7 +128,8 @@ class CheckAction(BaseModel):
     queued: bool = False
 
 
-async def _set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
+async def set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
+    """Pause or resume a check (404 if unknown); shared by the API and the dashboard."""
     config = _config_or_404(rt, name)
     if rt.pipeline is None:
         raise HTTPException(503, "not started")
@@ -135,6 +137,7 @@ async def _set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
     state.paused = paused
     async with rt.db.begin() as conn:
         await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
+    rt.changes.publish(check_key(name))
     return CheckAction(check=name, status="paused" if paused else state.status.value)
 
 
@@ -146,7 +149,7 @@ async def _set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
     summary="Pause a check: it stops running until resumed",
 )
 async def pause_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
-    return await _set_paused(rt, name, True)
+    return await set_paused(rt, name, True)
 
 
 @router.post(
@@ -157,7 +160,7 @@ async def pause_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAct
     summary="Resume a paused check",
 )
 async def resume_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckAction:
-    return await _set_paused(rt, name, False)
+    return await set_paused(rt, name, False)
 
 
 @router.post(

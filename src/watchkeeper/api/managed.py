@@ -7,10 +7,11 @@ validation and cross-references). Objects from the config file are listed with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -18,7 +19,7 @@ from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.api import problems
 from watchkeeper.api.checks import _check_out
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.schemas import MAX_OFFSET, CheckOut, Page
+from watchkeeper.api.schemas import CheckOut, Limit, Offset, Page
 from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
 from watchkeeper.auth.roles import Principal, Role, require
@@ -100,67 +101,6 @@ def _managed_check_out(rt: Runtime, name: str) -> ManagedCheckOut:
     )
 
 
-@checks_router.post(
-    "",
-    response_model=ManagedCheckOut,
-    status_code=201,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Create a check (same fields as in the config file); it runs at once",
-)
-async def create_check(
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        record = await rt.managed.create(Kind.CHECK, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    audit.add_detail(request, name=record.name)
-    return _managed_check_out(rt, record.name)
-
-
-@checks_router.put(
-    "/{name}",
-    response_model=ManagedCheckOut,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Replace an API-managed check (config-file checks: 409)",
-)
-async def replace_check(
-    name: str,
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        await rt.managed.replace(Kind.CHECK, name, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return _managed_check_out(rt, name)
-
-
-@checks_router.delete(
-    "/{name}",
-    status_code=204,
-    response_model=None,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Delete an API-managed check: it stops, its open alerts resolve",
-)
-async def delete_check(
-    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
-) -> Any:
-    try:
-        await rt.managed.delete(Kind.CHECK, name, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return None
-
-
 # -- escalation policies ----------------------------------------------------------------------
 
 
@@ -193,12 +133,9 @@ def _policy_or_404(rt: Runtime, name: str) -> EscalationPolicy:
     "", response_model=Page[EscalationPolicyOut], summary="Escalation policies (config and API)"
 )
 async def list_policies(
-    rt: Runtime = Depends(get_runtime),
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
 ) -> Page[EscalationPolicyOut]:
-    items = [_policy_out(rt, p) for p in rt.managed.policies.values()]
-    return Page(items=items[offset : offset + limit], total=len(items), limit=limit, offset=offset)
+    return Page.of([_policy_out(rt, p) for p in rt.managed.policies.values()], limit, offset)
 
 
 @policies_router.get("/{name}", response_model=EscalationPolicyOut, summary="One policy")
@@ -207,67 +144,6 @@ async def get_policy(name: str, request: Request, rt: Runtime = Depends(get_runt
         return _policy_out(rt, _policy_or_404(rt, name))
     except ManagedError as exc:
         return _problem(request, exc)
-
-
-@policies_router.post(
-    "",
-    response_model=EscalationPolicyOut,
-    status_code=201,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Create an escalation policy (same fields as in the config file)",
-)
-async def create_policy(
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        record = await rt.managed.create(Kind.ESCALATION_POLICY, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    audit.add_detail(request, name=record.name)
-    return _policy_out(rt, rt.managed.policies[record.name])
-
-
-@policies_router.put(
-    "/{name}",
-    response_model=EscalationPolicyOut,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Replace an API-managed escalation policy (config-file ones: 409)",
-)
-async def replace_policy(
-    name: str,
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        await rt.managed.replace(Kind.ESCALATION_POLICY, name, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return _policy_out(rt, rt.managed.policies[name])
-
-
-@policies_router.delete(
-    "/{name}",
-    status_code=204,
-    response_model=None,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Delete an API-managed escalation policy (409 while a check or rule uses it)",
-)
-async def delete_policy(
-    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
-) -> Any:
-    try:
-        await rt.managed.delete(Kind.ESCALATION_POLICY, name, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return None
 
 
 # -- rules (the list with each series' state is GET /api/v1/rules, in api/rules.py) -----------
@@ -298,66 +174,107 @@ async def get_rule(name: str, request: Request, rt: Runtime = Depends(get_runtim
     return _rule_out(rt, rule)
 
 
-@rules_router.post(
-    "",
-    response_model=RuleDefinitionOut,
-    status_code=201,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Create a metric rule (same fields as in the config file)",
+def _writes(
+    router: APIRouter,
+    kind: Kind,
+    out_model: type[BaseModel],
+    out: Callable[[Runtime, str], BaseModel],
+    *,
+    create: str,
+    replace: str,
+    delete: str,
+) -> None:
+    """POST, PUT and DELETE for one kind: the same but for the kind, its answer and wording."""
+
+    @router.post(
+        "",
+        response_model=out_model,
+        status_code=201,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=create,
+        name=f"create_{kind.value}",
+    )
+    async def create_object(
+        request: Request,
+        body: DefinitionBody,
+        rt: Runtime = Depends(get_runtime),
+        who: Principal = ADMIN,
+    ) -> Any:
+        try:
+            record = await rt.managed.create(kind, body, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        audit.add_detail(request, name=record.name)
+        return out(rt, record.name)
+
+    @router.put(
+        "/{name}",
+        response_model=out_model,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=replace,
+        name=f"replace_{kind.value}",
+    )
+    async def replace_object(
+        name: str,
+        request: Request,
+        body: DefinitionBody,
+        rt: Runtime = Depends(get_runtime),
+        who: Principal = ADMIN,
+    ) -> Any:
+        try:
+            await rt.managed.replace(kind, name, body, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        return out(rt, name)
+
+    @router.delete(
+        "/{name}",
+        status_code=204,
+        response_model=None,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=delete,
+        name=f"delete_{kind.value}",
+    )
+    async def delete_object(
+        name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+    ) -> Any:
+        try:
+            await rt.managed.delete(kind, name, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        return None
+
+
+_writes(
+    checks_router,
+    Kind.CHECK,
+    ManagedCheckOut,
+    _managed_check_out,
+    create="Create a check (same fields as in the config file); it runs at once",
+    replace="Replace an API-managed check (config-file checks: 409)",
+    delete="Delete an API-managed check: it stops, its open alerts resolve",
 )
-async def create_rule(
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        record = await rt.managed.create(Kind.RULE, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    audit.add_detail(request, name=record.name)
-    return _rule_out(rt, rt.managed.rules[record.name])
-
-
-@rules_router.put(
-    "/{name}",
-    response_model=RuleDefinitionOut,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Replace an API-managed rule (config-file rules: 409)",
+_writes(
+    policies_router,
+    Kind.ESCALATION_POLICY,
+    EscalationPolicyOut,
+    lambda rt, name: _policy_out(rt, rt.managed.policies[name]),
+    create="Create an escalation policy (same fields as in the config file)",
+    replace="Replace an API-managed escalation policy (config-file ones: 409)",
+    delete="Delete an API-managed escalation policy (409 while a check or rule uses it)",
 )
-async def replace_rule(
-    name: str,
-    request: Request,
-    body: DefinitionBody,
-    rt: Runtime = Depends(get_runtime),
-    who: Principal = ADMIN,
-) -> Any:
-    try:
-        await rt.managed.replace(Kind.RULE, name, body, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return _rule_out(rt, rt.managed.rules[name])
-
-
-@rules_router.delete(
-    "/{name}",
-    status_code=204,
-    response_model=None,
-    dependencies=[ADMIN],
-    responses=_WRITE_PROBLEMS,
-    summary="Delete an API-managed rule: its open alerts resolve",
+_writes(
+    rules_router,
+    Kind.RULE,
+    RuleDefinitionOut,
+    lambda rt, name: _rule_out(rt, rt.managed.rules[name]),
+    create="Create a metric rule (same fields as in the config file)",
+    replace="Replace an API-managed rule (config-file rules: 409)",
+    delete="Delete an API-managed rule: its open alerts resolve",
 )
-async def delete_rule(
-    name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
-) -> Any:
-    try:
-        await rt.managed.delete(Kind.RULE, name, who.name)
-    except ManagedError as exc:
-        return _problem(request, exc)
-    return None
-
 
 router = APIRouter()
 for _router in (checks_router, policies_router, rules_router):

@@ -19,16 +19,16 @@ from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
 from watchkeeper.alerting.silences import create_silence, expire_silence
-from watchkeeper.api.checks import _set_paused
+from watchkeeper.api.checks import set_paused
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.durations import parse_duration
-from watchkeeper.events import check_key
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.maintenance import delete_window, save_window
 from watchkeeper.web.access import page, safe_next
 
+# One route per action (not `/{action}`), so the audit log names each one.
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 OPERATOR = Depends(page(Role.OPERATOR))
 MAX_SILENCE = timedelta(days=90)
@@ -138,11 +138,6 @@ async def silence_alert(
     return back(next, f"silenced for {duration}")
 
 
-async def _pause(rt: Runtime, name: str, paused: bool) -> None:
-    await _set_paused(rt, name, paused)
-    rt.changes.publish(check_key(name))
-
-
 @router.post("/checks/{name}/pause")
 async def pause(
     name: str,
@@ -150,7 +145,7 @@ async def pause(
     _p: Principal = OPERATOR,
     rt: Runtime = Depends(get_runtime),
 ) -> RedirectResponse:
-    await _pause(rt, name, True)
+    await set_paused(rt, name, True)
     return back(next, f"{name} paused")
 
 
@@ -161,7 +156,7 @@ async def resume(
     _p: Principal = OPERATOR,
     rt: Runtime = Depends(get_runtime),
 ) -> RedirectResponse:
-    await _pause(rt, name, False)
+    await set_paused(rt, name, False)
     return back(next, f"{name} resumed")
 
 

@@ -1,7 +1,8 @@
 """`GET /dashboard/events`: server-sent events that keep open pages current.
 
 Events: `check-<name>` (data: the overview row, rendered), `summary` (the state counts and
-open alerts), `alerts` (something about alerts changed: pages re-fetch what they show).
+open alerts), `alerts` (something about alerts changed: pages re-fetch what they show),
+`checks` (a check was added or removed: the overview re-fetches its table).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
-from watchkeeper.events import ALERTS
+from watchkeeper.events import ALERTS, CHECKS
 from watchkeeper.web import views
 from watchkeeper.web.access import page
 
@@ -38,12 +39,14 @@ async def render_changes(request: Request, rt: Runtime, keys: set[str]) -> str:
         row_template = templates.get_template("_check_row.html")
         for row in await views.check_rows(rt, configs, now):
             out.append(event(f"check-{row.name}", row_template.render(r=row, now=now)))
-    if names or ALERTS in keys:
+    if names or ALERTS in keys or CHECKS in keys:
         summary = await views.summary(rt, now)
         html = templates.get_template("_summary.html").render(summary=summary, now=now)
         out.append(event("summary", html))
     if ALERTS in keys:
         out.append(event("alerts", "changed"))
+    if CHECKS in keys:
+        out.append(event("checks", "changed"))
     return "".join(out)
 
 
