@@ -15,7 +15,7 @@ from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from tests.support.servers import wait_until
 from watchkeeper.api.status import overall_status
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime, __version__, create_app
 from watchkeeper.config import Config
 from watchkeeper.domain import CheckResult
 
@@ -181,6 +181,7 @@ async def test_status_summarises_checks_components_alerts_and_performance(
     body = await wait_until(settled, 20, "every check run once and db's alert firing")
 
     assert body["status"] == "major_outage"  # a firing critical alert (db is down)
+    assert body["version"] == __version__ and body["started_at"] is not None
     assert body["checks"] == {"up": 2, "degraded": 0, "down": 1, "unknown": 0, "paused": 0}
     components = {c["name"]: c for c in body["components"]}
     assert list(components) == ["API", "Database", "other"]

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -77,6 +78,7 @@ class Runtime:
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
         self.started = False
+        self.started_at: datetime | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._outbox_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
@@ -181,6 +183,7 @@ class Runtime:
         gc.collect()
         gc.freeze()
         self.started = True
+        self.started_at = self.clock.now()
         log.info(
             "watchkeeper started: %d checks, %d channels, storage %s",
             len(self.checks),

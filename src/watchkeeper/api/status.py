@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.app import Runtime
+from watchkeeper.app import Runtime, __version__
 from watchkeeper.auth.roles import Role, require
 from watchkeeper.domain import AlertStatus, Severity, Status
 from watchkeeper.store import tables
@@ -71,6 +71,9 @@ class AlertCountsOut(BaseModel):
 class StatusOut(BaseModel):
     status: Overall
     at: datetime
+    version: str
+    started_at: datetime | None
+    """When this process started its checks (None while starting)."""
     checks: dict[str, int]
     """Checks in each state (every state listed)."""
     components: list[ComponentOut]
@@ -186,6 +189,8 @@ async def system_status(rt: Runtime = Depends(get_runtime)) -> StatusOut:
     return StatusOut(
         status=overall_status(per_state, firing),
         at=rt.clock.now(),
+        version=__version__,
+        started_at=rt.started_at,
         checks={s: per_state[s] for s in STATES},
         components=_components(rt, states),
         alerts=alerts,
