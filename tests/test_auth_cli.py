@@ -122,3 +122,45 @@ async def test_user_create_reads_the_password_from_stdin_and_the_user_can_log_in
         "user", "create", "--username", "bob", "--role", "viewer", "--config", str(config)
     )
     assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
+
+
+async def test_user_passwd_sets_a_new_password_on_the_host_and_ends_the_users_sessions(
+    tmp_path: Path,
+) -> None:
+    config = config_file(tmp_path)
+    created = await watchkeeper(
+        "user", "create", "--username", "alice", "--role", "admin", "--config", str(config),
+        "--password-stdin", stdin="forgotten passphrase\n",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    async with api(config) as client:
+        old = {"username": "alice", "password": "forgotten passphrase"}
+        assert (await client.post("/auth/login", json=old)).status_code == 200
+        session = client.cookies["wk_session"]
+
+    passwd = ["user", "passwd", "--username", "Alice", "--config", str(config)]
+    changed = await watchkeeper(*passwd, "--password-stdin", stdin="remembered passphrase\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "changed the password of alice; 1 sessions ended" in changed.stdout
+
+    async with api(config) as client:
+        client.cookies.set("wk_session", session)
+        assert (await client.get("/auth/me")).status_code == 401
+        assert (await client.post("/auth/login", json=old)).status_code == 401
+        new = {"username": "alice", "password": "remembered passphrase"}
+        assert (await client.post("/auth/login", json=new)).status_code == 200
+
+    short = await watchkeeper(*passwd, "--password-stdin", stdin="short\n")
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    nobody = await watchkeeper(
+        "user", "passwd", "--username", "bob", "--config", str(config), "--password-stdin",
+        stdin="long enough passphrase\n",
+    )  # fmt: skip
+    assert nobody.returncode == 1 and "no user named 'bob'" in nobody.stderr
+    no_terminal = await watchkeeper(*passwd)
+    assert no_terminal.returncode == 2 and "--password-stdin" in no_terminal.stderr
+
+    listed = await watchkeeper("user", "list", "--config", str(config))
+    assert listed.returncode == 0 and "alice" in listed.stdout and "admin" in listed.stdout
+    last = await watchkeeper("user", "delete", "alice", "--config", str(config))
+    assert last.returncode == 1 and "last admin user" in last.stderr

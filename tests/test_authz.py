@@ -42,7 +42,11 @@ PUBLIC = {
     ("GET", "/api/docs"),
     ("HEAD", "/api/docs"),
 }
-SELF_SERVICE = {("POST", "/auth/logout")}
+SELF_SERVICE = {
+    ("POST", "/auth/logout"),
+    ("POST", "/auth/password"),
+    ("POST", "/dashboard/account/password"),
+}
 """Writes any logged-in principal may make about itself."""
 ADMIN_ONLY = ("/api/v1/tokens", "/api/v1/users", "/api/v1/audit")
 ADMIN_WRITES = {

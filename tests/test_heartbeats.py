@@ -13,7 +13,8 @@ import pytest
 
 from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
-from tests.support.servers import WebhookReceiver
+from tests.support.servers import WebhookReceiver, wait_until
+from tests.support.service import running
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.heartbeat import HeartbeatCheck
@@ -22,6 +23,7 @@ from watchkeeper.domain import CheckResult, Status
 from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
 from watchkeeper.heartbeat.schedule import next_cron_instant
 from watchkeeper.store.database import Database
+from watchkeeper.store.heartbeats import load_heartbeats
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -266,3 +268,154 @@ async def test_a_ping_body_is_kept_up_to_10kb_as_the_run_log(service) -> None:
     await client.post("/ping/backup", content=b"x" * 50_000)
     (latest, *_) = (await client.get("/api/v1/checks/backup/results")).json()
     assert len(latest["details"]["log"]) == 10_000
+
+
+# --- pause and resume ------------------------------------------------------------------------
+
+
+async def test_a_paused_heartbeat_never_goes_down_and_resuming_restarts_its_deadline(
+    db: Database,
+) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1m", grace="30s")
+    paused: set[str] = set()
+    results, kept = Results(), Results()
+    monitor = HeartbeatMonitor(
+        db, [check], results, clock, is_paused=paused.__contains__, on_paused_result=kept
+    )
+    await monitor.load()
+    await monitor.ping(check, PingKind.SUCCESS)
+    paused.add("job")
+
+    clock.set(T0 + timedelta(minutes=10))  # far past the deadline and its grace
+    assert await monitor.evaluate() is None  # no deadline while paused
+    await monitor.ping(check, PingKind.FAIL)
+    assert results.statuses == [Status.UP]  # neither the silence nor the failure counted
+    assert kept.statuses == [Status.DOWN]  # the ping itself is kept
+
+    resumed = clock.now()
+    await monitor.resume("job", resumed)
+    paused.discard("job")
+    assert await monitor.evaluate() == resumed + timedelta(minutes=1)
+    assert results.statuses == [Status.UP]  # resuming pages nobody
+    assert (await load_heartbeats(db))["job"].resumed_at == resumed  # survives a restart
+
+    clock.set(resumed + timedelta(seconds=89))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DEGRADED]
+    clock.set(resumed + timedelta(seconds=90))
+    await monitor.evaluate()
+    assert results.statuses == [Status.UP, Status.DEGRADED, Status.DOWN]
+    assert results.seen[-1][1].reason.startswith(
+        "no ping since the resume at 2026-06-01 12:10:00 UTC"
+    )
+
+
+async def test_a_ping_after_the_resume_moves_the_deadline_as_usual(db: Database) -> None:
+    clock = FakeClock(T0)
+    check = heartbeat(period="1m", grace="30s")
+    monitor, _ = await monitor_for(db, check, clock)
+    await monitor.ping(check, PingKind.SUCCESS)
+    clock.advance(timedelta(minutes=5))
+    await monitor.resume("job", clock.now())
+    clock.advance(20)
+    await monitor.ping(check, PingKind.SUCCESS)
+    assert await monitor.evaluate() == clock.now() + timedelta(minutes=1)
+
+
+async def test_pausing_a_heartbeat_over_the_api_holds_its_deadline_until_resumed(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    clock = FakeClock(T0)
+    config = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+        "checks": [{"name": "backup", "type": "heartbeat", "period": "1h", "grace": "10m"}],
+        "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
+    }
+    async with running(config, clock=clock) as service:
+        client, monitor = service.client, service.runtime.heartbeats
+        assert monitor is not None
+
+        async def check() -> dict[str, Any]:
+            return dict((await client.get("/api/v1/checks/backup")).json())
+
+        async def open_alerts() -> list[dict[str, Any]]:
+            page = (await client.get("/api/v1/alerts", params={"status": "open"})).json()
+            return list(page["items"])
+
+        assert (await client.get("/ping/backup")).status_code == 200
+        assert (await check())["status"] == "up"
+        paused = await client.post("/api/v1/checks/backup/pause")
+        assert paused.json()["status"] == "paused"
+
+        clock.advance(timedelta(hours=3))  # deadline and grace long gone
+        await monitor.evaluate()
+        assert (await check())["status"] == "paused"
+        assert await open_alerts() == []
+
+        # Pings while paused are recorded and shown, but the check stays paused.
+        assert (await client.post("/ping/backup", content=b"ran by hand")).status_code == 200
+        pinged_at = clock.now()
+        clock.advance(60)
+        assert (await client.get("/ping/backup/fail")).status_code == 200
+        shown = await check()
+        assert shown["status"] == "paused"
+        assert shown["last_ping_at"].replace("Z", "+00:00") == pinged_at.isoformat()
+        assert shown["last_result"]["status"] == "down"
+        results = (await client.get("/api/v1/checks/backup/results")).json()
+        assert [r["details"]["ping"] for r in results[:2]] == ["fail", "success"]
+        assert await open_alerts() == []
+
+        clock.advance(60)
+        resumed_at = clock.now()
+        assert (await client.post("/api/v1/checks/backup/resume")).status_code == 200
+        await monitor.evaluate()
+        assert (await check())["status"] == "up"  # a fresh start, not a page
+        assert await open_alerts() == []
+
+        clock.set(resumed_at + timedelta(hours=1, minutes=10))  # the new deadline + grace
+        await monitor.evaluate()
+        assert (await check())["status"] == "down"
+        (alert,) = await open_alerts()
+        assert alert["check"] == "backup"
+        (firing,) = await receiver.wait_for(
+            lambda r: r.accepted("alert.firing"), 10, "alert.firing after the resume"
+        )
+        assert firing.payload["alert"]["check"] == "backup"
+        assert receiver.accepted() == [firing]  # nothing was sent while paused
+
+
+async def test_an_open_alert_stays_open_while_paused_and_resolves_on_resume(
+    tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    clock = FakeClock(T0)
+    config = {
+        "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+        "checks": [{"name": "backup", "type": "heartbeat", "period": "1h", "grace": "10m"}],
+        "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
+    }
+    async with running(config, clock=clock) as service:
+        client, monitor = service.client, service.runtime.heartbeats
+        assert monitor is not None
+
+        async def open_alerts() -> int:
+            page = (await client.get("/api/v1/alerts", params={"status": "open"})).json()
+            return int(page["total"])
+
+        async def _none_open() -> bool:
+            return await open_alerts() == 0
+
+        await client.post("/ping/backup/fail")
+        assert await open_alerts() == 1
+        await client.post("/api/v1/checks/backup/pause")
+        clock.advance(60)
+        await client.post("/ping/backup")
+        assert await open_alerts() == 1  # a ping while paused changes nothing
+
+        clock.advance(60)
+        await client.post("/api/v1/checks/backup/resume")
+        await monitor.evaluate()
+        assert (await client.get("/api/v1/checks/backup")).json()["status"] == "up"
+        # The monitor's own task may be the one resolving it: wait for that, not for ours.
+        await wait_until(lambda: _none_open(), 10, "the alert resolved")
+        await receiver.wait_for(lambda r: r.accepted("alert.resolved"), 10, "alert.resolved")

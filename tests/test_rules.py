@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
+from tests.support.service import Service, running
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine, parse_series
 from watchkeeper.app import Runtime, create_app
@@ -19,6 +21,7 @@ from watchkeeper.config import Config, ConfigError, parse_config
 from watchkeeper.domain import Severity
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database
+from watchkeeper.store.rule_pending import load_pending
 
 T0 = datetime(2026, 8, 3, 12, 0, tzinfo=UTC)
 HOST = {"check": "host"}
@@ -44,9 +47,9 @@ def rule(**fields: Any) -> RuleConfig:
 
 
 class Engine:
-    def __init__(self, db: Database, *rules: RuleConfig) -> None:
+    def __init__(self, db: Database, *rules: RuleConfig, minutes: float = 0) -> None:
         self.db = db
-        self.clock = FakeClock(T0)
+        self.clock = FakeClock(T0 + timedelta(minutes=minutes))
         self.engine = RuleEngine(db, list(rules), self.clock)
 
     async def sample(self, minutes: float, value: float, labels: dict[str, str] = HOST) -> None:
@@ -59,9 +62,12 @@ class Engine:
         await self.engine.evaluate()
 
     def state(self) -> str:
+        return str(self.series()["state"])
+
+    def series(self) -> dict[str, Any]:
         (rule_view,) = self.engine.snapshot()
         (series,) = rule_view["series"]
-        return str(series["state"])
+        return dict(series)
 
     async def open_alerts(self) -> list[Any]:
         return (await alert_store.list_alerts(self.db, status="open"))[0]
@@ -231,3 +237,159 @@ async def test_check_metrics_and_pushed_samples_feed_rules_through_the_api(tmp_p
 
 async def _has(coro: Any, wanted: set[str]) -> bool:
     return wanted <= await coro
+
+
+# --- `for` across a restart ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def shared_db(db_url: str) -> AsyncIterator[Database]:
+    """One database on either engine, for an engine before and after a restart."""
+    database = Database(db_url)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+async def restarted(db: Database, minutes: float, *rules: RuleConfig) -> Engine:
+    """A new engine on the same database, started `minutes` after T0."""
+    engine = Engine(db, *rules, minutes=minutes)
+    await engine.engine.restore()
+    return engine
+
+
+async def test_a_pending_series_keeps_its_for_wait_across_a_restart(shared_db: Database) -> None:
+    first = Engine(shared_db, rule())
+    await first.sample(0, 90)
+    await first.sample(2, 91)
+    # The process dies at 3m (no shutdown hook) and is back at once.
+    second = await restarted(shared_db, 3, rule())
+    await second.at(3)  # evaluated before its first sample: nothing known, nothing lost
+    assert second.state() == "pending"
+    await second.sample(3, 92)
+    assert second.series()["active_since"] == T0
+    await second.sample(4.9, 93)
+    assert second.state() == "pending" and await second.open_alerts() == []
+    await second.sample(5, 94)
+    assert second.state() == "firing"  # at 5m, not at 8m
+    (alert,) = await second.open_alerts()
+    assert alert.started_at == T0 + timedelta(minutes=5)
+
+
+async def test_a_series_that_recovered_before_the_restart_starts_its_wait_afresh(
+    shared_db: Database,
+) -> None:
+    first = Engine(shared_db, rule())
+    await first.sample(0, 90)
+    await first.sample(1, 50)
+    assert await load_pending(shared_db) == []
+    second = await restarted(shared_db, 3, rule())
+    await second.sample(3, 90)
+    assert second.series()["active_since"] == T0 + timedelta(minutes=3)
+    await second.sample(7.9, 90)
+    assert await second.open_alerts() == []
+    await second.sample(8, 90)
+    assert second.state() == "firing"
+
+
+async def test_a_restored_series_that_no_longer_breaches_clears(shared_db: Database) -> None:
+    first = Engine(shared_db, rule())
+    await first.sample(0, 90)
+    second = await restarted(shared_db, 3, rule())
+    await second.sample(3, 50)
+    assert second.state() == "inactive"
+    assert await load_pending(shared_db) == []
+    await second.sample(4, 90)
+    assert second.series()["active_since"] == T0 + timedelta(minutes=4)
+
+
+async def test_a_series_stale_before_the_restart_is_not_restored(shared_db: Database) -> None:
+    first = Engine(shared_db, rule(**{"for": "30m"}))
+    await first.sample(0, 90)
+    await first.engine.persist()  # a clean shutdown stores the latest sample time
+    later = await restarted(shared_db, 20, rule(**{"for": "30m"}))  # stale_after is 5m
+    assert later.engine.snapshot()[0]["series"] == []
+    assert await load_pending(shared_db) == []
+
+
+async def test_a_restored_series_without_samples_goes_stale_as_usual(
+    shared_db: Database,
+) -> None:
+    first = Engine(shared_db, rule(**{"for": "30m"}))
+    await first.sample(0, 90)
+    await first.sample(10, 90)
+    await first.engine.persist()
+    second = await restarted(shared_db, 12, rule(**{"for": "30m"}))
+    assert await second.engine.evaluate() == T0 + timedelta(minutes=15)  # 10m + stale_after
+    assert second.state() == "pending"
+    await second.at(15.01)
+    assert second.engine.snapshot()[0]["series"] == []
+    assert await load_pending(shared_db) == []
+
+
+async def test_the_pending_time_is_written_when_it_changes_not_per_sample(
+    shared_db: Database,
+) -> None:
+    e = Engine(shared_db, rule())
+    writes: list[str] = []
+
+    def count(_conn: Any) -> None:
+        writes.append("begin")
+
+    await e.sample(0, 90)
+    assert [p.active_since for p in await load_pending(shared_db)] == [T0]
+    event.listen(shared_db.engine.sync_engine, "begin", count)
+    try:
+        for second in range(1, 240):  # four minutes of samples, one a second
+            await e.sample(second / 60, 91)
+    finally:
+        event.remove(shared_db.engine.sync_engine, "begin", count)
+    assert writes == []
+
+
+async def test_a_restored_firing_alert_waits_for_a_sample_before_resolving(
+    db: Database,
+) -> None:
+    first = Engine(db, rule(**{"for": "0s"}))
+    await first.sample(0, 90)
+    second = await restarted(db, 1, rule(**{"for": "0s"}))
+    await second.at(1)  # evaluated at start, before any sample
+    assert len(await second.open_alerts()) == 1
+    await second.sample(2, 95)
+    assert len(await second.open_alerts()) == 1
+    await second.sample(3, 50)
+    assert await second.open_alerts() == []
+
+
+async def test_a_runtime_restart_continues_the_for_wait_of_pushed_samples(db_url: str) -> None:
+    clock = FakeClock(T0)
+    config = {
+        "storage": {"url": db_url},
+        "rules": [{"name": "queue", "metric": "queue.depth", "threshold": 100, "for": "5m"}],
+    }
+    sample = {"samples": [{"metric": "queue.depth", "value": 250, "labels": {"queue": "mail"}}]}
+
+    async def push_and_evaluate(service: Service) -> list[dict[str, Any]]:
+        assert (await service.client.post("/api/v1/metrics", json=sample)).status_code == 200
+        assert service.runtime.rules is not None
+        await service.runtime.rules.evaluate()
+        rules = (await service.client.get("/api/v1/rules")).json()["items"]
+        return list(rules[0]["series"])
+
+    async with running(config, clock=clock) as service:
+        (series,) = await push_and_evaluate(service)
+        assert series["state"] == "pending"
+        clock.advance(timedelta(minutes=2))
+        await push_and_evaluate(service)
+
+    clock.set(T0 + timedelta(minutes=3))
+    async with running(config, clock=clock) as service:
+        (series,) = await push_and_evaluate(service)
+        assert series["state"] == "pending"
+        assert series["active_since"].replace("Z", "+00:00") == T0.isoformat()
+        clock.set(T0 + timedelta(minutes=4, seconds=59))
+        assert (await push_and_evaluate(service))[0]["state"] == "pending"
+        clock.set(T0 + timedelta(minutes=5))
+        assert (await push_and_evaluate(service))[0]["state"] == "firing"
+        alerts = (await service.client.get("/api/v1/alerts", params={"status": "open"})).json()
+        assert [a["name"] for a in alerts["items"]] == ["queue"]

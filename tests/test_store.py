@@ -106,6 +106,17 @@ async def test_migrations_are_idempotent_and_reach_the_head_revision(db_url: str
         await second.close()
 
 
+async def test_the_migrations_create_exactly_the_schema_the_code_declares(db: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    async with db.connect() as conn:
+        diffs = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
+        )
+    assert diffs == []
+
+
 async def test_datetimes_come_back_timezone_aware_utc(db: Database) -> None:
     plus_two = timezone(timedelta(hours=2))
     local = datetime(2030, 3, 1, 11, 30, 15, 123456, tzinfo=plus_two)  # == T0

@@ -152,6 +152,10 @@ class Runtime:
         for name, state in states.items():
             if name in self.check_configs:
                 self.metrics.observe_state(name, state.status)
+
+        def is_paused(name: str) -> bool:
+            return bool((s := states.get(name)) and s.paused)
+
         self.scheduler = Scheduler(
             self.checks,
             self.pipeline.handle,
@@ -159,7 +163,7 @@ class Runtime:
             max_concurrency=self.config.scheduler.max_concurrency,
             shutdown_grace=self.config.scheduler.shutdown_grace.total_seconds(),
             on_lag=self.metrics.scheduler_lag.observe,
-            is_paused=lambda name: bool((s := states.get(name)) and s.paused),
+            is_paused=is_paused,
         )
         self.heartbeats = HeartbeatMonitor(
             self.db,
@@ -167,6 +171,8 @@ class Runtime:
             self.pipeline.handle,
             self.clock,
             reported={name: state.status for name, state in states.items()},
+            is_paused=is_paused,
+            on_paused_result=self.pipeline.record_paused,
         )
         await self.heartbeats.load()
         self._heartbeat_task = asyncio.create_task(self.heartbeats.run(), name="heartbeats")
@@ -213,6 +219,11 @@ class Runtime:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self.rules is not None and self._rules_task is not None:
+            try:  # so a restart can tell which pending series went stale meanwhile
+                await asyncio.wait_for(self.rules.persist(), timeout=3)
+            except Exception:
+                log.exception("storing the pending rule series at shutdown failed")
         if self.outbox is not None and self._outbox_task is not None:
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

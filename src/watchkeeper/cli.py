@@ -390,6 +390,38 @@ def user_create(
     out.print(f"created {user.role.value} user {user.username}", markup=False, highlight=False)
 
 
+@user_app.command("passwd")
+def user_passwd(
+    username: Annotated[str, typer.Option("--username", help="Login name.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set a user's password (asks twice, or reads stdin); ends all their sessions."""
+    from watchkeeper.auth import passwords, users
+
+    cfg, _ = _load(config)
+    name = users.normalize_username(username)
+    password = _read_password(password_stdin)
+    try:
+        passwords.check_strength(password)
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    changed = _with_db(cfg, lambda db: users.set_password(db, name, password))
+    if changed is None:
+        err.print(f"error: no user named {name!r}", markup=False)
+        raise typer.Exit(1)
+    user, ended = changed
+    out.print(
+        f"changed the password of {user.username}; {ended} sessions ended",
+        markup=False,
+        highlight=False,
+    )
+
+
 @user_app.command("list")
 def user_list(config: ConfigOption = None) -> None:
     """List users."""
@@ -409,11 +441,15 @@ def user_list(config: ConfigOption = None) -> None:
 def user_delete(
     username: Annotated[str, typer.Argument(help="Login name.")], config: ConfigOption = None
 ) -> None:
-    """Delete a user and end their sessions."""
+    """Delete a user and end their sessions (never the last admin user)."""
     from watchkeeper.auth import users
 
     cfg, _ = _load(config)
-    user = _with_db(cfg, lambda db: users.delete_user(db, username))
+    try:
+        user = _with_db(cfg, lambda db: users.delete_user(db, username))
+    except users.LastAdmin as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
     if user is None:
         err.print(f"error: no user named {username!r}", markup=False)
         raise typer.Exit(1)

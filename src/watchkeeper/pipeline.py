@@ -60,6 +60,19 @@ class ResultPipeline:
             self._flaps.forget(name)
         self._metrics.forget(name)
 
+    async def record_paused(
+        self, check: Check[Any], started_at: datetime, result: CheckResult
+    ) -> None:
+        """A result of a paused check (a heartbeat's ping): kept in the history and shown as
+        the last result, but its hard state, alerts, flapping and rules are left alone."""
+        state = self.state_for(check.config, started_at)
+        state.last_status = result.status
+        state.last_reason = result.reason
+        state.last_checked_at = started_at
+        self._writer.record(check.config.name, started_at, result)
+        self._metrics.count_run(check.config.name, result.status, result.response_time)
+        self._on_change(check.config.name)
+
     async def handle(self, check: Check[Any], started_at: datetime, result: CheckResult) -> None:
         config = check.config
         state = self.state_for(config, started_at)

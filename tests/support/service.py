@@ -12,6 +12,7 @@ import httpx
 from tests.support.auth import bearer, token_for
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
+from watchkeeper.clock import Clock
 from watchkeeper.config import Config
 
 
@@ -26,10 +27,12 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config | dict[str, Any]) -> AsyncIterator[Service]:
+async def running(
+    config: Config | dict[str, Any], *, clock: Clock | None = None
+) -> AsyncIterator[Service]:
     if not isinstance(config, Config):
         config = Config.model_validate(config)
-    runtime = Runtime(config)
+    runtime = Runtime(config, clock=clock)
     await runtime.start()
     try:
         app = create_app(config, runtime=runtime)

@@ -144,6 +144,8 @@ async def test_login_refuses_open_redirects_forms_without_csrf_and_wrong_passwor
         )
         assert wrong.status_code == 401
         assert "Wrong username or password." in wrong.text
+        assert 'value="admin"' in wrong.text  # typed once is enough
+        assert PASSWORD not in wrong.text and "nope" not in wrong.text
 
 
 async def test_ten_failed_logins_throttle_the_account_even_for_the_right_password(

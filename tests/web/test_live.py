@@ -143,19 +143,20 @@ async def test_pausing_over_the_api_and_adding_a_check_reach_open_streams(
     await runtime.start()
     try:
         admin = bearer(await token_for(runtime, Role.ADMIN))
-        async with served(runtime, config) as url, aiohttp.ClientSession(headers=admin) as http:
-            async with http.get(
-                f"{url}/dashboard/events", headers={"Accept": "text/event-stream"}
-            ) as stream:
-                check = {"name": "api", "type": "http", "url": f"{target.url}/health"}
-                created = await http.post(f"{url}/api/v1/checks", json=check)
-                assert created.status == 201, await created.text()
-                async with asyncio.timeout(5):
-                    await next_event(stream.content, "checks")  # the overview re-fetches
-                paused = await http.post(f"{url}/api/v1/checks/api/pause")
-                assert paused.status == 200
-                async with asyncio.timeout(5):
-                    row = await next_event(stream.content, "check-api")
-                assert 'class="check st-paused"' in row
+        async with (
+            served(runtime, config) as url,
+            aiohttp.ClientSession(headers=admin) as http,
+            http.get(f"{url}/dashboard/events", headers={"Accept": "text/event-stream"}) as stream,
+        ):
+            check = {"name": "api", "type": "http", "url": f"{target.url}/health"}
+            created = await http.post(f"{url}/api/v1/checks", json=check)
+            assert created.status == 201, await created.text()
+            async with asyncio.timeout(5):
+                await next_event(stream.content, "checks")  # the overview re-fetches
+            paused = await http.post(f"{url}/api/v1/checks/api/pause")
+            assert paused.status == 200
+            async with asyncio.timeout(5):
+                row = await next_event(stream.content, "check-api")
+            assert 'class="check st-paused"' in row
     finally:
         await runtime.stop()

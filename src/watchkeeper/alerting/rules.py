@@ -3,6 +3,9 @@
 The state machine per series is pure (`RuleSeries.step`); `RuleEngine` feeds it the latest
 samples, evaluates on a tick and on new samples, and turns its decisions into alert lifecycle
 changes. Time always comes from the injected clock.
+
+Series whose condition holds are stored (`store/rule_pending.py`) when they start and stop
+holding, never per sample, so a restart continues a `for` wait where it was.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from watchkeeper.domain import AlertStatus, Severity
 from watchkeeper.durations import format_duration
 from watchkeeper.loops import run_timed
 from watchkeeper.store.database import Database
+from watchkeeper.store.rule_pending import PendingSeries, load_pending, write_pending
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,10 @@ class RuleSeries:
 
     def step(self, rule: RuleConfig, now: datetime) -> Decision:
         fresh = self.sampled_at is not None and now - self.sampled_at <= rule.stale_after
+        if fresh and self.value is None:
+            # Restored after a restart, no sample since: nothing is known yet, so nothing
+            # changes until a sample arrives or the series goes stale.
+            return Decision()
         level = None
         if fresh and self.value is not None:
             compare = _OPS[rule.op]
@@ -77,7 +85,7 @@ class RuleSeries:
     def next_due(self, rule: RuleConfig) -> datetime | None:
         """When this series may change without a new sample."""
         times = []
-        if self.active_since is not None and self.firing is None:
+        if self.active_since is not None and self.firing is None and self.value is not None:
             times.append(self.active_since + rule.for_)
         if self.cleared_since is not None:
             times.append(self.cleared_since + rule.keep_firing_for)
@@ -138,6 +146,10 @@ class RuleEngine:
         self._wake = asyncio.Event()
         # Evaluation and rule changes take turns, so a removed rule never fires afterwards.
         self._lock = asyncio.Lock()
+        # Changes to the stored series not written yet (kept when a write fails).
+        self._save: dict[tuple[str, str], PendingSeries] = {}
+        self._drop: dict[tuple[str, str], dict[str, str]] = {}
+        self._drop_rules: set[str] = set()
 
     def _index(self) -> None:
         by_metric: dict[str, list[_Rule]] = {}
@@ -165,8 +177,10 @@ class RuleEngine:
                     rule.series = old.series
                 else:
                     await self._resolve_all(config.name, "rule changed")
+                    self._forget_stored(config.name)
                 self._rules = [rule if r is old else r for r in self._rules]
             self._index()
+            await self._write_changes()
         self._wake.set()
 
     async def remove(self, name: str, comment: str = "rule deleted") -> bool:
@@ -177,7 +191,60 @@ class RuleEngine:
             await self._resolve_all(name, comment)
             self._rules = [r for r in self._rules if r.config.name != name]
             self._index()
+            self._forget_stored(name)
+            await self._write_changes()
         return True
+
+    def _forget_stored(self, rule: str) -> None:
+        self._drop_rules.add(rule)
+        for changes in (self._save, self._drop):
+            for key in [k for k in changes if k[0] == rule]:
+                del changes[key]
+
+    def _holds(self, rule: str, series: RuleSeries) -> None:
+        """`series` started to hold its condition: store when."""
+        assert series.active_since is not None
+        key = (rule, series_key(series.labels))
+        self._drop.pop(key, None)
+        self._save[key] = PendingSeries(
+            rule, series.labels, series.active_since, series.sampled_at or series.active_since
+        )
+
+    def _released(self, rule: str, series: RuleSeries) -> None:
+        """`series` stopped holding its condition: forget its stored start."""
+        key = (rule, series_key(series.labels))
+        self._save.pop(key, None)
+        self._drop[key] = series.labels
+
+    async def _write_changes(self) -> None:
+        save, drop, drop_rules = dict(self._save), dict(self._drop), set(self._drop_rules)
+        if not (save or drop or drop_rules):
+            return
+        try:
+            await write_pending(
+                self._db,
+                list(save.values()),
+                [(key[0], labels) for key, labels in drop.items()],
+                drop_rules=sorted(drop_rules),
+            )
+        except Exception:
+            log.exception("storing the pending state of rule series failed; will retry")
+            return
+        for changes, written in ((self._save, save), (self._drop, drop)):
+            for key, value in written.items():
+                if changes.get(key) is value:
+                    del changes[key]
+        self._drop_rules -= drop_rules
+
+    async def persist(self) -> None:
+        """Store the latest sample time of every holding series (at shutdown), so a restart
+        can tell whether they went stale meanwhile."""
+        async with self._lock:
+            for rule in self._rules:
+                for series in rule.series.values():
+                    if series.active_since is not None:
+                        self._holds(rule.config.name, series)
+            await self._write_changes()
 
     async def _resolve_all(self, name: str, comment: str) -> None:
         from sqlalchemy import select
@@ -221,7 +288,13 @@ class RuleEngine:
                 self.observe(name, {"check": check, **labels}, value, at)
 
     async def restore(self) -> None:
-        """Mark the series of open rule alerts as firing, so they resolve when they clear."""
+        """Mark the series of open rule alerts as firing, so they resolve when they clear, and
+        put pending series back with the time their condition started to hold.
+
+        A restored series holds its state until its first sample: one that still breaches
+        continues the `for` wait (or keeps the alert firing), one that does not clears it.
+        A pending series whose latest known sample is older than `stale_after` is dropped.
+        """
         from sqlalchemy import select
 
         from watchkeeper.store import tables
@@ -248,6 +321,26 @@ class RuleEngine:
             series = rule.series.setdefault(series_key(labels), RuleSeries(labels))
             series.firing = Severity(row.severity)
             series.active_since = series.sampled_at = self._clock.now()
+
+        now = self._clock.now()
+        for stored in await load_pending(self._db):
+            rule = by_name.get(stored.rule)
+            key = series_key(stored.labels)
+            if rule is None or not matches_all(rule.matchers, stored.labels):
+                self._drop[(stored.rule, key)] = stored.labels  # rule gone or changed
+                continue
+            firing = rule.series.get(key)
+            if firing is not None:  # restored above
+                firing.active_since = stored.active_since
+            elif now - stored.sampled_at > rule.config.stale_after:
+                self._drop[(stored.rule, key)] = stored.labels  # went stale meanwhile
+            else:
+                rule.series[key] = RuleSeries(
+                    dict(stored.labels),
+                    sampled_at=stored.sampled_at,
+                    active_since=stored.active_since,
+                )
+        await self._write_changes()
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Rules with the state of each series, for the API."""
@@ -286,7 +379,12 @@ class RuleEngine:
         changed = False
         for rule in self._rules:
             for key, series in list(rule.series.items()):
+                held = series.active_since is not None
                 decision = series.step(rule.config, now)
+                if not held and series.active_since is not None:
+                    self._holds(rule.config.name, series)
+                elif held and series.active_since is None:
+                    self._released(rule.config.name, series)
                 if decision.fire is not None:
                     await self._fire(rule.config, series, decision.fire, now)
                     changed = True
@@ -299,6 +397,7 @@ class RuleEngine:
                     series.sampled_at is None or now - series.sampled_at > rule.config.stale_after
                 ):
                     del rule.series[key]  # forget series that stopped reporting
+        await self._write_changes()
         if changed:
             self._on_change()
         return min(due) if due else None

@@ -1,4 +1,5 @@
-"""`/auth`: browser login (a session cookie and its CSRF token), logout, who am I."""
+"""`/auth`: browser login (a session cookie and its CSRF token), logout, who am I, and
+changing one's own password."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import Text
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit, sessions, users
+from watchkeeper.auth import audit, passwords, sessions, users
 from watchkeeper.auth.credentials import client_ip
 from watchkeeper.auth.roles import CHALLENGE, PUBLIC, Principal, Role, require
 
@@ -36,6 +37,18 @@ class LoginOut(BaseModel):
 class LoginFormOut(BaseModel):
     csrf_token: str
     """Put it in the login form's `csrf_token` field (its cookie was just set)."""
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=4096)
+    new_password: str = Field(min_length=1, max_length=4096)
+    """At least 8 characters (at most 1024)."""
+
+
+class PasswordChangeOut(BaseModel):
+    username: str
+    other_sessions_ended: int
+    """This session stays; every other one of the user's has ended."""
 
 
 class MeOut(BaseModel):
@@ -139,6 +152,63 @@ async def sign_in(
     return session_id, session
 
 
+NO_PASSWORD = (
+    "only a logged-in user has a password to change: API tokens have none (an admin "
+    "replaces a token by making a new one and revoking this one, and resets a user's password "
+    "with PUT /api/v1/users/{username}/password)"
+)
+WRONG_PASSWORD = "the current password is wrong"
+
+
+async def change_own_password(
+    request: Request, rt: Runtime, principal: Principal, current: str, new: str
+) -> int:
+    """Change the logged-in user's password: the current one is checked under the login
+    throttle (so a borrowed session cannot be used to guess it), every other session of the
+    user ends, this one stays. The number of sessions ended; else a 403, 422 or 429.
+    Shared by `POST /auth/password` and the dashboard's account page."""
+    session_id = request.cookies.get(sessions.COOKIE)
+    if principal.kind != "user" or not session_id:
+        raise HTTPException(403, NO_PASSWORD)
+    try:
+        passwords.check_strength(new)
+    except ValueError as exc:
+        raise HTTPException(422, f"new_password: {exc}") from None
+    username = principal.name
+    ip = client_ip(request)
+    wait = await rt.throttle.retry_after(username, ip)
+    if wait is not None:
+        raise HTTPException(
+            429, f"too many failed attempts; try again in {wait} s", {"Retry-After": str(wait)}
+        )
+    if await users.check_password(rt.db, username, current) is None:
+        await rt.throttle.record_failure(username, ip)
+        await audit.record(
+            rt.db,
+            at=rt.clock.now(),
+            actor=username,
+            actor_kind="user",
+            action=f"POST {request.url.path}",
+            target=request.url.path,
+            status=403,
+            detail={"outcome": WRONG_PASSWORD},
+            source_ip=ip,
+        )
+        raise HTTPException(403, WRONG_PASSWORD)
+    await rt.throttle.record_success(username)
+    try:
+        changed = await users.set_password(
+            rt.db, username, new, keep_session=sessions.session_hash(session_id)
+        )
+    except ValueError as exc:
+        raise HTTPException(422, f"new_password: {exc}") from None
+    if changed is None:  # deleted between the check and the change
+        raise HTTPException(401, "the session has ended; log in again", CHALLENGE)
+    user, ended = changed
+    audit.add_detail(request, id=user.id, username=user.username, other_sessions_ended=ended)
+    return ended
+
+
 @router.get(
     "/login",
     response_model=LoginFormOut,
@@ -192,6 +262,30 @@ async def logout(
     response = Response(status_code=204)
     sessions.clear_session_cookie(response, _secure(request, rt))
     return response
+
+
+@router.post(
+    "/password",
+    response_model=PasswordChangeOut,
+    summary="Change your own password; your other sessions end",
+    responses={
+        **problems.responses(429),
+        403: problems.response(
+            403,
+            "The current password is wrong, the caller is an API token, or a CSRF token is missing",
+        ),
+    },
+)
+async def change_password(
+    body: PasswordChangeIn,
+    request: Request,
+    principal: Principal = Depends(require(Role.VIEWER)),
+    rt: Runtime = Depends(get_runtime),
+) -> PasswordChangeOut:
+    ended = await change_own_password(
+        request, rt, principal, body.current_password, body.new_password
+    )
+    return PasswordChangeOut(username=principal.name, other_sessions_ended=ended)
 
 
 @router.get("/me", response_model=MeOut, summary="Who the caller is, with a session's CSRF token")

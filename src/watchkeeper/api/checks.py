@@ -38,6 +38,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
     status = "paused" if state and state.paused else state.status.value if state else "unknown"
     record = rt.heartbeats.record(config.name) if rt.heartbeats else None
     ping_url = f"{rt.config.server.base_url()}/ping/{record.uuid}" if record else None
+    last_ping_at = record.last_ping_at if record else None
     return CheckOut(
         name=config.name,
         type=config.type,
@@ -56,6 +57,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
         enabled=config.enabled,
         source="api" if config.name in rt.managed.checks else "config",
         ping_url=ping_url,
+        last_ping_at=last_ping_at,
     )
 
 
@@ -133,7 +135,11 @@ async def set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
     config = _config_or_404(rt, name)
     if rt.pipeline is None:
         raise HTTPException(503, "not started")
-    state = rt.pipeline.state_for(config, rt.clock.now())
+    now = rt.clock.now()
+    state = rt.pipeline.state_for(config, now)
+    if state.paused and not paused and config.push and rt.heartbeats is not None:
+        # Before the flag clears, so the deadline never sees the time spent paused.
+        await rt.heartbeats.resume(name, now)
     state.paused = paused
     async with rt.db.begin() as conn:
         await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])

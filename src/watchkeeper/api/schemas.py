@@ -63,6 +63,8 @@ class CheckOut(BaseModel):
     source: str = "config"
     ping_url: str | None = None
     """For heartbeats: the unguessable URL the job pings (`/ping/<uuid>`)."""
+    last_ping_at: datetime | None = None
+    """For heartbeats: when the last success ping arrived (paused or not)."""
 
 
 class ResultOut(BaseModel):

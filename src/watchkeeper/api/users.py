@@ -1,4 +1,7 @@
-"""`/api/v1/users` (admin): the people who log in."""
+"""`/api/v1/users` (admin): the people who log in.
+
+At least one admin *user* remains once there is one: deleting or demoting the last is a 409
+(admin API tokens do not count: they cannot log in to the dashboard, and they expire)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,16 @@ class UserIn(BaseModel):
     username: str = Field(min_length=1, max_length=100)
     password: str = Field(min_length=1, max_length=4096)
     role: Role
+
+
+class UserPatch(BaseModel):
+    role: Role
+    """Takes effect on the user's next request, in sessions already open too."""
+
+
+class PasswordResetIn(BaseModel):
+    new_password: str = Field(min_length=1, max_length=4096)
+    """At least 8 characters (at most 1024)."""
 
 
 class UserOut(BaseModel):
@@ -73,11 +86,60 @@ async def create_user(
     return _out(user)
 
 
-@router.delete("/{username}", response_model=UserOut, summary="Delete a user; ends their sessions")
+@router.patch(
+    "/{username}",
+    response_model=UserOut,
+    summary="Change a user's role",
+    responses={409: problems.response(409, "It would demote the last admin user")},
+)
+async def update_user(
+    username: str, body: UserPatch, request: Request, rt: Runtime = Depends(get_runtime)
+) -> UserOut:
+    try:
+        changed = await user_store.set_role(rt.db, username, body.role)
+    except user_store.LastAdmin as exc:
+        raise HTTPException(409, str(exc)) from None
+    if changed is None:
+        raise HTTPException(404, "no such user")
+    user, before = changed
+    audit.add_detail(
+        request, id=user.id, username=user.username, role=user.role.value, previous=before.value
+    )
+    return _out(user)
+
+
+@router.put(
+    "/{username}/password",
+    response_model=UserOut,
+    summary="Reset a user's password; ends all their sessions",
+)
+async def reset_password(
+    username: str, body: PasswordResetIn, request: Request, rt: Runtime = Depends(get_runtime)
+) -> UserOut:
+    try:
+        changed = await user_store.set_password(rt.db, username, body.new_password)
+    except ValueError as exc:
+        raise HTTPException(422, f"new_password: {exc}") from None
+    if changed is None:
+        raise HTTPException(404, "no such user")
+    user, ended = changed
+    audit.add_detail(request, id=user.id, username=user.username, sessions_ended=ended)
+    return _out(user)
+
+
+@router.delete(
+    "/{username}",
+    response_model=UserOut,
+    summary="Delete a user; ends their sessions",
+    responses={409: problems.response(409, "It would delete the last admin user")},
+)
 async def delete_user(
     username: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> UserOut:
-    user = await user_store.delete_user(rt.db, username)
+    try:
+        user = await user_store.delete_user(rt.db, username)
+    except user_store.LastAdmin as exc:
+        raise HTTPException(409, str(exc)) from None
     if user is None:
         raise HTTPException(404, "no such user")
     audit.add_detail(request, id=user.id, username=user.username)

@@ -34,7 +34,8 @@ class Session:
     expires_at: datetime
 
 
-def _digest(session_id: str) -> str:
+def session_hash(session_id: str) -> str:
+    """What the sessions table keeps of a cookie value (its `id_hash`)."""
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
@@ -44,7 +45,7 @@ async def create_session(
     """A new session for `user`; returns the cookie value (kept nowhere else) and the session."""
     session_id = secrets.token_urlsafe(32)
     session = Session(
-        id_hash=_digest(session_id),
+        id_hash=session_hash(session_id),
         user=user,
         csrf_token=secrets.token_urlsafe(32),
         created_at=now,
@@ -70,7 +71,7 @@ async def lookup_session(db: Database, session_id: str, now: datetime) -> Sessio
     """The live session behind a cookie value, or None (unknown, expired, user deleted)."""
     if not session_id or len(session_id) > 200:
         return None
-    digest = _digest(session_id)
+    digest = session_hash(session_id)
     async with db.connect() as conn:
         row = (
             await conn.execute(
@@ -98,7 +99,7 @@ async def lookup_session(db: Database, session_id: str, now: datetime) -> Sessio
 
 async def delete_session(db: Database, session_id: str) -> None:
     async with db.begin() as conn:
-        await conn.execute(sessions.delete().where(sessions.c.id_hash == _digest(session_id)))
+        await conn.execute(sessions.delete().where(sessions.c.id_hash == session_hash(session_id)))
 
 
 def cookie_secure(request: Request, public_url: str | None) -> bool:

@@ -1,4 +1,9 @@
-"""The state of a heartbeat at a given instant: new → up → late → down (pure functions)."""
+"""The state of a heartbeat at a given instant: new → up → late → down (pure functions).
+
+A pause is not evaluated here: the monitor does not evaluate a paused heartbeat at all. When
+the pause ends (`resumed_at`), the heartbeat starts afresh: the deadline counts from the
+resume (or from a later ping), and failures and starts from before it no longer count.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,10 @@ def _ts(value: datetime) -> str:
 def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetime) -> Verdict:
     """Status of a heartbeat at `now`. Late is DEGRADED (inside grace); past grace is DOWN."""
     grace = config.grace
-    last_ping, last_fail, started = record.last_ping_at, record.last_fail_at, record.last_start_at
+    resumed = record.resumed_at
+    last_ping = record.last_ping_at
+    last_fail = _since(record.last_fail_at, resumed)
+    started = _since(record.last_start_at, resumed)
 
     if last_fail is not None and (last_ping is None or last_fail >= last_ping):
         code = f" (exit code {record.last_exit_code})" if record.last_exit_code else ""
@@ -50,14 +58,17 @@ def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetim
             )
         return Verdict(Status.UNKNOWN, "new: no ping yet", None)
 
-    expected = next_expected(
-        last_ping, period=config.period, schedule=config.schedule, tz=config.zone
-    )
+    anchor, since, quiet = last_ping, f"last ping at {_ts(last_ping)}", _ts(last_ping)
+    if resumed is not None and resumed > last_ping:
+        anchor, since, quiet = (
+            resumed,
+            f"resumed at {_ts(resumed)}",
+            f"the resume at {_ts(resumed)}",
+        )
+    expected = next_expected(anchor, period=config.period, schedule=config.schedule, tz=config.zone)
     down_at = expected + grace
     if now < expected:
-        return Verdict(
-            Status.UP, f"last ping at {_ts(last_ping)}", _earliest(expected, run_deadline)
-        )
+        return Verdict(Status.UP, since, _earliest(expected, run_deadline))
     if now < down_at:
         return Verdict(
             Status.DEGRADED,
@@ -66,10 +77,16 @@ def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetim
         )
     return Verdict(
         Status.DOWN,
-        f"no ping since {_ts(last_ping)} (expected by {_ts(expected)}, "
-        f"grace {format_duration(grace)})",
+        f"no ping since {quiet} (expected by {_ts(expected)}, grace {format_duration(grace)})",
         None,
     )
+
+
+def _since(event: datetime | None, resumed: datetime | None) -> datetime | None:
+    """`event`, unless it happened by the last resume (then it no longer counts)."""
+    if event is None or (resumed is not None and event <= resumed):
+        return None
+    return event
 
 
 def _earliest(a: datetime, b: datetime | None) -> datetime:

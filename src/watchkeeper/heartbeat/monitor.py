@@ -37,7 +37,12 @@ class PingKind(StrEnum):
 
 
 class HeartbeatMonitor:
-    """Owns every heartbeat's record; feeds pings and missed deadlines into the pipeline."""
+    """Owns every heartbeat's record; feeds pings and missed deadlines into the pipeline.
+
+    A paused heartbeat (`is_paused`) has no deadline: it is not evaluated, so it never goes
+    late or down. Its pings are still recorded and handed to `on_paused_result` (history and
+    last result only; they do not change its state). `resume` restarts its deadline.
+    """
 
     def __init__(
         self,
@@ -46,10 +51,15 @@ class HeartbeatMonitor:
         on_result: ResultHandler,
         clock: Clock,
         reported: Mapping[str, Status] | None = None,
+        *,
+        is_paused: Callable[[str], bool] = lambda _name: False,
+        on_paused_result: ResultHandler | None = None,
     ) -> None:
         self._db = db
         self._checks = {c.name: c for c in checks}
         self._on_result = on_result
+        self._on_paused_result = on_paused_result
+        self._is_paused = is_paused
         self._clock = clock
         self._records: dict[str, HeartbeatRecord] = {}
         self._by_uuid: dict[str, str] = {}
@@ -112,6 +122,17 @@ class HeartbeatMonitor:
         check = self._checks[name]
         return evaluate(check.config, self._records[name], now or self._clock.now())
 
+    async def resume(self, name: str, at: datetime) -> None:
+        """A pause of `name` ends at `at`: its deadline restarts from there, and what it
+        reported before no longer counts. Call before the check stops being paused."""
+        record = self._records.get(name)
+        if record is None:
+            return
+        record.resumed_at = at
+        async with self._lock:
+            await save_heartbeats(self._db, [record])
+        self._wake.set()
+
     async def ping(
         self,
         check: HeartbeatCheck,
@@ -164,7 +185,11 @@ class HeartbeatMonitor:
                 took = record.last_duration
                 reason = "ping received" + (f" (run took {took:.1f}s)" if took is not None else "")
             result = CheckResult(verdict.status, reason, metrics=metrics, details=details)
-        if result is not None:
+        if result is not None and self._is_paused(check.name):
+            # Recorded, shown as the last result, but the paused check's state stays put.
+            if self._on_paused_result is not None:
+                await self._on_paused_result(check, now, result)
+        elif result is not None:
             self._reported[check.name] = result.status
             await self._on_result(check, now, result)
         self._wake.set()  # deadlines moved
@@ -174,8 +199,8 @@ class HeartbeatMonitor:
         now = self._clock.now()
         next_at: datetime | None = None
         for name, check in list(self._checks.items()):  # add/remove may run meanwhile
-            if self._checks.get(name) is not check:
-                continue
+            if self._checks.get(name) is not check or self._is_paused(name):
+                continue  # a paused heartbeat has no deadline until it is resumed
             verdict = self.verdict(name, now)
             if verdict.changes_at is not None and (next_at is None or verdict.changes_at < next_at):
                 next_at = verdict.changes_at

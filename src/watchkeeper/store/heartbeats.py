@@ -21,6 +21,8 @@ class HeartbeatRecord:
     last_exit_code: int | None = None
     last_duration: float | None = None
     ping_count: int = 0
+    resumed_at: datetime | None = None
+    """When the check's last pause ended: its deadline restarts from here."""
 
 
 async def load_heartbeats(db: Database) -> dict[str, HeartbeatRecord]:

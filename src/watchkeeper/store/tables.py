@@ -155,6 +155,9 @@ heartbeats = Table(
         nullable=False,
         server_default="0",
     ),
+    # When a pause last ended: the deadline restarts from here, and pings, starts and
+    # failures from before it no longer count.
+    Column("resumed_at", UTCDateTime()),
 )
 
 silences = Table(
@@ -306,4 +309,17 @@ managed_objects = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_by", String(255), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Metric-rule series whose condition holds (pending in `for`, or firing), so a restart
+# continues the wait instead of starting it again. Written when a series starts or stops
+# holding (and the latest sample times once at shutdown), never per sample.
+rule_pending = Table(
+    "rule_pending",
+    metadata,
+    Column("rule_name", String(100), primary_key=True),
+    Column("series", String(64), primary_key=True),  # sha256 of the series' labels
+    Column("labels", JSON, nullable=False),
+    Column("active_since", UTCDateTime(), nullable=False),
+    Column("sampled_at", UTCDateTime(), nullable=False),  # the latest sample known when written
 )

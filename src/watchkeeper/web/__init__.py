@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from watchkeeper.web import actions, live, login, pages
+from watchkeeper.web import account, actions, live, login, pages
 from watchkeeper.web.access import install_login_redirect
 from watchkeeper.web.templates import STATIC_DIR, build_environment
 
-ROUTERS = (login.router, live.router, actions.router, pages.router)
+ROUTERS = (login.router, live.router, actions.router, pages.router, account.router)
 
 
 def install(app: FastAPI) -> None:

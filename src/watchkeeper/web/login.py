@@ -16,12 +16,19 @@ from watchkeeper.web.access import LOGIN_PATH, safe_next
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(PUBLIC)])
 
 
-def _form(request: Request, rt: Runtime, next_url: str, error: str | None, status: int) -> Response:
+def _form(
+    request: Request,
+    rt: Runtime,
+    next_url: str,
+    error: str | None,
+    status: int,
+    username: str = "",
+) -> Response:
     secure = sessions.cookie_secure(request, rt.config.server.public_url)
     response = HTMLResponse("", status_code=status, headers={"Cache-Control": "no-store"})
     token = sessions.issue_login_csrf(response, secure, path=LOGIN_PATH)
     html = request.app.state.templates.get_template("login.html").render(
-        csrf=token, next=next_url, error=error
+        csrf=token, next=next_url, error=error, username=username
     )
     response.body = response.render(html)
     response.headers["content-length"] = str(len(response.body))
@@ -54,7 +61,7 @@ async def login(request: Request, rt: Runtime = Depends(get_runtime)) -> Respons
         return _form(request, rt, next_url, "Enter a username and a password.", 400)
     except HTTPException as exc:
         message = "Wrong username or password." if exc.status_code == 401 else str(exc.detail)
-        return _form(request, rt, next_url, message, exc.status_code)
+        return _form(request, rt, next_url, message, exc.status_code, credentials.username)
     response = RedirectResponse(next_url, 303)
     sessions.set_session_cookie(
         response,
