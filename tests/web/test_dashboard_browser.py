@@ -70,6 +70,7 @@ async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_fr
 
             row = page.locator("#check-api")
             await expect(row).to_have_attribute("data-status", "up", timeout=10_000)
+            await expect(page.locator("#live")).to_have_text("\u25cf live")
             await page.screenshot(path=artifact("dashboard-1-up.png"), full_page=True)
 
             # Live: the row must change without the page being loaded again.
@@ -87,7 +88,7 @@ async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_fr
             alert = page.locator("tr[data-alert='api']")
             await expect(alert).to_have_attribute("data-status", "firing", timeout=5_000)
             await alert.get_by_role("button", name="Acknowledge").click()
-            await expect(page.get_by_role("status")).to_contain_text("acknowledged")
+            await expect(page.locator(".notice")).to_contain_text("acknowledged")
 
             await page.get_by_role("link", name="acknowledged", exact=True).click()
             alert = page.locator("tr[data-alert='api']")
@@ -107,8 +108,11 @@ async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_fr
             await expect(page.locator("#check-api")).to_be_visible()
             await page.screenshot(path=artifact("dashboard-4-phone-dark.png"), full_page=True)
 
-            # Stopping the service with a browser's event stream open still exits at once.
+            # Stopping the service with a browser's event stream open still exits at once,
+            # and the page says it is no longer live rather than showing stale figures.
             assert await wk.stop(timeout=10) == 0
+            await expect(page.locator("#live")).to_contain_text("not live", timeout=10_000)
+            await page.screenshot(path=artifact("dashboard-5-not-live.png"))
             await browser.close()
     finally:
         await wk.stop()

@@ -112,6 +112,23 @@
     drawCharts(root || document, false);
   }
 
+  // Whether this page is receiving live updates: a dashboard that silently stopped updating
+  // (the service restarted, the session ended, the network dropped) must say so.
+  function liveState(ok, text) {
+    var el = document.getElementById("live");
+    if (!el) return;
+    el.hidden = false;
+    el.textContent = text;
+    el.classList.toggle("down", !ok);
+  }
+  document.addEventListener("htmx:sseOpen", function () { liveState(true, "\u25cf live"); });
+  document.addEventListener("htmx:sseError", function () {
+    liveState(false, "\u25cb not live: reconnecting, figures may be stale");
+  });
+  document.addEventListener("htmx:sseClose", function () {
+    liveState(false, "\u25cb not live: reload the page");
+  });
+
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:load", function (e) { init(e.target); });
   var resizeTimer;
