@@ -183,6 +183,8 @@ async def test_the_overview_lists_checks_problems_first_with_counts_and_open_ale
     assert re.search(r"<strong>1</strong> down", page.text)
     assert re.search(r"<strong>1</strong> up", page.text)
     assert "Open alerts" in page.text and "connect to 127.0.0.1:1 failed" in page.text
+    # The headline, as GET /api/v1/status has it: a critical alert is firing.
+    assert 'data-overall="major_outage">Major outage' in page.text
     assert '<svg class="spark"' in page.text
     filtered = await _get(dash, "viewer", "/dashboard?state=up")
     assert 'id="check-api"' in filtered.text and 'id="check-db"' not in filtered.text
@@ -228,6 +230,7 @@ async def test_an_operator_acknowledges_from_the_alerts_page_as_themselves_and_i
         await log_in(client, "operator")
         page = await client.get("/dashboard/alerts")
         assert f"/dashboard/alerts/{alert.id}/ack" in page.text
+        assert re.search(r'firing <span class="tab-count">1</span>', page.text)
         forged = await client.post(f"/dashboard/alerts/{alert.id}/ack", data={"next": "/x"})
         assert forged.status_code == 403  # no CSRF token: refused
         done = await client.post(

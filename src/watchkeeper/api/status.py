@@ -123,7 +123,8 @@ def _components(rt: Runtime, states: dict[str, str]) -> list[ComponentOut]:
     ]
 
 
-async def _alert_counts(rt: Runtime) -> AlertCountsOut:
+async def alert_counts(rt: Runtime) -> AlertCountsOut:
+    """Open alerts by state (silenced: muted by a silence or suppressed) and severity."""
     A = tables.alerts
     muted = (A.c.silenced_by.is_not(None)) | (A.c.suppressed_reason.is_not(None))
     query = (
@@ -181,7 +182,7 @@ async def system_status(rt: Runtime = Depends(get_runtime)) -> StatusOut:
     per_state = Counter(states.values())
     performance = await _performance(rt)
     if performance.storage_error is None:
-        alerts = await _alert_counts(rt)
+        alerts = await alert_counts(rt)
     else:
         empty = {s: 0 for s in SEVERITIES}
         alerts = AlertCountsOut(firing=empty, acknowledged=empty, silenced=empty)

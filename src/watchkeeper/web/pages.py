@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from watchkeeper.alerting.silences import list_silences
 from watchkeeper.api.deps import get_runtime
+from watchkeeper.api.status import alert_counts
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.store import alerts as alert_store
@@ -50,6 +51,8 @@ async def overview(
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
     now = rt.clock.now()
+    if rt.writer is not None:
+        await rt.writer.flush()  # rows show the results that made their state
     configs = views.select_checks(rt, state if state in views.STATES else None, q)
     rows = views.sort_rows(await views.check_rows(rt, configs, now))
     return render(
@@ -134,8 +137,20 @@ async def alerts_page(
     rt: Runtime = Depends(get_runtime),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
+    counts = await alert_counts(rt)
+    totals = {
+        "firing": sum(counts.firing.values()),
+        "acknowledged": sum(counts.acknowledged.values()),
+        "silenced": sum(counts.silenced.values()),
+    }
     return render(
-        request, "alerts.html", principal, tab=tab, tabs=TABS, alerts=await _alert_list(rt, tab)
+        request,
+        "alerts.html",
+        principal,
+        tab=tab,
+        tabs=TABS,
+        totals=totals,
+        alerts=await _alert_list(rt, tab),
     )
 
 

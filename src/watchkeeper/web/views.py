@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from watchkeeper.api.status import AlertCountsOut, alert_counts, overall_status
 from watchkeeper.domain import Alert
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import rollups
@@ -40,12 +41,27 @@ class CheckRow:
     uptime: float | None
 
 
+OVERALL_TEXT = {
+    "operational": "All systems operational",
+    "degraded": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+}
+
+
 @dataclass(slots=True)
 class Summary:
     counts: dict[str, int]
     total: int
     open_alerts: list[Alert]
     now: datetime
+    overall: str
+    """As `GET /api/v1/status` says: operational, degraded, partial_outage, major_outage."""
+    alerts: AlertCountsOut
+
+    @property
+    def overall_text(self) -> str:
+        return OVERALL_TEXT[self.overall]
 
     @property
     def firing(self) -> list[Alert]:
@@ -94,11 +110,14 @@ def sort_rows(rows: list[CheckRow]) -> list[CheckRow]:
 async def summary(rt: Runtime, now: datetime) -> Summary:
     counts = Counter(check_status(rt, name) for name in rt.check_configs)
     open_alerts, _ = await alert_store.list_alerts(rt.db, status="open", limit=50)
+    alerts = await alert_counts(rt)
     return Summary(
         counts={s: counts.get(s, 0) for s in STATES},
         total=len(rt.check_configs),
         open_alerts=open_alerts,
         now=now,
+        overall=overall_status(counts, Counter(alerts.firing)),
+        alerts=alerts,
     )
 
 
