@@ -165,13 +165,13 @@ FOUND = [
     ("POST", "/api/v1/metrics", _samples(labels={"a": "\x00"})),
     ("POST", "/api/v1/maintenances", {"name": "m", "schedule": "0 2 * * 0", "duration": "1e9w"}),
     ("POST", "/api/v1/alerts/x/comment", {"comment": "c\x00"}),
+    ("POST", "/api/v1/alerts", {"name": "a\x00"}),  # was stored on SQLite
     ("GET", "/api/v1/alerts?offset=9223372036854775808", None),
     ("GET", "/api/v1/audit?offset=9223372036854775808", None),
     ("POST", "/auth/login", {"username": "a\x00", "password": "p"}),
 ]
 # PostgreSQL cannot store NUL in text at all: wherever one would reach it.
 FOUND_ON_POSTGRES = [
-    ("POST", "/api/v1/alerts", {"name": "a\x00"}),
     ("GET", "/api/v1/alerts/a%00b", None),
     ("GET", "/api/v1/alerts?check=a%00b", None),
     ("DELETE", "/api/v1/users/a%00b", None),

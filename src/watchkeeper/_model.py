@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
@@ -26,3 +27,34 @@ def _known_zone(value: str) -> str:
 
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 """An IANA time zone name, checked when the config loads."""
+
+
+NUL_MESSAGE = "text must not contain NUL characters (\\u0000)"
+"""Why text with a NUL is refused: PostgreSQL cannot store it, so no engine is given it."""
+
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Text that gets stored: no NUL characters (see `nul_at` for finding where one is)."""
+
+
+def nul_at(value: Any) -> str | None:
+    """Where the first NUL character of a JSON value is (`labels.a`), or None."""
+    loc = nul_loc(value)
+    return None if loc is None else ".".join(map(str, loc)) or "body"
+
+
+def nul_loc(value: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """`nul_at` as pydantic's `loc` (`("labels", "a")`, `("alerts", 0, "labels", "a")`)."""
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    items: Iterable[tuple[Any, Any]] = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        here = (*loc, key if isinstance(key, int) else str(key))
+        if "\x00" in str(key):
+            return here
+        if (found := nul_loc(item, here)) is not None:
+            return found
+    return None

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from watchkeeper._model import NUL_MESSAGE, nul_at
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.check_alerts import check_fingerprint
 from watchkeeper.alerting.flap_alerts import flapping_fingerprint
@@ -439,9 +440,9 @@ class ManagedObjects:
             self._rt.changes.publish(CHECKS)  # open overviews re-fetch their list
 
     def _parse(self, kind: Kind, body: dict[str, Any]) -> Any:
-        if (where := _nul_at(body)) is not None:
+        if (where := nul_at(body)) is not None:
             # Stored text (alert summaries, labels) cannot hold it on PostgreSQL.
-            raise invalid(where, "text must not contain NUL characters (\\u0000)")
+            raise invalid(where, NUL_MESSAGE)
         if kind is Kind.CHECK:
             return self.parse_check(body)
         if kind is Kind.ESCALATION_POLICY:
@@ -579,24 +580,6 @@ class ManagedObjects:
                 rules=self.rules.values(),
                 policies=self.policies.values(),
             )
-
-
-def _nul_at(value: Any, path: str = "") -> str | None:
-    """Where the first NUL character of a JSON value is (`labels.a`), or None."""
-    if isinstance(value, str):
-        return (path or "body") if "\x00" in value else None
-    items: Iterable[tuple[Any, Any]] = ()
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    for key, item in items:
-        here = f"{path}.{key}" if path else str(key)
-        if "\x00" in str(key):
-            return here
-        if (found := _nul_at(item, here)) is not None:
-            return found
-    return None
 
 
 def _what(kind: Kind) -> str:

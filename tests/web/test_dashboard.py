@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.servers import FlippingTarget, wait_until
+from watchkeeper.api.checks import set_paused
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth import audit
 from watchkeeper.auth.roles import Role
@@ -321,6 +322,8 @@ async def test_silence_maintenance_and_pause_forms_change_what_the_api_reports(
 async def test_text_from_targets_is_escaped(dash: Dashboard) -> None:
     dash.target.status = 500
     await dash.check_is("api", "down")
+    # Paused, so its first scheduled run cannot replace the reason planted here.
+    await set_paused(dash.runtime, "api", True)
     dash.runtime.pipeline.states["api"].last_reason = "<script>alert(1)</script>"  # type: ignore[union-attr]
     page = await _get(dash, "viewer", "/dashboard")
     assert "<script>alert(1)</script>" not in page.text

@@ -1,14 +1,72 @@
-"""Alerts POSTed by other systems: Watchkeeper's own shape and Alertmanager's webhook."""
+"""Alerts POSTed by other systems: Watchkeeper's own shape and Alertmanager's webhook.
+
+What another system sends is untrusted, so both shapes take the same limits (the README's
+Alerting section lists them): text must hold no NUL character (PostgreSQL cannot store one,
+so no engine is given one), and labels, annotations and summaries have bounded sizes.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
+from watchkeeper._model import NUL_MESSAGE, nul_loc
 from watchkeeper.alerting.lifecycle import AlertSpec
 from watchkeeper.domain import Severity, severity_from
+
+MAX_ALERTS = 1000
+"""Alerts in one request (a list in Watchkeeper's shape, or `alerts` in Alertmanager's)."""
+MAX_LABELS = 64
+"""Labels (and, separately, annotations) of one alert."""
+MAX_LABEL_NAME = 256
+MAX_LABEL_VALUE = 4096
+MAX_TEXT = 16384
+"""A summary, and each annotation value (description, runbook...)."""
+MAX_NAME = 200
+"""An alert's name (Alertmanager: its `alertname` label) and its fingerprint."""
+MAX_ERRORS = 20
+"""Problems listed in one 422: a body with thousands of them gets the first few."""
+
+
+def _at_most(limit: int, what: str) -> Callable[[Any], Any]:
+    """Refuse an oversized mapping before its items are looked at (10,000 labels are one
+    error, not 10,000 validations)."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, dict | list) and len(value) > limit:
+            raise ValueError(f"at most {limit} {what} (got {len(value)})")
+        return value
+
+    return check
+
+
+LabelName = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_NAME)]
+Labels = Annotated[
+    dict[LabelName, Annotated[str, Field(max_length=MAX_LABEL_VALUE)]],
+    BeforeValidator(_at_most(MAX_LABELS, "labels")),
+]
+Annotations = Annotated[
+    dict[LabelName, Annotated[str, Field(max_length=MAX_TEXT)]],
+    BeforeValidator(_at_most(MAX_LABELS, "annotations")),
+]
+
+
+class InvalidAlerts(ValueError):
+    """The body is not acceptable: `errors` says where and why (pydantic's `loc`/`msg`/`type`)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(str(e["msg"]) for e in errors))
+        self.errors = errors
 
 
 def _label_hash(name: str, labels: dict[str, str]) -> str:
@@ -19,14 +77,14 @@ def _label_hash(name: str, labels: dict[str, str]) -> str:
 class ExternalAlert(BaseModel):
     """Watchkeeper's own shape for `POST /api/v1/alerts`."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     status: Literal["firing", "resolved"] = "firing"
     severity: Severity = Severity.MEDIUM
-    summary: str = Field(default="", max_length=4000)
-    labels: dict[str, str] = Field(default_factory=dict)
-    fingerprint: str | None = Field(default=None, max_length=200)
+    summary: str = Field(default="", max_length=MAX_TEXT)
+    labels: Labels = Field(default_factory=dict)
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
     """Stable identity; default: a hash of name and labels."""
-    escalation: str | None = None
+    escalation: str | None = Field(default=None, max_length=100)
 
     def spec(self) -> AlertSpec:
         fingerprint = f"ext:{self.fingerprint or _label_hash(self.name, self.labels)}"
@@ -43,12 +101,19 @@ class ExternalAlert(BaseModel):
 
 class AlertmanagerAlert(BaseModel):
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: str | None = None
-    endsAt: str | None = None
-    generatorURL: str | None = None
-    fingerprint: str | None = None
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
+    startsAt: str | None = Field(default=None, max_length=100)
+    endsAt: str | None = Field(default=None, max_length=100)
+    generatorURL: str | None = Field(default=None, max_length=MAX_TEXT)
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+
+    @field_validator("labels")
+    @classmethod
+    def _name_fits(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels.get("alertname", "")) > MAX_NAME:
+            raise ValueError(f"alertname: at most {MAX_NAME} characters (it is the alert's name)")
+        return labels
 
     def spec(self) -> AlertSpec:
         name = self.labels.get("alertname", "alertmanager")
@@ -77,16 +142,41 @@ class AlertmanagerWebhook(BaseModel):
     status: str | None = None
     receiver: str | None = None
     groupKey: str | None = None
-    alerts: list[AlertmanagerAlert] = Field(default_factory=list, max_length=1000)
+    alerts: Annotated[list[AlertmanagerAlert], BeforeValidator(_at_most(MAX_ALERTS, "alerts"))] = (
+        Field(default_factory=list)
+    )
+
+
+_EXTERNAL_LIST = TypeAdapter(
+    Annotated[list[ExternalAlert], BeforeValidator(_at_most(MAX_ALERTS, "alerts"))]
+)
 
 
 def parse_external(body: Any) -> list[tuple[AlertSpec, bool]]:
-    """(spec, firing) for each alert in an own-shape or Alertmanager body; ValueError if neither."""
-    if isinstance(body, dict) and body.get("version") == "4" and "alerts" in body:
-        webhook = AlertmanagerWebhook.model_validate(body)
-        return [(a.spec(), a.status == "firing") for a in webhook.alerts]
-    if isinstance(body, list):
-        items = [ExternalAlert.model_validate(item) for item in body]
-    else:
-        items = [ExternalAlert.model_validate(body)]
+    """(spec, firing) for each alert in an own-shape or Alertmanager body; InvalidAlerts if
+    it is neither, or breaks a limit."""
+    if (where := nul_loc(body)) is not None:
+        raise InvalidAlerts([{"loc": list(where), "msg": NUL_MESSAGE, "type": "value_error"}])
+    try:
+        if isinstance(body, dict) and body.get("version") == "4" and "alerts" in body:
+            webhook = AlertmanagerWebhook.model_validate(body)
+            return [(a.spec(), a.status == "firing") for a in webhook.alerts]
+        if isinstance(body, list):
+            items = _EXTERNAL_LIST.validate_python(body)
+        else:
+            items = [ExternalAlert.model_validate(body)]
+    except ValidationError as exc:
+        raise InvalidAlerts(_located(exc)) from None
     return [(item.spec(), item.status == "firing") for item in items]
+
+
+def _located(exc: ValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = error["msg"].removeprefix("Value error, ")
+        errors.append({"loc": list(error["loc"]), "msg": message, "type": error["type"]})
+    if len(errors) > MAX_ERRORS:
+        more = len(errors) - MAX_ERRORS
+        errors = errors[:MAX_ERRORS]
+        errors.append({"loc": [], "msg": f"and {more} more", "type": "too_many_errors"})
+    return errors

@@ -6,6 +6,13 @@ changes. Time always comes from the injected clock.
 
 Series whose condition holds are stored (`store/rule_pending.py`) when they start and stop
 holding, never per sample, so a restart continues a `for` wait where it was.
+
+A write that fails is one of two kinds. Storage unavailable (the database is down, locked,
+unreachable): the change is kept and retried with backoff, and the outage is logged once
+when it starts and once when it ends. Data refused (text the database cannot hold, e.g. a
+label with a NUL from a check's output): retrying cannot help, so the series is marked
+failed with one error naming the rule and the series, and is tried again only when its
+value changes (a different label set is a different series).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper.alerting import lifecycle
@@ -26,7 +33,7 @@ from watchkeeper.clock import Clock
 from watchkeeper.domain import AlertStatus, Severity
 from watchkeeper.durations import format_duration
 from watchkeeper.loops import run_timed
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Database, refused_data
 from watchkeeper.store.rule_pending import PendingSeries, load_pending, write_pending
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,18 @@ log = logging.getLogger(__name__)
 class Decision:
     fire: Severity | None = None
     resolve: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A change of a series' alert that the database refused."""
+
+    value: float | None
+    """The value at the time: the change is tried again when the value is another."""
+    stored: Severity | None
+    """The alert as stored (firing at this severity, or not open), which the change was to
+    leave."""
+    reason: str
 
 
 @dataclass(slots=True)
@@ -48,6 +67,8 @@ class RuleSeries:
     active_since: datetime | None = None
     cleared_since: datetime | None = None
     firing: Severity | None = None
+    refused: Refused | None = None
+    """Set while the latest change of its alert was refused (the API shows it `failed`)."""
 
     def state(self) -> str:
         if self.firing is not None:
@@ -112,7 +133,8 @@ def series_key(labels: dict[str, str]) -> str:
 
 
 def rule_fingerprint(rule: str, labels: dict[str, str]) -> str:
-    digest = hashlib.sha256(series_key(labels).encode()).hexdigest()[:16]
+    # surrogatepass: labels from a check's output may hold text that is not valid UTF-8.
+    digest = hashlib.sha256(series_key(labels).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"rule:{rule}:{digest}"
 
 
@@ -150,6 +172,8 @@ class RuleEngine:
         self._save: dict[tuple[str, str], PendingSeries] = {}
         self._drop: dict[tuple[str, str], dict[str, str]] = {}
         self._drop_rules: set[str] = set()
+        self._outage: _Outage | None = None
+        """Set while storage is unavailable: when writes are tried again."""
 
     def _index(self) -> None:
         by_metric: dict[str, list[_Rule]] = {}
@@ -227,14 +251,89 @@ class RuleEngine:
                 [(key[0], labels) for key, labels in drop.items()],
                 drop_rules=sorted(drop_rules),
             )
-        except Exception:
-            log.exception("storing the pending state of rule series failed; will retry")
+        except Exception as exc:
+            if not refused_data(exc):
+                self._unavailable(exc)  # kept, and written with the next change
+                return
+            await self._write_apart(save, drop)
             return
+        self._available()
+        self._written(save, drop)
+        self._drop_rules -= drop_rules
+
+    async def _write_apart(
+        self,
+        save: dict[tuple[str, str], PendingSeries],
+        drop: dict[tuple[str, str], dict[str, str]],
+    ) -> None:
+        """The pending state written series by series, after the database refused it as a
+        whole: the series it refuses are not kept (their `for` wait then starts afresh after
+        a restart), so one bad series never holds up the others'."""
+        drop_rules = set(self._drop_rules)
+        changes: list[tuple[tuple[str, str], PendingSeries | None, dict[str, str]]] = [
+            *((key, pending, pending.labels) for key, pending in save.items()),
+            *((key, None, labels) for key, labels in drop.items()),
+        ]
+        try:
+            await write_pending(self._db, [], [], drop_rules=sorted(drop_rules))
+            self._drop_rules -= drop_rules
+            for key, pending, labels in changes:
+                try:
+                    if pending is not None:
+                        await write_pending(self._db, [pending], [])
+                    else:
+                        await write_pending(self._db, [], [(key[0], labels)])
+                except Exception as exc:
+                    if not refused_data(exc):
+                        raise
+                    log.error(
+                        "rule %s: the pending state of series %s cannot be stored (%s); "
+                        "it is not kept across a restart",
+                        key[0],
+                        _shown(labels),
+                        _reason(exc),
+                    )
+                self._written(*(({key: pending}, {}) if pending else ({}, {key: labels})))
+        except Exception as exc:
+            self._unavailable(exc)
+            return
+        self._available()
+
+    def _written(
+        self,
+        save: dict[tuple[str, str], PendingSeries],
+        drop: dict[tuple[str, str], dict[str, str]],
+    ) -> None:
         for changes, written in ((self._save, save), (self._drop, drop)):
             for key, value in written.items():
                 if changes.get(key) is value:
                     del changes[key]
-        self._drop_rules -= drop_rules
+
+    def _unavailable(self, exc: BaseException) -> None:
+        """Storage did not answer: back off, and say so once per outage."""
+        now = self._clock.now()
+        if self._outage is None:
+            log.warning(
+                "storage unavailable (%s): rule alerts and pending series are kept and "
+                "retried until it answers",
+                _reason(exc),
+            )
+            self._outage = _Outage(since=now, delay=RETRY_FIRST)
+        else:
+            self._outage.delay = min(self._outage.delay * 2, RETRY_MAX)
+        self._outage.retry_at = now + timedelta(seconds=self._outage.delay)
+
+    def _available(self) -> None:
+        if self._outage is not None:
+            log.warning(
+                "storage answers again after %s: rule alerts held meanwhile are stored",
+                format_duration(self._clock.now() - self._outage.since),
+            )
+            self._outage = None
+
+    def _waiting(self, now: datetime) -> bool:
+        """In an outage, before its next retry: writes wait."""
+        return self._outage is not None and now < self._outage.retry_at
 
     async def persist(self) -> None:
         """Store the latest sample time of every holding series (at shutdown), so a restart
@@ -358,7 +457,8 @@ class RuleEngine:
                             "labels": s.labels,
                             "value": s.value,
                             "sampled_at": s.sampled_at,
-                            "state": s.state(),
+                            "state": "failed" if s.refused else s.state(),
+                            "error": s.refused.reason if s.refused else None,
                             "severity": s.firing.value if s.firing else None,
                             "active_since": s.active_since,
                         }
@@ -379,28 +479,77 @@ class RuleEngine:
         changed = False
         for rule in self._rules:
             for key, series in list(rule.series.items()):
+                refused = series.refused
+                if refused is not None and series.value != refused.value:
+                    series.firing = refused.stored  # a new value: decide (and store) again
                 held = series.active_since is not None
+                before = (series.firing, series.cleared_since)
                 decision = series.step(rule.config, now)
                 if not held and series.active_since is not None:
                     self._holds(rule.config.name, series)
                 elif held and series.active_since is None:
                     self._released(rule.config.name, series)
-                if decision.fire is not None:
-                    await self._fire(rule.config, series, decision.fire, now)
-                    changed = True
-                elif decision.resolve:
-                    await self._resolve(rule.config, series, now)
-                    changed = True
+                if decision.fire is not None or decision.resolve:
+                    if self._waiting(now) or not await self._apply(
+                        rule.config, series, decision, before[0], now
+                    ):
+                        # Not stored: the series stays as stored and decides again later.
+                        series.firing, series.cleared_since = before
+                    else:
+                        changed = True
+                elif refused is not None and series.value != refused.value:
+                    series.refused = None  # its alert is as stored: nothing left to store
                 if (when := series.next_due(rule.config)) is not None:
                     due.append(when)
                 elif series.state() == "inactive" and (
                     series.sampled_at is None or now - series.sampled_at > rule.config.stale_after
                 ):
                     del rule.series[key]  # forget series that stopped reporting
-        await self._write_changes()
+        if not self._waiting(now):
+            await self._write_changes()
         if changed:
             self._on_change()
+        if self._outage is not None:
+            # Held changes are due again now, but no write is tried before the retry.
+            due = [max(when, self._outage.retry_at) for when in due] + [self._outage.retry_at]
         return min(due) if due else None
+
+    async def _apply(
+        self,
+        rule: RuleConfig,
+        series: RuleSeries,
+        decision: Decision,
+        stored: Severity | None,
+        now: datetime,
+    ) -> bool:
+        """Fire or resolve the series' alert. True when done or refused for good (the series
+        is then marked failed); False when storage is unavailable (tried again later)."""
+        try:
+            if decision.fire is not None:
+                await self._fire(rule, series, decision.fire, now)
+            else:
+                await self._resolve(rule, series, now)
+        except Exception as exc:
+            if not refused_data(exc):
+                self._unavailable(exc)
+                return False
+            if series.refused is None:
+                log.error(
+                    "rule %s: the database refuses the alert of series %s (%s); the series is "
+                    "marked failed and tried again when its value changes",
+                    rule.name,
+                    _shown(series.labels),
+                    _reason(exc),
+                )
+            series.refused = Refused(series.value, stored, _reason(exc))
+            return True
+        self._available()
+        if series.refused is not None:
+            log.info(
+                "rule %s: the alert of series %s is stored now", rule.name, _shown(series.labels)
+            )
+            series.refused = None
+        return True
 
     async def _fire(
         self, rule: RuleConfig, series: RuleSeries, severity: Severity, now: datetime
@@ -437,3 +586,27 @@ class RuleEngine:
         await run_timed(
             self.evaluate, self._wake, self._clock, idle=self._tick, what="evaluating rules"
         )
+
+
+RETRY_FIRST = 1.0
+"""Seconds before the first retry when storage is unavailable; doubled up to RETRY_MAX."""
+RETRY_MAX = 60.0
+
+
+@dataclass(slots=True)
+class _Outage:
+    since: datetime
+    delay: float
+    retry_at: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
+
+
+def _shown(labels: dict[str, str]) -> str:
+    """A series for a log line, with odd characters (NUL, invalid UTF-8) escaped."""
+    return ascii(series_key(labels)) if labels else "{}"
+
+
+def _reason(exc: BaseException) -> str:
+    """An error in one line, without the SQL statement SQLAlchemy appends."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 
+from watchkeeper.alerting import external as ext
 from watchkeeper.alerting import lifecycle
-from watchkeeper.alerting.external import parse_external
+from watchkeeper.alerting.external import InvalidAlerts, parse_external
 from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import (
@@ -190,6 +192,13 @@ async def comment(
     "",
     response_model=list[AlertOut],
     summary="Create or resolve alerts (Watchkeeper's shape or Alertmanager's webhook v4)",
+    description=(
+        f"Text must hold no NUL character; at most {ext.MAX_ALERTS} alerts, each with at most "
+        f"{ext.MAX_LABELS} labels (names up to {ext.MAX_LABEL_NAME} characters, values up to "
+        f"{ext.MAX_LABEL_VALUE}) and {ext.MAX_LABELS} annotations (values up to "
+        f"{ext.MAX_TEXT}), a summary up to {ext.MAX_TEXT} and a name up to {ext.MAX_NAME}. "
+        "Anything else is a 422 naming the field."
+    ),
     dependencies=[OPERATOR],
 )
 async def post_alerts(
@@ -198,8 +207,9 @@ async def post_alerts(
 ) -> list[AlertOut]:
     try:
         items = parse_external(body)
-    except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
+    except InvalidAlerts as exc:
+        errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
+        raise RequestValidationError(errors) from None
     now = rt.clock.now()
     touched: list[Alert] = []
     async with rt.db.begin() as conn:

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from watchkeeper._model import NUL_MESSAGE
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -130,7 +132,7 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     code = getattr(getattr(exc, "orig", None), "sqlstate", None)
     if code not in _TEXT_REFUSED:
         raise exc
-    return problem(422, "text must not contain NUL characters (\\u0000)", instance=request.url.path)
+    return problem(422, NUL_MESSAGE, instance=request.url.path)
 
 
 def _uses(document: Any, ref: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -28,4 +30,8 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(METRICS)])
 async def metrics(rt: Runtime = Depends(get_runtime)) -> Response:
     if rt.outbox is not None:
         rt.metrics.outbox_depth.set(rt.outbox.depth)
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # Formatting thousands of checks takes a good part of a second: in a worker thread the
+    # event loop keeps running checks meanwhile (the collectors copy their figures under a
+    # lock, so reading them from another thread is safe).
+    body = await asyncio.to_thread(generate_latest, rt.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -21,8 +21,11 @@ class SeriesOut(BaseModel):
     value: float | None
     sampled_at: datetime | None
     state: str
+    """inactive, pending, firing, or failed: the database refused its alert (see `error`)."""
     severity: str | None
     active_since: datetime | None
+    error: str | None = None
+    """Why the database refused the series' alert; it is tried again when the value changes."""
 
 
 class RuleOut(BaseModel):

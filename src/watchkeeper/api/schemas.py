@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel
+
+from watchkeeper import _model
 
 T = TypeVar("T")
 
-Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+Text = _model.Text
 """Request text that gets stored: no NUL characters, which PostgreSQL refuses (elsewhere a
 refused one is a 422 too, see problems.py; this says so in the OpenAPI document)."""
 

@@ -28,7 +28,8 @@ class PendingSeries:
 def series_id(labels: dict[str, str]) -> str:
     """A fixed-size key for a label set (label sets may be long)."""
     text = "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()
+    # surrogatepass: labels from a check's output may hold text that is not valid UTF-8.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def load_pending(db: Database) -> list[PendingSeries]:
