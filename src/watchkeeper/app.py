@@ -43,6 +43,9 @@ from watchkeeper.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
+SETTLE_AFTER_S = 15.0
+"""First runs are spread over at most 5 s; by 15 s every check has run once."""
+
 __version__ = "0.1.0"
 
 NO_CREDENTIALS_HINT = (
@@ -82,6 +85,7 @@ class Runtime:
         self._writer_task: asyncio.Task[None] | None = None
         self._outbox_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._settle_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._dispatcher_task: asyncio.Task[None] | None = None
         self._rules_task: asyncio.Task[None] | None = None
@@ -188,6 +192,7 @@ class Runtime:
         # GC's view, so full collections stop pausing the loop for 100+ ms at 5,000 checks.
         gc.collect()
         gc.freeze()
+        self._settle_task = asyncio.create_task(self._freeze_after_first_round(), name="gc-settle")
         self.started = True
         self.started_at = self.clock.now()
         log.info(
@@ -196,6 +201,13 @@ class Runtime:
             len(self.channels),
             self.db.dialect,
         )
+
+    async def _freeze_after_first_round(self) -> None:
+        # After its first run each check holds what it keeps for good (state, last result,
+        # flap history): freeze that too, or every full collection walks it again.
+        await asyncio.sleep(SETTLE_AFTER_S)
+        gc.collect()
+        gc.freeze()
 
     async def _auth_hint(self) -> None:
         if not self.config.auth.enabled:
@@ -232,7 +244,9 @@ class Runtime:
             self.writer.stop()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._writer_task), timeout=5)
-        background = [t for t in (self._writer_task, self._retention_task) if t is not None]
+        background = [
+            t for t in (self._writer_task, self._retention_task, self._settle_task) if t is not None
+        ]
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
