@@ -328,3 +328,38 @@ async def test_text_from_targets_is_escaped(dash: Dashboard) -> None:
     page = await _get(dash, "viewer", "/dashboard")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+async def test_the_alerts_tabs_page_search_and_filter_by_severity(dash: Dashboard) -> None:
+    async with dash.client() as client:
+        await log_in(client, "operator")
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', (await client.get("/dashboard")).text)
+        assert token
+        alerts = [
+            {
+                "name": f"disk-{i:02d}",
+                "summary": f"disk {i} is full" if i % 2 else f"queue {i} is stuck",
+                "severity": "critical" if i < 5 else "low",
+            }
+            for i in range(60)
+        ]
+        posted = await client.post(
+            "/api/v1/alerts", json=alerts, headers={"X-CSRF-Token": token.group(1)}
+        )
+        assert posted.status_code == 200, posted.text
+
+        first = await client.get("/dashboard/alerts?tab=firing")
+        assert first.text.count('<tr id="alert-') == 50
+        assert "page 1 of 2 (60 alerts)" in first.text
+        assert 'href="/dashboard/alerts?tab=firing&amp;page=2" rel="next"' in first.text
+        assert 'firing <span class="tab-count">60</span>' in first.text
+        second = await client.get("/dashboard/alerts?tab=firing&page=2")
+        assert second.text.count('<tr id="alert-') == 10
+        assert 'rel="prev"' in second.text and 'rel="next"' not in second.text
+
+        stuck = await client.get("/dashboard/alerts?tab=firing&q=STUCK")
+        assert stuck.text.count('<tr id="alert-') == 30 and "page 1" not in stuck.text
+        critical = await client.get("/dashboard/alerts?tab=firing&severity=critical")
+        assert critical.text.count('<tr id="alert-') == 5
+        nothing = await client.get("/dashboard/alerts?tab=resolved&q=disk")
+        assert "No resolved alerts match." in nothing.text

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from watchkeeper.alerting.silences import list_silences
 from watchkeeper.api.deps import get_runtime
-from watchkeeper.api.status import alert_counts
+from watchkeeper.api.status import SEVERITIES, alert_counts
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.store import alerts as alert_store
@@ -118,22 +120,56 @@ async def check_header(
     return render(request, "_check_header.html", principal, **await _check_context(rt, name))
 
 
-async def _alert_list(rt: Runtime, tab: AlertTab) -> list[Any]:
-    status = "resolved" if tab == "resolved" else "open"
-    alerts, _ = await alert_store.list_alerts(rt.db, status=status, limit=200)
-    if tab == "resolved":
-        return alerts
-    if tab == "silenced":
-        return [a for a in alerts if a.silenced_by or a.suppressed_reason]
-    return [
-        a for a in alerts if a.status.value == tab and not (a.silenced_by or a.suppressed_reason)
-    ]
+ALERTS_PER_PAGE = 50
+_TAB_FILTERS: dict[str, dict[str, Any]] = {
+    "firing": {"status": "firing", "silenced": False},
+    "acknowledged": {"status": "acknowledged", "silenced": False},
+    "silenced": {"status": "silenced"},
+    "resolved": {"status": "resolved"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    """What the alerts page shows: a tab, a page of it, an optional text and severity."""
+
+    tab: AlertTab = "firing"
+    page: int = 1
+    q: str = ""
+    severity: str = ""
+
+    def link(self, **changes: Any) -> str:
+        wanted = {**asdict(self), **changes}
+        params = {k: v for k, v in wanted.items() if v and not (k == "page" and v == 1)}
+        return "?" + urlencode(params)
+
+
+def _alert_query(
+    tab: AlertTab = "firing",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    q: Annotated[str, Query(max_length=200)] = "",
+    severity: Annotated[str, Query(max_length=20)] = "",
+) -> AlertQuery:
+    return AlertQuery(tab, page, q.strip(), severity if severity in SEVERITIES else "")
+
+
+async def _alert_list(rt: Runtime, query: AlertQuery) -> dict[str, Any]:
+    alerts, total = await alert_store.list_alerts(
+        rt.db,
+        **_TAB_FILTERS[query.tab],
+        q=query.q or None,
+        severity=query.severity or None,
+        limit=ALERTS_PER_PAGE,
+        offset=(query.page - 1) * ALERTS_PER_PAGE,
+    )
+    pages = max(1, -(-total // ALERTS_PER_PAGE))
+    return {"alerts": alerts, "total": total, "pages": pages, "query": query, "tab": query.tab}
 
 
 @router.get("/alerts", response_class=HTMLResponse)
 async def alerts_page(
     request: Request,
-    tab: AlertTab = "firing",
+    query: AlertQuery = Depends(_alert_query),
     rt: Runtime = Depends(get_runtime),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
@@ -147,23 +183,21 @@ async def alerts_page(
         request,
         "alerts.html",
         principal,
-        tab=tab,
         tabs=TABS,
         totals=totals,
-        alerts=await _alert_list(rt, tab),
+        severities=SEVERITIES,
+        **await _alert_list(rt, query),
     )
 
 
 @router.get("/alerts/list", response_class=HTMLResponse)
 async def alerts_fragment(
     request: Request,
-    tab: AlertTab = "firing",
+    query: AlertQuery = Depends(_alert_query),
     rt: Runtime = Depends(get_runtime),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    return render(
-        request, "_alert_list.html", principal, tab=tab, alerts=await _alert_list(rt, tab)
-    )
+    return render(request, "_alert_list.html", principal, **await _alert_list(rt, query))
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
