@@ -11,7 +11,7 @@ import aiohttp
 import uvicorn
 
 from tests.support.auth import bearer, token_for
-from tests.support.servers import FlippingTarget, free_port
+from tests.support.servers import FlippingTarget, free_port, wait_until
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config
@@ -54,9 +54,7 @@ async def served(runtime: Runtime, config: Config) -> AsyncIterator[str]:
     )
     task = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: server.started, 10, "uvicorn serving")
         yield f"http://127.0.0.1:{port}"
     finally:
         runtime.changes.close()  # as `watchkeeper run` does first on shutdown

@@ -123,16 +123,24 @@ class AlertComment(BaseModel):
     actor: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
+async def change_alert(rt: Runtime, alert_id: str, action: Any, *args: Any) -> Alert:
+    """Apply a lifecycle action (acknowledge, resolve_by_id, add_comment) in its own
+    transaction, then wake the dispatcher to notify. Raises KeyError for an unknown alert and
+    AlertStateError for one in the wrong state. Shared by the API and the dashboard."""
+    async with rt.db.begin() as conn:
+        alert: Alert = await action(conn, alert_id, *args, rt.clock.now())
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return alert
+
+
 async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
     try:
-        async with rt.db.begin() as conn:
-            alert = await action(conn, alert_id, *args, rt.clock.now())
+        alert = await change_alert(rt, alert_id, action, *args)
     except KeyError:
         raise HTTPException(404, "no such alert") from None
     except lifecycle.AlertStateError as exc:
         raise HTTPException(409, str(exc)) from None
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
     found = await alert_store.get_alert(rt.db, alert.id)
     assert found is not None
     return AlertOut.model_validate(_alert_out(found[0]))

@@ -19,6 +19,7 @@ from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
 from watchkeeper.alerting.silences import create_silence, expire_silence
+from watchkeeper.api.alerts import change_alert
 from watchkeeper.api.checks import set_paused
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
@@ -59,14 +60,11 @@ async def _alert_action(
 ) -> str | None:
     """Apply a lifecycle action; an error message for the page, or None."""
     try:
-        async with rt.db.begin() as conn:
-            await action(conn, alert_id, *args, rt.clock.now())
+        await change_alert(rt, alert_id, action, *args)
     except KeyError:
         return "no such alert"
     except lifecycle.AlertStateError as exc:
         return str(exc)
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
     return None
 
 
