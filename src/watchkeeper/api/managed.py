@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
@@ -104,22 +104,35 @@ def _managed_check_out(rt: Runtime, name: str) -> ManagedCheckOut:
 # -- escalation policies ----------------------------------------------------------------------
 
 
-class EscalationPolicyOut(ManagedInfo):
+class DefinitionOut(ManagedInfo):
     name: str
     source: str
     """`config` (read-only here) or `api`."""
     definition: dict[str, Any]
-    """`steps` (each `after` and `notify`) and `repeat`, as in the config file."""
+
+
+class EscalationPolicyOut(DefinitionOut):
+    """`definition`: `steps` (each `after` and `notify`) and `repeat`, as in the config file."""
+
+
+OutT = TypeVar("OutT", bound=DefinitionOut)
+
+
+def _definition_out(
+    rt: Runtime, kind: Kind, value: EscalationPolicy | RuleConfig, model: type[OutT]
+) -> OutT:
+    """A config-file or API-managed object as stored (API) or as configured (config file)."""
+    record = rt.managed.record(kind, value.name)
+    return model(
+        name=value.name,
+        source="api" if record else "config",
+        definition=record.definition if record else definition_of(value),
+        **_info(record),
+    )
 
 
 def _policy_out(rt: Runtime, policy: EscalationPolicy) -> EscalationPolicyOut:
-    record = rt.managed.record(Kind.ESCALATION_POLICY, policy.name)
-    return EscalationPolicyOut(
-        name=policy.name,
-        source="api" if record else "config",
-        definition=record.definition if record else definition_of(policy),
-        **_info(record),
-    )
+    return _definition_out(rt, Kind.ESCALATION_POLICY, policy, EscalationPolicyOut)
 
 
 def _policy_or_404(rt: Runtime, name: str) -> EscalationPolicy:
@@ -149,21 +162,12 @@ async def get_policy(name: str, request: Request, rt: Runtime = Depends(get_runt
 # -- rules (the list with each series' state is GET /api/v1/rules, in api/rules.py) -----------
 
 
-class RuleDefinitionOut(ManagedInfo):
-    name: str
-    source: str
-    """`config` (read-only here) or `api`."""
-    definition: dict[str, Any]
+class RuleDefinitionOut(DefinitionOut):
+    """A rule's definition, as in the config file."""
 
 
 def _rule_out(rt: Runtime, rule: RuleConfig) -> RuleDefinitionOut:
-    record = rt.managed.record(Kind.RULE, rule.name)
-    return RuleDefinitionOut(
-        name=rule.name,
-        source="api" if record else "config",
-        definition=record.definition if record else definition_of(rule),
-        **_info(record),
-    )
+    return _definition_out(rt, Kind.RULE, rule, RuleDefinitionOut)
 
 
 @rules_router.get("/{name}", response_model=RuleDefinitionOut, summary="One rule's definition")

@@ -6,6 +6,7 @@ bucket that holds now, and every bucket is listed, empty ones too, so charts lin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -102,6 +103,10 @@ def _times(window: Window) -> list[datetime]:
     return [window.since + i * step for i in range(n)]
 
 
+def _points(times: list[datetime], values: Sequence[float | None]) -> list[ValuePoint]:
+    return [ValuePoint(t=t, value=v) for t, v in zip(times, values, strict=True)]
+
+
 @router.get(
     "/checks/{name}/series",
     response_model=CheckSeriesOut,
@@ -151,7 +156,7 @@ async def check_metrics(
         series=[
             MetricSeries(
                 metric=metric,
-                points=[ValuePoint(t=t, value=v) for t, v in zip(times, values, strict=True)],
+                points=_points(times, values),
             )
             for metric, values in found.items()
         ],
@@ -186,7 +191,7 @@ async def metric_series(
         series=[
             CheckSeries(
                 check=check,
-                points=[ValuePoint(t=t, value=v) for t, v in zip(times, values, strict=True)],
+                points=_points(times, values),
             )
             for check, values in found.items()
         ],
