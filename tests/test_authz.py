@@ -26,13 +26,17 @@ from watchkeeper.config import Config
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PINGS = ["/ping/{key}", "/ping/{key}/start", "/ping/{key}/fail", "/ping/{key}/log"]
+PINGS = [
+    "/ping/{key}",
+    *(f"/ping/{{key}}/{action}" for action in ("start", "fail", "log", "{exit_code}")),
+    *(f"/ping/{{key}}/{{slug}}/{action}" for action in ("start", "fail", "log", "{exit_code}")),
+]
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),
     ("GET", "/metrics"),  # auth.metrics: open (the default); token and off: test_auth.py
-    *((m, p) for p in [*PINGS, "/ping/{key}/{exit_code}"] for m in ("GET", "HEAD", "POST")),
+    *((m, p) for p in PINGS for m in ("GET", "HEAD", "POST")),
     ("GET", "/auth/login"),
     ("POST", "/auth/login"),
     ("GET", "/dashboard/login"),
@@ -48,7 +52,7 @@ SELF_SERVICE = {
     ("POST", "/dashboard/account/password"),
 }
 """Writes any logged-in principal may make about itself."""
-ADMIN_ONLY = ("/api/v1/tokens", "/api/v1/users", "/api/v1/audit")
+ADMIN_ONLY = ("/api/v1/tokens", "/api/v1/users", "/api/v1/audit", "/api/v1/heartbeats/ping-key")
 ADMIN_WRITES = {
     ("POST", "/api/v1/checks"),
     ("PUT", "/api/v1/checks/{name}"),

@@ -184,7 +184,7 @@ async def test_records_and_uuids_survive_a_restart(db: Database) -> None:
     uuid = first.record("job").uuid  # type: ignore[union-attr]
     second, results = await monitor_for(db, check, clock)
     assert second.record("job").uuid == uuid  # type: ignore[union-attr]
-    assert second.resolve(uuid) is check
+    assert second.by_uuid(uuid) is check
     clock.advance(61)
     await second.evaluate()
     assert results.statuses == [Status.DEGRADED]
@@ -229,29 +229,38 @@ async def service(
     await runtime.stop()
 
 
+def ping_path(runtime: Runtime, name: str) -> str:
+    """`/ping/<uuid>` of heartbeat `name`: by name is refused unless ping_by_name is on."""
+    assert runtime.heartbeats is not None
+    record = runtime.heartbeats.record(name)
+    assert record is not None
+    return f"/ping/{record.uuid}"
+
+
 async def test_fail_ping_opens_an_alert_at_once(service, receiver: WebhookReceiver) -> None:
-    _, client = service
-    assert (await client.post("/ping/backup/fail", content=b"disk full")).text == "OK"
+    runtime, client = service
+    backup = ping_path(runtime, "backup")
+    assert (await client.post(f"{backup}/fail", content=b"disk full")).text == "OK"
     (firing,) = await receiver.wait_for(lambda r: r.accepted("alert.firing"), 5, "alert.firing")
     assert firing.payload["alert"]["check"] == "backup"
     assert (await client.get("/api/v1/checks/backup")).json()["status"] == "down"
 
-    assert (await client.get("/ping/backup")).status_code == 200
+    assert (await client.get(backup)).status_code == 200
     await receiver.wait_for(lambda r: r.accepted("alert.resolved"), 5, "alert.resolved")
 
 
 async def test_pings_accept_get_head_post_exit_codes_and_uuids(service) -> None:
     runtime, client = service
-    assert (await client.head("/ping/backup")).status_code == 200
-    assert (await client.post("/ping/backup/0", content=b"ok")).status_code == 200
-    assert (await client.get("/ping/backup/3")).status_code == 200
+    backup = ping_path(runtime, "backup")
+    assert (await client.head(backup)).status_code == 200
+    assert (await client.post(f"{backup}/0", content=b"ok")).status_code == 200
+    assert (await client.get(f"{backup}/3")).status_code == 200
     assert (await client.get("/api/v1/checks/backup")).json()["status"] == "down"
     check = (await client.get("/api/v1/checks/backup")).json()
-    uuid = runtime.heartbeats.record("backup").uuid
-    assert check["ping_url"].endswith(f"/ping/{uuid}")
-    assert (await client.get(f"/ping/{uuid}")).status_code == 200
+    assert check["ping_url"].endswith(backup)
+    assert (await client.get(backup)).status_code == 200
     assert (await client.get("/api/v1/checks/backup")).json()["status"] == "up"
-    assert (await client.get("/ping/backup/256")).status_code == 400
+    assert (await client.get(f"{backup}/256")).status_code == 400
     results = (await client.get("/api/v1/checks/backup/results")).json()
     assert [r["details"].get("exit_code") for r in results][:3] == [None, 3, 0]
 
@@ -264,8 +273,8 @@ async def test_unknown_and_non_heartbeat_checks_get_the_same_404(service) -> Non
 
 
 async def test_a_ping_body_is_kept_up_to_10kb_as_the_run_log(service) -> None:
-    _, client = service
-    await client.post("/ping/backup", content=b"x" * 50_000)
+    runtime, client = service
+    await client.post(ping_path(runtime, "backup"), content=b"x" * 50_000)
     (latest, *_) = (await client.get("/api/v1/checks/backup/results")).json()
     assert len(latest["details"]["log"]) == 10_000
 
@@ -343,7 +352,8 @@ async def test_pausing_a_heartbeat_over_the_api_holds_its_deadline_until_resumed
             page = (await client.get("/api/v1/alerts", params={"status": "open"})).json()
             return list(page["items"])
 
-        assert (await client.get("/ping/backup")).status_code == 200
+        backup = ping_path(service.runtime, "backup")
+        assert (await client.get(backup)).status_code == 200
         assert (await check())["status"] == "up"
         paused = await client.post("/api/v1/checks/backup/pause")
         assert paused.json()["status"] == "paused"
@@ -354,10 +364,10 @@ async def test_pausing_a_heartbeat_over_the_api_holds_its_deadline_until_resumed
         assert await open_alerts() == []
 
         # Pings while paused are recorded and shown, but the check stays paused.
-        assert (await client.post("/ping/backup", content=b"ran by hand")).status_code == 200
+        assert (await client.post(backup, content=b"ran by hand")).status_code == 200
         pinged_at = clock.now()
         clock.advance(60)
-        assert (await client.get("/ping/backup/fail")).status_code == 200
+        assert (await client.get(f"{backup}/fail")).status_code == 200
         shown = await check()
         assert shown["status"] == "paused"
         assert shown["last_ping_at"].replace("Z", "+00:00") == pinged_at.isoformat()
@@ -405,11 +415,12 @@ async def test_an_open_alert_stays_open_while_paused_and_resolves_on_resume(
         async def _none_open() -> bool:
             return await open_alerts() == 0
 
-        await client.post("/ping/backup/fail")
+        backup = ping_path(service.runtime, "backup")
+        await client.post(f"{backup}/fail")
         assert await open_alerts() == 1
         await client.post("/api/v1/checks/backup/pause")
         clock.advance(60)
-        await client.post("/ping/backup")
+        await client.post(backup)
         assert await open_alerts() == 1  # a ping while paused changes nothing
 
         clock.advance(60)

@@ -28,6 +28,7 @@ from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.config import Config
 from watchkeeper.events import ALERTS, ChangeFeed, check_key
+from watchkeeper.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.managed import ManagedObjects
 from watchkeeper.metrics.exposition import ServiceMetrics
@@ -92,6 +93,7 @@ class Runtime:
         self.rules: RuleEngine | None = None
         self.dispatcher: Dispatcher | None = None
         self.heartbeats: HeartbeatMonitor | None = None
+        self.pings: PingAccess | None = None
         self._http: aiohttp.ClientSession | None = None
         self.checks: list[Check[Any]] = []
         self.channels: dict[str, Channel[Any]] = {}
@@ -177,8 +179,14 @@ class Runtime:
             reported={name: state.status for name, state in states.items()},
             is_paused=is_paused,
             on_paused_result=self.pipeline.record_paused,
+            body_bytes_per_day=self.config.heartbeats.body_bytes_per_day,
         )
         await self.heartbeats.load()
+        ping_key, key_source = await load_ping_key(self.db, self.config.heartbeats.ping_key)
+        self.redactor.add([ping_key])
+        self.pings = PingAccess(
+            self.config.heartbeats, ping_key, self.clock.monotonic, key_source=key_source
+        )
         self._heartbeat_task = asyncio.create_task(self.heartbeats.run(), name="heartbeats")
         self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
         self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")

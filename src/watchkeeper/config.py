@@ -20,6 +20,7 @@ from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import Duration
+from watchkeeper.heartbeat.settings import HeartbeatsConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 
@@ -256,6 +257,7 @@ class Config(StrictModel):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:

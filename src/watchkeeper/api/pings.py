@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
 
+from watchkeeper.api import problems
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import PUBLIC
-from watchkeeper.heartbeat.monitor import MAX_LOG_BYTES, PingKind
+from watchkeeper.auth.roles import PUBLIC, Role, require
+from watchkeeper.heartbeat.access import BadExitCode
+from watchkeeper.heartbeat.monitor import MAX_LOG_BYTES
+from watchkeeper.heartbeat.ratelimit import retry_after
 
-# Cron jobs ping without credentials: the unguessable UUID (or the check name) is the key.
-router = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
+# Cron jobs ping without credentials: the unguessable UUID (or ping key) is the secret.
+_pings = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
+_admin = APIRouter(
+    prefix="/api/v1/heartbeats", tags=["heartbeats"], dependencies=[Depends(require(Role.ADMIN))]
+)
 
 _METHODS = ["GET", "HEAD", "POST"]
 # Cron wrappers and browsers (fetch from a page) both ping; allow any origin like healthchecks.
@@ -27,7 +34,10 @@ def _text(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _text("No heartbeat check has this key")}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: _text("No heartbeat check has this key"),
+    429: _text("Too many pings for this check or from this address; see Retry-After"),
+}
 
 
 async def _body(request: Request) -> bytes:
@@ -39,17 +49,31 @@ async def _body(request: Request) -> bytes:
     return bytes(kept)
 
 
-async def _ping(
-    rt: Runtime, request: Request, key: str, kind: PingKind, exit_code: int | None = None
-) -> PlainTextResponse:
-    monitor = rt.heartbeats
-    check = monitor.resolve(key) if monitor is not None else None
-    if check is None or monitor is None:
+def _too_many(rt: Runtime, limit: str, wait: float) -> PlainTextResponse:
+    rt.metrics.pings_rate_limited.labels(limit).inc()
+    headers = {**_HEADERS, "Retry-After": retry_after(wait)}
+    return PlainTextResponse("too many pings", status_code=429, headers=headers)
+
+
+async def _ping(rt: Runtime, request: Request, *segments: str) -> PlainTextResponse:
+    monitor, access = rt.heartbeats, rt.pings
+    if monitor is None or access is None:
+        return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
+    source = request.client.host if request.client else None
+    # Every ping counts against its address, known key or not: guessing costs the guesser.
+    if (wait := access.admit_address(source or "")) is not None:
+        return _too_many(rt, "address", wait)
+    try:
+        ping = access.parse(monitor, list(segments))
+    except BadExitCode:
+        return PlainTextResponse("exit status must be 0-255", status_code=400, headers=_HEADERS)
+    if ping is None:
         # Same answer for every unknown key: which names exist is not revealed.
         return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
+    if (wait := access.admit_check(ping.check.name)) is not None:
+        return _too_many(rt, "check", wait)
     body = await _body(request) if request.method == "POST" else b""
-    source = request.client.host if request.client else None
-    await monitor.ping(check, kind, exit_code=exit_code, body=body, source=source)
+    await monitor.ping(ping.check, ping.kind, exit_code=ping.exit_code, body=body, source=source)
     return PlainTextResponse("OK", headers=_HEADERS)
 
 
@@ -60,57 +84,123 @@ def _route(
 
     def register(endpoint: _Endpoint) -> _Endpoint:
         for method in _METHODS:
-            router.add_api_route(
+            _pings.add_api_route(
                 path,
                 endpoint,
                 methods=[method],
                 summary=summary,
                 operation_id=f"{endpoint.__name__}_{method.lower()}",
                 response_class=PlainTextResponse,
-                responses=responses or _NOT_FOUND,
+                responses=responses or _RESPONSES,
             )
         return endpoint
 
     return register
 
 
-@_route("/ping/{key}", "Report success")
+_EXIT = {**_RESPONSES, 400: _text("The exit status is not 0-255")}
+
+
+@_route("/ping/{key}", "Report success (key: the check's UUID, or its name if enabled)")
 async def ping_success(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, PingKind.SUCCESS)
+    return await _ping(rt, request, key)
 
 
 @_route("/ping/{key}/start", "Report that a run started")
 async def ping_start(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, PingKind.START)
+    return await _ping(rt, request, key, "start")
 
 
 @_route("/ping/{key}/fail", "Report failure")
 async def ping_fail(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, PingKind.FAIL)
+    return await _ping(rt, request, key, "fail")
 
 
 @_route("/ping/{key}/log", "Attach a log; no state change")
 async def ping_log(
     key: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, PingKind.LOG)
+    return await _ping(rt, request, key, "log")
 
 
 @_route(
     "/ping/{key}/{exit_code}",
-    "Report a job's exit status (0 = success)",
-    responses={**_NOT_FOUND, 400: _text("The exit status is not 0-255")},
+    "Report a job's exit status (0 = success); or, when key is the ping key, success of the "
+    "check whose name is the second segment",
+    responses=_EXIT,
 )
 async def ping_exit_code(
-    key: str, exit_code: int, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> PlainTextResponse:
-    if not 0 <= exit_code <= 255:
-        return PlainTextResponse("exit status must be 0-255", status_code=400, headers=_HEADERS)
-    kind = PingKind.SUCCESS if exit_code == 0 else PingKind.FAIL
-    return await _ping(rt, request, key, kind, exit_code)
+    return await _ping(rt, request, key, exit_code)
+
+
+@_route("/ping/{key}/{slug}/start", "With the ping key: report that a run of slug started")
+async def ping_slug_start(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "start")
+
+
+@_route("/ping/{key}/{slug}/fail", "With the ping key: report failure of slug")
+async def ping_slug_fail(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "fail")
+
+
+@_route("/ping/{key}/{slug}/log", "With the ping key: attach a log to slug")
+async def ping_slug_log(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "log")
+
+
+@_route(
+    "/ping/{key}/{slug}/{exit_code}",
+    "With the ping key: report slug's exit status (0 = success)",
+    responses=_EXIT,
+)
+async def ping_slug_exit_code(
+    key: str, slug: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, exit_code)
+
+
+class PingKeyOut(BaseModel):
+    ping_key: str
+    """The secret of `/ping/<ping_key>/<check name>`."""
+    source: str
+    """`config` (heartbeats.ping_key) or `generated` (made on the first start, kept in the DB)."""
+    ping_url_template: str
+    """Replace `{name}` with a heartbeat's name."""
+    ping_by_name: bool
+    """Whether `/ping/<check name>` (no secret) is accepted too."""
+
+
+@_admin.get(
+    "/ping-key",
+    response_model=PingKeyOut,
+    responses=problems.responses(503),
+    summary="The install's heartbeat ping key (admins only)",
+)
+async def ping_key(rt: Runtime = Depends(get_runtime)) -> PingKeyOut:
+    if rt.pings is None:
+        raise HTTPException(503, "not started")
+    return PingKeyOut(
+        ping_key=rt.pings.ping_key,
+        source=rt.pings.key_source,
+        ping_url_template=f"{rt.config.server.base_url()}/ping/{rt.pings.ping_key}/{{name}}",
+        ping_by_name=rt.config.heartbeats.ping_by_name,
+    )
+
+
+router = APIRouter()
+for _router in (_pings, _admin):
+    router.include_router(_router)

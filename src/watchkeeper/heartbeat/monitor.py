@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -54,7 +54,9 @@ class HeartbeatMonitor:
         *,
         is_paused: Callable[[str], bool] = lambda _name: False,
         on_paused_result: ResultHandler | None = None,
+        body_bytes_per_day: int | None = None,
     ) -> None:
+        self._body_bytes_per_day = body_bytes_per_day
         self._db = db
         self._checks = {c.name: c for c in checks}
         self._on_result = on_result
@@ -110,9 +112,13 @@ class HeartbeatMonitor:
         self._reported.pop(name, None)
         return check
 
-    def resolve(self, key: str) -> HeartbeatCheck | None:
-        """The heartbeat addressed by name or UUID, if any."""
-        name = self._by_uuid.get(key.lower(), key)
+    def by_uuid(self, key: str) -> HeartbeatCheck | None:
+        """The heartbeat whose ping UUID is `key`, if any."""
+        name = self._by_uuid.get(key.lower())
+        return self._checks.get(name) if name is not None else None
+
+    def by_name(self, name: str) -> HeartbeatCheck | None:
+        """The heartbeat named `name`, if any (who may ping by name is the caller's rule)."""
         return self._checks.get(name)
 
     def record(self, name: str) -> HeartbeatRecord | None:
@@ -154,7 +160,7 @@ class HeartbeatMonitor:
             if source:
                 details["source"] = source
             if body:
-                details["log"] = body[:MAX_LOG_BYTES].decode("utf-8", "replace")
+                self._keep_body(record, now, body[:MAX_LOG_BYTES], details)
             if exit_code is not None:
                 details["exit_code"] = exit_code
             if kind is PingKind.START:
@@ -173,7 +179,21 @@ class HeartbeatMonitor:
             elif kind is PingKind.FAIL:
                 record.last_fail_at = now
                 record.last_exit_code = exit_code
-            await save_heartbeats(self._db, [record])
+            notes = []
+            if kind is PingKind.LOG or kind is PingKind.START:
+                # No state change, but the history shows it (and a /log ping's body).
+                notes.append(
+                    {
+                        "check_name": check.name,
+                        "started_at": now,
+                        "status": self.verdict(check.name, now).status.value,
+                        "reason": "log received" if kind is PingKind.LOG else "run started",
+                        "response_time": None,
+                        "metrics": None,
+                        "details": details,
+                    }
+                )
+            await save_heartbeats(self._db, [record], notes)
         if kind is PingKind.LOG or kind is PingKind.START:
             result = None
             if kind is PingKind.START:
@@ -193,6 +213,24 @@ class HeartbeatMonitor:
             self._reported[check.name] = result.status
             await self._on_result(check, now, result)
         self._wake.set()  # deadlines moved
+
+    def _keep_body(
+        self, record: HeartbeatRecord, now: datetime, body: bytes, details: dict[str, Any]
+    ) -> None:
+        """Put `body` in `details` as the run's log, unless the heartbeat's bodies of this
+        UTC day already reached the cap: then only a note says it was not stored."""
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if record.body_day != day:
+            record.body_day, record.body_bytes = day, 0
+        cap = self._body_bytes_per_day
+        if cap is not None and record.body_bytes + len(body) > cap:
+            details["log_not_stored"] = (
+                f"{len(body)} bytes not stored: this check's ping bodies reached the daily "
+                f"limit of {cap} bytes (heartbeats.body_bytes_per_day)"
+            )
+            return
+        record.body_bytes += len(body)
+        details["log"] = body.decode("utf-8", "replace")
 
     async def evaluate(self) -> datetime | None:
         """Report every heartbeat whose status changed; return the next instant to look again."""

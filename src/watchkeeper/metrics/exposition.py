@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from watchkeeper.domain import Status
 from watchkeeper.metrics.checks import CheckMetrics
@@ -31,6 +31,12 @@ class ServiceMetrics:
             registry=r,
         )
         self.open_alerts = Gauge("watchkeeper_alerts_open", "Alerts currently open.", registry=r)
+        self.pings_rate_limited = Counter(
+            "watchkeeper_pings_rate_limited",
+            "Heartbeat pings refused with 429, by the limit hit (check or address).",
+            ["limit"],
+            registry=r,
+        )
 
     def count_run(self, check: str, status: Status, response_time: float | None) -> None:
         self.checks.count_run(check, status, response_time)

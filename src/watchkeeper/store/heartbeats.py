@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -23,6 +25,10 @@ class HeartbeatRecord:
     ping_count: int = 0
     resumed_at: datetime | None = None
     """When the check's last pause ended: its deadline restarts from here."""
+    body_day: datetime | None = None
+    """Start (UTC midnight) of the day `body_bytes` counts."""
+    body_bytes: int = 0
+    """Bytes of ping bodies stored on `body_day` (see `heartbeats.body_bytes_per_day`)."""
 
 
 async def load_heartbeats(db: Database) -> dict[str, HeartbeatRecord]:
@@ -31,6 +37,12 @@ async def load_heartbeats(db: Database) -> dict[str, HeartbeatRecord]:
     return {row.check_name: HeartbeatRecord(**row._asdict()) for row in rows}
 
 
-async def save_heartbeats(db: Database, records: list[HeartbeatRecord]) -> None:
+async def save_heartbeats(
+    db: Database, records: list[HeartbeatRecord], results: Sequence[dict[str, Any]] = ()
+) -> None:
+    """Upsert `records`; `results` (check_results rows: pings that change no state, such as
+    `/log`) go into the history in the same transaction, outside the rollups."""
     async with db.begin() as conn:
         await upsert(conn, tables.heartbeats, [asdict(r) for r in records], ["check_name"])
+        if results:
+            await conn.execute(tables.check_results.insert(), list(results))

@@ -158,6 +158,9 @@ heartbeats = Table(
     # When a pause last ended: the deadline restarts from here, and pings, starts and
     # failures from before it no longer count.
     Column("resumed_at", UTCDateTime()),
+    # Bytes of ping bodies stored on the UTC day starting at `body_day` (the daily cap).
+    Column("body_day", UTCDateTime()),
+    Column("body_bytes", BigInteger, nullable=False, server_default="0"),
 )
 
 silences = Table(
@@ -322,4 +325,12 @@ rule_pending = Table(
     Column("labels", JSON, nullable=False),
     Column("active_since", UTCDateTime(), nullable=False),
     Column("sampled_at", UTCDateTime(), nullable=False),  # the latest sample known when written
+)
+
+# Install-wide values made once and kept across restarts (the generated heartbeat ping key).
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
 )
