@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
+from tests.test_config import watchkeeper
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config, ConfigError, parse_config
@@ -261,3 +262,14 @@ async def test_log_bodies_are_stored_and_shown_with_the_results(tmp_path: Path) 
         assert (await service.check("backup"))["last_result"]["reason"] == first["reason"]
         page = await client.get("/dashboard/checks/backup", headers=service.admin)
         assert page.status_code == 200 and "log received" in page.text
+
+
+async def test_the_cli_prints_the_key_the_service_accepts(tmp_path: Path) -> None:
+    config = tmp_path / "wk.yaml"
+    config.write_text(f"storage: {{url: 'sqlite:///{tmp_path / 'wk.db'}'}}\n", encoding="utf-8")
+    printed = watchkeeper("ping-key", "--config", str(config))
+    assert printed.returncode == 0, printed.stderr
+    key = printed.stdout.strip()
+    assert len(key) >= 16 and key not in printed.stderr
+    async with pinged(tmp_path) as service:  # the same database
+        assert (await service.anonymous.get(f"/ping/{key}/backup")).status_code == 200

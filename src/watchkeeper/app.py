@@ -182,7 +182,9 @@ class Runtime:
             body_bytes_per_day=self.config.heartbeats.body_bytes_per_day,
         )
         await self.heartbeats.load()
-        ping_key, key_source = await load_ping_key(self.db, self.config.heartbeats.ping_key)
+        ping_key, key_source = await load_ping_key(
+            self.db, self.config.heartbeats.ping_key, secret=lambda key: self.redactor.add([key])
+        )
         self.redactor.add([ping_key])
         self.pings = PingAccess(
             self.config.heartbeats, ping_key, self.clock.monotonic, key_source=key_source

@@ -181,7 +181,8 @@ def check(
         )
     for config in pushed:
         # Push checks cannot be run from here: the job reports to the running service.
-        table.add_row(config.name, config.type, "push", "-", f"pinged at /ping/{config.name}")
+        where = f"pinged at /ping/<uuid> or /ping/<ping key>/{config.name}"
+        table.add_row(config.name, config.type, "push", "-", where)
     out.print(table)
     if any(r.status.value != "up" for _, r in results):
         raise typer.Exit(1)
@@ -242,6 +243,25 @@ def _with_db(cfg: Config, work: Callable[[Database], Awaitable[T]]) -> T:
             await db.close()
 
     return asyncio.run(go())
+
+
+@app.command("ping-key")
+def ping_key(config: ConfigOption = None) -> None:
+    """Print the heartbeat ping key (of `/ping/<ping key>/<check name>`) alone on stdout.
+
+    It is `heartbeats.ping_key` if configured, else the one generated and kept in the
+    database (made now if the service never ran). Treat it like a password."""
+    from watchkeeper.heartbeat.access import load_ping_key
+
+    cfg, _ = _load(config)
+    key, source = _with_db(cfg, lambda db: load_ping_key(db, cfg.heartbeats.ping_key))
+    err.print(
+        f"ping key ({source}); ping a heartbeat at "
+        f"{cfg.server.base_url()}/ping/<ping key>/<check name>:",
+        markup=False,
+        highlight=False,
+    )
+    print(key, flush=True)
 
 
 def _when(value: Any) -> str:

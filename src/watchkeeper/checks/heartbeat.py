@@ -1,4 +1,4 @@
-"""`heartbeat`: a push check. The monitored job calls `/ping/<name>`; we never probe it.
+"""`heartbeat`: a push check. The monitored job calls `/ping/<uuid>`; we never probe it.
 
 The config lives here with the other check types; the deadline logic is in
 `watchkeeper.heartbeat`, which the runtime drives instead of the scheduler.
@@ -67,4 +67,6 @@ class HeartbeatCheck(Check[HeartbeatCheckConfig]):
 
     async def run(self) -> CheckResult:
         # Run once from the CLI there is nothing to probe: the job reports to us.
-        return CheckResult.unknown(f"push check: the job pings /ping/{self.name}")
+        return CheckResult.unknown(
+            f"push check: the job pings /ping/<uuid> or /ping/<ping key>/{self.name}"
+        )

@@ -20,14 +20,21 @@ PING_KEY_SETTING = "heartbeats.ping_key"
 _ACTIONS = {"start": PingKind.START, "fail": PingKind.FAIL, "log": PingKind.LOG}
 
 
-async def load_ping_key(db: Database, configured: str | None) -> tuple[str, str]:
+async def load_ping_key(
+    db: Database, configured: str | None, *, secret: Callable[[str], None] = lambda _key: None
+) -> tuple[str, str]:
     """The install's ping key and where it comes from (`config` or `generated`): the
-    configured one, else the one generated on the first start and kept in the database."""
+    configured one, else the one generated on the first start and kept in the database.
+    `secret` learns a new key before it is written (so even SQL debug logs mask it)."""
     if configured is not None:
         return configured, "config"
-    return await settings.get_or_create(
-        db, PING_KEY_SETTING, lambda: secrets.token_urlsafe(16)
-    ), "generated"
+
+    def make() -> str:
+        key = secrets.token_urlsafe(16)
+        secret(key)
+        return key
+
+    return await settings.get_or_create(db, PING_KEY_SETTING, make), "generated"
 
 
 @dataclass(frozen=True, slots=True)
