@@ -20,6 +20,8 @@ from tests.test_config import watchkeeper
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config, ConfigError, parse_config
+from watchkeeper.heartbeat.ratelimit import TokenBuckets, retry_after
+from watchkeeper.heartbeat.settings import PingRate
 from watchkeeper.store.heartbeats import load_heartbeats
 
 T0 = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)
@@ -78,7 +80,7 @@ async def pinged(
 
 
 async def test_an_anonymous_ping_by_name_is_the_unknown_key_404_by_default(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with pinged(tmp_path) as service:
         client = service.anonymous
@@ -87,6 +89,8 @@ async def test_an_anonymous_ping_by_name_is_the_unknown_key_404_by_default(
             assert (response.status_code, response.text) == (404, "not found"), path
         assert (await service.check("backup"))["status"] == "unknown"  # nothing counted
         assert await service.results("backup") == []
+        refused = [r for r in caplog.records if "ping by check name was refused" in r.message]
+        assert len(refused) == 1  # once, for whoever upgraded with jobs pinging by name
         # The check's UUID URL always works.
         assert (await client.get(service.uuid_path("backup"))).status_code == 200
         assert (await service.check("backup"))["status"] == "up"
@@ -273,3 +277,16 @@ async def test_the_cli_prints_the_key_the_service_accepts(tmp_path: Path) -> Non
     assert len(key) >= 16 and key not in printed.stderr
     async with pinged(tmp_path) as service:  # the same database
         assert (await service.anonymous.get(f"/ping/{key}/backup")).status_code == 200
+
+
+def test_buckets_refill_at_their_rate_and_memory_is_bounded() -> None:
+    clock = FakeClock(T0)
+    buckets = TokenBuckets(PingRate(rate=2, burst=2), clock.monotonic, max_keys=2)
+    assert [buckets.take("a"), buckets.take("a")] == [None, None]
+    assert buckets.take("a") == 0.5
+    clock.advance(0.5)
+    assert buckets.take("a") is None
+    buckets.take("b")
+    buckets.take("c")  # the third key: "a", least recently used, is forgotten (full again)
+    assert [buckets.take("a"), buckets.take("a")] == [None, None]
+    assert retry_after(0.01) == "1" and retry_after(2.2) == "3"

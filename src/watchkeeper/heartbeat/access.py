@@ -4,6 +4,7 @@ plus the rate limits in front of every ping."""
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from watchkeeper.heartbeat.ratelimit import TokenBuckets
 from watchkeeper.heartbeat.settings import HeartbeatsConfig
 from watchkeeper.store import settings
 from watchkeeper.store.database import Database
+
+log = logging.getLogger(__name__)
 
 PING_KEY_SETTING = "heartbeats.ping_key"
 
@@ -68,6 +71,7 @@ class PingAccess:
         self.key_source = key_source
         self._per_check = TokenBuckets(config.rate_limit.per_check, monotonic)
         self._per_address = TokenBuckets(config.rate_limit.per_address, monotonic)
+        self._told_about_names = False
 
     def is_ping_key(self, segment: str) -> bool:
         return hmac.compare_digest(segment.encode(), self._key)
@@ -90,6 +94,13 @@ class PingAccess:
             check = monitor.by_uuid(first)
             if check is None and self._by_name:
                 check = monitor.by_name(first)
+            elif check is None and not self._told_about_names and monitor.by_name(first):
+                # Once per process, for whoever upgraded with jobs still pinging by name.
+                self._told_about_names = True
+                log.warning(
+                    "a ping by check name was refused (heartbeats.ping_by_name is off): "
+                    "ping the check's ping_url or /ping/<ping key>/<name> instead"
+                )
         if check is None or len(rest) > 1:
             return None
         if not rest:
