@@ -52,11 +52,14 @@ class Pinged:
 
 @contextlib.asynccontextmanager
 async def pinged(
-    tmp_path: Path, heartbeats: dict[str, Any] | None = None, clock: FakeClock | None = None
+    tmp_path: Path,
+    heartbeats: dict[str, Any] | None = None,
+    clock: FakeClock | None = None,
+    url: str | None = None,
 ) -> AsyncIterator[Pinged]:
     config = Config.model_validate(
         {
-            "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+            "storage": {"url": url or f"sqlite:///{tmp_path / 'wk.db'}"},
             "checks": [
                 {"name": name, "type": "heartbeat", "period": "1d", "grace": "1h"}
                 for name in ("backup", "7", "start")
@@ -253,15 +256,20 @@ async def test_stored_bodies_are_capped_per_check_per_day_and_the_cap_resets_nex
         assert (await service.results("backup"))[0]["details"]["log"] == "e" * 10_000
 
 
-async def test_log_bodies_are_stored_and_shown_with_the_results(tmp_path: Path) -> None:
-    async with pinged(tmp_path) as service:
+async def test_log_bodies_are_stored_and_shown_with_the_results(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with pinged(tmp_path, url=db_url) as service:
         client, backup = service.anonymous, service.uuid_path("backup")
         assert (await client.get(backup)).status_code == 200
-        assert (await client.post(f"{backup}/log", content=b"step 2 of 5 done\n")).text == "OK"
-        latest, first = await service.results("backup")
+        body = "step 2 of 5 done \N{CHECK MARK}\n".encode()
+        assert (await client.post(f"{backup}/log", content=body)).text == "OK"
+        assert (await client.post(f"{backup}/start", content=b"\x00\xff")).text == "OK"
+        started, latest, first = await service.results("backup")
+        assert (started["reason"], started["details"]["log"]) == ("run started", "\ufffd\ufffd")
         assert latest["reason"] == "log received"
         assert latest["details"]["ping"] == "log"
-        assert latest["details"]["log"] == "step 2 of 5 done\n"
+        assert latest["details"]["log"] == body.decode()
         assert latest["status"] == "up"  # the check's status; a log changes nothing
         assert (await service.check("backup"))["last_result"]["reason"] == first["reason"]
         page = await client.get("/dashboard/checks/backup", headers=service.admin)

@@ -230,7 +230,8 @@ class HeartbeatMonitor:
             )
             return
         record.body_bytes += len(body)
-        details["log"] = body.decode("utf-8", "replace")
+        # NUL is replaced like invalid UTF-8: no engine is given it (PostgreSQL text refuses it).
+        details["log"] = body.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
     async def evaluate(self) -> datetime | None:
         """Report every heartbeat whose status changed; return the next instant to look again."""
