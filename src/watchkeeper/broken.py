@@ -71,15 +71,24 @@ class BrokenObjects:
 
     # -- reporting ---------------------------------------------------------------------------
 
-    def update(self, owner: str, found: Mapping[Key, BaseException | str], now: datetime) -> None:
-        """`owner`'s pass found exactly `found` broken (every other object of its is fine)."""
+    def update(
+        self,
+        owner: str,
+        found: Mapping[Key, BaseException | str],
+        now: datetime,
+        *,
+        logged: bool = False,
+    ) -> None:
+        """`owner`'s pass found exactly `found` broken (every other object of its is fine).
+
+        `logged`: the owner has already logged each newly broken object."""
         before = self._by_owner.get(owner, {})
         after: dict[Key, Broken] = {}
         for key, error in found.items():
             kept = before.get(key)
             text = self._redact(error if isinstance(error, str) else describe(error))
             after[key] = kept if kept is not None else Broken(key[0], key[1], text, now)
-            if kept is None:
+            if kept is None and not logged:
                 log.error(
                     "%s %r cannot be evaluated and is ignored until fixed: %s",
                     key[0],

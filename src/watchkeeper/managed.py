@@ -450,6 +450,7 @@ class ManagedObjects:
                 for kind, name in self._skipped
             },
             self._rt.clock.now(),
+            logged=True,  # `_skip` said why
         )
 
     def _announce(self, kind: Kind) -> None:
