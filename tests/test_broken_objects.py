@@ -346,3 +346,66 @@ async def test_the_dispatcher_routes_around_a_policy_whose_delays_overflow(db_ur
         assert broken.error.startswith("OverflowError")
     finally:
         await db.close()
+
+
+async def test_a_heartbeat_that_cannot_be_evaluated_does_not_stop_the_others(
+    sqlite_url: str,
+) -> None:
+    from watchkeeper.checks import CheckContext, build_check
+    from watchkeeper.domain import Status
+    from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
+
+    cfg = Config.model_validate(
+        {
+            "checks": [
+                {"name": "a-ancient", "type": "heartbeat", "period": "1d", "grace": "1m"},
+                {"name": "b-job", "type": "heartbeat", "period": "1m", "grace": "1m"},
+            ]
+        }
+    )
+    checks = [build_check(c, CheckContext(http=None)) for c in cfg.checks]  # type: ignore[arg-type]
+    db = Database(sqlite_url)
+    await db.migrate()
+    seen: list[tuple[str, Status]] = []
+
+    async def record(check: Any, _at: datetime, result: Any) -> None:
+        seen.append((check.name, result.status))
+
+    try:
+        clock = FakeClock(T0)
+        monitor = HeartbeatMonitor(db, checks, record, clock)  # type: ignore[arg-type]
+        await monitor.load()
+        for check in checks:
+            await monitor.ping(check, PingKind.SUCCESS)  # type: ignore[arg-type]
+        # A stored ping time at the end of time (as a bad row would hold): its deadline overflows.
+        monitor.record("a-ancient").last_ping_at = datetime(9999, 12, 31, tzinfo=UTC)  # type: ignore[union-attr]
+        clock.advance(timedelta(minutes=5))
+        await monitor.evaluate()
+        assert ("b-job", Status.DOWN) in seen
+        assert monitor.verdict("a-ancient").status is Status.UNKNOWN
+        assert monitor._broken.error("heartbeat", "a-ancient").startswith("OverflowError")  # type: ignore[union-attr]
+    finally:
+        await db.close()
+
+
+async def test_a_rule_that_cannot_be_evaluated_does_not_stop_the_others(sqlite_url: str) -> None:
+    from watchkeeper.alerting.rule_config import RuleConfig
+    from watchkeeper.alerting.rules import RuleEngine
+
+    ok = RuleConfig.model_validate({"name": "b-ok", "metric": "m", "threshold": 1, "for": "0s"})
+    # A rule from before `for` was bounded (built without validation): its deadline overflows.
+    old = ok.model_copy(update={"name": "a-old", "for_": timedelta.max})
+    db = Database(sqlite_url)
+    await db.migrate()
+    try:
+        clock = FakeClock(T0)
+        engine = RuleEngine(db, [old, ok], clock)
+        engine.observe("m", {}, 5.0, T0)
+        await engine.evaluate()
+        states = {
+            r["name"]: (r["broken"], [s["state"] for s in r["series"]]) for r in engine.snapshot()
+        }
+        assert states["b-ok"] == (None, ["firing"])
+        assert states["a-old"][0] is not None and states["a-old"][0].startswith("OverflowError")
+    finally:
+        await db.close()
