@@ -59,7 +59,9 @@ def _from_row(row: Any) -> Silence:
     try:
         matchers = [parse_matcher(m) for m in row.matchers]
         check_length(row.starts_at, row.ends_at)
-    except Exception as exc:  # a row from before today's validation: ignored, reported
+    except ValueError as exc:  # a row from before today's validation: ignored, reported
+        matchers, error = [], str(exc)
+    except Exception as exc:
         matchers, error = [], describe(exc)
     return Silence(
         id=row.id,
