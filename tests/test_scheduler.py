@@ -18,6 +18,9 @@ from watchkeeper.scheduler import Scheduler, run_once
 
 class FakeConfig(CheckConfigBase):
     type: Literal["fake"] = "fake"
+    # Configured checks run at most once a second; these run the real scheduler in real
+    # time, so their slots are milliseconds apart.
+    interval: timedelta = timedelta(seconds=30)
 
 
 class ScriptedCheck(Check[FakeConfig]):

@@ -23,6 +23,7 @@ from watchkeeper.auth import users as user_store
 from watchkeeper.auth.audit import AuditMiddleware
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
+from watchkeeper.broken import BrokenObjects
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.clock import Clock, SystemClock
@@ -80,6 +81,8 @@ class Runtime:
         self.authenticator = Authenticator(self.db, config, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
+        self.broken = BrokenObjects(self.redactor)
+        """Stored objects that cannot be evaluated (fail-open; see watchkeeper.broken)."""
         self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
         self.started = False
         self.started_at: datetime | None = None
@@ -136,14 +139,20 @@ class Runtime:
             checks=self.check_configs.values(),
             rules=self.managed.rules.values(),
             policies=self.managed.policies.values(),
+            broken=self.broken,
         )
+        self.broken.on_change = self.dispatcher.wake
         alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
         repaired = await alerts.reconcile(states, self.clock.now())
         if repaired:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.writer = ResultWriter(self.db, states.get)
         self.rules = RuleEngine(
-            self.db, list(self.managed.rules.values()), self.clock, on_change=self.dispatcher.wake
+            self.db,
+            list(self.managed.rules.values()),
+            self.clock,
+            on_change=self.dispatcher.wake,
+            broken=self.broken,
         )
         await self.rules.restore()
         self.pipeline = ResultPipeline(
@@ -180,6 +189,7 @@ class Runtime:
             is_paused=is_paused,
             on_paused_result=self.pipeline.record_paused,
             body_bytes_per_day=self.config.heartbeats.body_bytes_per_day,
+            broken=self.broken,
         )
         await self.heartbeats.load()
         ping_key, key_source = await load_ping_key(

@@ -285,7 +285,7 @@ def token_create(
     """Make an API token; it is printed alone on the last line of stdout, this once."""
     from watchkeeper.auth import tokens
     from watchkeeper.clock import utcnow
-    from watchkeeper.durations import parse_duration
+    from watchkeeper.durations import TOKEN_LIFETIME
 
     if not 1 <= len(name) <= 100:
         err.print("[red]error:[/] --name: 1 to 100 characters")
@@ -293,13 +293,10 @@ def token_create(
     lifetime = None
     if expires is not None:
         try:
-            lifetime = parse_duration(expires)
+            lifetime = TOKEN_LIFETIME.parse(expires)
         except ValueError as exc:
             err.print(f"[red]error:[/] --expires: {exc}", markup=False)
             raise typer.Exit(2) from None
-        if lifetime.total_seconds() <= 0:
-            err.print("[red]error:[/] --expires: must be positive")
-            raise typer.Exit(2)
     cfg, _ = _load(config)
     now = utcnow()
     token, secret = _with_db(

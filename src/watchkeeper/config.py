@@ -13,13 +13,24 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from watchkeeper import checks as _checks
+from watchkeeper import config_yaml
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.alerting.inhibition import InhibitRule
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.durations import Duration
+from watchkeeper.durations import (
+    EscalationDelay,
+    Interval,
+    LongSpan,
+    PositiveShort,
+    Repeat,
+    Retention,
+    ShortWait,
+    ShutdownGrace,
+    Timeout,
+)
 from watchkeeper.heartbeat.settings import HeartbeatsConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
@@ -64,13 +75,13 @@ class ServerConfig(StrictModel):
 
 
 class RetentionConfig(StrictModel):
-    results: Duration = timedelta(days=30)
-    metrics: Duration = timedelta(days=30)
-    alerts: Duration = timedelta(days=90)
-    audit: Duration = timedelta(days=365)
-    rollups_5m: Duration = timedelta(days=30)
+    results: Retention = timedelta(days=30)
+    metrics: Retention = timedelta(days=30)
+    alerts: Retention = timedelta(days=90)
+    audit: Retention = timedelta(days=365)
+    rollups_5m: Retention = timedelta(days=30)
     """5-minute rollups of check results (counts, availability, response times)."""
-    rollups_1h: Duration = timedelta(days=400)
+    rollups_1h: Retention = timedelta(days=400)
     """1-hour rollups: what charts and uptime read once raw results are gone."""
 
     @model_validator(mode="after")
@@ -96,8 +107,8 @@ class StorageConfig(StrictModel):
 
 
 class DefaultsConfig(StrictModel):
-    interval: Duration = timedelta(seconds=30)
-    timeout: Duration = timedelta(seconds=10)
+    interval: Interval = timedelta(seconds=30)
+    timeout: Timeout = timedelta(seconds=10)
     failure_threshold: int = Field(default=1, ge=1)
     success_threshold: int = Field(default=1, ge=1)
 
@@ -105,22 +116,22 @@ class DefaultsConfig(StrictModel):
 class SchedulerConfig(StrictModel):
     max_concurrency: int = Field(default=500, ge=1, le=100_000)
     """Checks running at once, across all checks."""
-    shutdown_grace: Duration = timedelta(seconds=5)
+    shutdown_grace: ShutdownGrace = timedelta(seconds=5)
     """How long in-flight checks may finish on shutdown before they are cancelled."""
 
 
 class DeliveryConfig(StrictModel):
     """How the outbox delivers notifications."""
 
-    timeout: Duration = timedelta(seconds=10)
-    backoff_initial: Duration = timedelta(seconds=1)
-    backoff_max: Duration = timedelta(minutes=5)
-    max_age: Duration = timedelta(hours=24)
+    timeout: Timeout = timedelta(seconds=10)
+    backoff_initial: PositiveShort = timedelta(seconds=1)
+    backoff_max: PositiveShort = timedelta(minutes=5)
+    max_age: Repeat = timedelta(hours=24)
     """A notification still undelivered this long after it was queued is marked failed."""
 
 
 class EscalationStep(StrictModel):
-    after: Duration = timedelta(0)
+    after: EscalationDelay = timedelta(0)
     """Delay after the alert's first page before this step pages."""
     notify: list[Name] = Field(min_length=1)
 
@@ -130,7 +141,7 @@ class EscalationPolicy(StrictModel):
 
     name: Name
     steps: list[EscalationStep] = Field(min_length=1)
-    repeat: Duration | None = None
+    repeat: Repeat | None = None
     """After the last step, page its channels again every `repeat` until acknowledged."""
 
     @model_validator(mode="after")
@@ -138,8 +149,6 @@ class EscalationPolicy(StrictModel):
         afters = [step.after for step in self.steps]
         if afters != sorted(afters):
             raise ValueError("steps must be in order of `after`")
-        if self.repeat is not None and self.repeat <= timedelta(0):
-            raise ValueError("repeat must be positive")
         return self
 
 
@@ -167,14 +176,14 @@ class AlertingConfig(StrictModel):
 
     group_by: list[str] | None = None
     """Label names; alerts with equal values are notified together. None: each alert alone."""
-    group_wait: Duration = timedelta(0)
+    group_wait: ShortWait = timedelta(0)
     """How long a new group waits for more alerts before its first notification."""
-    group_interval: Duration = timedelta(minutes=5)
+    group_interval: ShortWait = timedelta(minutes=5)
     """Minimum time between notifications about new alerts in the same group."""
-    repeat_interval: Duration | None = None
+    repeat_interval: Repeat | None = None
     """Re-send a still-firing, unacknowledged alert this often (None: never)."""
     default_escalation: Name | None = None
-    auto_resolve_after: Duration | None = None
+    auto_resolve_after: LongSpan | None = None
     """Resolve alerts POSTed by other systems that were not re-sent for this long (for
     sources that never send a recovery)."""
     routes: list[Route] = Field(default_factory=list)
@@ -191,14 +200,7 @@ class LoginThrottleConfig(StrictModel):
     """Failed logins for one account within `window` before it is throttled."""
     max_failures_per_ip: int = Field(default=50, ge=1, le=100_000)
     """Failed logins from one client address (any accounts) within `window`."""
-    window: Duration = timedelta(minutes=15)
-
-    @field_validator("window")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("window must be positive")
-        return value
+    window: PositiveShort = timedelta(minutes=15)
 
 
 class AuthConfig(StrictModel):
@@ -209,16 +211,9 @@ class AuthConfig(StrictModel):
     loopback-only or embedded setup."""
     metrics: Literal["open", "token", "off"] = "open"
     """`/metrics`: open to anyone, only with a (viewer or better) token or session, or off."""
-    session_ttl: Duration = timedelta(hours=12)
+    session_ttl: LongSpan = timedelta(hours=12)
     """How long a browser login lasts."""
     login_throttle: LoginThrottleConfig = Field(default_factory=LoginThrottleConfig)
-
-    @field_validator("session_ttl")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("session_ttl must be positive")
-        return value
 
 
 _DEFAULTED_FIELDS = ("interval", "timeout", "failure_threshold", "success_threshold")
@@ -491,13 +486,9 @@ def parse_config(
     """Parse YAML text into a Config; raise ConfigError listing every problem with its line."""
     env = os.environ if environ is None else environ
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue(filename, line, "(yaml)", str(problem))]) from None
+        root, data = config_yaml.load(text)  # duplicate keys and alias bombs refused
+    except config_yaml.YamlProblem as exc:
+        raise ConfigError([ConfigIssue(filename, exc.line, "(yaml)", exc.message)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -559,4 +550,8 @@ def _split_located_message(message: str) -> tuple[str, tuple[int | str, ...]]:
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
     """Read and parse a config file; raise ConfigError, or FileNotFoundError if absent."""
     path = Path(path)
-    return parse_config(path.read_text(encoding="utf-8"), str(path), environ)
+    try:
+        text = config_yaml.decode(path.read_bytes())
+    except config_yaml.YamlProblem as exc:
+        raise ConfigError([ConfigIssue(str(path), exc.line, "(yaml)", exc.message)]) from None
+    return parse_config(text, str(path), environ)

@@ -137,6 +137,8 @@ class ManagedObjects:
         self._context: CheckContext | None = None
         self._skipped: dict[tuple[Kind, str], ManagedRecord] = {}
         """Stored objects that did not validate at start: PUT fixes them, DELETE removes."""
+        self._why: dict[tuple[Kind, str], str] = {}
+        """Why each skipped object was skipped (reported as broken: health, an alert)."""
         # One write at a time: each validates against the state the previous one left.
         self._lock = asyncio.Lock()
 
@@ -310,6 +312,8 @@ class ManagedObjects:
         shadowed = self.source(record.kind, record.name) == "config"
         if not shadowed:
             self._skipped[(record.kind, record.name)] = record
+            self._why[(record.kind, record.name)] = why
+            self._report_skipped()
         log.error(
             "%s %r (created over the API by %s) is not loaded: %s. %s",
             _what(record.kind),
@@ -387,6 +391,7 @@ class ManagedObjects:
                     503, f"could not apply the {_what(kind)}; it was left as it was"
                 ) from None
             self._skipped.pop((kind, name), None)
+            self._report_skipped()
             if old is not None:
                 await self._close(kind, old)
             self._announce(kind)
@@ -403,6 +408,7 @@ class ManagedObjects:
                     if kind is Kind.CHECK:
                         await _forget_check(conn, name, self._rt.clock.now(), who)
                 del self._skipped[(kind, name)]
+                self._report_skipped()
                 return
             if old is None:
                 raise ManagedError(404, f"no {_what(kind)} named {name!r}")
@@ -434,6 +440,18 @@ class ManagedObjects:
             log.info("%s %s deleted over the API by %s", _what(kind), name, who)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _report_skipped(self) -> None:
+        """Skipped objects count as broken (fail-open: they are absent, and said to be)."""
+        self._rt.broken.update(
+            "managed",
+            {
+                (kind.value, name): self._why.get((kind, name), "not loaded")
+                for kind, name in self._skipped
+            },
+            self._rt.clock.now(),
+            logged=True,  # `_skip` said why
+        )
 
     def _announce(self, kind: Kind) -> None:
         if kind is Kind.CHECK:

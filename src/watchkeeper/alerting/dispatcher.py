@@ -8,6 +8,12 @@ escalation timers keep their absolute deadlines.
 
 The order of the stages is the order of `_plan`: suppression (dependencies, silences) →
 grouping → escalation → acknowledgement → resolution.
+
+Fail-open: each maintenance window, silence and escalation policy is evaluated on its own at
+the start of a pass; one that raises is reported to `BrokenObjects` and left out of the pass
+(a window or silence that cannot be evaluated silences nothing; an alert whose policy cannot
+be evaluated is routed as if it had none). One alert that cannot be handled does not stop
+the others.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.alerting import lifecycle
@@ -31,6 +38,7 @@ from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
 from watchkeeper.alerting.storm import ChannelLimit, StormGuard
+from watchkeeper.broken import BrokenObjects, Key
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock
@@ -42,7 +50,7 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
-from watchkeeper.store.maintenance import load_windows
+from watchkeeper.store.maintenance import load_stored_windows
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +98,12 @@ class Dispatcher:
         maintenance: Sequence[MaintenanceWindow] = (),
         inhibit_rules: Sequence[InhibitRule] = (),
         limits: Mapping[str, ChannelLimit] | None = None,
+        broken: BrokenObjects | None = None,
     ) -> None:
+        self.broken = broken if broken is not None else BrokenObjects()
+        self._unusable_policies: set[str] = set()
+        """Policies that could not be evaluated this pass: alerts naming them route as if
+        they named none."""
         self._storm = StormGuard(dict(limits or {}))
         self._is_flapping = is_flapping
         self._maintenance = list(maintenance)
@@ -147,6 +160,11 @@ class Dispatcher:
     async def dispatch_once(self) -> datetime | None:
         """Do everything due now; return when the next thing falls due (None: nothing)."""
         now = self._clock.now()
+        try:
+            await self.broken.sync_alerts(self._db, now)
+        except Exception:
+            log.exception("raising or resolving alerts about broken objects failed")
+        found: dict[Key, BaseException | str] = {}
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(A).where(
@@ -159,52 +177,117 @@ class Dispatcher:
             alerts = [alert_store.alert_from_row(r) for r in rows.all()]
             groups = {r.key: r for r in (await conn.execute(select(G))).all()}
         silences = await list_silences(self._db, include_expired_since=now)
-        windows = [*self._maintenance, *await load_windows(self._db)]
+        for silence in silences:
+            if silence.error is not None:
+                found[("silence", silence.id)] = silence.error
+        stored = await load_stored_windows(self._db)
+        for bad in (w for w in stored if w.window is None):
+            found[("maintenance", bad.name)] = bad.error or "invalid"
         wakeups: list[datetime] = []
         queued = 0
+        windows = self._active_windows(
+            [*self._maintenance, *(w.window for w in stored if w.window is not None)],
+            now,
+            wakeups,
+            found,
+        )
+        self._unusable_policies = {
+            name for name, policy in self._policies.items() if not _usable(policy, now, found)
+        }
 
         # Inhibition sources: what is firing right now (before this pass's own decisions).
         firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
         pending: dict[str, list[Alert]] = {}
         for alert in alerts:
-            if self._expired(alert, now):
-                async with self._db.begin() as conn:
-                    await lifecycle.resolve(
-                        conn, alert.fingerprint, now, comment="auto-resolved: not re-sent"
-                    )
-                alert.status = AlertStatus.RESOLVED
-            elif (due := self._expires_at(alert)) is not None:
-                wakeups.append(due)
-            if alert.status is AlertStatus.RESOLVED:
-                queued += await self._notify_resolved(alert, now)
-                continue
-            await self._update_suppression(alert, silences, windows, firing, now, wakeups)
-            if alert.suppressed_reason or alert.silenced_by:
-                continue
-            if alert.notified_at is None:
-                if alert.status is AlertStatus.FIRING:
-                    pending.setdefault(self._group_key(alert), []).append(alert)
-                continue
-            if alert.status is AlertStatus.ACKNOWLEDGED:
-                queued += await self._notify_acknowledged(alert, now)
-            elif alert.next_escalation_at is not None:
-                if alert.next_escalation_at <= now:
-                    queued += await self._escalate(alert, now)
-                else:
-                    wakeups.append(alert.next_escalation_at)
+            try:
+                queued += await self._handle(
+                    alert, silences, windows, firing, now, wakeups, pending, found
+                )
+            except Exception as exc:
+                if _refused_by_storage(exc):
+                    raise
+                found[("alert", alert.fingerprint)] = exc
 
         for key, members in pending.items():
-            due = self._group_due(key, members, groups.get(key))
-            if due <= now:
-                queued += await self._notify_firing(key, members, now)
-            else:
-                wakeups.append(due)
+            try:
+                due = self._group_due(key, members, groups.get(key))
+                if due <= now:
+                    queued += await self._notify_firing(key, members, now)
+                else:
+                    wakeups.append(due)
+            except Exception as exc:
+                if _refused_by_storage(exc):
+                    raise
+                for alert in members:
+                    found[("alert", alert.fingerprint)] = exc
+        self.broken.update("dispatcher", found, now)
         digests, digest_wakeups = await self._storm.flush_digests(self._db, now)
         queued += digests
         wakeups.extend(digest_wakeups)
         if queued:
             self._on_enqueued()
         return min(wakeups) if wakeups else None
+
+    async def _handle(
+        self,
+        alert: Alert,
+        silences: list[Silence],
+        windows: list[MaintenanceWindow],
+        firing: list[dict[str, str]],
+        now: datetime,
+        wakeups: list[datetime],
+        pending: dict[str, list[Alert]],
+        found: dict[Key, BaseException | str],
+    ) -> int:
+        """One alert's stages, up to grouping (its first page is sent per group)."""
+        queued = 0
+        if self._expired(alert, now):
+            async with self._db.begin() as conn:
+                await lifecycle.resolve(
+                    conn, alert.fingerprint, now, comment="auto-resolved: not re-sent"
+                )
+            alert.status = AlertStatus.RESOLVED
+        elif (due := self._expires_at(alert)) is not None:
+            wakeups.append(due)
+        if alert.status is AlertStatus.RESOLVED:
+            return queued + await self._notify_resolved(alert, now)
+        await self._update_suppression(alert, silences, windows, firing, now, wakeups, found)
+        if alert.suppressed_reason or alert.silenced_by:
+            return queued
+        if alert.notified_at is None:
+            if alert.status is AlertStatus.FIRING:
+                pending.setdefault(self._group_key(alert), []).append(alert)
+            return queued
+        if alert.status is AlertStatus.ACKNOWLEDGED:
+            queued += await self._notify_acknowledged(alert, now)
+        elif alert.next_escalation_at is not None:
+            if alert.next_escalation_at <= now:
+                queued += await self._escalate(alert, now)
+            else:
+                wakeups.append(alert.next_escalation_at)
+        return queued
+
+    @staticmethod
+    def _active_windows(
+        windows: list[MaintenanceWindow],
+        now: datetime,
+        wakeups: list[datetime],
+        found: dict[Key, BaseException | str],
+    ) -> list[MaintenanceWindow]:
+        """The windows active now (each evaluated once per pass, on its own)."""
+        active = []
+        for window in windows:
+            try:
+                change = window.next_change(now)
+                is_active = window.active_at(now)
+            except Exception as exc:
+                found[("maintenance", window.name)] = exc
+                continue
+            if change is not None:
+                wakeups.append(change)
+            if is_active:
+                active.append(window)
+        return active
 
     def _expires_at(self, alert: Alert) -> datetime | None:
         after = self._config.auto_resolve_after
@@ -226,7 +309,9 @@ class Dispatcher:
         firing: list[dict[str, str]],
         now: datetime,
         wakeups: list[datetime],
+        found: dict[Key, BaseException | str],
     ) -> None:
+        """`windows`: those active now (see `_active_windows`)."""
         reason = None
         labels = alert.match_labels
         if alert.check and alert.notified_at is None:
@@ -236,17 +321,27 @@ class Dispatcher:
             elif self._is_flapping(alert.check):
                 reason = "suppressed: flapping"
         for window in windows:
-            if (change := window.next_change(now)) is not None:
-                wakeups.append(change)
-            if reason is None and window.covers(labels) and window.active_at(now):
-                reason = f"suppressed: maintenance {window.name}"
+            if reason is not None or ("maintenance", window.name) in found:
+                continue
+            try:
+                if window.covers(labels):
+                    reason = f"suppressed: maintenance {window.name}"
+            except Exception as exc:
+                found[("maintenance", window.name)] = exc
         if reason is None and self._inhibit_rules:
             source = inhibited_by(self._inhibit_rules, labels, firing)
             if source is not None:
                 reason = f"suppressed: inhibited by {source.get('alertname', 'another alert')}"
         silenced_by = None
         for silence in silences:
-            if silence.silences(labels, now):
+            if ("silence", silence.id) in found:
+                continue
+            try:
+                silences_it = silence.silences(labels, now)
+            except Exception as exc:
+                found[("silence", silence.id)] = exc
+                continue
+            if silences_it:
                 silenced_by = silence.id
                 wakeups.append(silence.ends_at)
                 break
@@ -273,7 +368,9 @@ class Dispatcher:
 
     def _policy(self, alert: Alert) -> EscalationPolicy | None:
         name = alert.escalation_policy or self._config.default_escalation
-        return self._policies.get(name) if name else None
+        if not name or name in self._unusable_policies:
+            return None
+        return self._policies.get(name)
 
     def _first_channels(self, alert: Alert) -> list[str]:
         policy = self._policy(alert)
@@ -456,6 +553,25 @@ class Dispatcher:
         return len(entries)
 
 
+def _usable(policy: EscalationPolicy, now: datetime, found: dict[Key, BaseException | str]) -> bool:
+    """Whether every instant the policy can schedule is computable (a stored policy from
+    before delays were bounded may overflow); an unusable one is reported broken."""
+    try:
+        for step in policy.steps:
+            _ = now + step.after - policy.steps[0].after
+        if policy.repeat is not None:
+            _ = now + policy.repeat
+    except Exception as exc:
+        found[("escalation_policy", policy.name)] = exc
+        return False
+    return True
+
+
+def _refused_by_storage(exc: BaseException) -> bool:
+    """Database errors stop the pass (retried whole) rather than marking an object broken."""
+    return isinstance(exc, SQLAlchemyError | OSError)
+
+
 def group_payload(alerts: list[Alert], event: str, key: str, group_by: list[str]) -> dict[str, Any]:
     """One notification about several alerts: `alerts` lists them, `alert` is the first."""
     first = alert_payload(alerts[0], event)
@@ -482,6 +598,7 @@ def build_dispatcher(
     checks: Iterable[CheckConfigBase] | None = None,
     rules: Iterable[RuleConfig] | None = None,
     policies: Iterable[EscalationPolicy] | None = None,
+    broken: BrokenObjects | None = None,
 ) -> Dispatcher:
     """A dispatcher wired from the config: policies, routing and the dependency graph.
 
@@ -506,6 +623,7 @@ def build_dispatcher(
             for c in config.notifications
             if c.max_per_hour
         },
+        broken=broken,
     )
     dispatcher.reconfigure(
         checks=config.checks if checks is None else checks,

@@ -12,7 +12,7 @@ Windows are half-open: active from their start inclusive to their end exclusive.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from pydantic import AfterValidator, PrivateAttr, field_validator, model_validat
 
 from watchkeeper._model import Name, StrictModel, TimeZoneName
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
-from watchkeeper.durations import Duration
+from watchkeeper.durations import LONG_SPAN, LongSpan, format_duration
 from watchkeeper.heartbeat.schedule import next_cron_instant, valid_cron
 
 _MAX_CHAINED_OCCURRENCES = 1000
@@ -46,7 +46,7 @@ class MaintenanceWindow(StrictModel):
     ends_at: datetime | None = None
     schedule: str | None = None
     """Cron, 5 fields, wall-clock time in `tz`: when each occurrence starts."""
-    duration: Duration | None = None
+    duration: LongSpan | None = None
     """Elapsed time each recurring occurrence lasts (not wall-clock: DST does not stretch it)."""
     tz: TimeZoneName = "UTC"
     checks: list[str] = []
@@ -83,13 +83,6 @@ class MaintenanceWindow(StrictModel):
             )
         return value
 
-    @field_validator("duration")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be positive")
-        return value
-
     @model_validator(mode="after")
     def _one_form_and_a_scope(self) -> MaintenanceWindow:
         one_off = self.starts_at is not None or self.ends_at is not None
@@ -109,6 +102,11 @@ class MaintenanceWindow(StrictModel):
                 raise ValueError("a one-off window needs both starts_at and ends_at")
             if self.ends_at <= self.starts_at:
                 raise ValueError("ends_at must be after starts_at")
+            if self.ends_at - self.starts_at > LONG_SPAN.maximum:
+                raise ValueError(
+                    "ends_at: a one-off window lasts at most "
+                    f"{format_duration(LONG_SPAN.maximum)} after starts_at"
+                )
             if "tz" in self.model_fields_set:
                 raise ValueError(
                     "tz applies to a recurring schedule only; "

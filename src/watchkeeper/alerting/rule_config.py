@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
 from watchkeeper.domain import Severity, severity_from
-from watchkeeper.durations import Duration
+from watchkeeper.durations import RuleDelay
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -36,9 +36,9 @@ class RuleConfig(StrictModel):
     thresholds: dict[str, float] | None = None
     """Several levels of one alert, e.g. `{warning: 80, critical: 95}`: it escalates and
     de-escalates instead of opening a second alert."""
-    for_: Duration = Field(default=timedelta(0), alias="for")
-    keep_firing_for: Duration = timedelta(0)
-    stale_after: Duration = timedelta(minutes=5)
+    for_: RuleDelay = Field(default=timedelta(0), alias="for")
+    keep_firing_for: RuleDelay = timedelta(0)
+    stale_after: RuleDelay = timedelta(minutes=5)
     """A series with no sample for this long no longer holds the condition (Prometheus)."""
     matchers: list[str] = Field(default_factory=list)
     """Only series whose labels match, e.g. `["check=host"]`."""

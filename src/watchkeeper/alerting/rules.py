@@ -29,6 +29,7 @@ from typing import Any
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.matchers import Matcher, matches_all
 from watchkeeper.alerting.rule_config import _OPS, RuleConfig
+from watchkeeper.broken import BrokenObjects, Key
 from watchkeeper.clock import Clock
 from watchkeeper.domain import AlertStatus, Severity
 from watchkeeper.durations import format_duration
@@ -155,7 +156,9 @@ class RuleEngine:
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
         tick: float = 15.0,
+        broken: BrokenObjects | None = None,
     ) -> None:
+        self._broken = broken if broken is not None else BrokenObjects()
         self._db = db
         self._clock = clock
         self._on_change = on_change
@@ -452,6 +455,7 @@ class RuleEngine:
                     "op": rule.config.op,
                     "levels": {s.value: v for s, v in rule.config.levels()},
                     "for": format_duration(rule.config.for_),
+                    "broken": self._broken.error("rule", rule.config.name),
                     "series": [
                         {
                             "labels": s.labels,
@@ -477,34 +481,13 @@ class RuleEngine:
         now = self._clock.now()
         due: list[datetime] = []
         changed = False
+        found: dict[Key, BaseException] = {}
         for rule in self._rules:
-            for key, series in list(rule.series.items()):
-                refused = series.refused
-                if refused is not None and series.value != refused.value:
-                    series.firing = refused.stored  # a new value: decide (and store) again
-                held = series.active_since is not None
-                before = (series.firing, series.cleared_since)
-                decision = series.step(rule.config, now)
-                if not held and series.active_since is not None:
-                    self._holds(rule.config.name, series)
-                elif held and series.active_since is None:
-                    self._released(rule.config.name, series)
-                if decision.fire is not None or decision.resolve:
-                    if self._waiting(now) or not await self._apply(
-                        rule.config, series, decision, before[0], now
-                    ):
-                        # Not stored: the series stays as stored and decides again later.
-                        series.firing, series.cleared_since = before
-                    else:
-                        changed = True
-                elif refused is not None and series.value != refused.value:
-                    series.refused = None  # its alert is as stored: nothing left to store
-                if (when := series.next_due(rule.config)) is not None:
-                    due.append(when)
-                elif series.state() == "inactive" and (
-                    series.sampled_at is None or now - series.sampled_at > rule.config.stale_after
-                ):
-                    del rule.series[key]  # forget series that stopped reporting
+            try:
+                changed = await self._evaluate_rule(rule, now, due) or changed
+            except Exception as exc:  # one rule that cannot be evaluated stops no other
+                found[("rule", rule.config.name)] = exc
+        self._broken.update("rules", found, now)
         if not self._waiting(now):
             await self._write_changes()
         if changed:
@@ -513,6 +496,38 @@ class RuleEngine:
             # Held changes are due again now, but no write is tried before the retry.
             due = [max(when, self._outage.retry_at) for when in due] + [self._outage.retry_at]
         return min(due) if due else None
+
+    async def _evaluate_rule(self, rule: _Rule, now: datetime, due: list[datetime]) -> bool:
+        """Step each series of one rule; True when an alert changed."""
+        changed = False
+        for key, series in list(rule.series.items()):
+            refused = series.refused
+            if refused is not None and series.value != refused.value:
+                series.firing = refused.stored  # a new value: decide (and store) again
+            held = series.active_since is not None
+            before = (series.firing, series.cleared_since)
+            decision = series.step(rule.config, now)
+            if not held and series.active_since is not None:
+                self._holds(rule.config.name, series)
+            elif held and series.active_since is None:
+                self._released(rule.config.name, series)
+            if decision.fire is not None or decision.resolve:
+                if self._waiting(now) or not await self._apply(
+                    rule.config, series, decision, before[0], now
+                ):
+                    # Not stored: the series stays as stored and decides again later.
+                    series.firing, series.cleared_since = before
+                else:
+                    changed = True
+            elif refused is not None and series.value != refused.value:
+                series.refused = None  # its alert is as stored: nothing left to store
+            if (when := series.next_due(rule.config)) is not None:
+                due.append(when)
+            elif series.state() == "inactive" and (
+                series.sampled_at is None or now - series.sampled_at > rule.config.stale_after
+            ):
+                del rule.series[key]  # forget series that stopped reporting
+        return changed
 
     async def _apply(
         self,

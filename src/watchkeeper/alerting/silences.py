@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
+from watchkeeper.broken import describe
+from watchkeeper.durations import LONG_SPAN, format_duration
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 
@@ -25,6 +27,9 @@ class Silence:
     created_by: str
     comment: str
     created_at: datetime
+    error: str | None = None
+    """Set when the stored row cannot be used (matchers that no longer parse, a length beyond
+    the bound): such a silence silences nothing and is reported broken."""
 
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
@@ -35,18 +40,38 @@ class Silence:
         return "active" if now < self.ends_at else "expired"
 
     def silences(self, labels: dict[str, str], now: datetime) -> bool:
-        return self.active(now) and matches_all(self.matchers, labels)
+        return self.error is None and self.active(now) and matches_all(self.matchers, labels)
+
+
+def check_length(starts_at: datetime, ends_at: datetime) -> None:
+    """Raise ValueError naming `ends_at` unless the silence ends after it starts and lasts at
+    most the bound of long spans (1 year)."""
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    if ends_at - starts_at > LONG_SPAN.maximum:
+        raise ValueError(
+            f"ends_at: a silence lasts at most {format_duration(LONG_SPAN.maximum)} after it starts"
+        )
 
 
 def _from_row(row: Any) -> Silence:
+    error = None
+    try:
+        matchers = [parse_matcher(m) for m in row.matchers]
+        check_length(row.starts_at, row.ends_at)
+    except ValueError as exc:  # a row from before today's validation: ignored, reported
+        matchers, error = [], str(exc)
+    except Exception as exc:
+        matchers, error = [], describe(exc)
     return Silence(
         id=row.id,
-        matchers=[parse_matcher(m) for m in row.matchers],
+        matchers=matchers,
         starts_at=row.starts_at,
         ends_at=row.ends_at,
         created_by=row.created_by,
         comment=row.comment,
         created_at=row.created_at,
+        error=error,
     )
 
 
@@ -61,8 +86,7 @@ async def create_silence(
 ) -> Silence:
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
-    if ends_at <= starts_at:
-        raise ValueError("ends_at must be after starts_at")
+    check_length(starts_at, ends_at)
     silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, created_by, comment, now)
     async with db.begin() as conn:
         await conn.execute(

@@ -58,6 +58,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
         source="api" if config.name in rt.managed.checks else "config",
         ping_url=ping_url,
         last_ping_at=last_ping_at,
+        broken=rt.broken.error("heartbeat", config.name) or rt.broken.error("check", config.name),
     )
 
 

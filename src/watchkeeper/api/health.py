@@ -128,6 +128,19 @@ async def health(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
             status = "warn"
         checks["outbox:depth"] = _entry("component", status, now, **extra)
 
+    if broken := rt.broken.all():
+        # Each is ignored (fail-open) and has its own alert; say which they are.
+        shown = "; ".join(f"{b.kind} {b.name}: {b.error}" for b in broken[:20])
+        more = f"; and {len(broken) - 20} more" if len(broken) > 20 else ""
+        checks["objects:broken"] = _entry(
+            "component",
+            "warn",
+            now,
+            observedValue=len(broken),
+            observedUnit="objects",
+            output=shown + more,
+        )
+
     overall = max((e[0]["status"] for e in checks.values()), key=_RANK.__getitem__)
     body = {
         "status": overall,

@@ -14,7 +14,13 @@ from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.schemas import Limit, Offset, Page
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
-from watchkeeper.store.maintenance import delete_window, load_windows, save_window
+from watchkeeper.broken import describe
+from watchkeeper.store.maintenance import (
+    delete_window,
+    load_stored_windows,
+    load_windows,
+    save_window,
+)
 
 router = APIRouter(
     prefix="/api/v1/maintenances",
@@ -31,6 +37,8 @@ class MaintenanceOut(BaseModel):
     active: bool
     next_change: datetime | None
     definition: dict[str, Any]
+    broken: str | None = None
+    """Why the window cannot be evaluated: it then holds no alert back (an alert says so)."""
 
 
 def _out(window: MaintenanceWindow, source: str, now: datetime) -> MaintenanceOut:
@@ -40,6 +48,26 @@ def _out(window: MaintenanceWindow, source: str, now: datetime) -> MaintenanceOu
         active=window.active_at(now),
         next_change=window.next_change(now),
         definition=window.model_dump(mode="json", exclude_unset=True),
+    )
+
+
+def _listed(rt: Runtime, name: str, source: str, definition: Any, now: datetime) -> MaintenanceOut:
+    """A window as listed: a stored one that does not validate, or cannot be evaluated, is
+    shown with `broken` (never a 500 for the whole list)."""
+    if isinstance(definition, MaintenanceWindow):
+        try:
+            out = _out(definition, source, now)
+            out.broken = rt.broken.error("maintenance", name)
+            return out
+        except Exception as exc:
+            error = describe(exc)
+        shown = definition.model_dump(mode="json", exclude_unset=True)
+    else:
+        error, shown = definition.error, definition.definition
+    if not isinstance(shown, dict):
+        shown = {"definition": shown}
+    return MaintenanceOut(
+        name=name, source=source, active=False, next_change=None, definition=shown, broken=error
     )
 
 
@@ -53,7 +81,10 @@ async def list_windows(
     rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
 ) -> Page[MaintenanceOut]:
     now = rt.clock.now()
-    return Page.of([_out(w, source, now) for w, source in await _all(rt)], limit, offset)
+    items = [_listed(rt, w.name, "config", w, now) for w in rt.config.maintenance]
+    for stored in await load_stored_windows(rt.db):
+        items.append(_listed(rt, stored.name, "api", stored.window or stored, now))
+    return Page.of(items, limit, offset)
 
 
 @router.post(
@@ -81,7 +112,7 @@ async def create_window(
         raise HTTPException(409, f"a maintenance window named {window.name!r} exists") from None
     if rt.dispatcher is not None:
         rt.dispatcher.wake()
-    return _out(window, "api", now)
+    return _listed(rt, window.name, "api", window, now)
 
 
 @router.delete("/{name}", status_code=204, summary="Delete an API-managed maintenance window")

@@ -109,6 +109,9 @@ class DefinitionOut(ManagedInfo):
     source: str
     """`config` (read-only here) or `api`."""
     definition: dict[str, Any]
+    broken: str | None = None
+    """Why the object cannot be evaluated: it is then ignored (alerts naming a broken
+    policy are routed as if they named none) and an alert says so."""
 
 
 class EscalationPolicyOut(DefinitionOut):
@@ -127,6 +130,7 @@ def _definition_out(
         name=value.name,
         source="api" if record else "config",
         definition=record.definition if record else definition_of(value),
+        broken=rt.broken.error(kind.value, value.name),
         **_info(record),
     )
 

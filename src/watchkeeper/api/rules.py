@@ -36,6 +36,8 @@ class RuleOut(BaseModel):
     for_: str = Field(alias="for")
     series: list[SeriesOut]
     source: str = "config"
+    broken: str | None = None
+    """Why the rule cannot be evaluated (it is then ignored, and an alert says so)."""
     """`config` (read-only over the API) or `api` (see `/api/v1/rules/{name}`)."""
 
     model_config = {"populate_by_name": True}

@@ -67,6 +67,9 @@ class CheckOut(BaseModel):
     """For heartbeats: the unguessable URL the job pings (`/ping/<uuid>`)."""
     last_ping_at: datetime | None = None
     """For heartbeats: when the last success ping arrived (paused or not)."""
+    broken: str | None = None
+    """Why the check cannot be evaluated (a heartbeat whose deadline cannot be computed);
+    an alert says so too."""
 
 
 class ResultOut(BaseModel):

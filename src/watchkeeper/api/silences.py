@@ -42,6 +42,8 @@ class SilenceOut(BaseModel):
     comment: str
     created_at: datetime
     state: Literal["pending", "active", "expired"]
+    broken: str | None = None
+    """Why the stored silence cannot be used: it then silences nothing (an alert says so)."""
 
 
 def _out(silence: Silence, now: datetime) -> SilenceOut:
@@ -54,6 +56,7 @@ def _out(silence: Silence, now: datetime) -> SilenceOut:
         comment=silence.comment,
         created_at=silence.created_at,
         state=silence.state(now),  # type: ignore[arg-type]
+        broken=silence.error,
     )
 
 

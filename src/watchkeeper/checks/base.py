@@ -13,7 +13,7 @@ from pydantic import Field
 
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.domain import CheckResult, Severity
-from watchkeeper.durations import Duration
+from watchkeeper.durations import Interval, Timeout
 
 
 class CheckConfigBase(StrictModel):
@@ -25,8 +25,8 @@ class CheckConfigBase(StrictModel):
     name: Name
     type: str
     description: str | None = None
-    interval: Duration = timedelta(seconds=30)
-    timeout: Duration = timedelta(seconds=10)
+    interval: Interval = timedelta(seconds=30)
+    timeout: Timeout = timedelta(seconds=10)
     failure_threshold: int = Field(default=1, ge=1)
     success_threshold: int = Field(default=1, ge=1)
     severity: Severity = Severity.CRITICAL

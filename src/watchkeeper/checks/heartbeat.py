@@ -17,7 +17,7 @@ from watchkeeper._model import TimeZoneName
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checks.registry import register
 from watchkeeper.domain import CheckResult
-from watchkeeper.durations import Duration
+from watchkeeper.durations import LongSpan
 from watchkeeper.heartbeat.schedule import valid_cron
 
 
@@ -27,10 +27,10 @@ class HeartbeatCheckConfig(CheckConfigBase):
     push: ClassVar[bool] = True
 
     type: Literal["heartbeat"]
-    period: Duration | None = None
+    period: LongSpan | None = None
     schedule: str | None = None
     tz: TimeZoneName = "UTC"
-    grace: Duration = timedelta(minutes=5)
+    grace: LongSpan = timedelta(minutes=5)
     uuid: UUID | None = None
     """Fixed ping UUID; when unset one is generated once and kept in the database."""
     failure_threshold: int = Field(default=1, ge=1)
@@ -40,13 +40,6 @@ class HeartbeatCheckConfig(CheckConfigBase):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None and not valid_cron(value):
             raise ValueError(f"not a valid cron expression: {value!r} (e.g. '0 3 * * *')")
-        return value
-
-    @field_validator("period", "grace")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be positive")
         return value
 
     @model_validator(mode="after")

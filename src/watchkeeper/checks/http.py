@@ -15,7 +15,6 @@ import base64
 import errno
 import json
 import re
-from datetime import timedelta
 from time import perf_counter, time
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
 from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import Duration, format_duration
+from watchkeeper.durations import ProbeTime, format_duration
 from watchkeeper.redact import redact_url
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -49,7 +48,7 @@ class HttpExpect(StrictModel):
     """Accepted status codes; None accepts any 2xx."""
     body_contains: str | None = Field(default=None, min_length=1)
     body_not_contains: str | None = Field(default=None, min_length=1)
-    max_response_time: Duration | None = None
+    max_response_time: ProbeTime | None = None
     """Slower responses are DEGRADED (not DOWN)."""
     json_: dict[str, JsonScalar] | None = Field(default=None, alias="json", min_length=1)
     """`JSONPath: expected` assertions on the JSON body (see checks/_jsonpath.py)."""
@@ -61,13 +60,6 @@ class HttpExpect(StrictModel):
             bad = [code for code in value if not 100 <= code <= 599]
             if bad:
                 raise ValueError(f"status codes must be between 100 and 599, got {bad}")
-        return value
-
-    @field_validator("max_response_time")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("max_response_time must be positive")
         return value
 
     @field_validator("json_", mode="before")

@@ -19,12 +19,12 @@ from typing import Any, Literal, Self
 
 import icmplib
 from icmplib.exceptions import ICMPSocketError, NameLookupError, SocketPermissionError
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import Duration, format_duration
+from watchkeeper.durations import ProbeTime, format_duration
 
 NOT_PERMITTED = (
     "ICMP not permitted: allow unprivileged ping with sysctl "
@@ -44,9 +44,9 @@ class IcmpCheckConfig(CheckConfigBase):
     host: str = Field(min_length=1)
     """IP address or host name (resolved by the system resolver)."""
     count: int = Field(default=3, ge=1, le=100)
-    packet_interval: Duration = timedelta(milliseconds=200)
+    packet_interval: ProbeTime = timedelta(milliseconds=200)
     """Pause between sending one packet's reply (or its loss) and the next packet."""
-    packet_timeout: Duration | None = None
+    packet_timeout: ProbeTime | None = None
     """How long to wait for each reply; None shares the check timeout out over the packets."""
     ip_version: Literal[4, 6] | None = None
     """Address family used when `host` is a name; None prefers IPv4."""
@@ -54,17 +54,10 @@ class IcmpCheckConfig(CheckConfigBase):
     """Packet loss percentage that makes the result DEGRADED."""
     crit_loss: float = Field(default=100, gt=0, le=100)
     """Packet loss percentage that makes the result DOWN (100% loss always does)."""
-    warn_rtt: Duration | None = None
+    warn_rtt: ProbeTime | None = None
     """Average round-trip time that makes the result DEGRADED."""
-    crit_rtt: Duration | None = None
+    crit_rtt: ProbeTime | None = None
     """Average round-trip time that makes the result DOWN."""
-
-    @field_validator("packet_timeout", "warn_rtt", "crit_rtt")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be positive")
-        return value
 
     @model_validator(mode="after")
     def _crit_not_below_warn(self) -> Self:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from watchkeeper.broken import BrokenObjects, describe
 from watchkeeper.checks.base import Check
 from watchkeeper.checks.heartbeat import HeartbeatCheck, HeartbeatCheckConfig
 from watchkeeper.clock import Clock
@@ -55,8 +56,12 @@ class HeartbeatMonitor:
         is_paused: Callable[[str], bool] = lambda _name: False,
         on_paused_result: ResultHandler | None = None,
         body_bytes_per_day: int | None = None,
+        broken: BrokenObjects | None = None,
     ) -> None:
         self._body_bytes_per_day = body_bytes_per_day
+        self._broken = broken if broken is not None else BrokenObjects()
+        self._failing: dict[str, BaseException] = {}
+        """Heartbeats whose last evaluation raised (reported broken after each pass)."""
         self._db = db
         self._checks = {c.name: c for c in checks}
         self._on_result = on_result
@@ -125,8 +130,16 @@ class HeartbeatMonitor:
         return self._records.get(name)
 
     def verdict(self, name: str, now: datetime | None = None) -> Verdict:
+        """The heartbeat's state now. One that cannot be evaluated (say a stored ping time
+        that overflows its deadline) is UNKNOWN and reported broken, never an exception."""
         check = self._checks[name]
-        return evaluate(check.config, self._records[name], now or self._clock.now())
+        try:
+            verdict = evaluate(check.config, self._records[name], now or self._clock.now())
+        except Exception as exc:
+            self._failing[name] = exc
+            return Verdict(Status.UNKNOWN, f"cannot be evaluated: {describe(exc)}", None)
+        self._failing.pop(name, None)
+        return verdict
 
     async def resume(self, name: str, at: datetime) -> None:
         """A pause of `name` ends at `at`: its deadline restarts from there, and what it
@@ -237,6 +250,7 @@ class HeartbeatMonitor:
         """Report every heartbeat whose status changed; return the next instant to look again."""
         now = self._clock.now()
         next_at: datetime | None = None
+        self._failing = {n: e for n, e in self._failing.items() if n in self._checks}
         for name, check in list(self._checks.items()):  # add/remove may run meanwhile
             if self._checks.get(name) is not check or self._is_paused(name):
                 continue  # a paused heartbeat has no deadline until it is resumed
@@ -250,6 +264,9 @@ class HeartbeatMonitor:
                 continue  # a new heartbeat: nothing to say until it pings
             self._reported[name] = verdict.status
             await self._on_result(check, now, CheckResult(verdict.status, verdict.reason))
+        self._broken.update(
+            "heartbeats", {("heartbeat", n): e for n, e in self._failing.items()}, now
+        )
         return next_at
 
     async def run(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 
 def next_cron_instant(schedule: str, tz: ZoneInfo, after: datetime) -> datetime:
@@ -53,4 +53,12 @@ def next_expected(
 
 
 def valid_cron(schedule: str) -> bool:
-    return bool(croniter.is_valid(schedule))
+    """Whether `schedule` is a cron expression that fires (`0 0 30 2 *` never does, and would
+    fail every evaluation of the object holding it)."""
+    if not croniter.is_valid(schedule):
+        return False
+    try:
+        croniter(schedule, datetime(2001, 1, 1)).get_next(datetime)
+    except (CroniterError, ValueError, OverflowError):
+        return False
+    return True

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
+from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.silences import list_silences
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.status import SEVERITIES, alert_counts
@@ -255,6 +257,15 @@ async def maintenance_page(
         request,
         "maintenance.html",
         principal,
-        windows=[(w, source, w.active_at(now), w.next_change(now)) for w, source in windows],
+        windows=[(w, source, *_timing(w, now)) for w, source in windows],
         check_names=sorted(rt.check_configs),
     )
+
+
+def _timing(window: MaintenanceWindow, now: datetime) -> tuple[bool, datetime | None]:
+    """Active now, and when that changes; a window that cannot be evaluated is inactive (the
+    dispatcher reports it broken) rather than a 500 for the page."""
+    try:
+        return window.active_at(now), window.next_change(now)
+    except Exception:
+        return False, None

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.clock import utcnow
-from watchkeeper.durations import Duration
+from watchkeeper.durations import PositiveShort
 
 
 class ChannelConfigBase(StrictModel):
@@ -23,7 +23,7 @@ class ChannelConfigBase(StrictModel):
     max_per_hour: int | None = Field(default=None, ge=1)
     """Storm protection: above this many notifications an hour, the rest are held and
     summarised in a digest (nothing is dropped silently)."""
-    digest_interval: Duration = timedelta(minutes=15)
+    digest_interval: PositiveShort = timedelta(minutes=15)
     """At most one digest per this interval while notifications are being held."""
 
 
