@@ -142,9 +142,7 @@ async def test_a_password_change_counts_its_attempt_before_checking_the_password
     sqlite_url: str, argon2_calls: Argon2Calls
 ) -> None:
     async with started(sqlite_url) as (_runtime, client):
-        session = await client.post(
-            "/auth/login", json={"username": "alice", "password": PASSWORD}
-        )
+        session = await client.post("/auth/login", json={"username": "alice", "password": PASSWORD})
         csrf = {"X-CSRF-Token": session.json()["csrf_token"]}
         argon2_calls.count = 0
         answers = await asyncio.gather(
@@ -160,4 +158,3 @@ async def test_a_password_change_counts_its_attempt_before_checking_the_password
         statuses: Counter[int] = Counter(a.status_code for a in answers)
         assert statuses == {403: 10, 429: 10}, statuses
         assert argon2_calls.count <= 10
-
