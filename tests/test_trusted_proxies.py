@@ -74,6 +74,8 @@ async def test_forwarded_for_is_believed_from_a_configured_trusted_proxy(
 
 def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_config("server:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - proxy.local\n", "wk.yaml")
+        parse_config(
+            "server:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - proxy.local\n", "wk.yaml"
+        )
     (issue,) = caught.value.issues
     assert str(issue).startswith("wk.yaml:4: server.trusted_proxies[1]: ")
