@@ -3,6 +3,7 @@ changing one's own password."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ from watchkeeper.app import Runtime
 from watchkeeper.auth import audit, passwords, sessions, users
 from watchkeeper.auth.credentials import client_ip
 from watchkeeper.auth.roles import CHALLENGE, PUBLIC, Principal, Role, require
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -119,17 +122,21 @@ async def _refused(
     request: Request, rt: Runtime, actor: tuple[str, str], status: int, detail: dict[str, Any]
 ) -> None:
     """Audit a failed or throttled attempt (the audit middleware records successes only)."""
-    await audit.record(
-        rt.db,
-        at=rt.clock.now(),
-        actor=actor[0],
-        actor_kind=actor[1],
-        action=f"POST {request.url.path}",
-        target=request.url.path,
-        status=status,
-        detail=detail,
-        source_ip=client_ip(request),
-    )
+    try:
+        await audit.record(
+            rt.db,
+            at=rt.clock.now(),
+            actor=actor[0],
+            actor_kind=actor[1],
+            action=f"POST {request.url.path}",
+            target=request.url.path,
+            status=status,
+            detail=detail,
+            source_ip=client_ip(request),
+        )
+    except Exception:
+        # The attempt is counted already; the caller still gets its 401/403/429, not a 500.
+        log.exception("could not write the audit entry for a refused %s", request.url.path)
 
 
 def _too_many(wait: int, what: str) -> HTTPException:
