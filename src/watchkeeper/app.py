@@ -23,6 +23,7 @@ from watchkeeper.auth import users as user_store
 from watchkeeper.auth.audit import AuditMiddleware
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
+from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.broken import BrokenObjects
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
@@ -80,6 +81,7 @@ class Runtime:
         self.db = Database(config.storage.url)
         self.authenticator = Authenticator(self.db, config, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
+        self.passwords = PasswordWorkers()  # argon2, off the event loop and bounded
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.broken = BrokenObjects(self.redactor)
         """Stored objects that cannot be evaluated (fail-open; see watchkeeper.broken)."""
@@ -277,6 +279,7 @@ class Runtime:
                 await check.close()
         if self._http is not None:
             await self._http.close()
+        await self.passwords.shutdown()
         await self.db.close()
         gc.unfreeze()
         self.started = False

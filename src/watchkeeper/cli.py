@@ -117,6 +117,10 @@ def run(
             lifespan="on",
             timeout_graceful_shutdown=3,
             access_log=False,
+            # X-Forwarded-* only from server.trusted_proxies (uvicorn's own default trusts
+            # 127.0.0.1, so any local process could pick its client address).
+            proxy_headers=bool(cfg.server.trusted_proxies),
+            forwarded_allow_ips=[str(n) for n in cfg.server.trusted_proxies],
         ),
         before_shutdown=runtime.changes.close,
     )

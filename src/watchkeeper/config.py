@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 
 from watchkeeper import checks as _checks
 from watchkeeper import config_yaml
@@ -48,6 +48,10 @@ def split_listen(value: str) -> tuple[str, int]:
 class ServerConfig(StrictModel):
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list, max_length=1000)
+    """Addresses or networks (`10.0.0.5`, `10.0.0.0/8`, `::1`) of reverse proxies whose
+    `X-Forwarded-For`/`X-Forwarded-Proto` are believed: for the client address in the audit
+    log and the login throttle, and for https cookies. Default: none, not even loopback."""
 
     @field_validator("listen")
     @classmethod

@@ -25,6 +25,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.domain import Alert, Severity
 from watchkeeper.store import alerts as alert_store
+from watchkeeper.store.conflicts import retrying
 
 router = APIRouter(
     prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require(Role.VIEWER))]
@@ -219,14 +220,21 @@ async def post_alerts(
         errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
         raise RequestValidationError(errors) from None
     now = rt.clock.now()
-    touched: list[Alert] = []
-    async with rt.db.begin() as conn:
-        for spec, firing in items:
-            if firing:
-                alert, _ = await lifecycle.fire(conn, spec, now)
-                touched.append(alert)
-            elif (resolved := await lifecycle.resolve(conn, spec.fingerprint, now)) is not None:
-                touched.append(resolved)
+
+    async def apply() -> list[Alert]:
+        touched: list[Alert] = []
+        async with rt.db.begin() as conn:
+            for spec, firing in items:
+                if firing:
+                    alert, _ = await lifecycle.fire(conn, spec, now)
+                    touched.append(alert)
+                elif (resolved := await lifecycle.resolve(conn, spec.fingerprint, now)) is not None:
+                    touched.append(resolved)
+        return touched
+
+    # The same alert posted at once by both Alertmanagers of a pair: the second run finds
+    # the first's open alert and refreshes it.
+    touched = await retrying(apply)
     if rt.dispatcher is not None:
         rt.dispatcher.wake()
     return [AlertOut.model_validate(_alert_out(a)) for a in touched]

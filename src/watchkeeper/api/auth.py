@@ -3,6 +3,7 @@ changing one's own password."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ from watchkeeper.app import Runtime
 from watchkeeper.auth import audit, passwords, sessions, users
 from watchkeeper.auth.credentials import client_ip
 from watchkeeper.auth.roles import CHALLENGE, PUBLIC, Principal, Role, require
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -115,34 +118,57 @@ async def _credentials(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from None
 
 
+async def _refused(
+    request: Request, rt: Runtime, actor: tuple[str, str], status: int, detail: dict[str, Any]
+) -> None:
+    """Audit a failed or throttled attempt (the audit middleware records successes only)."""
+    try:
+        await audit.record(
+            rt.db,
+            at=rt.clock.now(),
+            actor=actor[0],
+            actor_kind=actor[1],
+            action=f"POST {request.url.path}",
+            target=request.url.path,
+            status=status,
+            detail=detail,
+            source_ip=client_ip(request),
+        )
+    except Exception:
+        # The attempt is counted already; the caller still gets its 401/403/429, not a 500.
+        log.exception("could not write the audit entry for a refused %s", request.url.path)
+
+
+def _too_many(wait: int, what: str) -> HTTPException:
+    return HTTPException(
+        429, f"too many failed {what}; try again in {wait} s", {"Retry-After": str(wait)}
+    )
+
+
 async def sign_in(
     request: Request, rt: Runtime, credentials: LoginIn
 ) -> tuple[str, sessions.Session]:
     """Check a login under the throttle; a new session (cookie value, session) or a 401/429.
-    Shared by `POST /auth/login` and the dashboard's login form."""
+    Shared by `POST /auth/login` and the dashboard's login form.
+
+    The attempt is counted as a failure before the password is verified (see
+    auth/throttle.py), and every refused attempt, throttled or wrong, is audited."""
     username = users.normalize_username(credentials.username)
     ip = client_ip(request)
-    wait = await rt.throttle.retry_after(username, ip)
+    anonymous = ("anonymous", "anonymous")
+    wait = await rt.throttle.attempt(username, ip)
     if wait is not None:
         # Refused without looking at the password: guessing on is pointless until then.
-        raise HTTPException(
-            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
-        )
+        detail = {"username": username, "outcome": "throttled", "retry_after": wait}
+        await _refused(request, rt, anonymous, 429, detail)
+        raise _too_many(wait, "logins")
     now = rt.clock.now()
-    user = await users.verify_login(rt.db, username, credentials.password, now)
+    user = await users.verify_login(
+        rt.db, username, credentials.password, now, run=rt.passwords.run
+    )
     if user is None:
-        await rt.throttle.record_failure(username, ip)
-        await audit.record(
-            rt.db,
-            at=now,
-            actor="anonymous",
-            actor_kind="anonymous",
-            action=f"POST {request.url.path}",
-            target=request.url.path,
-            status=401,
-            detail={"username": username, "outcome": "wrong username or password"},
-            source_ip=ip,
-        )
+        detail = {"username": username, "outcome": "wrong username or password"}
+        await _refused(request, rt, anonymous, 401, detail)
         raise HTTPException(401, "wrong username or password", CHALLENGE)
     await rt.throttle.record_success(username)
     session_id, session = await sessions.create_session(
@@ -175,30 +201,22 @@ async def change_own_password(
     except ValueError as exc:
         raise HTTPException(422, f"new_password: {exc}") from None
     username = principal.name
-    ip = client_ip(request)
-    wait = await rt.throttle.retry_after(username, ip)
+    wait = await rt.throttle.attempt(username, client_ip(request))
     if wait is not None:
-        raise HTTPException(
-            429, f"too many failed attempts; try again in {wait} s", {"Retry-After": str(wait)}
-        )
-    if await users.check_password(rt.db, username, current) is None:
-        await rt.throttle.record_failure(username, ip)
-        await audit.record(
-            rt.db,
-            at=rt.clock.now(),
-            actor=username,
-            actor_kind="user",
-            action=f"POST {request.url.path}",
-            target=request.url.path,
-            status=403,
-            detail={"outcome": WRONG_PASSWORD},
-            source_ip=ip,
-        )
+        detail = {"outcome": "throttled", "retry_after": wait}
+        await _refused(request, rt, (username, "user"), 429, detail)
+        raise _too_many(wait, "attempts")
+    if await users.check_password(rt.db, username, current, run=rt.passwords.run) is None:
+        await _refused(request, rt, (username, "user"), 403, {"outcome": WRONG_PASSWORD})
         raise HTTPException(403, WRONG_PASSWORD)
     await rt.throttle.record_success(username)
     try:
         changed = await users.set_password(
-            rt.db, username, new, keep_session=sessions.session_hash(session_id)
+            rt.db,
+            username,
+            new,
+            keep_session=sessions.session_hash(session_id),
+            run=rt.passwords.run,
         )
     except ValueError as exc:
         raise HTTPException(422, f"new_password: {exc}") from None

@@ -76,7 +76,7 @@ async def create_user(
 ) -> UserOut:
     try:
         user = await user_store.create_user(
-            rt.db, body.username, body.password, body.role, rt.clock.now()
+            rt.db, body.username, body.password, body.role, rt.clock.now(), run=rt.passwords.run
         )
     except user_store.UserExists:
         raise HTTPException(409, f"a user named {body.username.strip().lower()!r} exists") from None
@@ -117,7 +117,9 @@ async def reset_password(
     username: str, body: PasswordResetIn, request: Request, rt: Runtime = Depends(get_runtime)
 ) -> UserOut:
     try:
-        changed = await user_store.set_password(rt.db, username, body.new_password)
+        changed = await user_store.set_password(
+            rt.db, username, body.new_password, run=rt.passwords.run
+        )
     except ValueError as exc:
         raise HTTPException(422, f"new_password: {exc}") from None
     if changed is None:

@@ -17,7 +17,8 @@ CSRF_MISSING = (
 
 
 def client_ip(request: Request) -> str:
-    """The peer address (uvicorn has already applied X-Forwarded-For from trusted proxies)."""
+    """The peer address: uvicorn has already replaced it with `X-Forwarded-For`'s client when
+    the peer is one of `server.trusted_proxies`, and only then."""
     return request.client.host if request.client else "unknown"
 
 

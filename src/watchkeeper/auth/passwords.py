@@ -1,7 +1,7 @@
 """Password hashing with argon2id (RFC 9106 defaults of argon2-cffi).
 
-Hashing is deliberately slow (tens of milliseconds): call these from a worker thread
-(`asyncio.to_thread`) so the event loop keeps running checks meanwhile.
+Hashing is deliberately slow (about 115 ms of CPU): call these through the runtime's
+`PasswordWorkers` (auth/workers.py), never on the event loop.
 """
 
 from __future__ import annotations

@@ -4,10 +4,17 @@ Over the limit, a login is answered 429 without looking at the password at all, 
 right password is refused until the window has moved past enough failures; Retry-After says
 when. Refused attempts are not counted: the lock ends when announced. Failures are rows in
 the database, so the limit holds across restarts and across nodes sharing PostgreSQL.
+
+An attempt is counted as a failure *before* its password is verified (`attempt`), in one
+transaction that first takes the write lock (SQLite) or an advisory lock (PostgreSQL), so
+concurrent attempts are counted one after the other: of 40 simultaneous guesses at one
+account with a limit of 10, 10 are verified and 30 refused. A correct password then clears
+the account's failures, its own included (`record_success`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 
@@ -19,27 +26,58 @@ from watchkeeper.config import LoginThrottleConfig
 from watchkeeper.store.database import Database
 from watchkeeper.store.tables import login_failures
 
+_ADVISORY_KEY = 7427002
+"""PostgreSQL advisory lock serialising attempts (7427001 serialises migrations)."""
+
 
 class LoginThrottle:
     def __init__(self, db: Database, config: LoginThrottleConfig, clock: Clock) -> None:
         self.db = db
         self.config = config
         self.clock = clock
+        # This process's attempts queue here rather than in SQLite's busy handler, whose
+        # sleeps grow to 100 ms: 80 logins at once took 20 s that way.
+        self._counting = asyncio.Lock()
+
+    async def attempt(self, username: str, source_ip: str) -> int | None:
+        """Count an attempt for `username` from `source_ip` as a failure before its password
+        is checked, and None; or, over a limit, count nothing and return the seconds until
+        one may be tried again. Atomic: concurrent attempts are counted one at a time."""
+        async with self._counting, self.db.begin() as conn:
+            now = self.clock.now()
+            if conn.dialect.name == "postgresql":
+                # One lock for all attempts, held for a few statements (not for the hash).
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_KEY)))
+            # A write first: on SQLite it takes the database's write lock, so the counting
+            # below cannot interleave with another attempt's.
+            await conn.execute(
+                login_failures.delete().where(login_failures.c.at <= now - self.config.window)
+            )
+            wait = await self._wait(conn, username, source_ip, now)
+            if wait is None:
+                await conn.execute(
+                    login_failures.insert().values(username=username, source_ip=source_ip, at=now)
+                )
+        return wait
 
     async def retry_after(self, username: str, source_ip: str) -> int | None:
         """Seconds until a login for `username` from `source_ip` may be tried, or None."""
-        now = self.clock.now()
-        since = now - self.config.window
         async with self.db.connect() as conn:
-            by_account = await self._failures(
-                conn, login_failures.c.username == username, since, self.config.max_failures
-            )
-            by_ip = await self._failures(
-                conn,
-                login_failures.c.source_ip == source_ip,
-                since,
-                self.config.max_failures_per_ip,
-            )
+            return await self._wait(conn, username, source_ip, self.clock.now())
+
+    async def _wait(
+        self, conn: AsyncConnection, username: str, source_ip: str, now: datetime
+    ) -> int | None:
+        since = now - self.config.window
+        by_account = await self._failures(
+            conn, login_failures.c.username == username, since, self.config.max_failures
+        )
+        by_ip = await self._failures(
+            conn,
+            login_failures.c.source_ip == source_ip,
+            since,
+            self.config.max_failures_per_ip,
+        )
         # Locked while `limit` failures lie in the window: until the oldest of them leaves it.
         unlocks = [
             failures[0] + self.config.window

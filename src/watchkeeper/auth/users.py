@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.auth import passwords
 from watchkeeper.auth.roles import Role
+from watchkeeper.auth.workers import Runner, in_thread
 from watchkeeper.store.database import Database
 from watchkeeper.store.tables import login_failures, sessions, users
 
@@ -75,12 +75,19 @@ _COLUMNS = [c for c in users.c if c.name != "password_hash"]
 
 
 async def create_user(
-    db: Database, username: str, password: str, role: Role, now: datetime
+    db: Database,
+    username: str,
+    password: str,
+    role: Role,
+    now: datetime,
+    *,
+    run: Runner = in_thread,
 ) -> User:
-    """Raises ValueError for a bad username or password, UserExists for a taken name."""
+    """Raises ValueError for a bad username or password, UserExists for a taken name.
+    `run` runs the argon2 hashing (the runtime's `PasswordWorkers.run`)."""
     name = check_username(username)
     passwords.check_strength(password)
-    password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    password_hash = await run(passwords.hash_password, password)
     user = User(id=str(uuid.uuid4()), username=name, role=role, created_at=now, last_login_at=None)
     try:
         async with db.begin() as conn:
@@ -166,7 +173,12 @@ async def _refuse_no_admin_left(conn: AsyncConnection, changed: sa.Row[Any]) -> 
 
 
 async def set_password(
-    db: Database, username: str, password: str, *, keep_session: str | None = None
+    db: Database,
+    username: str,
+    password: str,
+    *,
+    keep_session: str | None = None,
+    run: Runner = in_thread,
 ) -> tuple[User, int] | None:
     """Replace the user's password and end their sessions, all but the one whose id hash is
     `keep_session` (the caller's own, when users change their password themselves). Returns
@@ -176,7 +188,7 @@ async def set_password(
     The account's failed logins are forgotten too: they were guesses at the old password, and
     a user an admin just reset must not stay locked out."""
     passwords.check_strength(password)
-    password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    password_hash = await run(passwords.hash_password, password)
     name = normalize_username(username)
     async with db.begin() as conn:
         row = (await conn.execute(sa.select(*_COLUMNS).where(users.c.username == name))).first()
@@ -198,7 +210,7 @@ async def count_users(db: Database) -> int:
         return int(await conn.scalar(sa.select(sa.func.count()).select_from(users)) or 0)
 
 
-async def _matching(db: Database, username: str, password: str) -> Any | None:
+async def _matching(db: Database, username: str, password: str, run: Runner) -> Any | None:
     """The user's row (with its hash) when the password matches, else None. Takes as long
     for unknown usernames."""
     name = normalize_username(username)
@@ -209,27 +221,31 @@ async def _matching(db: Database, username: str, password: str) -> Any | None:
             )
         ).first()
     if row is None or len(password) > passwords.MAX_LENGTH:
-        await asyncio.to_thread(passwords.burn_time, password[: passwords.MAX_LENGTH])
+        await run(passwords.burn_time, password[: passwords.MAX_LENGTH])
         return None
-    if not await asyncio.to_thread(passwords.verify_password, row.password_hash, password):
+    if not await run(passwords.verify_password, row.password_hash, password):
         return None
     return row
 
 
-async def check_password(db: Database, username: str, password: str) -> User | None:
+async def check_password(
+    db: Database, username: str, password: str, *, run: Runner = in_thread
+) -> User | None:
     """The user when the password is theirs, else None; records nothing (not a login)."""
-    row = await _matching(db, username, password)
+    row = await _matching(db, username, password, run)
     return _row(row) if row is not None else None
 
 
-async def verify_login(db: Database, username: str, password: str, now: datetime) -> User | None:
+async def verify_login(
+    db: Database, username: str, password: str, now: datetime, *, run: Runner = in_thread
+) -> User | None:
     """The user when the password matches, else None. Takes as long for unknown usernames."""
-    row = await _matching(db, username, password)
+    row = await _matching(db, username, password, run)
     if row is None:
         return None
     values: dict[str, Any] = {"last_login_at": now}
     if passwords.needs_rehash(row.password_hash):
-        values["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
+        values["password_hash"] = await run(passwords.hash_password, password)
     async with db.begin() as conn:
         await conn.execute(users.update().where(users.c.id == row.id).values(**values))
     return _row(row)

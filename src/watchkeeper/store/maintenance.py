@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.broken import describe
@@ -55,19 +56,23 @@ async def load_windows(db: Database) -> list[MaintenanceWindow]:
 async def save_window(
     db: Database, window: MaintenanceWindow, created_by: str, now: datetime
 ) -> None:
-    """Insert a window; raise KeyError if the name is taken."""
-    async with db.begin() as conn:
-        taken = (await conn.execute(select(M.c.name).where(M.c.name == window.name))).first()
-        if taken:
-            raise KeyError(window.name)
-        await conn.execute(
-            M.insert().values(
-                name=window.name,
-                definition=window.model_dump(mode="json", exclude_unset=True),
-                created_by=created_by,
-                created_at=now,
+    """Insert a window; raise KeyError if the name is taken (concurrent creates of one name
+    included: the database refuses all but the first)."""
+    try:
+        async with db.begin() as conn:
+            taken = (await conn.execute(select(M.c.name).where(M.c.name == window.name))).first()
+            if taken:
+                raise KeyError(window.name)
+            await conn.execute(
+                M.insert().values(
+                    name=window.name,
+                    definition=window.model_dump(mode="json", exclude_unset=True),
+                    created_by=created_by,
+                    created_at=now,
+                )
             )
-        )
+    except IntegrityError:
+        raise KeyError(window.name) from None
 
 
 async def delete_window(db: Database, name: str) -> bool:

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.store import tables
@@ -69,12 +70,16 @@ async def get_object(conn: AsyncConnection, kind: Kind, name: str) -> ManagedRec
 async def insert_object(
     db: Database, kind: Kind, name: str, definition: dict[str, Any], who: str, now: datetime
 ) -> ManagedRecord:
-    """Store a new object; raise KeyError if one of that kind and name exists."""
-    async with db.begin() as conn:
-        if await get_object(conn, kind, name) is not None:
-            raise KeyError(name)
-        record = ManagedRecord(kind, name, definition, 1, who, now, who, now)
-        await _insert(conn, record)
+    """Store a new object; raise KeyError if one of that kind and name exists (or another
+    node sharing the database stores one at the same moment)."""
+    try:
+        async with db.begin() as conn:
+            if await get_object(conn, kind, name) is not None:
+                raise KeyError(name)
+            record = ManagedRecord(kind, name, definition, 1, who, now, who, now)
+            await _insert(conn, record)
+    except IntegrityError:
+        raise KeyError(name) from None
     return record
 
 
