@@ -125,14 +125,28 @@ async def raw_post(
 class Watched:
     answer: Answer
     rss_growth: int
+    """From before the request to the peak while it was handled."""
     slowest_live_s: float
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident memory since `reset_peak` (Linux's VmHWM): memory used
+    for a moment and given back still counts."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset the peak to the current RSS
 
 
 async def while_probing(wk: WatchkeeperProcess, send: Coroutine[Any, Any, Answer]) -> Watched:
     """Run `send` while asking `/health/live` again and again; how the service fared."""
     assert wk.proc is not None
-    process = psutil.Process(wk.proc.pid)
-    before = process.memory_info().rss
+    before = psutil.Process(wk.proc.pid).memory_info().rss
+    reset_peak(wk.proc.pid)
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
 
@@ -148,7 +162,7 @@ async def while_probing(wk: WatchkeeperProcess, send: Coroutine[Any, Any, Answer
         while not task.done() or len(latencies) < 3:
             await probe()
         answer = await task
-    return Watched(answer, process.memory_info().rss - before, max(latencies))
+    return Watched(answer, peak_rss(wk.proc.pid) - before, max(latencies))
 
 
 def problem(answer: Answer, status: int) -> dict[str, object]:
