@@ -290,7 +290,28 @@ async def test_an_authenticated_streamed_body_over_the_limit_gets_413(service: S
         headers={**operator, "Content-Type": "application/json"},
     )
     assert response.status_code == 413, response.text
-    assert response.json()["status"] == 413
+    assert response.json()["limit"] == MB
+
+
+async def test_a_streamed_login_form_over_64_kib_gets_413_from_the_route_reading_it(
+    service: Service,
+) -> None:
+    async def form() -> AsyncIterator[bytes]:
+        yield b"csrf_token=x&username=alice&password="
+        for _ in range(100):
+            yield b"a" * 1024
+
+    app = create_app(service.runtime.config, runtime=service.runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://wk") as anonymous:
+        response = await anonymous.post(
+            "/dashboard/login",
+            content=form(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["limit"] == 64 * 1024
 
 
 async def test_a_viewer_gets_403_before_its_body_is_read(service: Service) -> None:

@@ -17,6 +17,7 @@ from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config
 from watchkeeper.events import ALERTS, ChangeFeed, check_key
+from watchkeeper.web.streams import LiveUpdates
 
 
 async def test_a_subscriber_gets_each_change_once_however_often_it_happened() -> None:
@@ -249,3 +250,28 @@ async def test_open_streams_are_capped_per_user_and_in_all(tmp_path: Path) -> No
             await wait_until(lambda: app.state.live.open_streams == 0, 5, "every slot freed")
     finally:
         await runtime.stop()
+
+
+async def test_a_slow_stream_gets_the_newest_rendering_of_each_event_once() -> None:
+    feed = ChangeFeed()
+    renders: list[set[str]] = []
+
+    async def render(keys: set[str]) -> list[tuple[str, str]]:
+        renders.append(keys)
+        return [(f"check-{k}", k) for k in sorted(keys)] + [("summary", f"v{len(renders)}")]
+
+    live = LiveUpdates(feed, render, max_streams=10, max_per_owner=10)
+    slow, other = live.open("alice"), live.open("bob")
+    feed.publish("one")
+    await wait_until(lambda: len(renders) == 1, 5, "the first change rendered")
+    feed.publish("two")
+    await wait_until(lambda: len(renders) == 2, 5, "the second change rendered")
+    expected = [("check-one", "one"), ("check-two", "two"), ("summary", "v2")]
+    assert await slow.next(1) == expected  # the older summary is gone, not queued
+    assert await other.next(1) == expected
+    assert renders == [{"one"}, {"two"}]  # once per change, not once per stream
+    feed.close()
+    assert await asyncio.wait_for(slow.next(60), 5) is None
+    live.close(slow)
+    live.close(other)
+    assert live.open_streams == 0

@@ -103,7 +103,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code < 400:
         return Response(status_code=exc.status_code, headers=exc.headers)
-    extensions: dict[str, Any] = {}
+    # Members an exception adds to its problem (e.g. a 413's `limit`).
+    extensions: dict[str, Any] = dict(getattr(exc, "problem_extensions", {}))
     detail = exc.detail
     if not isinstance(detail, str):
         extensions["errors"] = detail

@@ -50,6 +50,7 @@ class BodyTooLarge(HTTPException):
             413, f"the request body is larger than {size(limit)} ({setting})", headers=CLOSE
         )
         self.limit = limit
+        self.problem_extensions = {"limit": limit}
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -107,6 +108,6 @@ class BodyLimitMiddleware:
     @staticmethod
     async def _refuse(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(
-            413, exc.detail, instance=scope["path"], headers=exc.headers, limit=exc.limit
+            413, exc.detail, instance=scope["path"], headers=exc.headers, **exc.problem_extensions
         )
         await response(scope, receive, send)

@@ -2,7 +2,8 @@
 
 Events: `check-<name>` (data: the overview row, rendered), `summary` (the state counts and
 open alerts), `alerts` (something about alerts changed: pages re-fetch what they show),
-`checks` (a check was added or removed: the overview re-fetches its table).
+`checks` (a check was added or removed: the overview re-fetches its table). Each change is
+rendered once for every open stream (`web.streams`), and how many may be open is capped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from fastapi.responses import StreamingResponse
 from jinja2 import Environment
 from starlette.types import Receive, Scope, Send
 
-from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.events import ALERTS, CHECKS
@@ -56,11 +56,16 @@ async def render_changes(templates: Environment, rt: Runtime, keys: set[str]) ->
     return out
 
 
+async def render_events(templates: Environment, rt: Runtime, keys: set[str]) -> list[Event]:
+    """`render_changes` as the text each stream sends (formatted once, for all of them)."""
+    return [(name, event(name, data)) for name, data in await render_changes(templates, rt, keys)]
+
+
 def live_updates(templates: Environment, rt: Runtime) -> LiveUpdates:
     """The app's open streams, capped as `server:` says."""
     return LiveUpdates(
         rt.changes,
-        partial(render_changes, templates, rt),
+        partial(render_events, templates, rt),
         max_streams=rt.config.server.max_event_streams,
         max_per_owner=rt.config.server.max_event_streams_per_user,
     )
@@ -94,9 +99,7 @@ class EventStreamResponse(StreamingResponse):
 
 @router.get("/events", response_class=StreamingResponse)
 async def events(
-    request: Request,
-    rt: Runtime = Depends(get_runtime),
-    principal: Principal = Depends(page(Role.VIEWER)),
+    request: Request, principal: Principal = Depends(page(Role.VIEWER))
 ) -> StreamingResponse:
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise HTTPException(406, "this is an event stream: send Accept: text/event-stream")
@@ -113,7 +116,7 @@ async def events(
                 pending = await stream.next(KEEPALIVE_S)
                 if pending is None:
                     return
-                yield "".join(event(n, d) for n, d in pending) if pending else ": keepalive\n\n"
+                yield "".join(text for _, text in pending) if pending else ": keepalive\n\n"
         finally:
             live.close(stream)
 

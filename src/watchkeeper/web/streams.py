@@ -20,7 +20,7 @@ from watchkeeper.events import ChangeFeed, Subscription
 log = logging.getLogger(__name__)
 
 Event = tuple[str, str]
-"""A server-sent event: its name and its data."""
+"""A server-sent event: its name, and what streams send for it (rendered once for all)."""
 Render = Callable[[set[str]], Awaitable[list[Event]]]
 
 IDLE_S = 15.0
