@@ -411,3 +411,16 @@ json_values = st.recursive(
 def test_the_depth_measured_without_parsing_is_the_parsed_depth(value: object) -> None:
     assert json_depth(json.dumps(value).encode()) == nesting(value)
     assert json_depth(json.dumps(value, ensure_ascii=False).encode()) == nesting(value)
+
+
+async def test_the_openapi_document_declares_the_413_of_every_body(service: Service) -> None:
+    document = (await service.client.get("/api/v1/openapi.json")).json()
+    with_body = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "requestBody" in operation
+    ]
+    assert with_body
+    for path, method, operation in with_body:
+        assert "413" in operation["responses"], (method, path)

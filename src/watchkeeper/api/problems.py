@@ -51,7 +51,8 @@ DESCRIPTIONS = {
     403: "The caller's role does not allow this, or a session's write lacks its CSRF token",
     404: "No such resource",
     409: "Conflicts with the resource's current state",
-    413: "The body is larger than the limit (`server.max_body_size`)",
+    413: "The body is over its size limit (`server.max_body_size`; alert ingest:"
+    " `server.max_alert_body_size`)",
     415: "The body's media type is not accepted",
     422: "The request is invalid: `errors` lists what and where",
     429: "Too many attempts: `Retry-After` says when to try again",
