@@ -45,6 +45,8 @@ PUBLIC = {
     ("HEAD", "/api/v1/openapi.json"),
     ("GET", "/api/docs"),
     ("HEAD", "/api/docs"),
+    ("GET", "/api/redoc"),
+    ("HEAD", "/api/redoc"),
 }
 SELF_SERVICE = {
     ("POST", "/auth/logout"),

@@ -288,6 +288,7 @@ class Runtime:
 
 def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app; its lifespan starts and stops the runtime."""
+    from watchkeeper import edge
     from watchkeeper.api import routes
 
     rt = runtime or Runtime(config)
@@ -305,7 +306,7 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by web.docs, with the assets vendored under /static
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -314,5 +315,6 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
     # event streams are left alone by the middleware.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
+    edge.install(app, rt)  # body limits, authentication before bodies, security headers
     routes.include_all(app)
     return app

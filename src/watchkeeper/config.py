@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from watchkeeper import checks as _checks
 from watchkeeper import config_yaml
@@ -45,6 +52,10 @@ def split_listen(value: str) -> tuple[str, int]:
     return match.group("host").strip("[]"), int(match.group("port"))
 
 
+BodySize = Annotated[ByteSize, Field(ge=1024, le=1024**3)]
+"""A request body limit: `1MiB`, `512KiB`, `10MB` or a number of bytes (1 KiB … 1 GiB)."""
+
+
 class ServerConfig(StrictModel):
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None
@@ -52,6 +63,17 @@ class ServerConfig(StrictModel):
     """Addresses or networks (`10.0.0.5`, `10.0.0.0/8`, `::1`) of reverse proxies whose
     `X-Forwarded-For`/`X-Forwarded-Proto` are believed: for the client address in the audit
     log and the login throttle, and for https cookies. Default: none, not even loopback."""
+    # The HTTP edge (README "Request bodies and the HTTP edge"): refused before any work.
+    max_body_size: BodySize = ByteSize(1024**2)
+    """Largest request body; a larger one is a 413, refused before it is read."""
+    max_alert_body_size: BodySize = ByteSize(10 * 1024**2)
+    """Largest body of alert ingest (`POST /api/v1/alerts`): Alertmanager sends batches."""
+    max_json_depth: int = Field(default=64, ge=2, le=512)
+    """How deeply a JSON body may nest arrays and objects; deeper is a 400."""
+    max_event_streams: int = Field(default=200, ge=1, le=100_000)
+    """Open live-update streams (`/dashboard/events`) in all; past it a 503."""
+    max_event_streams_per_user: int = Field(default=10, ge=1, le=10_000)
+    """Open live-update streams of one user or token; past it a 429."""
 
     @field_validator("listen")
     @classmethod

@@ -7,6 +7,7 @@ import asyncio
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.browser import CHROMIUM_ARGS, artifact, require_chromium
 from tests.support.process import WatchkeeperProcess
@@ -37,6 +38,16 @@ async def create_user(config: Path, username: str, role: str) -> None:
     assert proc.returncode == 0, err.decode(errors="replace")
 
 
+def csp_violations(page: Any) -> list[str]:
+    """What the page's Content Security Policy blocks, as the browser reports it."""
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return blocked
+
+
 async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_from_the_ui(
     tmp_path: Path, target: FlippingTarget
 ) -> None:
@@ -59,6 +70,7 @@ async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_fr
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            blocked = csp_violations(page)
 
             await page.goto(f"{wk.url}/dashboard")
             await expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))
@@ -114,5 +126,34 @@ async def test_login_then_a_failing_target_turns_red_live_and_is_acknowledged_fr
             await expect(page.locator("#live")).to_contain_text("not live", timeout=10_000)
             await page.screenshot(path=artifact("dashboard-5-not-live.png"))
             await browser.close()
+        assert blocked == []  # htmx, its SSE extension and uPlot all ran under the CSP
+    finally:
+        await wk.stop()
+
+
+async def test_logging_out_from_the_dashboard_goes_to_the_login_page(tmp_path: Path) -> None:
+    chromium = require_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(f"storage: {{url: 'sqlite:///{tmp_path / 'wk.db'}'}}\n")
+    await create_user(config, "bob", "viewer")
+    wk = await WatchkeeperProcess(config, tmp_path).start()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            blocked = csp_violations(page)
+            await page.goto(f"{wk.url}/dashboard/login")
+            await page.get_by_label("Username").fill("bob")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await expect(page.get_by_test_id("current-user")).to_contain_text("bob")
+            await page.get_by_role("button", name="Log out").click()
+            await expect(page).to_have_url(f"{wk.url}/dashboard/login")
+            await page.goto(f"{wk.url}/dashboard")  # the session has really ended
+            await expect(page).to_have_url(re.compile(r"/dashboard/login\?next="))
+            await browser.close()
+        assert blocked == []
     finally:
         await wk.stop()

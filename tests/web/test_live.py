@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import uvicorn
+from fastapi import FastAPI
 
 from tests.support.auth import bearer, token_for
 from tests.support.servers import FlippingTarget, free_port, wait_until
@@ -16,6 +17,7 @@ from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.config import Config
 from watchkeeper.events import ALERTS, ChangeFeed, check_key
+from watchkeeper.web.streams import LiveUpdates
 
 
 async def test_a_subscriber_gets_each_change_once_however_often_it_happened() -> None:
@@ -41,11 +43,13 @@ async def test_closing_the_feed_ends_waiting_subscribers_at_once() -> None:
 
 
 @contextlib.asynccontextmanager
-async def served(runtime: Runtime, config: Config) -> AsyncIterator[str]:
+async def served(
+    runtime: Runtime, config: Config, app: FastAPI | None = None
+) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config, runtime=runtime),
+            app or create_app(config, runtime=runtime),
             host="127.0.0.1",
             port=port,
             lifespan="off",
@@ -160,3 +164,114 @@ async def test_pausing_over_the_api_and_adding_a_check_reach_open_streams(
             assert 'class="check st-paused"' in row
     finally:
         await runtime.stop()
+
+
+async def open_stream(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
+    """An event stream whose subscription is in place (its first line has arrived)."""
+    response = await http.get(f"{url}/dashboard/events", headers={"Accept": "text/event-stream"})
+    assert response.status == 200, await response.text()
+    async with asyncio.timeout(5):
+        assert await response.content.readline() == b"retry: 2000\n"
+    return response
+
+
+async def test_a_change_is_rendered_once_for_all_open_streams(tmp_path: Path) -> None:
+    config = Config.model_validate({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}})
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        app = create_app(config, runtime=runtime)
+        templates = app.state.templates
+        renders: list[str] = []
+        get_template = templates.get_template
+
+        def counting(name: str, *args: object, **kwargs: object) -> object:
+            if name == "_summary.html":
+                renders.append(name)
+            return get_template(name, *args, **kwargs)
+
+        templates.get_template = counting
+        viewers = [bearer(await token_for(runtime, Role.VIEWER, name=f"v{i}")) for i in range(5)]
+        async with served(runtime, config, app) as url, contextlib.AsyncExitStack() as stack:
+            streams = []
+            for headers in viewers:
+                http = await stack.enter_async_context(aiohttp.ClientSession(headers=headers))
+                streams.append(await stack.enter_async_context(await open_stream(http, url)))
+            renders.clear()
+            runtime.changes.publish(ALERTS)
+            async with asyncio.timeout(5):
+                summaries = [await next_event(s.content, "summary") for s in streams]
+            assert len(set(summaries)) == 1  # all got the same rendering
+            # One render for the change (the dispatcher's own passes may add one), not one
+            # per stream.
+            assert 1 <= len(renders) < len(streams), renders
+    finally:
+        await runtime.stop()
+
+
+async def test_open_streams_are_capped_per_user_and_in_all(tmp_path: Path) -> None:
+    config = Config.model_validate(
+        {
+            "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+            "server": {"max_event_streams": 3, "max_event_streams_per_user": 2},
+        }
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    try:
+        app = create_app(config, runtime=runtime)
+        alice, bob, carol = [
+            bearer(await token_for(runtime, Role.VIEWER, name=n)) for n in ("a", "b", "c")
+        ]
+        async with (
+            served(runtime, config, app) as url,
+            aiohttp.ClientSession(headers=alice) as as_alice,
+            aiohttp.ClientSession(headers=bob) as as_bob,
+            aiohttp.ClientSession(headers=carol) as as_carol,
+        ):
+            accept = {"Accept": "text/event-stream"}
+            first = await open_stream(as_alice, url)
+            second = await open_stream(as_alice, url)
+            async with as_alice.get(f"{url}/dashboard/events", headers=accept) as third:
+                assert third.status == 429
+                assert third.headers["content-type"] == "application/problem+json"
+                assert "Retry-After" in third.headers
+                assert "server.max_event_streams_per_user" in (await third.json())["detail"]
+            bobs = await open_stream(as_bob, url)
+            async with as_carol.get(f"{url}/dashboard/events", headers=accept) as fourth:
+                assert fourth.status == 503
+                assert "server.max_event_streams" in (await fourth.json())["detail"]
+            # A stream that ends frees its place.
+            first.close()
+            await wait_until(lambda: app.state.live.open_streams == 2, 5, "a slot freed")
+            carols = await open_stream(as_carol, url)
+            for stream in (second, bobs, carols):
+                stream.close()
+            await wait_until(lambda: app.state.live.open_streams == 0, 5, "every slot freed")
+    finally:
+        await runtime.stop()
+
+
+async def test_a_slow_stream_gets_the_newest_rendering_of_each_event_once() -> None:
+    feed = ChangeFeed()
+    renders: list[set[str]] = []
+
+    async def render(keys: set[str]) -> list[tuple[str, str]]:
+        renders.append(keys)
+        return [(f"check-{k}", k) for k in sorted(keys)] + [("summary", f"v{len(renders)}")]
+
+    live = LiveUpdates(feed, render, max_streams=10, max_per_owner=10)
+    slow, other = live.open("alice"), live.open("bob")
+    feed.publish("one")
+    await wait_until(lambda: len(renders) == 1, 5, "the first change rendered")
+    feed.publish("two")
+    await wait_until(lambda: len(renders) == 2, 5, "the second change rendered")
+    expected = [("check-one", "one"), ("check-two", "two"), ("summary", "v2")]
+    assert await slow.next(1) == expected  # the older summary is gone, not queued
+    assert await other.next(1) == expected
+    assert renders == [{"one"}, {"two"}]  # once per change, not once per stream
+    feed.close()
+    assert await asyncio.wait_for(slow.next(60), 5) is None
+    live.close(slow)
+    live.close(other)
+    assert live.open_streams == 0

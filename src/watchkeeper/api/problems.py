@@ -5,9 +5,9 @@ Shape: `{"type": "about:blank", "title": "<HTTP reason>", "status": 403, "detail
 Headers the error carries (WWW-Authenticate, Retry-After) are kept.
 
 The OpenAPI document says so too (`install` post-processes it): every operation lists the
-problem responses that can come back from any route of its kind (400 and 422 with a body or
-parameters, 401 and 403 behind a login, 404 with a path parameter); a route declares the
-others it returns itself, with `responses=problems.responses(409)`.
+problem responses that can come back from any route of its kind (400, 413 and 422 with a
+body, 422 with parameters, 401 and 403 behind a login, 404 with a path parameter); a route
+declares the others it returns itself, with `responses=problems.responses(409)`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ DESCRIPTIONS = {
     403: "The caller's role does not allow this, or a session's write lacks its CSRF token",
     404: "No such resource",
     409: "Conflicts with the resource's current state",
+    413: "The body is over its size limit (`server.max_body_size`; alert ingest:"
+    " `server.max_alert_body_size`)",
     415: "The body's media type is not accepted",
     422: "The request is invalid: `errors` lists what and where",
     429: "Too many attempts: `Retry-After` says when to try again",
@@ -102,7 +104,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code < 400:
         return Response(status_code=exc.status_code, headers=exc.headers)
-    extensions: dict[str, Any] = {}
+    # Members an exception adds to its problem (e.g. a 413's `limit`).
+    extensions: dict[str, Any] = dict(getattr(exc, "problem_extensions", {}))
     detail = exc.detail
     if not isinstance(detail, str):
         extensions["errors"] = detail
@@ -157,7 +160,7 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
                 del answers["422"]  # FastAPI's default: we answer with a problem instead
             codes = []
             if "requestBody" in operation:
-                codes.append(400)
+                codes += [400, 413]
             if operation.get("security"):
                 codes += [401, 403]
             if any(p.get("in") == "path" for p in parameters):

@@ -35,6 +35,20 @@ class Authenticator:
         that sent a token learns it is wrong. A cookie-authenticated write without its
         session's CSRF token is a 403.
         """
+        principal = await self.identify(request)
+        if (
+            principal is not None
+            and principal.kind == "user"
+            and request.method not in SAFE_METHODS
+        ):
+            given = await sessions.submitted_csrf(request)
+            if not sessions.tokens_match(principal.csrf_token, given):
+                raise HTTPException(403, CSRF_MISSING)
+        return principal
+
+    async def identify(self, request: Request) -> Principal | None:
+        """`authenticate` without a session write's CSRF check (whose token may be in a form
+        body): what can be known from the headers alone, before any body is read."""
         ip = client_ip(request)
         if not self.config.auth.enabled:
             return Principal("anonymous", Role.ADMIN, "anonymous", ip)
@@ -54,10 +68,6 @@ class Authenticator:
         session = await sessions.lookup_session(self.db, session_id, now)
         if session is None:
             raise HTTPException(401, "the session has ended; log in again", CHALLENGE)
-        if request.method not in SAFE_METHODS:
-            given = await sessions.submitted_csrf(request)
-            if not sessions.tokens_match(session.csrf_token, given):
-                raise HTTPException(403, CSRF_MISSING)
         user = session.user
         return Principal(
             user.username, user.role, "user", ip, id=user.id, csrf_token=session.csrf_token

@@ -83,20 +83,30 @@ _cookie = APIKeyCookie(
 )
 
 
+LOGIN_NEEDED = "log in, or send an API token as `Authorization: Bearer`"
+
+
+def role_refusal(principal: Principal, needed: Role) -> str | None:
+    """Why `principal` may not do what needs `needed` (a 403's detail), or None if it may."""
+    if principal.role.allows(needed):
+        return None
+    return f"this needs the {needed.value} role; {principal.name} is {principal.role.value}"
+
+
 async def authorize(request: Request, needed: Role) -> Principal:
-    """The caller, if it holds `needed` or better; else 401 (nobody) or 403 (too little)."""
+    """The caller, if it holds `needed` or better; else 401 (nobody) or 403 (too little).
+
+    A request with a body was authenticated before it was read (`edge.gate`): its principal
+    is in `request.state` already."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         principal = await get_runtime(request).authenticator.authenticate(request)
         if principal is None:
-            raise HTTPException(
-                401, "log in, or send an API token as `Authorization: Bearer`", headers=CHALLENGE
-            )
+            raise HTTPException(401, LOGIN_NEEDED, headers=CHALLENGE)
         request.state.principal = principal
-    if not principal.role.allows(needed):
-        raise HTTPException(
-            403, f"this needs the {needed.value} role; {principal.name} is {principal.role.value}"
-        )
+    refusal = role_refusal(principal, needed)
+    if refusal is not None:
+        raise HTTPException(403, refusal)
     return principal
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from watchkeeper.web import account, actions, live, login, pages
+from watchkeeper.web import account, actions, docs, live, login, pages
 from watchkeeper.web.access import install_login_redirect
 from watchkeeper.web.templates import STATIC_DIR, build_environment
 
@@ -15,7 +15,9 @@ ROUTERS = (login.router, live.router, actions.router, pages.router, account.rout
 def install(app: FastAPI) -> None:
     """Templates, static assets (served here: no CDN) and the dashboard's routes."""
     app.state.templates = build_environment()
+    app.state.live = live.live_updates(app.state.templates, app.state.runtime)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    docs.install(app)
     install_login_redirect(app)
     for router in ROUTERS:
         app.include_router(router)

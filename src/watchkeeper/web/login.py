@@ -11,6 +11,7 @@ from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime
 from watchkeeper.auth import sessions
 from watchkeeper.auth.roles import PUBLIC
+from watchkeeper.edge.headers import csp_nonce
 from watchkeeper.web.access import LOGIN_PATH, safe_next
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(PUBLIC)])
@@ -28,7 +29,7 @@ def _form(
     response = HTMLResponse("", status_code=status, headers={"Cache-Control": "no-store"})
     token = sessions.issue_login_csrf(response, secure, path=LOGIN_PATH)
     html = request.app.state.templates.get_template("login.html").render(
-        csrf=token, next=next_url, error=error, username=username
+        csrf=token, next=next_url, error=error, username=username, nonce=csp_nonce(request)
     )
     response.body = response.render(html)
     response.headers["content-length"] = str(len(response.body))

@@ -16,6 +16,7 @@ from watchkeeper.api.deps import get_runtime
 from watchkeeper.api.status import SEVERITIES, alert_counts
 from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Principal, Role
+from watchkeeper.edge.headers import csp_nonce
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import rollups
 from watchkeeper.store.maintenance import load_windows
@@ -38,6 +39,7 @@ def render(request: Request, name: str, principal: Principal, **context: Any) ->
         user=principal,
         can_act=principal.role.allows(Role.OPERATOR),
         csrf=principal.csrf_token or "",
+        nonce=csp_nonce(request),
         path=request.url.path,
         notice=request.query_params.get("notice"),
         now=rt.clock.now(),

@@ -129,6 +129,13 @@
     liveState(false, "\u25cb not live: reload the page");
   });
 
+  // Where a form goes once htmx has sent it (log out: to the login page). An attribute, not
+  // hx-on: that needs eval, which the pages' CSP does not allow.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var go = e.target.getAttribute && e.target.getAttribute("data-then-go");
+    if (go) window.location = go;
+  });
+
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:load", function (e) { init(e.target); });
   var resizeTimer;
