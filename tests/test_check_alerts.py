@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checks.base import CheckConfigBase
@@ -197,12 +197,14 @@ async def test_a_failed_enqueue_leaves_the_alert_unpaged_until_the_next_pass(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken_enqueue(*_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("disk full")
+        # What SQLite raises when the disk fills: a storage failure stops the pass (retried
+        # whole), unlike an object that cannot be evaluated, which is isolated.
+        raise OperationalError("INSERT INTO outbox", {}, Exception("database or disk is full"))
 
     monkeypatch.setattr(outbox_store, "enqueue", broken_enqueue)
     wakes = Wakes()
     alerts = make_alerts(db, wakes)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OperationalError, match="disk is full"):
         await alerts.on_transition(*down())
     # The alert and the state are stored; the page was rolled back with its bookkeeping.
     assert await count(db, tables.alerts) == 1

@@ -48,7 +48,7 @@ checks:
   - {{name: web, type: http, url: "{target.url}/health", expect: {{body_contains: ok}}}}
   - {{name: port, type: tcp, host: 127.0.0.1, port: {target.port}}}
   - {{name: plugin, type: command, command: [sh, -c, "echo 'OK | t=1ms'"]}}
-  - {{name: host, type: system, cpu: {{warn: 100, crit: 100}}, memory: {{warn: 100, crit: 100}},
+  - {{name: host, type: system, load: {{warn: 1000, crit: 1000}}, memory: {{warn: 100, crit: 100}},
       disk: [{{path: /, warn: 100, crit: 100}}]}}
   - {{name: cert, type: tls, host: 127.0.0.1, port: {tls_port}, ca_file: "{ca_file}"}}
   - {{name: resolver, type: dns, query: www.test.example, nameserver: "127.0.0.1:{dns_port}",
