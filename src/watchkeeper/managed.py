@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
 from watchkeeper.events import CHECKS
-from watchkeeper.redact import Redactor
+from watchkeeper.redact import Redactor, redact_text
 from watchkeeper.store import tables
 from watchkeeper.store.managed import (
     Kind,
@@ -98,14 +99,28 @@ def from_validation_error(exc: ValidationError, tag: str | None = None) -> Manag
 
 
 def redact_definition(value: Any, redactor: Redactor) -> Any:
-    """The definition with secret values (passwords, tokens) masked, for responses."""
-    if isinstance(value, str):
-        return redactor(value)
-    if isinstance(value, dict):
-        return {k: redact_definition(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_definition(v, redactor) for v in value]
-    return value
+    """The definition with secrets masked, for responses: the values `redactor` knows, and
+    every field, header, body field and URL parameter the secret policy names secret."""
+    return redactor.data(value)
+
+
+def api_ca_file(value: Any, ca_dir: str | None) -> None:
+    """Refuse a `ca_file` of an API-created check unless it lies in `server.api_ca_dir`:
+    an admin's token must not become a way to probe or read the server's files."""
+    if value is None:
+        return
+    if ca_dir is None:
+        raise invalid(
+            "ca_file",
+            "checks created over the API may name a ca_file only when the config sets "
+            "server.api_ca_dir; define this check in the config file or set it",
+        )
+    if not isinstance(value, str) or not value or "\0" in value:
+        return  # validation names the type or content error
+    base = os.path.realpath(ca_dir)
+    path = os.path.realpath(value)  # as the check will open it (symlinks followed)
+    if os.path.commonpath([base, path]) != base:
+        raise invalid("ca_file", "must be a file under server.api_ca_dir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +196,8 @@ class ManagedObjects:
                 f"{tag} checks run programs on the Watchkeeper host; "
                 "define them in the config file",
             )
+        # Before validation, which opens the file: its answer would tell whether a path exists.
+        api_ca_file(body.get("ca_file"), self._rt.config.server.api_ca_dir)
         try:
             config = _CHECK_MODEL.validate_python(body)
         except ValidationError as exc:
@@ -207,9 +224,12 @@ class ManagedObjects:
         if self._context is None:
             raise ManagedError(503, "the service is starting; try again shortly")
         try:
-            return build_check(config, self._context)
+            check = build_check(config, self._context)
         except (ValueError, OSError) as exc:
-            raise invalid(None, f"the check cannot be set up: {exc}") from None
+            raise invalid(None, f"the check cannot be set up: {redact_text(str(exc))}") from None
+        # Known to the log redactor before the definition is stored (or logged) anywhere.
+        self._rt.redactor.add(check.secrets())
+        return check
 
     def parse_policy(self, body: dict[str, Any]) -> EscalationPolicy:
         try:

@@ -1,0 +1,433 @@
+"""One secret policy: a marker planted in every secret-bearing field of every check and
+channel type, config file and API alike, shows up on no output surface of a real service.
+
+The service runs as a subprocess at debug log level against real loopback peers: an HTTP
+target that fails (and echoes what it was sent, as a careless internal service would), the
+local PostgreSQL, MySQL and Redis refusing the planted passwords, a command and a python
+check echoing their secrets, webhook/Slack/PagerDuty/Apprise receivers (one failing) and an
+SMTP server. Every check goes DOWN, pages, and every channel delivers or retries; then every
+surface is read: the process output (banner and logs), the API (checks, results, alerts,
+definitions, audit), the dashboard pages and every payload the receivers got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.conftest import IN_CI
+from tests.notify.test_email import Inbox, smtp_server
+from tests.support.auth import cli_token
+from tests.support.process import WatchkeeperProcess
+from tests.support.servers import Server, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = "SECRETMARKER"
+SERVICES = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+PD_KEY = f"{MARK}pagerdutyroutingkey0"  # PagerDuty keys are 32 letters and digits
+assert len(PD_KEY) == 32
+
+
+def m(field_name: str) -> str:
+    """The marker planted in one field."""
+    return f"{MARK}-{field_name}"
+
+
+def smtp_login(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth: Any
+) -> AuthResult:
+    ok = isinstance(auth, LoginPassword) and auth == (b"bob", m("email-password").encode())
+    return AuthResult(success=ok, handled=False)
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EchoTarget(Server):
+    """A failing internal service that echoes the request: `/status/<code>` answers that
+    code, anything else 200 with `{"ok": false, "echo": {...}}`."""
+
+    def __init__(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        super().__init__(app)
+
+    async def _any(self, request: web.Request) -> web.Response:
+        if request.path.startswith("/status/"):
+            return web.Response(status=int(request.path.rsplit("/", 1)[1]), text="failing")
+        echo = {
+            "query": request.query_string,
+            "cookie": request.headers.get("Cookie", ""),
+            "apikey": request.headers.get("X-Api-Key", ""),
+            "authorization": request.headers.get("Authorization", ""),
+            "body": (await request.read()).decode(errors="replace"),
+        }
+        return web.json_response({"ok": False, "echo": echo})
+
+
+@dataclass
+class Received:
+    path: str
+    body: bytes
+
+
+@dataclass
+class Sink(Server):
+    """Receives every channel's deliveries: paths under `/fail/` answer 500, others 200/202."""
+
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._any)
+        self._arrived = asyncio.Event()
+        Server.__init__(self, app)
+
+    async def _any(self, request: web.Request) -> web.Response:
+        self.received.append(Received(request.path, await request.read()))
+        if request.path.startswith("/fail/"):
+            return web.Response(status=500, text="down for maintenance")
+        if "/pd" in request.path:
+            return web.json_response({"status": "success"}, status=202)
+        return web.Response(text="ok")
+
+    def at(self, prefix: str) -> list[Received]:
+        return [r for r in self.received if r.path.startswith(prefix)]
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[EchoTarget]:
+    server = EchoTarget()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    server = Sink()
+    await server.start()
+    yield server
+    await server.close()
+
+
+def http_secrets(prefix: str, echo: EchoTarget) -> dict[str, Any]:
+    """An http check whose URL, headers and body carry secrets the target echoes back."""
+    return {
+        "name": f"{prefix}-http",
+        "type": "http",
+        "url": (
+            f"http://bob:{m(prefix + '-userinfo')}@127.0.0.1:{echo.port}/any"
+            f"?api_key={m(prefix + '-query')}&sig={m(prefix + '-sig')}"
+            f"&sslpassword={m(prefix + '-sslpassword')}&page=1"
+        ),
+        "method": "POST",
+        "headers": {
+            "Cookie": f"session={m(prefix + '-cookie')}",
+            "X-Api-Key": m(prefix + "-apikey"),
+            "Content-Type": "application/json",
+        },
+        "body": json.dumps({"user": "bob", "password": m(prefix + "-body")}),
+        "interval": "1s",
+        "expect": {
+            "json": {
+                "$.echo.query": "none",
+                "$.echo.cookie": "none",
+                "$.echo.apikey": "none",
+                "$.echo.body": "none",
+            }
+        },
+    }
+
+
+def config_checks(echo: EchoTarget, dead: int) -> list[dict[str, Any]]:
+    return [
+        http_secrets("cfg", echo),
+        {
+            "name": "cfg-basic",
+            "type": "http",
+            "url": f"http://127.0.0.1:{echo.port}/status/500?token={m('cfg-basic-query')}",
+            "basic_auth": {"username": "bob", "password": m("cfg-basic-password")},
+        },
+        {
+            "name": "cfg-bearer",
+            "type": "http",
+            "url": f"http://127.0.0.1:{echo.port}/any",
+            "bearer_token": m("cfg-bearer"),
+            "expect": {"json": {"$.echo.authorization": "none"}},
+        },
+        {
+            "name": "cfg-form",
+            "type": "http",
+            "url": f"http://127.0.0.1:{echo.port}/any",
+            "method": "POST",
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            "body": f"user=bob&passwd={m('cfg-formbody')}",
+            "expect": {"json": {"$.echo.body": "none"}},
+        },
+        {
+            "name": "cfg-dead",
+            "type": "http",
+            "url": f"http://127.0.0.1:{dead}/x?access_token={m('cfg-dead-query')}",
+        },
+        {
+            "name": "cfg-pg",
+            "type": "postgres",
+            "dsn": (
+                f"postgresql://nobody:{m('cfg-pg-password')}@127.0.0.1:5432/test"
+                f"?sslpassword={m('cfg-pg-sslpassword')}"
+            ),
+        },
+        {
+            "name": "cfg-pg-query",
+            "type": "postgres",
+            "dsn": f"postgresql://nobody@127.0.0.1:{dead}/test?password={m('cfg-pg-qpassword')}",
+        },
+        {
+            "name": "cfg-mysql",
+            "type": "mysql",
+            "dsn": f"mysql://root:{m('cfg-mysql-password')}@127.0.0.1:3306/test",
+        },
+        {
+            "name": "cfg-redis",
+            "type": "redis",
+            "url": f"redis://:{m('cfg-redis-password')}@127.0.0.1:6379/0",
+        },
+        {
+            "name": "cfg-redis-query",
+            "type": "redis",
+            "url": f"redis://127.0.0.1:{dead}/0?password={m('cfg-redis-qpassword')}",
+        },
+        {
+            "name": "cfg-command",
+            "type": "command",
+            "command": [
+                "sh",
+                "-c",
+                'echo "CRITICAL - token $API_TOKEN password $2"; exit 2',
+                "plugin",
+                "--password",
+                m("cfg-command-arg"),
+            ],
+            "env": {"API_TOKEN": m("cfg-command-env")},
+        },
+        {
+            "name": "cfg-python",
+            "type": "python",
+            "target": "tests.checks.pytargets:refused_with_token",
+            "args": {"api_token": m("cfg-python-arg")},
+        },
+    ]
+
+
+def api_checks(echo: EchoTarget, dead: int) -> list[dict[str, Any]]:
+    return [
+        http_secrets("api", echo),
+        {
+            "name": "api-pg",
+            "type": "postgres",
+            "dsn": (
+                f"postgresql://nobody:{m('api-pg-password')}@127.0.0.1:{dead}/test"
+                f"?sslpassword={m('api-pg-sslpassword')}"
+            ),
+            "interval": "1s",
+        },
+        {
+            "name": "api-mysql",
+            "type": "mysql",
+            "dsn": f"mysql://root:{m('api-mysql-password')}@127.0.0.1:3306/test",
+            "interval": "1s",
+        },
+        {
+            "name": "api-redis",
+            "type": "redis",
+            "url": f"redis://:{m('api-redis-password')}@127.0.0.1:6379/0",
+            "interval": "1s",
+        },
+    ]
+
+
+def channels(sink: Sink, smtp_port: int) -> list[dict[str, Any]]:
+    base = f"127.0.0.1:{sink.port}"
+    return [
+        {
+            "name": "hook",
+            "type": "webhook",
+            "url": f"http://{base}/ok/hook?token={m('webhook-query')}",
+            "secret": m("webhook-secret"),
+            "headers": {
+                "Authorization": f"Bearer {m('webhook-header')}",
+                "X-Api-Key": m("webhook-apikey"),
+            },
+        },
+        {
+            "name": "hook-failing",
+            "type": "webhook",
+            "url": f"http://{base}/fail/hook?access_token={m('webhook-fail-query')}",
+        },
+        {
+            "name": "chat",
+            "type": "slack",
+            "webhook_url": f"http://{base}/ok/slack/services/T0/B0/{m('slack-path')}",
+        },
+        {
+            "name": "pager",
+            "type": "pagerduty",
+            "routing_key": PD_KEY,
+            "url": f"http://{base}/ok/pd",
+        },
+        {
+            "name": "mail",
+            "type": "email",
+            "host": "127.0.0.1",
+            "port": smtp_port,
+            "security": "none",
+            "username": "bob",
+            "password": m("email-password"),
+            "from_addr": "wk@example.com",
+            "to": ["ops@example.com"],
+        },
+        {
+            "name": "apprise",
+            "type": "apprise",
+            "url": f"json://bob:{m('apprise-password')}@{base}/ok/apprise",
+        },
+    ]
+
+
+def leaks(surface: str, text: str) -> list[str]:
+    """`surface: …excerpt…` for every marker in `text`."""
+    found = []
+    start = text.find(MARK)
+    while start != -1:
+        found.append(f"{surface}: …{text[max(0, start - 80) : start + 60]}…")
+        start = text.find(MARK, start + 1)
+    return found
+
+
+async def test_no_planted_secret_reaches_any_output_surface(
+    tmp_path: Path, echo: EchoTarget, sink: Sink
+) -> None:
+    missing = [name for name, port in SERVICES.items() if not reachable(port)]
+    if missing:
+        message = f"local services not reachable: {', '.join(missing)}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    dead = free_port()
+    inbox = Inbox()
+    async with smtp_server(inbox, authenticator=smtp_login, auth_require_tls=False) as smtp_port:
+        config = tmp_path / "watchkeeper.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
+                    "delivery": {"backoff_initial": "200ms", "backoff_max": "1s"},
+                    "defaults": {"interval": "1s", "timeout": "3s"},
+                    "checks": config_checks(echo, dead),
+                    "notifications": channels(sink, smtp_port),
+                }
+            ),
+            encoding="utf-8",
+        )
+        token = await cli_token(config, cwd=ROOT)  # ROOT: the python check imports tests.
+        wk = WatchkeeperProcess(
+            config,
+            tmp_path,
+            token=token,
+            args=("--log-level", "debug"),
+            env={"PYTHONPATH": str(ROOT)},
+        )
+        await wk.start()
+        surfaces: dict[str, str] = {}
+        try:
+            async with aiohttp.ClientSession(
+                base_url=wk.url, headers={"Authorization": f"Bearer {token}"}
+            ) as http:
+                for body in api_checks(echo, dead):
+                    async with http.post("/api/v1/checks", json=body) as resp:
+                        text = await resp.text()
+                        assert resp.status == 201, text
+                        surfaces[f"POST /api/v1/checks {body['name']}"] = text
+                names = [c["name"] for c in config_checks(echo, dead) + api_checks(echo, dead)]
+
+                async def all_down() -> bool:
+                    page = await wk.get("/api/v1/checks?limit=100")
+                    states = {c["name"]: c["status"] for c in page["items"]}
+                    return all(states.get(n) == "down" for n in names)
+
+                await wait_until(all_down, 30, "every check down")
+                await wait_until(
+                    lambda: (
+                        inbox.received
+                        and sink.at("/ok/hook")
+                        and sink.at("/ok/slack")
+                        and sink.at("/ok/pd")
+                        and sink.at("/ok/apprise")
+                        and len(sink.at("/fail/hook")) >= 2
+                    ),
+                    30,
+                    "every channel delivered (the failing one retried)",
+                )
+
+                async def fetch(path: str) -> str:
+                    async with http.get(path, headers={"Accept": "text/html"}) as resp:
+                        text = await resp.text()
+                        assert resp.status == 200, f"{path}: {resp.status} {text[:300]}"
+                        surfaces[f"GET {path}"] = text
+                        return text
+
+                await fetch("/api/v1/checks?limit=100")
+                for name in names:
+                    await fetch(f"/api/v1/checks/{name}")
+                    await fetch(f"/api/v1/checks/{name}/results")
+                    await fetch(f"/dashboard/checks/{name}")
+                alerts = json.loads(await fetch("/api/v1/alerts?limit=100"))
+                assert {a["check"] for a in alerts["items"]} >= set(names)
+                for alert in alerts["items"]:
+                    await fetch(f"/api/v1/alerts/{alert['id']}")
+                    await fetch(f"/dashboard/alerts/{alert['id']}")
+                for path in (
+                    "/api/v1/audit",
+                    "/api/v1/escalation-policies",
+                    "/api/v1/status",
+                    "/dashboard",
+                    "/dashboard/alerts",
+                    "/metrics",
+                ):
+                    await fetch(path)
+        finally:
+            await wk.stop()
+
+    surfaces["process output (banner and debug log)"] = wk.log_text()
+    for received in sink.received:
+        body = received.body.decode(errors="replace")
+        if received.path == "/ok/pd":
+            # PagerDuty's protocol puts the routing key in the body: the one secret that
+            # must be there, and only in its own channel's requests.
+            body = body.replace(PD_KEY, "")
+        surfaces[f"payload to {received.path}"] = body
+    for n, mail in enumerate(inbox.received):
+        assert mail.authenticated
+        surfaces[f"e-mail {n}"] = mail.message.as_string()
+
+    found = [leak for surface, text in surfaces.items() for leak in leaks(surface, text)]
+    assert not found, "\n".join(found[:40])
+    # The debug log also shows no credential of the API token used all along.
+    log = surfaces["process output (banner and debug log)"]
+    assert token not in log and hashlib.sha256(token.encode()).hexdigest() not in log
+    assert "***" in log, "the masked values still show where they were"
