@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from tests.conftest import IN_CI
 from tests.notify.test_email import Inbox, smtp_server
 from tests.support.auth import cli_token
+from tests.support.certs import make_ca
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import Server, free_port, wait_until
+from tests.support.service import running
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "SECRETMARKER"
@@ -309,6 +312,41 @@ def channels(sink: Sink, smtp_port: int) -> list[dict[str, Any]]:
     ]
 
 
+USER_PASSWORD = f"{MARK}-user-password-long-enough"
+
+
+async def create_user(config: Path, username: str, password: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "watchkeeper", "user", "create", "--username", username, "--role", "viewer"),
+        *("--password-stdin", "--config", str(config)),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(password.encode() + b"\n"), 60)
+    assert proc.returncode == 0, out.decode(errors="replace")
+
+
+async def browse_as_user(url: str) -> list[str]:
+    """Log in, read, log out as a browser would; the credentials that were in play."""
+    # unsafe: keep cookies of an IP-address host (127.0.0.1), as browsers do.
+    async with aiohttp.ClientSession(
+        base_url=url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as http:
+        async with http.post(
+            "/auth/login", json={"username": "alice", "password": USER_PASSWORD}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            csrf = (await resp.json())["csrf_token"]
+            session_id = resp.cookies["wk_session"].value
+        async with http.get("/auth/me") as resp:
+            assert resp.status == 200
+        async with http.post("/auth/logout", headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 204, await resp.text()
+    return [USER_PASSWORD, session_id, csrf]
+
+
 def leaks(surface: str, text: str) -> list[str]:
     """`surface: …excerpt…` for every marker in `text`."""
     found = []
@@ -352,9 +390,12 @@ async def test_no_planted_secret_reaches_any_output_surface(
             args=("--log-level", "debug"),
             env={"PYTHONPATH": str(ROOT)},
         )
+        await create_user(config, "alice", USER_PASSWORD)
         await wk.start()
         surfaces: dict[str, str] = {}
+        session_secrets: list[str] = []
         try:
+            session_secrets = await browse_as_user(wk.url)
             async with aiohttp.ClientSession(
                 base_url=wk.url, headers={"Authorization": f"Bearer {token}"}
             ) as http:
@@ -430,4 +471,64 @@ async def test_no_planted_secret_reaches_any_output_surface(
     # The debug log also shows no credential of the API token used all along.
     log = surfaces["process output (banner and debug log)"]
     assert token not in log and hashlib.sha256(token.encode()).hexdigest() not in log
+    for value in session_secrets:  # password, session cookie, CSRF token, and their hashes
+        assert value not in log
+        assert hashlib.sha256(value.encode()).hexdigest() not in log
     assert "***" in log, "the masked values still show where they were"
+
+
+async def test_the_banner_masks_every_form_of_a_storage_password(tmp_path: Path) -> None:
+    dead = free_port()
+    for url in (
+        f"postgresql://us@er:{m('raw-at-user')}@127.0.0.1:{dead}/wk",
+        f"postgresql://wk@127.0.0.1:{dead}/wk?password={m('query')}&sslpassword={m('ssl')}",
+    ):
+        config = tmp_path / "watchkeeper.yaml"
+        config.write_text(json.dumps({"storage": {"url": url}}), encoding="utf-8")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "watchkeeper", "run", "--config", str(config), "--log-level", "debug"),
+            *("--listen", f"127.0.0.1:{free_port()}"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        text = out.decode(errors="replace")
+        assert proc.returncode != 0, "the database is not there: start-up fails"
+        assert "storage postgresql://" in text, text  # the banner was printed
+        assert not leaks("output", text), "\n".join(leaks("output", text))
+
+
+async def test_api_checks_may_name_a_ca_file_only_under_the_configured_directory(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "cas"
+    ca_dir.mkdir()
+    inside = make_ca().write_cert(ca_dir / "internal.pem")
+    outside = make_ca().write_cert(tmp_path / "elsewhere.pem")
+    (ca_dir / "escape.pem").symlink_to(outside)
+
+    def tls(name: str, ca_file: str) -> dict[str, Any]:
+        return {"name": name, "type": "tls", "host": "127.0.0.1", "ca_file": ca_file}
+
+    storage = {"storage": {"url": sqlite_url}}
+    async with running(storage) as service:
+        for path in (str(inside), "/etc/shadow", "/no/such/file"):
+            refused = await service.client.post("/api/v1/checks", json=tls("t", path))
+            assert refused.status_code == 422, refused.text
+            problem = refused.json()
+            assert problem["errors"][0]["loc"] == ["ca_file"]
+            assert "server.api_ca_dir" in problem["detail"]
+            # The same answer whatever the path: nothing tells whether a file exists.
+            assert path not in refused.text
+    async with running({**storage, "server": {"api_ca_dir": str(ca_dir)}}) as service:
+        for path in (str(outside), "/etc/shadow", str(ca_dir / ".." / "elsewhere.pem")):
+            refused = await service.client.post("/api/v1/checks", json=tls("t", path))
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["loc"] == ["ca_file"]
+        escaped = await service.client.post(
+            "/api/v1/checks", json=tls("t", str(ca_dir / "escape.pem"))
+        )
+        assert escaped.status_code == 422, "a symlink out of the directory is outside it"
+        made = await service.client.post("/api/v1/checks", json=tls("t", str(inside)))
+        assert made.status_code == 201, made.text

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import delete
@@ -32,6 +32,7 @@ from watchkeeper.alerting.flap_alerts import flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.checks.registry import config_models
 from watchkeeper.config import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
 from watchkeeper.events import CHECKS
 from watchkeeper.redact import Redactor, redact_text
@@ -57,6 +58,13 @@ HOST_CODE_TYPES = frozenset({"command", "python"})
 not become a shell, so these stay in the config file."""
 
 _CHECK_MODEL: TypeAdapter[CheckConfigBase] = TypeAdapter(CheckConfig)
+
+_CA_FILE_TYPES = frozenset(
+    get_args(model.model_fields["type"].annotation)[0]  # the Literal tag
+    for model in config_models()
+    if "ca_file" in model.model_fields
+)
+"""Check types that read a CA bundle from the server's disk (`http`, `tls`)."""
 
 T = TypeVar("T")
 
@@ -196,8 +204,9 @@ class ManagedObjects:
                 f"{tag} checks run programs on the Watchkeeper host; "
                 "define them in the config file",
             )
-        # Before validation, which opens the file: its answer would tell whether a path exists.
-        api_ca_file(body.get("ca_file"), self._rt.config.server.api_ca_dir)
+        if tag in _CA_FILE_TYPES:
+            # Before validation, which opens the file: its answer tells whether a path exists.
+            api_ca_file(body.get("ca_file"), self._rt.config.server.api_ca_dir)
         try:
             config = _CHECK_MODEL.validate_python(body)
         except ValidationError as exc:
