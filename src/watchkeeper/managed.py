@@ -100,7 +100,7 @@ def from_validation_error(exc: ValidationError, tag: str | None = None) -> Manag
             loc = loc[1:]  # the discriminated union's tag: not a field the user wrote
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
-        message = error["msg"].removeprefix("Value error, ")
+        message = redact_text(error["msg"].removeprefix("Value error, "))
         errors.append({"loc": loc, "msg": message, "type": error["type"]})
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
     return ManagedError(422, detail or "the definition is invalid", errors)
