@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -532,3 +533,40 @@ async def test_api_checks_may_name_a_ca_file_only_under_the_configured_directory
         assert escaped.status_code == 422, "a symlink out of the directory is outside it"
         made = await service.client.post("/api/v1/checks", json=tls("t", str(inside)))
         assert made.status_code == 201, made.text
+
+
+async def test_watchkeeper_check_prints_reasons_masked(tmp_path: Path) -> None:
+    dead = free_port()
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "checks": [
+                    {
+                        "name": "api",
+                        "type": "http",
+                        "url": f"http://127.0.0.1:{dead}/x?api_key={m('cli-query')}&page=2",
+                    },
+                    {
+                        "name": "plugin",
+                        "type": "command",
+                        "command": ["sh", "-c", 'echo "CRITICAL - $API_TOKEN"; exit 2'],
+                        "env": {"API_TOKEN": m("cli-env")},
+                    },
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "watchkeeper", "check", str(config)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 1, text
+    assert "api_key=***&page=2" in text and "CRITICAL - ***" in text, text
+    assert not leaks("output", text), text
