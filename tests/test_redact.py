@@ -257,3 +257,15 @@ async def test_every_secret_field_of_every_channel_type_is_reported(
     # As the whole configured value (a URL, a header) appears in a log line or an error.
     leaked = redactor(f"failed: {json.dumps(fields)} {' '.join(map(str, fields.values()))}")
     assert "M-" not in leaked and "M" * 32 not in leaked, leaked
+
+
+def test_input_nested_too_deep_is_masked_whole_never_a_crash() -> None:
+    deep_body = '{"a":' * 900 + '{"password": "pw-deep"}' + "}" * 900
+    assert "pw-deep" not in redact_body(deep_body)
+    assert deep_body in body_secrets(deep_body)
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(5000):
+        inner["a"] = inner = {}
+    assert redact_data({"details": nested}) == "***"
+    assert redact_text('"a": "' * 2000 + "x") is not None

@@ -412,7 +412,7 @@ async def test_no_planted_secret_reaches_any_output_surface(
                     states = {c["name"]: c["status"] for c in page["items"]}
                     return all(states.get(n) == "down" for n in names)
 
-                await wait_until(all_down, 30, "every check down")
+                await wait_until(all_down, 60, "every check down")
                 await wait_until(
                     lambda: (
                         inbox.received
@@ -422,7 +422,7 @@ async def test_no_planted_secret_reaches_any_output_surface(
                         and sink.at("/ok/apprise")
                         and len(sink.at("/fail/hook")) >= 2
                     ),
-                    30,
+                    60,
                     "every channel delivered (the failing one retried)",
                 )
 

@@ -84,12 +84,13 @@ def _mask_param(match: re.Match[str]) -> str:
     return f"{name}={MASK}"
 
 
-def _mask_quoted(match: re.Match[str]) -> str:
+def _mask_quoted(match: re.Match[str], depth: int = 0) -> str:
     quote, name, sep, vquote, value = match.group(1, 2, 3, 4, 5)
     if is_secret_name(name) and value:
         value = MASK
-    elif "'" in value or '"' in value:
-        value = _QUOTED_PAIR.sub(_mask_quoted, value)  # pairs escaped inside this value
+    elif depth < 3 and ("'" in value or '"' in value):
+        # Pairs escaped inside this value (JSON in JSON); a few levels are all that occur.
+        value = _QUOTED_PAIR.sub(lambda inner: _mask_quoted(inner, depth + 1), value)
     return f"{quote}{name}{quote}{sep}{vquote}{value}{vquote}"
 
 
@@ -145,10 +146,13 @@ def body_secrets(body: str | None) -> list[str]:
     found: list[str] = []
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested too deep to be a real body)
         found += [v for k, v in re.findall(r"([^&=\s]+)=([^&\s]*)", body) if is_secret_name(k)]
     else:
-        _collect_named(document, found)
+        try:
+            _collect_named(document, found)
+        except RecursionError:
+            return [body]  # too deep to look into: the whole body is the secret
     found = [s for s in found if s]
     return _with_decoded([body, *found] if found else [])
 
@@ -156,7 +160,10 @@ def body_secrets(body: str | None) -> list[str]:
 def data_secrets(value: Any) -> list[str]:
     """Values of secret-named keys anywhere in a mapping (e.g. a command check's env)."""
     found: list[str] = []
-    _collect_named(value, found)
+    try:
+        _collect_named(value, found)
+    except RecursionError:
+        return []  # config validation bounds nesting long before this
     return _with_decoded(found)
 
 
@@ -184,16 +191,25 @@ def redact_body(body: str, redactor: Redactor | None = None) -> str:
     mask = redactor or redact_text
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return mask(body)
     if not isinstance(document, dict | list):
         return mask(body)
-    return json.dumps(redact_data(document, redactor), ensure_ascii=False)
+    redacted = redact_data(document, redactor)
+    return MASK if redacted == MASK else json.dumps(redacted, ensure_ascii=False)
 
 
 def redact_data(value: Any, redactor: Redactor | None = None, *, key: str = "") -> Any:
     """A structured value (a definition, result details) with every secret masked: values of
-    secret-named keys become `***`, bodies keep their shape, other strings are masked as text."""
+    secret-named keys become `***`, bodies keep their shape, other strings are masked as text.
+    A value nested too deep to walk is masked whole (fail closed)."""
+    try:
+        return _redact_value(value, redactor, key)
+    except RecursionError:
+        return MASK
+
+
+def _redact_value(value: Any, redactor: Redactor | None, key: str) -> Any:
     if isinstance(value, str):
         if key == "body":
             return redact_body(value, redactor)
@@ -201,7 +217,7 @@ def redact_data(value: Any, redactor: Redactor | None = None, *, key: str = "") 
     if isinstance(value, dict):
         return {k: _redact_item(str(k), v, redactor) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_data(v, redactor, key=key) for v in value]
+        return [_redact_value(v, redactor, key) for v in value]
     return value
 
 
@@ -212,8 +228,8 @@ def _redact_item(key: str, value: Any, redactor: Redactor | None) -> Any:
         if isinstance(value, str):
             return MASK
         if isinstance(value, list):
-            return [MASK if isinstance(v, str) else redact_data(v, redactor) for v in value]
-    return redact_data(value, redactor, key=key)
+            return [MASK if isinstance(v, str) else _redact_value(v, redactor, "") for v in value]
+    return _redact_value(value, redactor, key)
 
 
 class Redactor:
