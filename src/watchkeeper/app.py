@@ -38,7 +38,7 @@ from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.pipeline import ResultPipeline
-from watchkeeper.redact import Redactor
+from watchkeeper.redact import Redactor, url_secrets
 from watchkeeper.scheduler import Scheduler
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
@@ -76,6 +76,7 @@ class Runtime:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
+        self.redactor.add(url_secrets(config.storage.url))
         self.metrics = ServiceMetrics()
         self.changes = ChangeFeed()
         self.db = Database(config.storage.url)

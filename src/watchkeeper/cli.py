@@ -82,7 +82,7 @@ def run(
 
     from watchkeeper.app import Runtime, create_app
     from watchkeeper.logs import setup_logging
-    from watchkeeper.redact import Redactor
+    from watchkeeper.redact import Redactor, url_secrets
     from watchkeeper.server import GracefulServer
 
     if listen:
@@ -95,7 +95,7 @@ def run(
         err.print("[red]error:[/] --log-format: expected text or json")
         raise typer.Exit(2)
     cfg, source = _load(config, listen)
-    redactor = Redactor()
+    redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
     runtime = Runtime(cfg, redactor=redactor)
     application = create_app(cfg, runtime=runtime)
@@ -203,7 +203,7 @@ async def _run_checks(configs: list[Any], concurrency: int) -> list[tuple[Any, A
 
     async def one(c: Any) -> Any:
         async with semaphore:
-            return await run_once(c)
+            return c.redacted(await run_once(c))
 
     try:
         results = await asyncio.gather(*(one(c) for c in checks))

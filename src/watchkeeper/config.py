@@ -99,6 +99,10 @@ class ServerConfig(StrictModel):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
+    api_ca_dir: str | None = None
+    """The only directory whose files checks created over the API may name as `ca_file`;
+    unset, such checks cannot name a file at all (a path probe of the server's disk)."""
+
 
 class RetentionConfig(StrictModel):
     results: Retention = timedelta(days=30)

@@ -39,3 +39,6 @@ def setup_logging(fmt: str, level: str, redactor: Redactor) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at debug level (session and token
+    # hashes, CSRF tokens, stored definitions); SQLAlchemy's own echo hides parameters.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import delete
@@ -31,9 +32,10 @@ from watchkeeper.alerting.flap_alerts import flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.checks.registry import config_models
 from watchkeeper.config import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
 from watchkeeper.events import CHECKS
-from watchkeeper.redact import Redactor
+from watchkeeper.redact import Redactor, redact_text
 from watchkeeper.store import tables
 from watchkeeper.store.managed import (
     Kind,
@@ -56,6 +58,13 @@ HOST_CODE_TYPES = frozenset({"command", "python"})
 not become a shell, so these stay in the config file."""
 
 _CHECK_MODEL: TypeAdapter[CheckConfigBase] = TypeAdapter(CheckConfig)
+
+_CA_FILE_TYPES = frozenset(
+    get_args(model.model_fields["type"].annotation)[0]  # the Literal tag
+    for model in config_models()
+    if "ca_file" in model.model_fields
+)
+"""Check types that read a CA bundle from the server's disk (`http`, `tls`)."""
 
 T = TypeVar("T")
 
@@ -91,21 +100,35 @@ def from_validation_error(exc: ValidationError, tag: str | None = None) -> Manag
             loc = loc[1:]  # the discriminated union's tag: not a field the user wrote
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
-        message = error["msg"].removeprefix("Value error, ")
+        message = redact_text(error["msg"].removeprefix("Value error, "))
         errors.append({"loc": loc, "msg": message, "type": error["type"]})
     detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors)
     return ManagedError(422, detail or "the definition is invalid", errors)
 
 
 def redact_definition(value: Any, redactor: Redactor) -> Any:
-    """The definition with secret values (passwords, tokens) masked, for responses."""
-    if isinstance(value, str):
-        return redactor(value)
-    if isinstance(value, dict):
-        return {k: redact_definition(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_definition(v, redactor) for v in value]
-    return value
+    """The definition with secrets masked, for responses: the values `redactor` knows, and
+    every field, header, body field and URL parameter the secret policy names secret."""
+    return redactor.data(value)
+
+
+def api_ca_file(value: Any, ca_dir: str | None) -> None:
+    """Refuse a `ca_file` of an API-created check unless it lies in `server.api_ca_dir`:
+    an admin's token must not become a way to probe or read the server's files."""
+    if value is None:
+        return
+    if ca_dir is None:
+        raise invalid(
+            "ca_file",
+            "checks created over the API may name a ca_file only when the config sets "
+            "server.api_ca_dir; define this check in the config file or set it",
+        )
+    if not isinstance(value, str) or not value or "\0" in value:
+        return  # validation names the type or content error
+    base = os.path.realpath(ca_dir)
+    path = os.path.realpath(value)  # as the check will open it (symlinks followed)
+    if os.path.commonpath([base, path]) != base:
+        raise invalid("ca_file", "must be a file under server.api_ca_dir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +206,9 @@ class ManagedObjects:
                 f"{tag} checks run programs on the Watchkeeper host; "
                 "define them in the config file",
             )
+        if tag in _CA_FILE_TYPES:
+            # Before validation, which opens the file: its answer tells whether a path exists.
+            api_ca_file(body.get("ca_file"), self._rt.config.server.api_ca_dir)
         try:
             config = _CHECK_MODEL.validate_python(body)
         except ValidationError as exc:
@@ -209,9 +235,12 @@ class ManagedObjects:
         if self._context is None:
             raise ManagedError(503, "the service is starting; try again shortly")
         try:
-            return build_check(config, self._context)
+            check = build_check(config, self._context)
         except (ValueError, OSError) as exc:
-            raise invalid(None, f"the check cannot be set up: {exc}") from None
+            raise invalid(None, f"the check cannot be set up: {redact_text(str(exc))}") from None
+        # Known to the log redactor before the definition is stored (or logged) anywhere.
+        self._rt.redactor.add(check.secrets())
+        return check
 
     def parse_policy(self, body: dict[str, Any]) -> EscalationPolicy:
         try:

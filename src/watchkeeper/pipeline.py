@@ -65,6 +65,7 @@ class ResultPipeline:
     ) -> None:
         """A result of a paused check (a heartbeat's ping): kept in the history and shown as
         the last result, but its hard state, alerts, flapping and rules are left alone."""
+        result = check.redacted(result)
         state = self.state_for(check.config, started_at)
         state.last_status = result.status
         state.last_reason = result.reason
@@ -74,6 +75,7 @@ class ResultPipeline:
         self._on_change(check.config.name)
 
     async def handle(self, check: Check[Any], started_at: datetime, result: CheckResult) -> None:
+        result = check.redacted(result)  # before anything stores, shows or sends it
         config = check.config
         state = self.state_for(config, started_at)
         last_status = state.last_status

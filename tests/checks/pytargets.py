@@ -89,3 +89,8 @@ class Probes:
     @staticmethod
     def ping() -> str:
         return "pong"
+
+
+def refused_with_token(api_token: str) -> tuple[bool, str]:
+    """Fails, echoing its secret argument (for the secret-policy test)."""
+    return False, f"login with {api_token} refused"

@@ -15,8 +15,18 @@ from tests.support.servers import free_port, wait_until
 
 
 class WatchkeeperProcess:
-    def __init__(self, config: Path | None, workdir: Path, token: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        workdir: Path,
+        token: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.args = args
+        """Extra `watchkeeper run` options (e.g. `--log-level debug`)."""
+        self.env = env or {}
         self.workdir = workdir
         self.token = token
         """An API token sent with every request (see tests.support.auth.cli_token)."""
@@ -30,7 +40,7 @@ class WatchkeeperProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 20) -> WatchkeeperProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log.open("ab") as log:
             config = ["--config", str(self.config)] if self.config is not None else []
             self.proc = await asyncio.create_subprocess_exec(
@@ -41,6 +51,7 @@ class WatchkeeperProcess:
                 *config,
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                *self.args,
                 cwd=self.workdir,
                 env=env,
                 stdout=log,

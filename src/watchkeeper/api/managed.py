@@ -24,7 +24,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.auth import audit
 from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.config import EscalationPolicy
-from watchkeeper.managed import ManagedError, definition_of
+from watchkeeper.managed import ManagedError, definition_of, redact_definition
 from watchkeeper.store.managed import Kind, ManagedRecord
 
 ADMIN = Depends(require(Role.ADMIN))
@@ -129,7 +129,9 @@ def _definition_out(
     return model(
         name=value.name,
         source="api" if record else "config",
-        definition=record.definition if record else definition_of(value),
+        definition=redact_definition(
+            record.definition if record else definition_of(value), rt.redactor
+        ),
         broken=rt.broken.error(kind.value, value.name),
         **_info(record),
     )

@@ -18,6 +18,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchkeeper.auth.roles import Principal
+from watchkeeper.redact import redact_data, redact_text
 from watchkeeper.store.database import Database
 from watchkeeper.store.tables import audit_log
 
@@ -64,9 +65,9 @@ async def record(
                 actor=actor[:255],
                 actor_kind=actor_kind,
                 action=action[:255],
-                target=target[:1000],
+                target=redact_text(target[:1000]),
                 status=status,
-                detail=detail or None,
+                detail=redact_data(detail) or None,
                 source_ip=source_ip,
             )
         )

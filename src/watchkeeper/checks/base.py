@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Generic, TypeVar
@@ -14,6 +15,7 @@ from pydantic import Field
 from watchkeeper._model import Name, StrictModel
 from watchkeeper.domain import CheckResult, Severity
 from watchkeeper.durations import Interval, Timeout
+from watchkeeper.redact import Redactor
 
 
 class CheckConfigBase(StrictModel):
@@ -75,6 +77,19 @@ class Check(abc.ABC, Generic[C]):
     def secrets(self) -> list[str]:
         """Configured values that must never appear in logs (passwords, tokens)."""
         return []
+
+    def redacted(self, result: CheckResult) -> CheckResult:
+        """`result` with this check's secrets, and any the secret policy recognises by name,
+        masked in its reason and details: what is stored, shown, alerted and sent."""
+        redactor: Redactor | None = getattr(self, "_output_redactor", None)
+        if redactor is None:
+            # Built on first use: secrets() may depend on state the subclass sets up.
+            redactor = self._output_redactor = Redactor(self.secrets())
+        reason = redactor(result.reason)
+        details = redactor.data(result.details) if result.details else result.details
+        if reason == result.reason and details == result.details:
+            return result
+        return dataclasses.replace(result, reason=reason, details=details)
 
     async def close(self) -> None:
         """Release pooled resources (connections). Default: nothing to release."""

@@ -28,6 +28,7 @@ from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.durations import format_duration
+from watchkeeper.redact import data_secrets, is_secret_name
 
 OUTPUT_LIMIT = 64 * 1024
 """Bytes kept per stream (stdout, stderr); the rest is read and discarded."""
@@ -231,6 +232,21 @@ class CommandCheck(Check[CommandCheckConfig]):
     def __init__(self, config: CommandCheckConfig, context: CheckContext) -> None:
         super().__init__(config, context)
         self._timeout_text = format_duration(config.timeout)
+
+    def secrets(self) -> list[str]:
+        """Values of secret-named `env` variables, and arguments that follow a secret-named
+        flag (`--password X`) or carry one (`--password=X`)."""
+        cfg = self.config
+        found = data_secrets(cfg.env)
+        for flag, arg in zip(cfg.command, cfg.command[1:], strict=False):
+            if flag.startswith("-") and "=" not in flag and is_secret_name(flag):
+                found.append(arg)
+        found += [
+            value
+            for name, _, value in (arg.partition("=") for arg in cfg.command)
+            if value and is_secret_name(name)
+        ]
+        return found
 
     async def run(self) -> CheckResult:
         cfg = self.config

@@ -29,7 +29,7 @@ from watchkeeper.checks.registry import register
 from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.durations import ProbeTime, format_duration
-from watchkeeper.redact import redact_url
+from watchkeeper.redact import body_secrets, header_secrets, redact_url, url_secrets
 
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies are read up to this many bytes; `body_contains` only sees this prefix."""
@@ -301,18 +301,17 @@ class HttpCheck(Check[HttpCheckConfig]):
         return evaluate(self._assertions, document)
 
     def secrets(self) -> list[str]:
-        """Credentials this check sends, for the log redactor (as channels offer theirs)."""
+        """Credentials this check sends, for the log redactor (as channels offer theirs):
+        URL password and secret query parameters, secret-named headers (the full
+        Authorization value too: its base64 form hides a Basic password), secret body fields."""
         cfg = self.config
         headers: dict[str, str] = self._request_kwargs.get("headers", {})
         values = [
             cfg.basic_auth.password.get_secret_value() if cfg.basic_auth else "",
             cfg.bearer_token.get_secret_value() if cfg.bearer_token else "",
-            # The full Authorization value too: its base64 form hides a Basic password.
-            *(
-                value
-                for name, value in headers.items()
-                if any(word in name.lower() for word in ("auth", "token", "key", "secret"))
-            ),
+            *url_secrets(cfg.url),
+            *header_secrets(headers),
+            *body_secrets(cfg.body),
         ]
         return [value for value in values if value]
 

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from watchkeeper.checks._pooled import NO_ROWS, PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
+from watchkeeper.redact import url_secrets
 
 _SCHEMES = ("mysql", "mariadb")
 _DEFAULT_PORT = 3306
@@ -111,7 +112,8 @@ class MysqlCheck(PooledConnectionCheck[MysqlCheckConfig, aiomysql.Connection]):
         return self._dsn.target
 
     def _secrets(self) -> Iterable[str]:
-        return {s for s in (self._dsn.password, self._raw_password) if s}
+        found = {s for s in (self._dsn.password, self._raw_password) if s}
+        return found | set(url_secrets(self.config.dsn))
 
     async def _connect(self, timeout: float) -> aiomysql.Connection:
         dsn = self._dsn

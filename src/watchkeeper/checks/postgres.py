@@ -19,6 +19,7 @@ from pydantic import Field, field_validator
 from watchkeeper.checks._pooled import NO_ROWS, PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
+from watchkeeper.redact import url_secrets
 
 _DEFAULT_PORT = 5432
 _HAS_PORT = re.compile(r":\d+$")
@@ -70,7 +71,8 @@ class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, asyncpg.Connectio
     def _secrets(self) -> Iterable[str]:
         candidates = [self._password, self._params.get("password")]
         secrets = {s for s in candidates if s}
-        return secrets | {unquote(s) for s in secrets}
+        # url_secrets: `?password=`, `?sslpassword=` (the TLS key's) and the like.
+        return secrets | {unquote(s) for s in secrets} | set(url_secrets(self.config.dsn))
 
     async def _connect(self, timeout: float) -> asyncpg.Connection:
         settings = {}

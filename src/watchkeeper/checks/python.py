@@ -51,6 +51,7 @@ from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.domain import CheckResult
 from watchkeeper.durations import format_duration
+from watchkeeper.redact import data_secrets
 
 IN_PROCESS = "<in-process>"
 """The target of checks made from a function object rather than an import path."""
@@ -177,6 +178,10 @@ class PythonCheck(Check[PythonCheckConfig]):
         self._is_async = _is_async(fn)
         self._timeout_text = format_duration(config.timeout)
         self._pending: threading.Thread | None = None
+
+    def secrets(self) -> list[str]:
+        """Values of secret-named `args` (e.g. `password`, `api_token`)."""
+        return data_secrets(self.config.args)
 
     @classmethod
     def from_callable(

@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from watchkeeper.checks._pooled import PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
+from watchkeeper.redact import url_secrets
 
 # Commands that leave the connection in a state where the next command does not simply get
 # its reply (pub/sub, MONITOR, MULTI) or that close or reset the session.
@@ -110,7 +111,7 @@ class RedisCheck(PooledConnectionCheck[RedisCheckConfig, AbstractConnection]):
 
     def _secrets(self) -> Iterable[str]:
         secrets = {s for s in (self._password, self._raw_password) if s}
-        return secrets | {unquote(s) for s in secrets}
+        return secrets | {unquote(s) for s in secrets} | set(url_secrets(self.config.url))
 
     async def _connect(self, timeout: float) -> AbstractConnection:
         conn: AbstractConnection = self._factory.make_connection()

@@ -75,7 +75,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         sa_url = async_url(url)
-        kwargs: dict[str, Any] = {}
+        # Parameters are session and token hashes, CSRF tokens, password hashes: never put
+        # them in SQL logs (debug level) or in the text of a database error.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if not sa_url.startswith("sqlite"):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(sa_url, **kwargs)

@@ -27,6 +27,7 @@ from watchkeeper.notify import render
 from watchkeeper.notify.channels._http_post import post
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
 from watchkeeper.notify.channels.registry import register
+from watchkeeper.redact import redact_url, url_secrets
 
 PdSeverity = Literal["critical", "error", "warning", "info"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
@@ -250,8 +251,14 @@ class PagerDutyChannel(Channel[PagerDutyChannelConfig]):
     async def _post(self, url: str, body: dict[str, Any]) -> Outcome:
         headers = {"Content-Type": "application/json", "User-Agent": "watchkeeper"}
         return await post(
-            self.context.http, url, json.dumps(body).encode(), headers, self.context.timeout, url
+            self.context.http,
+            url,
+            json.dumps(body).encode(),
+            headers,
+            self.context.timeout,
+            redact_url(url),
         )
 
     def secrets(self) -> list[str]:
-        return [self.config.routing_key]
+        urls = (str(self.config.url), str(self.config.change_url))
+        return [self.config.routing_key, *(s for url in urls for s in url_secrets(url))]

@@ -13,7 +13,7 @@ from pydantic import Field, HttpUrl
 from watchkeeper.notify.channels._http_post import post
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
 from watchkeeper.notify.channels.registry import register
-from watchkeeper.redact import redact_url
+from watchkeeper.redact import header_secrets, redact_url, url_secrets
 
 SIGNATURE_HEADER = "X-Watchkeeper-Signature"
 
@@ -66,9 +66,5 @@ class WebhookChannel(Channel[WebhookChannelConfig]):
         )
 
     def secrets(self) -> list[str]:
-        sensitive = [
-            value
-            for key, value in self.config.headers.items()
-            if any(word in key.lower() for word in ("auth", "token", "key", "secret"))
-        ]
+        sensitive = [*header_secrets(self.config.headers), *url_secrets(str(self.config.url))]
         return [s for s in (self.config.secret, *sensitive) if s]
