@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import json
@@ -342,6 +343,40 @@ async def test_a_429_with_retry_after_waits_at_least_that_long(
     clock.set(row.next_attempt_at)
     assert await worker.deliver_due() == 1
     assert (await reload(db, row)).status == "delivered"
+
+
+async def test_a_503_with_retry_after_as_an_http_date_waits_until_that_date(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 503
+    receiver.retry_after = email.utils.format_datetime(T0 + timedelta(seconds=90), usegmt=True)
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    row = await reload(db, row)
+    assert row.status == "pending"
+    assert row.next_attempt_at == T0 + timedelta(seconds=90)  # not the 1-2 s backoff
+
+    # A date already past (or unparseable) leaves the ordinary backoff.
+    for value in (email.utils.format_datetime(T0 - timedelta(hours=1), usegmt=True), "soon"):
+        receiver.retry_after = value
+        clock.set(row.next_attempt_at)
+        tried_at = clock.now()
+        await worker.deliver_due()
+        row = await reload(db, row)
+        assert row.status == "pending"
+        assert row.next_attempt_at <= tried_at + timedelta(
+            seconds=INITIAL * 2 ** (row.attempts - 1)
+        )
+
+
+async def test_a_retry_after_date_far_away_is_capped_at_backoff_max(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 429
+    receiver.retry_after = email.utils.format_datetime(T0 + timedelta(days=2), usegmt=True)
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    assert (await reload(db, row)).next_attempt_at == T0 + DELIVERY.backoff_max
 
 
 async def test_an_unreachable_receiver_is_retried_not_failed(
