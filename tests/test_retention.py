@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.clock import FakeClock
+from watchkeeper.auth import audit
 from watchkeeper.config import RetentionConfig
 from watchkeeper.domain import Alert, AlertStatus, CheckResult, Severity
 from watchkeeper.store import alerts as alert_store
@@ -74,3 +75,39 @@ async def test_retention_prunes_only_expired_history(db: Database) -> None:
     assert sorted(a.id for a in alerts) == ["new-resolved", "old-open"]
     assert await count(db, tables.alert_events) == 2
     assert await count(db, tables.outbox) == 1  # still pending: never pruned
+
+
+async def test_retention_prunes_settled_notifications_and_audit_entries_by_age(
+    db: Database,
+) -> None:
+    clock = FakeClock()
+    config = RetentionConfig(alerts=timedelta(days=90), audit=timedelta(days=365))
+    ages = {
+        "delivered-old": (outbox_store.DELIVERED, 100),
+        "failed-old": (outbox_store.FAILED, 91),
+        "delivered-new": (outbox_store.DELIVERED, 89),
+        "pending-old": (outbox_store.PENDING, 100),
+    }
+    async with db.begin() as conn:
+        for key, (status, days) in ages.items():
+            entry = outbox_store.OutboxEntry("ops", key, "alert.firing", {})
+            await outbox_store.enqueue(conn, [entry], clock.now() - timedelta(days=days), status)
+    for days in (400, 366, 364, 1):
+        await audit.record(
+            db,
+            at=clock.now() - timedelta(days=days),
+            actor=f"{days}d",
+            actor_kind="user",
+            action="POST /api/v1/silences",
+            target="/api/v1/silences",
+            status=201,
+        )
+
+    pruned = await Retention(db, config, clock).prune()
+
+    assert (pruned.notifications, pruned.audit) == (2, 2)
+    kept = sorted(r.idempotency_key for r in await outbox_store.list_entries(db))
+    assert kept == ["delivered-new", "pending-old"]
+    async with db.connect() as conn:
+        actors = (await conn.execute(select(tables.audit_log.c.actor))).scalars().all()
+    assert sorted(actors) == ["1d", "364d"]
