@@ -111,3 +111,30 @@ async def test_retention_prunes_settled_notifications_and_audit_entries_by_age(
     async with db.connect() as conn:
         actors = (await conn.execute(select(tables.audit_log.c.actor))).scalars().all()
     assert sorted(actors) == ["1d", "364d"]
+
+
+async def test_retention_clears_metrics_older_than_their_own_retention_and_keeps_the_results(
+    db: Database,
+) -> None:
+    clock = FakeClock()
+    writer = ResultWriter(db, lambda _name: None)
+    for days in (20, 8, 6):
+        result = CheckResult.up(metrics={"system.cpu.percent": float(days)})
+        writer.record("host", clock.now() - timedelta(days=days), result)
+    writer.record("api", clock.now() - timedelta(days=9), CheckResult.up())  # no metrics
+    await writer.flush()
+    config = RetentionConfig(results=timedelta(days=30), metrics=timedelta(days=7))
+
+    pruned = await Retention(db, config, clock).prune()
+
+    assert (pruned.results, pruned.metrics) == (0, 2)
+    r = tables.check_results
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(r.c.check_name, r.c.metrics).order_by(r.c.id))).all()
+    assert [(row.check_name, row.metrics) for row in rows] == [
+        ("host", None),
+        ("host", None),
+        ("host", {"system.cpu.percent": 6.0}),
+        ("api", None),
+    ]
+    assert (await Retention(db, config, clock).prune()).metrics == 0  # nothing left to clear
