@@ -93,6 +93,8 @@ class WebhookReceiver(Server):
     reply_status: int = 200
     retry_after: str | None = None
     """Sent as the Retry-After header of every answer when set."""
+    hold: asyncio.Event | None = None
+    """When set, each answer waits for this event (a delivery kept in hand)."""
     attempts: list[Delivery] = field(default_factory=list)
     processed: dict[str, Delivery] = field(default_factory=dict)
     duplicates: int = 0
@@ -126,6 +128,8 @@ class WebhookReceiver(Server):
                 self.processed[delivery.key] = delivery
         async with self._arrived:
             self._arrived.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else None
         return web.Response(status=self.reply_status, headers=headers)
 
