@@ -19,13 +19,17 @@ from watchkeeper.store.database import Database
 
 
 def write_config(
-    tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver, more_checks: str = ""
+    tmp_path: Path,
+    target: FlippingTarget,
+    receiver: WebhookReceiver,
+    more_checks: str = "",
+    storage_url: str | None = None,
 ) -> Path:
     config = tmp_path / "watchkeeper.yaml"
     config.write_text(
         f"""
 storage:
-  url: "sqlite:///{tmp_path / "wk.db"}"
+  url: "{storage_url or f"sqlite:///{tmp_path / 'wk.db'}"}"
 delivery:
   backoff_initial: 200ms
   backoff_max: 1s
