@@ -67,6 +67,38 @@ async def test_run_timed_wakes_at_the_instant_its_step_returned_not_after_idle()
         await stop(task)
 
 
+async def test_run_timed_runs_an_overdue_step_again_at_once_and_survives_a_failing_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(T0)
+    calls: list[datetime] = []
+
+    async def step() -> datetime | None:
+        calls.append(clock.now())
+        if len(calls) == 1:
+            return clock.now() - timedelta(seconds=5)  # already due: look again at once
+        if len(calls) == 2:
+            raise RuntimeError("database restarting")
+        return None
+
+    task = asyncio.create_task(run_timed(step, asyncio.Event(), clock, idle=60, what="testing"))
+    try:
+        await until_parked(clock)
+        assert clock.next_deadline == pytest.approx(0.01)
+        clock.advance(0.01)
+        await until_parked(clock, after=1)
+        # The failure is logged with its traceback and the loop retries after its idle time.
+        assert len(calls) == 2 and clock.next_deadline == pytest.approx(60)
+        [record] = [r for r in caplog.records if r.name == "watchkeeper.loops"]
+        assert record.getMessage() == "testing failed; will retry"
+        assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+        clock.advance(60)
+        await until_parked(clock, after=2)
+        assert len(calls) == 3 and not task.done()
+    finally:
+        await stop(task)
+
+
 async def test_the_running_heartbeat_monitor_reports_late_and_down_at_their_instants(
     db: Database,
 ) -> None:
