@@ -65,8 +65,6 @@ class ServerConfig(StrictModel):
 class RetentionConfig(StrictModel):
     results: Duration = timedelta(days=30)
     metrics: Duration = timedelta(days=30)
-    """The metrics results carry (CPU %, disk %, perfdata …); older ones are cleared, the
-    results stay until `results`."""
     alerts: Duration = timedelta(days=90)
     audit: Duration = timedelta(days=365)
     rollups_5m: Duration = timedelta(days=30)
