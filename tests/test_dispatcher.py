@@ -379,3 +379,151 @@ async def test_external_alerts_auto_resolve_when_not_re_sent(db: Database) -> No
         ("ops", "alert.firing"),
         ("ops", "alert.resolved"),
     ]
+
+
+async def test_a_third_step_is_timed_from_the_first_page_even_when_the_second_came_late(
+    db: Database,
+) -> None:
+    config = {
+        **ESCALATION,
+        "notifications": hooks("a", "b", "c"),
+        "escalation": [
+            {
+                "name": "default",
+                "steps": [
+                    {"notify": ["a"]},
+                    {"after": "10m", "notify": ["b"]},
+                    {"after": "30m", "notify": ["c"]},
+                ],
+            }
+        ],
+    }
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))
+    # The pass for step 2 runs two minutes late (a restart, a slow database).
+    sent = await world.at(timedelta(minutes=12))
+    assert ("b", "alert.escalated") in sent
+    assert await world.dispatcher.dispatch_once() == T0 + timedelta(minutes=30)
+    assert ("c", "alert.escalated") not in await world.at(timedelta(minutes=29, seconds=59))
+    assert await world.at(timedelta(minutes=30)) == [
+        ("a", "alert.firing"),
+        ("b", "alert.escalated"),
+        ("c", "alert.escalated"),
+    ]
+    (alert,), _ = await alert_store.list_alerts(db)
+    assert alert.escalation_step == 2 and alert.next_escalation_at is None
+
+
+# -- negative matchers (!=, !~) in silences, routes and inhibit rules ---------------------------
+
+
+async def paged_checks(db: Database) -> list[str]:
+    return sorted(e.payload["alert"]["check"] for e in await outbox_store.list_entries(db))
+
+
+async def test_a_silence_with_negative_matchers_silences_only_what_they_leave(
+    db: Database,
+) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api"), tcp("db"), tcp("batch", severity="low")],
+            "notifications": hooks("ops"),
+        }
+    )
+    world = World(db, config)
+    matchers = [parse_matcher("check!=db"), parse_matcher("severity!~low|info")]
+    silence = await create_silence(db, matchers, T0, T0 + timedelta(hours=1), "a", "", T0)
+    for name in ("api", "db", "batch"):
+        await world.down(name)
+    await world.at(timedelta(0))
+    assert await paged_checks(db) == ["batch", "db"]
+    (api,), _ = await alert_store.list_alerts(db, check="api")
+    assert api.silenced_by == silence.id
+
+
+async def test_routes_with_negative_matchers_send_each_alert_where_they_say(
+    db: Database,
+) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api"), tcp("batch", severity="low"), tcp("db")],
+            "notifications": hooks("pager", "chat", "email"),
+            "alerting": {
+                "routes": [
+                    {"matchers": ["severity!=critical"], "notify": ["chat"]},
+                    {"matchers": ["check!~db|cache"], "notify": ["pager"]},
+                    {"notify": ["email"]},
+                ]
+            },
+        }
+    )
+    world = World(db, config)
+    for name in ("api", "batch", "db"):
+        await world.down(name)
+    await world.at(timedelta(0))
+    sent = sorted(
+        (e.payload["alert"]["check"], e.channel) for e in await outbox_store.list_entries(db)
+    )
+    assert sent == [("api", "pager"), ("batch", "chat"), ("db", "email")]
+
+
+async def test_an_inhibit_rule_with_negative_target_matchers_spares_what_they_exclude(
+    db: Database,
+) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [
+                tcp("db", component="storage"),
+                tcp("replica", component="storage", severity="high"),
+                tcp("cache", component="storage"),
+                tcp("web", component="frontend", severity="high"),
+            ],
+            "notifications": hooks("ops"),
+            "alerting": {
+                "inhibit_rules": [
+                    {
+                        "source_match": ["check=db"],
+                        "target_match": ["check!=db", "severity!~crit.*"],
+                        "equal": ["component"],
+                    }
+                ]
+            },
+        }
+    )
+    world = World(db, config)
+    for name in ("db", "replica", "cache", "web"):
+        await world.down(name)
+    await world.at(timedelta(0))
+    assert await paged_checks(db) == ["cache", "db", "web"]
+    (replica,), _ = await alert_store.list_alerts(db, check="replica")
+    assert replica.suppressed_reason == "suppressed: inhibited by db"
+
+
+async def test_the_hourly_limit_is_a_sliding_hour(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "checks": [tcp(f"svc{i}") for i in range(6)],
+            "notifications": [{**hooks("ops")[0], "max_per_hour": 3, "digest_interval": "15m"}],
+        }
+    )
+    world = World(db, config)
+
+    async def page(name: str, at: timedelta) -> str:
+        world.clock.set(T0 + at)
+        await world.down(name)
+        await world.at(at)
+        [entry] = [
+            e
+            for e in await outbox_store.list_entries(db, limit=100)
+            if e.event == "alert.firing" and e.payload["alert"]["check"] == name
+        ]
+        return str(entry.status)
+
+    for i in range(3):
+        assert await page(f"svc{i}", timedelta(0)) == "pending"
+    assert await page("svc3", timedelta(minutes=30)) in ("held", "digested")
+    # The first three are still inside the hour one second before it ends …
+    assert await page("svc4", timedelta(minutes=59, seconds=59)) in ("held", "digested")
+    # … and out of it at the hour: the limit counts the last hour, not all time.
+    assert await page("svc5", timedelta(hours=1)) == "pending"

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
+import sys
 import time
 from pathlib import Path
+
+from sqlalchemy import select
 
 from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
+from watchkeeper.store import tables
+from watchkeeper.store.database import Database
 
 
-def write_config(tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver) -> Path:
+def write_config(
+    tmp_path: Path,
+    target: FlippingTarget,
+    receiver: WebhookReceiver,
+    more_checks: str = "",
+    storage_url: str | None = None,
+) -> Path:
     config = tmp_path / "watchkeeper.yaml"
     config.write_text(
         f"""
 storage:
-  url: "sqlite:///{tmp_path / "wk.db"}"
+  url: "{storage_url or f"sqlite:///{tmp_path / 'wk.db'}"}"
 delivery:
   backoff_initial: 200ms
   backoff_max: 1s
@@ -27,7 +40,7 @@ checks:
     interval: 1s
     timeout: 2s
     failure_threshold: 2
-notifications:
+{more_checks}notifications:
   - name: ops
     type: webhook
     url: {receiver.hook_url}
@@ -126,7 +139,85 @@ async def test_notification_survives_sigkill_and_restart_without_second_alert(
         assert resolved.payload["alert"]["id"] == firing.payload["alert"]["id"]
     finally:
         assert await wk.stop() == 0
-    assert receiver.duplicates == 0 or all(
-        d.key in receiver.processed for d in receiver.attempts if d.answered == 200
+    # Refused before the kill, accepted once after it: never delivered twice, and every
+    # attempt (refused ones too) signed with the secret over its exact body, under the key of
+    # its alert and event.
+    assert receiver.duplicates == 0
+    assert [d.event for d in receiver.attempts if d.answered == 200] == [
+        "alert.firing",
+        "alert.resolved",
+    ]
+    alert_id = firing.payload["alert"]["id"]
+    for delivery in receiver.attempts:
+        assert receiver.signature_ok(delivery), delivery.signature
+        assert delivery.key == f"{alert_id}:{delivery.event}"
+
+
+async def test_sigterm_finishes_the_check_and_the_delivery_in_hand_and_flushes_results(
+    tmp_path: Path, target: FlippingTarget, receiver: WebhookReceiver, monkeypatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", receiver.secret)
+    # A second check whose run, once armed, lasts until the test releases it (after SIGTERM).
+    job = (
+        "import pathlib, sys, time\n"
+        "d = pathlib.Path(sys.argv[1])\n"
+        "if (d / 'arm').exists() and not (d / 'started').exists():\n"
+        "    (d / 'started').touch()\n"
+        "    while not (d / 'release').exists():\n"
+        "        time.sleep(0.01)\n"
+        "    print('finished after the signal')\n"
+        "else:\n"
+        "    print('quick')\n"
     )
-    assert len(receiver.accepted("alert.firing")) == 1
+    argv = [sys.executable, "-c", job, str(tmp_path)]
+    job_check = f"""  - name: job
+    type: command
+    command: {json.dumps(argv)}
+    interval: 1s
+    timeout: 20s
+"""
+    config = write_config(tmp_path, target, receiver, job_check)
+    token = await cli_token(config)
+    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
+    receiver.hold = asyncio.Event()
+    try:
+        await wait_until(lambda: _is(wk, "api", "up"), 10, "api up")
+        target.status = 500
+        await receiver.wait_for(lambda r: r.attempts, 10, "alert.firing delivery in hand")
+        (tmp_path / "arm").touch()
+        await wait_until((tmp_path / "started").exists, 10, "the job's long run started")
+    finally:
+        assert wk.proc is not None
+        wk.proc.send_signal(signal.SIGTERM)
+        try:
+            # Each is released only once shutdown has reached it, so neither can finish first.
+            await wait_until(
+                lambda: "letting the checks in flight finish" in wk.log_text(), 10, "stopping"
+            )
+            (tmp_path / "release").touch()
+            await wait_until(
+                lambda: "finishing the deliveries in hand" in wk.log_text(), 10, "outbox stop"
+            )
+        finally:
+            (tmp_path / "release").touch()
+            receiver.hold.set()
+            code = await wk.stop(signal.SIGTERM, timeout=15)
+    assert code == 0, wk.log_text()
+
+    db = Database(f"sqlite:///{tmp_path / 'wk.db'}")
+    try:
+        async with db.connect() as conn:
+            r, o = tables.check_results, tables.outbox
+            reasons = (
+                (await conn.execute(select(r.c.reason).where(r.c.check_name == "job")))
+                .scalars()
+                .all()
+            )
+            entries = (await conn.execute(select(o.c.event, o.c.status, o.c.attempts))).all()
+    finally:
+        await db.close()
+    # The run in flight finished within the grace and its result reached the database …
+    assert "finished after the signal" in " ".join(reasons), reasons
+    # … and the delivery in hand was answered and recorded as delivered, not left pending.
+    assert [(e.event, e.status, e.attempts) for e in entries] == [("alert.firing", "delivered", 1)]
+    assert [d.event for d in receiver.attempts] == ["alert.firing"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import json
@@ -269,6 +270,58 @@ async def test_a_503_that_lasts_beyond_max_age_gives_up(
     assert len(receiver.attempts) == 2
 
 
+async def test_max_age_is_reached_at_exactly_max_age_after_creation(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 503
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    clock.set(T0 + DELIVERY.max_age)
+    assert await worker.deliver_due() == 1
+    row = await reload(db, row)
+    assert row.status == "failed" and row.last_error.startswith("gave up after 2 attempts")
+
+
+async def test_max_age_counts_from_creation_not_from_the_last_attempt(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 503
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    # Retried a second before max_age: still worth another try …
+    clock.set(T0 + DELIVERY.max_age - timedelta(seconds=1))
+    assert await worker.deliver_due() == 1
+    row = await reload(db, row)
+    assert row.status == "pending" and row.attempts == 2
+    # … and the next attempt, seconds after the last one, is past max_age since creation.
+    clock.set(row.next_attempt_at)
+    assert await worker.deliver_due() == 1
+    row = await reload(db, row)
+    assert row.status == "failed" and row.attempts == 3
+    assert row.last_error.startswith("gave up after 3 attempts")
+    assert len(receiver.attempts) == 3
+
+
+async def test_statuses_that_ask_to_come_back_are_retried_other_4xx_fail_at_once(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    retried = [408, 425, 429, 500, 502, 503, 504]
+    failed = [400, 401, 403, 404, 410, 413, 422]
+    for i, status in enumerate(retried + failed):
+        receiver.reply_status = status
+        row = await queue(db, clock.now(), alert_id=f"00000000-0000-4000-8000-{i:012d}")
+        assert await worker.deliver_due() == 1
+        row = await reload(db, row)
+        expected = "pending" if status in retried else "failed"
+        assert (status, row.status) == (status, expected)
+        assert f"HTTP {status}" in row.last_error
+        if expected == "pending":  # retried, then delivered
+            receiver.reply_status = 200
+            clock.set(row.next_attempt_at)
+            assert await worker.deliver_due() == 1
+            assert (await reload(db, row)).status == "delivered"
+
+
 async def test_a_429_with_retry_after_waits_at_least_that_long(
     db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
 ) -> None:
@@ -290,6 +343,40 @@ async def test_a_429_with_retry_after_waits_at_least_that_long(
     clock.set(row.next_attempt_at)
     assert await worker.deliver_due() == 1
     assert (await reload(db, row)).status == "delivered"
+
+
+async def test_a_503_with_retry_after_as_an_http_date_waits_until_that_date(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 503
+    receiver.retry_after = email.utils.format_datetime(T0 + timedelta(seconds=90), usegmt=True)
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    row = await reload(db, row)
+    assert row.status == "pending"
+    assert row.next_attempt_at == T0 + timedelta(seconds=90)  # not the 1-2 s backoff
+
+    # A date already past (or unparseable) leaves the ordinary backoff.
+    for value in (email.utils.format_datetime(T0 - timedelta(hours=1), usegmt=True), "soon"):
+        receiver.retry_after = value
+        clock.set(row.next_attempt_at)
+        tried_at = clock.now()
+        await worker.deliver_due()
+        row = await reload(db, row)
+        assert row.status == "pending"
+        assert row.next_attempt_at <= tried_at + timedelta(
+            seconds=INITIAL * 2 ** (row.attempts - 1)
+        )
+
+
+async def test_a_retry_after_date_far_away_is_capped_at_backoff_max(
+    db: Database, worker: OutboxWorker, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    receiver.reply_status = 429
+    receiver.retry_after = email.utils.format_datetime(T0 + timedelta(days=2), usegmt=True)
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    assert (await reload(db, row)).next_attempt_at == T0 + DELIVERY.backoff_max
 
 
 async def test_an_unreachable_receiver_is_retried_not_failed(

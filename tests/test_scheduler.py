@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import pytest
-
+from tests.support.clock import FakeClock, run_until
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.clock import SystemClock
 from watchkeeper.domain import CheckResult, Status
 from watchkeeper.scheduler import Scheduler, run_once
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 
 class FakeConfig(CheckConfigBase):
@@ -47,6 +47,9 @@ class Collector:
         async with self.changed:
             self.changed.notify_all()
 
+    def starts(self) -> list[datetime]:
+        return [at for _, at, _ in self.results]
+
     async def wait_for(self, count: int, timeout: float = 5) -> None:
         async with asyncio.timeout(timeout), self.changed:
             await self.changed.wait_for(lambda: len(self.results) >= count)
@@ -77,30 +80,41 @@ async def test_a_crashing_check_is_unknown_with_the_error_as_reason() -> None:
     assert result.reason == "check crashed: RuntimeError: kaboom"
 
 
+def scheduled(
+    checks: list[ScriptedCheck], collect: Collector, clock: FakeClock, **kwargs: Any
+) -> Scheduler:
+    """A scheduler on the fake clock whose first runs come at once (phase 0)."""
+    scheduler = Scheduler(checks, collect, clock, **kwargs)
+    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    return scheduler
+
+
 async def test_a_slow_check_never_overlaps_itself_and_skips_missed_slots() -> None:
+    clock = FakeClock(T0)
     running = 0
     max_running = 0
-    interval = 0.05
 
     async def slow() -> CheckResult:
         nonlocal running, max_running
         running += 1
         max_running = max(max_running, running)
-        await asyncio.sleep(interval * 3)  # the check's own work, three slots long
+        if clock.now() == T0:
+            clock.advance(25)  # the first run's work takes two and a half slots
+        await asyncio.sleep(0)
         running -= 1
         return CheckResult.up()
 
     collect = Collector()
-    check = ScriptedCheck("slow", slow, interval=timedelta(seconds=interval))
-    scheduler = Scheduler([check], collect, SystemClock())
+    scheduler = scheduled(
+        [ScriptedCheck("slow", slow, interval=timedelta(seconds=10))], collect, clock
+    )
     scheduler.start()
-    await collect.wait_for(4)
+    await run_until(clock, T0 + timedelta(seconds=50))
     await scheduler.stop()
     assert max_running == 1
-    starts = [at for _, at, _ in collect.results]
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
-    # After an overrun the next run waits for its next slot instead of starting at once.
-    assert all(gap >= interval * 3 for gap in gaps), gaps
+    # The slots at 10 s and 20 s passed during the first run: they are skipped, not fired in
+    # a burst at 25 s; the next run waits for the slot at 30 s and the phase stays.
+    assert collect.starts() == [T0 + timedelta(seconds=s) for s in (0, 30, 40, 50)]
 
 
 async def test_no_more_than_max_concurrency_checks_run_at_once() -> None:
@@ -186,40 +200,37 @@ async def test_stop_cancels_a_check_that_outlives_the_grace_period() -> None:
     assert cancelled.is_set()
 
 
-@pytest.mark.parametrize("interval", [0.02])
-async def test_runs_keep_their_phase_instead_of_drifting(interval: float) -> None:
-    collect = Collector()
+async def test_runs_keep_their_phase_instead_of_drifting() -> None:
+    clock = FakeClock(T0)
 
-    async def quick() -> CheckResult:
+    async def one_second() -> CheckResult:
+        clock.advance(1)  # each run takes a second
         return CheckResult.up()
 
-    scheduler = Scheduler(
-        [ScriptedCheck("q", quick, interval=timedelta(seconds=interval))], collect, SystemClock()
+    collect = Collector()
+    scheduler = scheduled(
+        [ScriptedCheck("q", one_second, interval=timedelta(seconds=10))], collect, clock
     )
-    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
     scheduler.start()
-    await collect.wait_for(10)
+    await run_until(clock, T0 + timedelta(seconds=95))
     await scheduler.stop()
-    starts = [at for _, at, _ in collect.results]
-    elapsed = (starts[9] - starts[0]).total_seconds()
-    # Nine intervals after the first run, give or take timer slack — not nine intervals
-    # plus nine run durations, as a sleep-after-run loop would drift.
-    assert elapsed == pytest.approx(9 * interval, abs=interval)
+    # Every ten seconds on the dot — not every eleven, as a sleep-after-run loop would drift.
+    assert collect.starts() == [T0 + timedelta(seconds=10 * i) for i in range(10)]
+    assert scheduler.last_lag == 0
 
 
 async def test_run_now_runs_a_check_at_once_without_moving_its_schedule() -> None:
-    collect = Collector()
+    clock = FakeClock(T0)
 
     async def quick() -> CheckResult:
         return CheckResult.up()
 
-    scheduler = Scheduler(
-        [ScriptedCheck("q", quick, interval=timedelta(hours=1))], collect, SystemClock()
-    )
-    scheduler._initial_delay = lambda _interval: 0.0  # type: ignore[method-assign]
+    collect = Collector()
+    scheduler = scheduled([ScriptedCheck("q", quick, interval=timedelta(hours=1))], collect, clock)
     scheduler.start()
-    await collect.wait_for(1)
+    await run_until(clock, T0 + timedelta(minutes=10))
     assert scheduler.run_now("q") and not scheduler.run_now("nope")
     await collect.wait_for(2)
+    await run_until(clock, T0 + timedelta(hours=1))
     await scheduler.stop()
-    assert len(collect.results) == 2
+    assert collect.starts() == [T0, T0 + timedelta(minutes=10), T0 + timedelta(hours=1)]

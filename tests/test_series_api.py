@@ -178,6 +178,12 @@ async def test_status_summarises_checks_components_alerts_and_performance(
             return None
         return body
 
+    # First runs are spread over at most 5 s of the (fake) clock: move it past them, once
+    # every check's loop is parked on it.
+    clock = rt.clock
+    assert isinstance(clock, FakeClock)
+    await wait_until(lambda: clock.waiting >= 3, 5, "the check loops to wait for their slot")
+    clock.advance(5)
     body = await wait_until(settled, 20, "every check run once and db's alert firing")
 
     assert body["status"] == "major_outage"  # a firing critical alert (db is down)
@@ -279,3 +285,21 @@ async def test_alerts_can_be_filtered_by_severity_source_silence_and_text(
     page = (await client.get("/api/v1/alerts", params={"silenced": "false", "limit": 1})).json()
     assert page["total"] == 2 and len(page["items"]) == 1
     assert (await client.get("/api/v1/alerts", params={"severity": "dire"})).status_code == 422
+
+
+async def test_a_large_response_is_gzip_encoded_when_asked_and_only_then(
+    service: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    _rt, client = service
+    url, params = "/api/v1/checks/api/series", {"range": "24h"}  # 288 points: tens of KB
+    zipped = await client.get(url, params=params, headers={"Accept-Encoding": "gzip"})
+    plain = await client.get(url, params=params, headers={"Accept-Encoding": "identity"})
+    assert zipped.status_code == plain.status_code == 200
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert "accept-encoding" in zipped.headers["vary"].lower()
+    assert zipped.json() == plain.json()  # the same document …
+    assert zipped.num_bytes_downloaded * 5 < plain.num_bytes_downloaded  # … far smaller
+    # Small answers are not worth compressing.
+    small = await client.get("/api/v1/checks/nope/series", headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 404 and "content-encoding" not in small.headers

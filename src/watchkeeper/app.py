@@ -249,6 +249,7 @@ class Runtime:
         """Stop in reverse order of start: checks, then deliveries, then storage."""
         self.changes.close()
         if self.scheduler is not None:
+            log.info("shutting down: letting the checks in flight finish")
             await self.scheduler.stop()
         for task in (self._heartbeat_task, self._rules_task, self._dispatcher_task):
             if task is not None:
@@ -260,6 +261,7 @@ class Runtime:
             except Exception:
                 log.exception("storing the pending rule series at shutdown failed")
         if self.outbox is not None and self._outbox_task is not None:
+            log.info("shutting down: finishing the deliveries in hand")
             self.outbox.stop()  # finishes the delivery in hand
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._outbox_task, timeout=3)

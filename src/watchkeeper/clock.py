@@ -19,6 +19,12 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait until `event` is set or `seconds` have passed on this clock, whichever comes
+        first; return whether the event was set. Timed loops wait through this, so a test
+        clock moved by hand wakes them."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -29,6 +35,17 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        if event.is_set() or seconds <= 0:
+            await asyncio.sleep(0)  # still yield, so a loop due at once cannot starve others
+            return event.is_set()
+        try:
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        except TimeoutError:
+            pass
+        return event.is_set()
 
 
 def utcnow() -> datetime:

@@ -33,8 +33,4 @@ async def run_timed(
         if next_at is not None:
             # A hair past the instant, so the next step sees it as due.
             wait = min(idle, max(0.0, (next_at - clock.now()).total_seconds()) + 0.01)
-        try:
-            async with asyncio.timeout(wait):
-                await wake.wait()
-        except TimeoutError:
-            pass
+        await clock.wait(wake, wait)

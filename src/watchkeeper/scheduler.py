@@ -164,13 +164,7 @@ class Scheduler:
 
     async def _sleep_or_kick(self, kick: asyncio.Event, delay: float) -> bool:
         """Sleep `delay` seconds unless `run_now` kicks first; return whether it did."""
-        if not kick.is_set() and delay > 0:
-            try:
-                async with asyncio.timeout(delay):
-                    await kick.wait()
-            except TimeoutError:
-                pass
-        kicked = kick.is_set()
+        kicked = await self._clock.wait(kick, delay)
         kick.clear()
         return kicked
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.support.required import unavailable
 from tests.support.servers import wait_until
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.command import (
@@ -68,7 +69,7 @@ async def wait_for_pid_file(path: Path) -> int:
 
 def _needs_sh() -> None:
     if shutil.which("sh") is None or shutil.which("sleep") is None:
-        pytest.skip("needs sh and sleep")
+        unavailable("needs sh and sleep")
 
 
 def hanging_family(tmp_path: Path) -> list[str]:

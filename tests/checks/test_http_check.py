@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
+from tests.support.required import unavailable
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks import http as http_module
 from watchkeeper.checks.http import MAX_BODY_BYTES, HttpCheck, HttpCheckConfig, redact_url
@@ -339,7 +340,7 @@ async def test_the_shared_session_is_used_instead_of_a_new_one(
 @pytest.fixture
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a self-signed certificate")
+        unavailable("openssl is needed to make a self-signed certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     command = shlex.split("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1")
     subprocess.run(

@@ -18,6 +18,7 @@ from icmplib.exceptions import NameLookupError
 from icmplib.sockets import ICMPv4Socket
 from pydantic import ValidationError
 
+from tests.support.required import unavailable
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.icmp import NOT_PERMITTED, IcmpCheck, IcmpCheckConfig
 from watchkeeper.domain import Status
@@ -71,7 +72,7 @@ async def test_pinging_loopback_is_up_with_rtt_metrics(
     result = await make_check(count=2, packet_interval="10ms").run()
 
     if result.reason == NOT_PERMITTED:
-        pytest.skip("this machine allows neither ping sockets nor raw sockets")
+        unavailable("this machine allows neither ping sockets nor raw sockets")
     assert result.status is Status.UP
     assert result.reason.startswith("2/2 replies from 127.0.0.1, rtt avg ")
     assert result.metrics["icmp.loss_percent"] == 0
@@ -88,7 +89,7 @@ async def test_unprivileged_sockets_are_tried_first_then_raw_ones(
     result = await make_check(count=1).run()
 
     if result.reason == NOT_PERMITTED:
-        pytest.skip("raw ICMP sockets need root or CAP_NET_RAW")
+        unavailable("raw ICMP sockets need root or CAP_NET_RAW")
     assert requested == [socket.SOCK_DGRAM, socket.SOCK_RAW]
     assert result.status is Status.UP
     assert result.details["privileged"] is True

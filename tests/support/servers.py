@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import socket
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,9 +94,13 @@ class WebhookReceiver(Server):
     reply_status: int = 200
     retry_after: str | None = None
     """Sent as the Retry-After header of every answer when set."""
+    hold: asyncio.Event | None = None
+    """When set, each answer waits for this event (a delivery kept in hand)."""
     attempts: list[Delivery] = field(default_factory=list)
     processed: dict[str, Delivery] = field(default_factory=dict)
     duplicates: int = 0
+    accepted_per_key: Counter[str] = field(default_factory=Counter)
+    """How many times each Idempotency-Key was accepted: above 1 is a redelivery."""
 
     def __post_init__(self) -> None:
         app = web.Application()
@@ -120,12 +125,15 @@ class WebhookReceiver(Server):
         )
         self.attempts.append(delivery)
         if self.reply_status < 300 and delivery.key is not None:
+            self.accepted_per_key[delivery.key] += 1
             if delivery.key in self.processed:
                 self.duplicates += 1
             else:
                 self.processed[delivery.key] = delivery
         async with self._arrived:
             self._arrived.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else None
         return web.Response(status=self.reply_status, headers=headers)
 
@@ -135,6 +143,11 @@ class WebhookReceiver(Server):
             "sha256=" + hmac.new(self.secret.encode(), delivery.body, hashlib.sha256).hexdigest()
         )
         return hmac.compare_digest(expected, delivery.signature or "")
+
+    @property
+    def redeliveries(self) -> dict[str, int]:
+        """Idempotency-Key -> how many times it was accepted again after the first."""
+        return {key: n - 1 for key, n in self.accepted_per_key.items() if n > 1}
 
     def accepted(self, event: str | None = None) -> list[Delivery]:
         return [d for d in self.processed.values() if event is None or d.event == event]

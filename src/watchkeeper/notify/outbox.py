@@ -149,10 +149,11 @@ class OutboxWorker:
                 self._config.backoff_initial.total_seconds(),
                 self._config.backoff_max.total_seconds(),
             )
-            if outcome.retry_after:
-                delay = min(
-                    max(delay, outcome.retry_after), self._config.backoff_max.total_seconds()
-                )
+            retry_after = outcome.retry_after
+            if outcome.retry_at is not None:  # an HTTP-date: how far it is on our clock
+                retry_after = (outcome.retry_at - now).total_seconds()
+            if retry_after:
+                delay = min(max(delay, retry_after), self._config.backoff_max.total_seconds())
             await store.settle(
                 self._db,
                 row.id,

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import Text, cast, delete, null, update
 
 from watchkeeper.clock import Clock
 from watchkeeper.config import RetentionConfig
@@ -27,6 +27,8 @@ class Pruned:
     notifications: int
     audit: int = 0
     rollups: int = 0
+    metrics: int = 0
+    """Results whose metrics were cleared (`retention.metrics`); the results themselves stay."""
 
 
 class Retention:
@@ -46,6 +48,18 @@ class Retention:
         r, a, o = tables.check_results, tables.alerts, tables.outbox
         async with self._db.begin() as conn:
             results = await conn.execute(delete(r).where(r.c.started_at < results_before))
+            # Metrics are part of a result row: past their own retention they are cleared and
+            # the result (status, reason, response time) stays until `results`. JSON `null` is
+            # what a result without metrics holds, so it is not rewritten every pass.
+            metrics = await conn.execute(
+                update(r)
+                .where(
+                    r.c.started_at < now - self._config.metrics,
+                    r.c.metrics.is_not(None),
+                    cast(r.c.metrics, Text) != "null",
+                )
+                .values(metrics=null())
+            )
             await conn.execute(
                 delete(tables.alert_events).where(
                     tables.alert_events.c.alert_id.in_(
@@ -76,6 +90,7 @@ class Retention:
             int(sent.rowcount or 0),
             int(audit.rowcount or 0),
             rollups,
+            int(metrics.rowcount or 0),
         )
         if any(dataclasses.astuple(pruned)):
             log.info("retention pruned %s", pruned)

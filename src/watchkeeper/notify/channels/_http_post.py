@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -20,6 +22,18 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _retry_at(value: str | None) -> datetime | None:
+    """Retry-After in its other form, an HTTP-date (RFC 9110 §10.2.3); None if it is not one."""
+    if not value or _retry_after(value) is not None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    # HTTP-dates are GMT; a date without a zone is read as GMT too.
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 async def post(
@@ -40,7 +54,8 @@ async def post(
             text = (await response.content.read(200)).decode("utf-8", "replace").strip()
             error = f"HTTP {response.status} from {display_url}" + (f": {text}" if text else "")
             if response.status >= 500 or response.status in _RETRYABLE_4XX:
-                return Outcome.temporary(error, _retry_after(response.headers.get("Retry-After")))
+                retry_after = response.headers.get("Retry-After")
+                return Outcome.temporary(error, _retry_after(retry_after), _retry_at(retry_after))
             return Outcome.permanent(error)
     except TimeoutError:
         return Outcome.temporary(f"timed out after {timeout:g}s posting to {display_url}")

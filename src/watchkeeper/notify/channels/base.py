@@ -48,14 +48,21 @@ class Outcome:
     error: str | None = None
     retry_after: float | None = None
     """Seconds the receiver asked us to wait (HTTP Retry-After), if any."""
+    retry_at: datetime | None = None
+    """The instant the receiver asked us to wait for (Retry-After as an HTTP-date), if any:
+    the outbox turns it into a wait on its own clock."""
 
     @classmethod
     def ok(cls) -> Outcome:
         return cls(delivered=True)
 
     @classmethod
-    def temporary(cls, error: str, retry_after: float | None = None) -> Outcome:
-        return cls(delivered=False, retry=True, error=error, retry_after=retry_after)
+    def temporary(
+        cls, error: str, retry_after: float | None = None, retry_at: datetime | None = None
+    ) -> Outcome:
+        return cls(
+            delivered=False, retry=True, error=error, retry_after=retry_after, retry_at=retry_at
+        )
 
     @classmethod
     def permanent(cls, error: str) -> Outcome:

@@ -245,7 +245,7 @@ class PagerDutyChannel(Channel[PagerDutyChannelConfig]):
                 if len(events) == 1:
                     return outcome
                 error = f"{body['dedup_key']!r} (1 of {len(events)} events): {outcome.error}"
-                return Outcome(False, outcome.retry, error, outcome.retry_after)
+                return Outcome(False, outcome.retry, error, outcome.retry_after, outcome.retry_at)
         return Outcome.ok()
 
     async def _post(self, url: str, body: dict[str, Any]) -> Outcome:
