@@ -17,6 +17,7 @@ from watchkeeper.auth import audit
 from watchkeeper.auth.roles import Role
 from watchkeeper.auth.users import create_user
 from watchkeeper.config import Config
+from watchkeeper.domain import Alert
 from watchkeeper.store import alerts as alert_store
 
 PASSWORD = "correct horse battery staple"
@@ -43,6 +44,15 @@ class Dashboard:
         await wait_until(
             lambda: name in states and states[name].status.value == status, 10, f"{name} {status}"
         )
+
+    async def open_alerts(self) -> list[Alert]:
+        """The open alerts, once there is one: the state is shown before the alert commits."""
+
+        async def listed() -> list[Alert]:
+            return (await alert_store.list_alerts(self.runtime.db, status="open"))[0]
+
+        result: list[Alert] = await wait_until(listed, 10, "an open alert")
+        return result
 
 
 @pytest.fixture
@@ -199,7 +209,7 @@ async def _get(dash: Dashboard, username: str, path: str) -> httpx.Response:
 
 async def test_every_page_renders_for_a_viewer_without_action_buttons(dash: Dashboard) -> None:
     await dash.check_is("db", "down")
-    alerts, _ = await alert_store.list_alerts(dash.runtime.db, status="open")
+    alerts = await dash.open_alerts()
     async with dash.client() as client:
         await log_in(client, "viewer")
         for path in (
@@ -226,7 +236,7 @@ async def test_an_operator_acknowledges_from_the_alerts_page_as_themselves_and_i
     dash: Dashboard,
 ) -> None:
     await dash.check_is("db", "down")
-    (alert,), _ = await alert_store.list_alerts(dash.runtime.db, status="open")
+    (alert,) = await dash.open_alerts()
     async with dash.client() as client:
         await log_in(client, "operator")
         page = await client.get("/dashboard/alerts")
@@ -253,7 +263,7 @@ async def test_an_operator_acknowledges_from_the_alerts_page_as_themselves_and_i
 
 async def test_a_viewer_session_cannot_act_even_with_its_csrf_token(dash: Dashboard) -> None:
     await dash.check_is("db", "down")
-    (alert,), _ = await alert_store.list_alerts(dash.runtime.db, status="open")
+    (alert,) = await dash.open_alerts()
     async with dash.client() as client:
         await log_in(client, "viewer")
         page = await client.get("/dashboard")
@@ -269,7 +279,7 @@ async def test_silence_maintenance_and_pause_forms_change_what_the_api_reports(
     dash: Dashboard,
 ) -> None:
     await dash.check_is("db", "down")
-    (alert,), _ = await alert_store.list_alerts(dash.runtime.db, status="open")
+    (alert,) = await dash.open_alerts()
     async with dash.client() as client:
         await log_in(client, "operator")
         token = csrf_of(await client.get("/dashboard/silences"))
