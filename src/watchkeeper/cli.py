@@ -46,6 +46,26 @@ ConfigOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from watchkeeper import __version__
+
+        print(f"watchkeeper {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Watchkeeper: checks, heartbeats, alerting and notifications."""
+
+
 def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     """The config to use and where it came from; exits 1 with located errors if invalid."""
     from watchkeeper.defaults import builtin_config
@@ -83,6 +103,7 @@ def run(
     from watchkeeper.app import Runtime, create_app
     from watchkeeper.logs import setup_logging
     from watchkeeper.redact import Redactor
+    from watchkeeper.sdnotify import Notifier
     from watchkeeper.server import GracefulServer
 
     if listen:
@@ -108,6 +129,7 @@ def run(
         markup=False,
         highlight=False,
     )
+    notifier = Notifier()  # systemd's Type=notify and WatchdogSec=; idle elsewhere
     server = GracefulServer(
         uvicorn.Config(
             application,
@@ -119,6 +141,10 @@ def run(
             access_log=False,
         ),
         before_shutdown=runtime.changes.close,
+        on_listening=lambda: notifier.ready(
+            f"watching {len(runtime.checks)} checks on {base}", runtime.stalled
+        ),
+        notifier=notifier,
     )
     server.run()
     if not server.started:

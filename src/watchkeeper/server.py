@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from watchkeeper.sdnotify import Notifier
+
 
 class GracefulServer(uvicorn.Server):
     """uvicorn re-raises the caught signal after shutdown (exit 143/130); a service manager
@@ -17,11 +19,35 @@ class GracefulServer(uvicorn.Server):
     `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
     before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
 
-    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        before_shutdown: Callable[[], None],
+        *,
+        on_listening: Callable[[], None] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self._on_listening = on_listening
+        self._notifier = notifier
+
+    async def serve(self, sockets: Any = None) -> None:
+        try:
+            await super().serve(sockets)
+        finally:  # also when start-up fails (uvicorn exits) or the loop is torn down
+            if self._notifier is not None:
+                await self._notifier.close()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        # The app's lifespan (the runtime) has started and the sockets listen.
+        if self.started and not self.should_exit and self._on_listening is not None:
+            self._on_listening()
 
     async def shutdown(self, sockets: Any = None) -> None:
+        if self._notifier is not None:
+            await self._notifier.stopping()
         self._before_shutdown()
         await super().shutdown(sockets)
 

@@ -15,8 +15,16 @@ from tests.support.servers import free_port, wait_until
 
 
 class WatchkeeperProcess:
-    def __init__(self, config: Path | None, workdir: Path, token: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        workdir: Path,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
+        self.env = env or {}
+        """Added to the environment the process starts with."""
         self.workdir = workdir
         self.token = token
         """An API token sent with every request (see tests.support.auth.cli_token)."""
@@ -30,7 +38,7 @@ class WatchkeeperProcess:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 20) -> WatchkeeperProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log.open("ab") as log:
             config = ["--config", str(self.config)] if self.config is not None else []
             self.proc = await asyncio.create_subprocess_exec(
