@@ -256,6 +256,29 @@ def db_upgrade(config: ConfigOption = None) -> None:
     out.print(f"{redact_url(cfg.storage.url)} is at revision {revision}", markup=False)
 
 
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy.")],
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Copy the SQLite database to FILE, consistently, while the service runs."""
+    from watchkeeper.store.backup import BackupError, backup_sqlite, sqlite_path
+
+    cfg, _ = _load(config)
+    try:
+        done = backup_sqlite(sqlite_path(cfg.storage.url), file, force=force)
+    except BackupError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"backed up to {done.target}: {done.size / 1e6:.1f} MB, {done.pages} pages, "
+        f"integrity ok, in {done.seconds:.1f} s",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _with_db(cfg: Config, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` on the configured database, migrated first."""
     from watchkeeper.store.database import Database
