@@ -65,7 +65,7 @@ async def test_every_probe_in_deploy_is_served(tmp_path: Path) -> None:
 
 def test_the_systemd_unit_verifies_and_asks_for_notify_and_a_watchdog(tmp_path: Path) -> None:
     unit = (DEPLOY / "watchkeeper.service").read_text(encoding="utf-8")
-    for line in ("Type=notify", "WatchdogSec=30s", "ProtectSystem=strict", "DynamicUser=yes"):
+    for line in ("Type=notify", "WatchdogSec=30s", "ProtectSystem=strict", "User=watchkeeper"):
         assert f"\n{line}\n" in unit
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
