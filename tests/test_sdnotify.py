@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -162,6 +163,31 @@ async def test_service_under_systemd_is_ready_once_it_serves_and_stops_keep_aliv
         stopping = sent.index("STOPPING=1")
         assert "WATCHDOG=1" not in sent[stopping:]
         assert sent[-2:] == ["STOPPING=1", "STATUS=stopping"]
+
+
+async def test_a_service_that_cannot_listen_never_says_ready(tmp_path: Path) -> None:
+    # Its runtime starts (the app's lifespan) before uvicorn binds: READY=1 must wait for both.
+    with socket.socket() as taken, NotifySocket(str(tmp_path / "notify")) as notify:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "watchkeeper",
+            "run",
+            "--listen",
+            f"127.0.0.1:{port}",
+            cwd=tmp_path,
+            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify")},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            _, stderr = await proc.communicate()
+        assert proc.returncode != 0
+        assert b"address already in use" in stderr
+        assert "READY=1" not in lines(notify.drain())
 
 
 @pytest.mark.parametrize("value", ["@", "relative/path"])
