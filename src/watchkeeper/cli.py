@@ -103,7 +103,6 @@ def run(
     from watchkeeper.app import Runtime, create_app
     from watchkeeper.logs import setup_logging
     from watchkeeper.redact import Redactor
-    from watchkeeper.sdnotify import Notifier
     from watchkeeper.server import GracefulServer
 
     if listen:
@@ -129,7 +128,6 @@ def run(
         markup=False,
         highlight=False,
     )
-    notifier = Notifier()  # systemd's Type=notify and WatchdogSec=; idle elsewhere
     server = GracefulServer(
         uvicorn.Config(
             application,
@@ -141,10 +139,10 @@ def run(
             access_log=False,
         ),
         before_shutdown=runtime.changes.close,
-        on_listening=lambda: notifier.ready(
-            f"watching {len(runtime.checks)} checks on {base}", runtime.stalled
-        ),
-        notifier=notifier,
+    )
+    # systemd's Type=notify and WatchdogSec= (nothing happens outside systemd).
+    server.notify_systemd(
+        lambda: f"watching {len(runtime.checks)} checks on {base}", runtime.stalled
     )
     server.run()
     if not server.started:

@@ -9,7 +9,7 @@ from typing import Any
 
 import uvicorn
 
-from watchkeeper.sdnotify import Notifier
+from watchkeeper.sdnotify import Liveness, Notifier
 
 
 class GracefulServer(uvicorn.Server):
@@ -19,18 +19,18 @@ class GracefulServer(uvicorn.Server):
     `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
     before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        before_shutdown: Callable[[], None],
-        *,
-        on_listening: Callable[[], None] | None = None,
-        notifier: Notifier | None = None,
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
-        self._on_listening = on_listening
-        self._notifier = notifier
+        self._notifier: Notifier | None = None
+        self._status: Callable[[], str] = lambda: "serving"
+        self._stalled: Liveness = lambda: None
+
+    def notify_systemd(self, status: Callable[[], str], stalled: Liveness) -> None:
+        """Tell systemd READY=1 (with `status()`) once serving, WATCHDOG=1 while `stalled()`
+        is None, STOPPING=1 when the stop begins; see watchkeeper.sdnotify."""
+        self._notifier = Notifier()
+        self._status, self._stalled = status, stalled
 
     async def serve(self, sockets: Any = None) -> None:
         try:
@@ -42,8 +42,8 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         # The app's lifespan (the runtime) has started and the sockets listen.
-        if self.started and not self.should_exit and self._on_listening is not None:
-            self._on_listening()
+        if self.started and not self.should_exit and self._notifier is not None:
+            self._notifier.ready(self._status(), self._stalled)
 
     async def shutdown(self, sockets: Any = None) -> None:
         if self._notifier is not None:

@@ -20,11 +20,13 @@ class WatchkeeperProcess:
         config: Path | None,
         workdir: Path,
         token: str | None = None,
+        args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        self.args = args
+        """Extra `watchkeeper run` options (e.g. `--log-level debug`)."""
         self.env = env or {}
-        """Added to the environment the process starts with."""
         self.workdir = workdir
         self.token = token
         """An API token sent with every request (see tests.support.auth.cli_token)."""
@@ -49,6 +51,7 @@ class WatchkeeperProcess:
                 *config,
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                *self.args,
                 cwd=self.workdir,
                 env=env,
                 stdout=log,
