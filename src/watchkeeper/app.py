@@ -14,6 +14,7 @@ import aiohttp
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
+from watchkeeper import __version__
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 SETTLE_AFTER_S = 15.0
 """First runs are spread over at most 5 s; by 15 s every check has run once."""
 
-__version__ = "0.1.0"
 
 NO_CREDENTIALS_HINT = (
     "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
@@ -244,6 +244,18 @@ class Runtime:
     def _wake_dispatcher(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.wake()
+
+    def stalled(self) -> str | None:
+        """Which core loop is not running (scheduler, dispatcher, outbox), or None when all
+        are: what the systemd watchdog keep-alive depends on."""
+        if not self.started:
+            return "not started"
+        if self.scheduler is None or not self.scheduler.running:
+            return "scheduler not running"
+        for what, task in (("dispatcher", self._dispatcher_task), ("outbox", self._outbox_task)):
+            if task is None or task.done():
+                return f"{what} loop ended"
+        return None
 
     async def stop(self) -> None:
         """Stop in reverse order of start: checks, then deliveries, then storage."""

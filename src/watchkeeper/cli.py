@@ -46,6 +46,26 @@ ConfigOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from watchkeeper import __version__
+
+        print(f"watchkeeper {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Watchkeeper: checks, heartbeats, alerting and notifications."""
+
+
 def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     """The config to use and where it came from; exits 1 with located errors if invalid."""
     from watchkeeper.defaults import builtin_config
@@ -123,6 +143,10 @@ def run(
             forwarded_allow_ips=[str(n) for n in cfg.server.trusted_proxies],
         ),
         before_shutdown=runtime.changes.close,
+    )
+    # systemd's Type=notify and WatchdogSec= (nothing happens outside systemd).
+    server.notify_systemd(
+        lambda: f"watching {len(runtime.checks)} checks on {base}", runtime.stalled
     )
     server.run()
     if not server.started:
@@ -232,6 +256,29 @@ def db_upgrade(config: ConfigOption = None) -> None:
 
     revision = asyncio.run(go())
     out.print(f"{redact_url(cfg.storage.url)} is at revision {revision}", markup=False)
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy.")],
+    config: ConfigOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Copy the SQLite database to FILE, consistently, while the service runs."""
+    from watchkeeper.store.backup import BackupError, backup_sqlite, sqlite_path
+
+    cfg, _ = _load(config)
+    try:
+        done = backup_sqlite(sqlite_path(cfg.storage.url), file, force=force)
+    except BackupError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"backed up to {done.target}: {done.size / 1e6:.1f} MB, {done.pages} pages, "
+        f"integrity ok, in {done.seconds:.1f} s",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _with_db(cfg: Config, work: Callable[[Database], Awaitable[T]]) -> T:
