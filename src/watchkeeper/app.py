@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.broken import BrokenObjects
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
+from watchkeeper.checkstate import CheckState
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.config import Config
 from watchkeeper.events import ALERTS, ChangeFeed, check_key
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 SETTLE_AFTER_S = 15.0
 """First runs are spread over at most 5 s; by 15 s every check has run once."""
 
+STOP_TIMEOUT_S = 10.0
+"""How long one step of the stop may take (the scheduler's adds its shutdown grace)."""
+
 
 NO_CREDENTIALS_HINT = (
     "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
@@ -67,8 +72,80 @@ def http_session(limit: int) -> aiohttp.ClientSession:
     )
 
 
+class HttpClient:
+    """The one pooled aiohttp session, opened at start (aiohttp wants a running loop) and
+    closed at stop; components built before then take it from here when they start."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the HTTP session is opened by Runtime.start()")
+        return self._session
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None or self._session.closed
+
+    async def open(self) -> None:
+        self._session = http_session(self._limit)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+Stopper = Callable[[], Awaitable[None]]
+"""The start or the stop of a step."""
+
+
+async def _nothing() -> None:
+    """The start of a step that only has something to release at stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One entry of the runtime's task table: started in order, stopped in reverse."""
+
+    name: str
+    start: Stopper
+    stop: Stopper
+    stop_timeout: float = STOP_TIMEOUT_S
+
+
+async def start_steps(steps: list[Step]) -> list[Step]:
+    """Start `steps` in order; return them. If one fails, stop those already started (in
+    reverse) and re-raise, so a failed start leaves nothing running or open."""
+    started: list[Step] = []
+    try:
+        for step in steps:
+            await step.start()
+            started.append(step)
+    except BaseException:
+        log.error("starting failed at %s: stopping what had started", step.name)
+        await stop_steps(started)
+        raise
+    return started
+
+
+async def stop_steps(steps: list[Step]) -> None:
+    """Stop `steps` in reverse order, each within its timeout; a step that fails or hangs is
+    logged and the others still stop."""
+    for step in reversed(steps):
+        try:
+            await asyncio.wait_for(step.stop(), timeout=step.stop_timeout)
+        except TimeoutError:
+            log.error("stopping %s took longer than %.0f s; going on", step.name, step.stop_timeout)
+        except Exception:
+            log.exception("stopping %s failed; going on", step.name)
+
+
 class Runtime:
-    """Everything a running Watchkeeper is made of, wired once."""
+    """Everything a running Watchkeeper is made of, wired once: every component is built
+    here, and `start()` loads and starts them from one task table (`stop()` in reverse)."""
 
     def __init__(
         self, config: Config, *, clock: Clock | None = None, redactor: Redactor | None = None
@@ -83,59 +160,33 @@ class Runtime:
         self.authenticator = Authenticator(self.db, config, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.passwords = PasswordWorkers()  # argon2, off the event loop and bounded
+        self.http = HttpClient(config.scheduler.max_concurrency + 50)
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.broken = BrokenObjects(self.redactor)
         """Stored objects that cannot be evaluated (fail-open; see watchkeeper.broken)."""
         self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
         self.started = False
         self.started_at: datetime | None = None
-        self._writer_task: asyncio.Task[None] | None = None
-        self._outbox_task: asyncio.Task[None] | None = None
-        self._retention_task: asyncio.Task[None] | None = None
-        self._settle_task: asyncio.Task[None] | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
-        self._dispatcher_task: asyncio.Task[None] | None = None
-        self._rules_task: asyncio.Task[None] | None = None
-        self.rules: RuleEngine | None = None
-        self.dispatcher: Dispatcher | None = None
-        self.heartbeats: HeartbeatMonitor | None = None
-        self.pings: PingAccess | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._runs = 0
+        self._wire()
+
+    def _wire(self) -> None:
+        """Build the components of one run (a runtime started again gets fresh ones, as
+        stopped loops do not run again)."""
+        config = self.config
+        # Filled at start (they need the HTTP session and the database); the components
+        # below hold these very containers.
+        self.states: dict[str, CheckState] = {}
         self.checks: list[Check[Any]] = []
         self.channels: dict[str, Channel[Any]] = {}
-        self.scheduler: Scheduler | None = None
-        self.outbox: OutboxWorker | None = None
-        self.writer: ResultWriter | None = None
-        self.pipeline: ResultPipeline | None = None
 
-    async def start(self) -> None:
-        await self.db.migrate()
-        await self._auth_hint()
-        self._http = http_session(self.config.scheduler.max_concurrency + 50)
-        delivery_timeout = self.config.delivery.timeout.total_seconds()
-        self.channels = {
-            c.name: build_channel(c, ChannelContext(self._http, delivery_timeout, self.clock.now))
-            for c in self.config.notifications
-        }
-        for channel in self.channels.values():
-            self.redactor.add(channel.secrets())
-        context = CheckContext(self._http)
-        built = [build_check(c, context) for c in self.config.checks if c.enabled]
-        built += await self.managed.load(context)
-        self.checks = [c for c in built if not c.config.push]
-        for check in built:
-            self.redactor.add(check.secrets())
-
-        states = await load_states(self.db)
-        self.outbox = OutboxWorker(self.db, self.channels, self.config.delivery, self.clock)
-        self.flaps = FlapTracker(
-            self.db, self.config.alerting.flapping, on_change=lambda: self._wake_dispatcher()
-        )
-        self.dispatcher = build_dispatcher(
+        self.outbox = OutboxWorker(self.db, self.channels, config.delivery, self.clock)
+        self.flaps = FlapTracker(self.db, config.alerting.flapping, on_change=self.wake_dispatcher)
+        self.dispatcher: Dispatcher = build_dispatcher(
             self.db,
             self.clock,
-            self.config,
-            states=states,
+            config,
+            states=self.states,
             on_enqueued=self.outbox.wake,
             on_pass=lambda: self.changes.publish(ALERTS),
             is_flapping=self.flaps.is_flapping,
@@ -145,77 +196,79 @@ class Runtime:
             broken=self.broken,
         )
         self.broken.on_change = self.dispatcher.wake
-        alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
-        repaired = await alerts.reconcile(states, self.clock.now())
-        if repaired:
-            log.warning("repaired %d alerts that did not match their check's state", repaired)
-        self.writer = ResultWriter(self.db, states.get)
+        self.alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
+        self.writer = ResultWriter(self.db, self.states.get)
         self.rules = RuleEngine(
-            self.db,
-            list(self.managed.rules.values()),
-            self.clock,
-            on_change=self.dispatcher.wake,
-            broken=self.broken,
+            self.db, [], self.clock, on_change=self.dispatcher.wake, broken=self.broken
         )
-        await self.rules.restore()
         self.pipeline = ResultPipeline(
-            states,
+            self.states,
             self.writer,
-            alerts,
+            self.alerts,
             self.metrics,
             self.rules,
             self.flaps,
             on_change=lambda name: self.changes.publish(check_key(name)),
         )
-        for name, state in states.items():
-            if name in self.check_configs:
-                self.metrics.observe_state(name, state.status)
-
-        def is_paused(name: str) -> bool:
-            return bool((s := states.get(name)) and s.paused)
-
         self.scheduler = Scheduler(
-            self.checks,
+            [],
             self.pipeline.handle,
             self.clock,
-            max_concurrency=self.config.scheduler.max_concurrency,
-            shutdown_grace=self.config.scheduler.shutdown_grace.total_seconds(),
+            max_concurrency=config.scheduler.max_concurrency,
+            shutdown_grace=config.scheduler.shutdown_grace.total_seconds(),
             on_lag=self.metrics.scheduler_lag.observe,
-            is_paused=is_paused,
+            is_paused=self._is_paused,
         )
         self.heartbeats = HeartbeatMonitor(
             self.db,
-            heartbeat_checks(built),
+            [],
             self.pipeline.handle,
             self.clock,
-            reported={name: state.status for name, state in states.items()},
-            is_paused=is_paused,
+            is_paused=self._is_paused,
             on_paused_result=self.pipeline.record_paused,
-            body_bytes_per_day=self.config.heartbeats.body_bytes_per_day,
+            body_bytes_per_day=config.heartbeats.body_bytes_per_day,
             broken=self.broken,
         )
-        await self.heartbeats.load()
-        ping_key, key_source = await load_ping_key(
-            self.db, self.config.heartbeats.ping_key, secret=lambda key: self.redactor.add([key])
-        )
-        self.redactor.add([ping_key])
-        self.pings = PingAccess(
-            self.config.heartbeats, ping_key, self.clock.monotonic, key_source=key_source
-        )
-        self._heartbeat_task = asyncio.create_task(self.heartbeats.run(), name="heartbeats")
-        self._writer_task = asyncio.create_task(self.writer.run(), name="result-writer")
-        self._outbox_task = asyncio.create_task(self.outbox.run(), name="outbox")
-        self._dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-        self._rules_task = asyncio.create_task(self.rules.run(), name="rules")
-        self._retention_task = asyncio.create_task(
-            Retention(self.db, self.config.storage.retention, self.clock).run(), name="retention"
-        )
-        self.scheduler.start()
-        # Everything built so far lives as long as the process: take it out of the cyclic
-        # GC's view, so full collections stop pausing the loop for 100+ ms at 5,000 checks.
-        gc.collect()
-        gc.freeze()
-        self._settle_task = asyncio.create_task(self._freeze_after_first_round(), name="gc-settle")
+        self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
+        """Answers no ping until start loads the install's ping key."""
+        self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started: list[Step] = []
+        grace = config.scheduler.shutdown_grace.total_seconds()
+        self.steps: list[Step] = [
+            Step("database", self._open_database, self.db.close),
+            Step("password workers", _nothing, self.passwords.shutdown),
+            Step("http session", self.http.open, self.http.close),
+            Step("components", self._load, self._close_checks),
+            Step("result writer", self._task("result-writer", self.writer.run), self._stop_writer),
+            self._task_step("retention", self.retention.run),
+            Step("outbox", self._task("outbox", self.outbox.run), self._stop_outbox),
+            Step("rules", self._task("rules", self.rules.run), self._stop_rules),
+            self._task_step("dispatcher", self.dispatcher.run),
+            self._task_step("heartbeats", self.heartbeats.run),
+            Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
+            Step("gc settle", self._freeze, self._cancel("gc-settle")),
+        ]
+        """The task table: `start()` runs it in order, `stop()` in reverse."""
+
+    # -- what callers share -------------------------------------------------------------
+
+    def wake_dispatcher(self) -> None:
+        """An alert, silence, maintenance window or routing input changed: decide now."""
+        self.dispatcher.wake()
+
+    def _is_paused(self, name: str) -> bool:
+        return bool((s := self.states.get(name)) and s.paused)
+
+    # -- start and stop -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every step of the task table in order; if one fails, what had started is
+        stopped in reverse and the error is raised."""
+        if self._runs:
+            self._wire()
+        self._runs += 1
+        self._started = await start_steps(self.steps)
         self.started = True
         self.started_at = self.clock.now()
         log.info(
@@ -224,6 +277,128 @@ class Runtime:
             len(self.channels),
             self.db.dialect,
         )
+
+    async def stop(self) -> None:
+        """Stop in reverse order of start: checks, then deliveries, then storage."""
+        self.changes.close()
+        started, self._started = self._started, []
+        await stop_steps(started)
+        gc.unfreeze()
+        self.started = False
+        log.info("watchkeeper stopped")
+
+    def _task(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Stopper:
+        async def start() -> None:
+            self._tasks[name] = asyncio.create_task(run(), name=name)
+
+        return start
+
+    def _cancel(self, name: str) -> Stopper:
+        async def stop() -> None:
+            task = self._tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+        return stop
+
+    def _task_step(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Step:
+        return Step(name, self._task(name, run), self._cancel(name))
+
+    async def _open_database(self) -> None:
+        await self.db.migrate()
+        await self._auth_hint()
+
+    async def _load(self) -> None:
+        """Build the channels and checks (they share the HTTP session) and load the stored
+        state every component starts from."""
+        http = self.http.session
+        delivery_timeout = self.config.delivery.timeout.total_seconds()
+        self.channels.update(
+            {
+                c.name: build_channel(c, ChannelContext(http, delivery_timeout, self.clock.now))
+                for c in self.config.notifications
+            }
+        )
+        for channel in self.channels.values():
+            self.redactor.add(channel.secrets())
+        context = CheckContext(http)
+        built = [build_check(c, context) for c in self.config.checks if c.enabled]
+        built += await self.managed.load(context)
+        self.checks[:] = [c for c in built if not c.config.push]
+        for check in built:
+            self.redactor.add(check.secrets())
+
+        self.states.update(await load_states(self.db))
+        # With the API-managed checks, rules and policies loaded.
+        self.dispatcher.reconfigure(
+            checks=self.check_configs.values(),
+            rules=self.managed.rules.values(),
+            policies=self.managed.policies.values(),
+        )
+        repaired = await self.alerts.reconcile(self.states, self.clock.now())
+        if repaired:
+            log.warning("repaired %d alerts that did not match their check's state", repaired)
+        self.rules.load(list(self.managed.rules.values()))
+        await self.rules.restore()
+        for name, state in self.states.items():
+            if name in self.check_configs:
+                self.metrics.observe_state(name, state.status)
+        for check in self.checks:
+            self.scheduler.add(check)  # launched by the scheduler's own step
+        await self.heartbeats.load(
+            heartbeat_checks(built),
+            reported={name: state.status for name, state in self.states.items()},
+        )
+        ping_key, key_source = await load_ping_key(
+            self.db, self.config.heartbeats.ping_key, secret=lambda key: self.redactor.add([key])
+        )
+        self.redactor.add([ping_key])
+        self.pings.use_key(ping_key, key_source)
+
+    async def _close_checks(self) -> None:
+        for check in self.checks:
+            with contextlib.suppress(Exception):
+                await check.close()
+
+    async def _stop_writer(self) -> None:
+        self.writer.stop()
+        task = self._tasks.pop("result-writer", None)
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=5)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.writer.flush()
+
+    async def _stop_outbox(self) -> None:
+        log.info("shutting down: finishing the deliveries in hand")
+        self.outbox.stop()  # finishes the delivery in hand
+        task = self._tasks.pop("outbox", None)
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=3)
+
+    async def _stop_rules(self) -> None:
+        await self._cancel("rules")()
+        try:  # so a restart can tell which pending series went stale meanwhile
+            await asyncio.wait_for(self.rules.persist(), timeout=3)
+        except Exception:
+            log.exception("storing the pending rule series at shutdown failed")
+
+    async def _start_scheduler(self) -> None:
+        self.scheduler.start()
+
+    async def _stop_scheduler(self) -> None:
+        log.info("shutting down: letting the checks in flight finish")
+        await self.scheduler.stop()
+
+    async def _freeze(self) -> None:
+        # Everything built so far lives as long as the process: take it out of the cyclic
+        # GC's view, so full collections stop pausing the loop for 100+ ms at 5,000 checks.
+        gc.collect()
+        gc.freeze()
+        await self._task("gc-settle", self._freeze_after_first_round)()
 
     async def _freeze_after_first_round(self) -> None:
         # After its first run each check holds what it keeps for good (state, last result,
@@ -241,64 +416,18 @@ class Runtime:
         ):
             log.warning(NO_CREDENTIALS_HINT)
 
-    def _wake_dispatcher(self) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.wake()
-
     def stalled(self) -> str | None:
         """Which core loop is not running (scheduler, dispatcher, outbox), or None when all
         are: what the systemd watchdog keep-alive depends on."""
         if not self.started:
             return "not started"
-        if self.scheduler is None or not self.scheduler.running:
+        if not self.scheduler.running:
             return "scheduler not running"
-        for what, task in (("dispatcher", self._dispatcher_task), ("outbox", self._outbox_task)):
+        for what in ("dispatcher", "outbox"):
+            task = self._tasks.get(what)
             if task is None or task.done():
                 return f"{what} loop ended"
         return None
-
-    async def stop(self) -> None:
-        """Stop in reverse order of start: checks, then deliveries, then storage."""
-        self.changes.close()
-        if self.scheduler is not None:
-            log.info("shutting down: letting the checks in flight finish")
-            await self.scheduler.stop()
-        for task in (self._heartbeat_task, self._rules_task, self._dispatcher_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if self.rules is not None and self._rules_task is not None:
-            try:  # so a restart can tell which pending series went stale meanwhile
-                await asyncio.wait_for(self.rules.persist(), timeout=3)
-            except Exception:
-                log.exception("storing the pending rule series at shutdown failed")
-        if self.outbox is not None and self._outbox_task is not None:
-            log.info("shutting down: finishing the deliveries in hand")
-            self.outbox.stop()  # finishes the delivery in hand
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._outbox_task, timeout=3)
-        if self.writer is not None and self._writer_task is not None:
-            self.writer.stop()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._writer_task), timeout=5)
-        background = [
-            t for t in (self._writer_task, self._retention_task, self._settle_task) if t is not None
-        ]
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        if self.writer is not None:
-            await self.writer.flush()
-        for check in self.checks:
-            with contextlib.suppress(Exception):
-                await check.close()
-        if self._http is not None:
-            await self._http.close()
-        await self.passwords.shutdown()
-        await self.db.close()
-        gc.unfreeze()
-        self.started = False
-        log.info("watchkeeper stopped")
 
 
 def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:

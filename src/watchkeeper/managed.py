@@ -448,7 +448,7 @@ class ManagedObjects:
                 )
             try:
                 await self._detach(kind, name, replacing=False)
-                if self._rt.writer is not None and kind is Kind.CHECK:
+                if kind is Kind.CHECK:
                     await self._rt.writer.flush()  # its last results and state, before they go
                 async with self._rt.db.begin() as conn:
                     await delete_row(conn, kind, name)
@@ -460,11 +460,9 @@ class ManagedObjects:
                 await self._reattach(kind, old)
                 raise ManagedError(503, f"could not delete the {_what(kind)}; it is kept") from None
             if kind is Kind.CHECK:
-                if self._rt.pipeline is not None:
-                    self._rt.pipeline.forget(name)
+                self._rt.pipeline.forget(name)
                 await self._close(kind, old)
-            if self._rt.dispatcher is not None:
-                self._rt.dispatcher.wake()
+            self._rt.wake_dispatcher()
             self._announce(kind)
             log.info("%s %s deleted over the API by %s", _what(kind), name, who)
 
@@ -559,20 +557,17 @@ class ManagedObjects:
             rt.redactor.add(check.secrets())
             if check.config.enabled:
                 if check.config.push:
-                    if rt.heartbeats is not None:
-                        await rt.heartbeats.add(check)  # type: ignore[arg-type]
+                    await rt.heartbeats.add(check)  # type: ignore[arg-type]
                 else:
                     rt.checks.append(check)
-                    if rt.scheduler is not None:
-                        rt.scheduler.add(check)
+                    rt.scheduler.add(check)
         elif kind is Kind.ESCALATION_POLICY:
             self.policies[name] = managed.value
             self.managed_policies[name] = managed
         else:
             self.rules[name] = managed.value
             self.managed_rules[name] = managed
-            if rt.rules is not None:
-                await rt.rules.put(managed.value)
+            await rt.rules.put(managed.value)
         self._reconfigure()
 
     async def _detach(self, kind: Kind, name: str, *, replacing: bool) -> None:
@@ -584,11 +579,9 @@ class ManagedObjects:
             if managed is not None:
                 check = managed.value
                 if check.config.push:
-                    if rt.heartbeats is not None:
-                        rt.heartbeats.remove(name)
+                    rt.heartbeats.remove(name)
                 else:
-                    if rt.scheduler is not None:
-                        await rt.scheduler.remove(name)
+                    await rt.scheduler.remove(name)
                     if check in rt.checks:
                         rt.checks.remove(check)
             rt.check_configs.pop(name, None)
@@ -598,7 +591,7 @@ class ManagedObjects:
         else:
             self.rules.pop(name, None)
             self.managed_rules.pop(name, None)
-            if not replacing and rt.rules is not None:
+            if not replacing:
                 await rt.rules.remove(name)  # resolves its open alerts
         self._reconfigure()
 
@@ -621,12 +614,11 @@ class ManagedObjects:
             log.exception("taking %s %r out of the running service failed", _what(kind), name)
 
     def _reconfigure(self) -> None:
-        if self._rt.dispatcher is not None:
-            self._rt.dispatcher.reconfigure(
-                checks=self._rt.check_configs.values(),
-                rules=self.rules.values(),
-                policies=self.policies.values(),
-            )
+        self._rt.dispatcher.reconfigure(
+            checks=self._rt.check_configs.values(),
+            rules=self.rules.values(),
+            policies=self.policies.values(),
+        )
 
 
 def _what(kind: Kind) -> str:

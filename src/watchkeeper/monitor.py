@@ -94,8 +94,7 @@ class Monitor:
 
     def status(self, name: str) -> Status:
         """The hard state of a check (UNKNOWN before its first result)."""
-        pipeline = self.runtime.pipeline
-        state = pipeline.states.get(name) if pipeline else None
+        state = self.runtime.states.get(name)
         return state.status if state else Status.UNKNOWN
 
     def asgi_app(self) -> FastAPI:

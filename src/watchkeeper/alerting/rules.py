@@ -185,6 +185,12 @@ class RuleEngine:
         self._by_metric = by_metric
         self.metrics = frozenset(by_metric)
 
+    def load(self, rules: list[RuleConfig]) -> None:
+        """Take the rules to evaluate before the engine runs (the runtime builds the engine
+        before the API-managed rules are read)."""
+        self._rules = [_Rule(r, r.parsed_matchers()) for r in rules]
+        self._index()
+
     @property
     def names(self) -> list[str]:
         return [r.config.name for r in self._rules]

@@ -130,8 +130,7 @@ async def change_alert(rt: Runtime, alert_id: str, action: Any, *args: Any) -> A
     AlertStateError for one in the wrong state. Shared by the API and the dashboard."""
     async with rt.db.begin() as conn:
         alert: Alert = await action(conn, alert_id, *args, rt.clock.now())
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return alert
 
 
@@ -235,6 +234,5 @@ async def post_alerts(
     # The same alert posted at once by both Alertmanagers of a pair: the second run finds
     # the first's open alert and refreshes it.
     touched = await retrying(apply)
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return [AlertOut.model_validate(_alert_out(a)) for a in touched]

@@ -27,7 +27,7 @@ router = APIRouter(
 
 
 def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
-    state = rt.pipeline.states.get(config.name) if rt.pipeline else None
+    state = rt.states.get(config.name)
     last = None
     if state is not None and state.last_status is not None:
         last = LastResult(
@@ -36,7 +36,7 @@ def _check_out(rt: Runtime, config: CheckConfigBase) -> CheckOut:
             checked_at=state.last_checked_at,
         )
     status = "paused" if state and state.paused else state.status.value if state else "unknown"
-    record = rt.heartbeats.record(config.name) if rt.heartbeats else None
+    record = rt.heartbeats.record(config.name)
     ping_url = f"{rt.config.server.base_url()}/ping/{record.uuid}" if record else None
     last_ping_at = record.last_ping_at if record else None
     return CheckOut(
@@ -109,8 +109,7 @@ async def check_results(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ResultOut]:
     _config_or_404(rt, name)
-    if rt.writer is not None:
-        await rt.writer.flush()  # so the newest results are visible to the caller
+    await rt.writer.flush()  # so the newest results are visible to the caller
     rows = await recent_results(rt.db, name, limit)
     return [
         ResultOut(
@@ -134,11 +133,9 @@ class CheckAction(BaseModel):
 async def set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
     """Pause or resume a check (404 if unknown); shared by the API and the dashboard."""
     config = _config_or_404(rt, name)
-    if rt.pipeline is None:
-        raise HTTPException(503, "not started")
     now = rt.clock.now()
     state = rt.pipeline.state_for(config, now)
-    if state.paused and not paused and config.push and rt.heartbeats is not None:
+    if state.paused and not paused and config.push:
         # Before the flag clears, so the deadline never sees the time spent paused.
         await rt.heartbeats.resume(name, now)
     state.paused = paused
@@ -182,7 +179,7 @@ async def run_check(name: str, rt: Runtime = Depends(get_runtime)) -> CheckActio
     config = _config_or_404(rt, name)
     if config.push:
         raise HTTPException(409, "a push check runs when its job pings it")
-    if rt.scheduler is None or not rt.scheduler.run_now(name):
+    if not rt.scheduler.run_now(name):
         raise HTTPException(409, "the check is not scheduled (disabled or not started)")
-    state = rt.pipeline.states.get(name) if rt.pipeline else None
+    state = rt.states.get(name)
     return CheckAction(check=name, status=state.status.value if state else "unknown", queued=True)

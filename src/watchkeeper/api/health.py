@@ -71,7 +71,7 @@ async def live() -> JSONResponse:
     responses={503: _UNHEALTHY},
 )
 async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
-    ok = rt.started and rt.db.migrated and rt.scheduler is not None and rt.scheduler.running
+    ok = rt.started and rt.db.migrated and rt.scheduler.running
     return JSONResponse(
         {"status": "pass" if ok else "fail"}, status_code=200 if ok else 503, media_type=HEALTH_JSON
     )

@@ -110,8 +110,7 @@ async def create_window(
         await save_window(rt.db, window, who.name, now)
     except KeyError:
         raise HTTPException(409, f"a maintenance window named {window.name!r} exists") from None
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return _listed(rt, window.name, "api", window, now)
 
 
@@ -123,5 +122,4 @@ async def remove_window(
         raise HTTPException(409, "this window comes from the config file; edit it there")
     if not await delete_window(rt.db, name):
         raise HTTPException(404, "no such maintenance window")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()

@@ -28,8 +28,7 @@ router = APIRouter(tags=["metrics"], dependencies=[Depends(METRICS)])
     },
 )
 async def metrics(rt: Runtime = Depends(get_runtime)) -> Response:
-    if rt.outbox is not None:
-        rt.metrics.outbox_depth.set(rt.outbox.depth)
+    rt.metrics.outbox_depth.set(rt.outbox.depth)
     # Formatting thousands of checks takes a good part of a second: in a worker thread the
     # event loop keeps running checks meanwhile (the collectors copy their figures under a
     # lock, so reading them from another thread is safe).

@@ -65,7 +65,7 @@ class Accepted(BaseModel):
 async def list_rules(
     rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
 ) -> Page[Any]:
-    rules = rt.rules.snapshot() if rt.rules is not None else []
+    rules = rt.rules.snapshot()
     managed = rt.managed.managed_rules
     items = [{**r, "source": "api" if r["name"] in managed else "config"} for r in rules]
     return Page.of(items, limit, offset)
@@ -80,12 +80,9 @@ async def list_rules(
 async def push_metrics(body: Samples, rt: Runtime = Depends(get_runtime)) -> Accepted:
     now = rt.clock.now()
     watched = 0
-    if rt.rules is not None:
-        names = rt.rules.metrics
-        for sample in body.samples:
-            if sample.metric in names:
-                watched += 1
-                rt.rules.observe(
-                    sample.metric, sample.labels, sample.value, sample.timestamp or now
-                )
+    names = rt.rules.metrics
+    for sample in body.samples:
+        if sample.metric in names:
+            watched += 1
+            rt.rules.observe(sample.metric, sample.labels, sample.value, sample.timestamp or now)
     return Accepted(accepted=len(body.samples), watched=watched)

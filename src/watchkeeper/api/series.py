@@ -86,8 +86,7 @@ def _percent(share: float | None) -> float | None:
 
 
 async def _window(rt: Runtime, name: RangeName) -> Window:
-    if rt.writer is not None:
-        await rt.writer.flush()  # so the newest results count
+    await rt.writer.flush()  # so the newest results count
     since, until, step = rollups.window(name, rt.clock.now())
     return Window(range=name, since=since, until=until, step_seconds=int(step.total_seconds()))
 

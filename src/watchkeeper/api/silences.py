@@ -87,8 +87,7 @@ async def create(
         )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return _out(silence, now)
 
 
@@ -111,6 +110,5 @@ async def expire(silence_id: str, rt: Runtime = Depends(get_runtime)) -> Silence
     silence = await expire_silence(rt.db, silence_id, now)
     if silence is None:
         raise HTTPException(404, "no such silence")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return _out(silence, now)

@@ -96,7 +96,7 @@ def overall_status(states: Counter[str], firing: Counter[str]) -> Overall:
 
 
 def _check_states(rt: Runtime) -> dict[str, str]:
-    states = rt.pipeline.states if rt.pipeline else {}
+    states = rt.states
     found = {}
     for name in rt.check_configs:
         state = states.get(name)
@@ -152,8 +152,7 @@ async def _performance(rt: Runtime) -> PerformanceOut:
     try:
         await rt.db.ping()
         ping_ms = round((time.perf_counter() - started) * 1000, 3)
-        if rt.writer is not None:
-            await rt.writer.flush()
+        await rt.writer.flush()
         since = rt.clock.now() - RATE_WINDOW
         R = tables.check_results
         async with rt.db.connect() as conn:
@@ -168,7 +167,7 @@ async def _performance(rt: Runtime) -> PerformanceOut:
         checks_per_second=rate,
         storage_ping_ms=ping_ms,
         storage_error=error,
-        outbox_depth=rt.outbox.depth if rt.outbox is not None else None,
+        outbox_depth=rt.outbox.depth,
     )
 
 

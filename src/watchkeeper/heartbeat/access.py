@@ -73,8 +73,15 @@ class PingAccess:
         self._per_address = TokenBuckets(config.rate_limit.per_address, monotonic)
         self._told_about_names = False
 
+    def use_key(self, ping_key: str, key_source: str) -> None:
+        """Take the install's ping key (the runtime loads it at start)."""
+        self._key = ping_key.encode()
+        self.ping_key = ping_key
+        self.key_source = key_source
+
     def is_ping_key(self, segment: str) -> bool:
-        return hmac.compare_digest(segment.encode(), self._key)
+        # An empty key (not loaded yet) matches nothing.
+        return bool(self._key) and hmac.compare_digest(segment.encode(), self._key)
 
     def parse(self, monitor: HeartbeatMonitor, segments: list[str]) -> Ping | None:
         """`[key]`, `[key, action]` or `[ping_key, slug]`, `[ping_key, slug, action]`.

@@ -75,8 +75,18 @@ class HeartbeatMonitor:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
-    async def load(self) -> None:
-        """Read records, creating (and persisting) a ping UUID for new heartbeats."""
+    async def load(
+        self,
+        checks: list[HeartbeatCheck] | None = None,
+        *,
+        reported: Mapping[str, Status] | None = None,
+    ) -> None:
+        """Read records, creating (and persisting) a ping UUID for new heartbeats. `checks`
+        and `reported` replace the constructor's (the runtime knows them only at start)."""
+        if checks is not None:
+            self._checks = {c.name: c for c in checks}
+        if reported is not None:
+            self._reported = dict(reported)
         stored = await load_heartbeats(self._db)
         changed = []
         for name, check in self._checks.items():

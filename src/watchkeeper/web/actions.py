@@ -127,8 +127,7 @@ async def silence_alert(
     await create_silence(
         rt.db, matchers, now, now + length, principal.name, f"silenced from alert {alert.id}", now
     )
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return back(next, f"silenced for {duration}")
 
 
@@ -163,7 +162,7 @@ async def run_now(
 ) -> RedirectResponse:
     if name not in rt.check_configs:
         raise HTTPException(404, f"no check named {name!r}")
-    queued = rt.scheduler is not None and rt.scheduler.run_now(name)
+    queued = rt.scheduler.run_now(name)
     return back(next, f"{name} queued to run" if queued else f"{name} is not scheduled")
 
 
@@ -187,8 +186,7 @@ async def create_silence_form(
         await create_silence(rt.db, parsed, now, now + length, principal.name, comment, now)
     except ValueError as exc:
         return back(next, f"not created: {exc}")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return back(next, "silence created")
 
 
@@ -201,8 +199,7 @@ async def expire(
 ) -> RedirectResponse:
     if await expire_silence(rt.db, silence_id, rt.clock.now()) is None:
         return back(next, "no such silence")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return back(next, "silence expired")
 
 
@@ -236,8 +233,7 @@ async def create_window(
         await save_window(rt.db, window, principal.name, now)
     except KeyError:
         return back(next, f"a maintenance window named {name!r} exists")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return back(next, f"maintenance {name} started")
 
 
@@ -252,8 +248,7 @@ async def delete_maintenance(
         return back(next, "this window comes from the config file; edit it there")
     if not await delete_window(rt.db, name):
         return back(next, "no such maintenance window")
-    if rt.dispatcher is not None:
-        rt.dispatcher.wake()
+    rt.wake_dispatcher()
     return back(next, f"maintenance {name} ended")
 
 

@@ -40,8 +40,7 @@ async def render_changes(templates: Environment, rt: Runtime, keys: set[str]) ->
     configs = [rt.check_configs[n] for n in names if n in rt.check_configs]
     out = []
     if configs:
-        if rt.writer is not None:
-            await rt.writer.flush()  # the result that changed the state counts in its row
+        await rt.writer.flush()  # the result that changed the state counts in its row
         row_template = templates.get_template("_check_row.html")
         for row in await views.check_rows(rt, configs, now):
             out.append((f"check-{row.name}", row_template.render(r=row, now=now)))

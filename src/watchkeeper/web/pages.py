@@ -57,8 +57,7 @@ async def overview(
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
     now = rt.clock.now()
-    if rt.writer is not None:
-        await rt.writer.flush()  # rows show the results that made their state
+    await rt.writer.flush()  # rows show the results that made their state
     configs = views.select_checks(rt, state if state in views.STATES else None, q)
     rows = views.sort_rows(await views.check_rows(rt, configs, now))
     return render(
@@ -82,7 +81,7 @@ def _config_or_404(rt: Runtime, name: str) -> Any:
 
 async def _check_context(rt: Runtime, name: str) -> dict[str, Any]:
     config = _config_or_404(rt, name)
-    state = rt.pipeline.states.get(name) if rt.pipeline else None
+    state = rt.states.get(name)
     return {"check": config, "state": state, "status": views.check_status(rt, name)}
 
 
@@ -97,8 +96,7 @@ async def check_page(
     context = await _check_context(rt, name)
     if range not in rollups.RANGES:
         range = "24h"
-    if rt.writer is not None:
-        await rt.writer.flush()
+    await rt.writer.flush()
     since, until, step = rollups.window(range, rt.clock.now())
     series = (await rollups.load_series(rt.db, [name], since, until, step)).get(name, [])
     count = sum(p.count for p in series)

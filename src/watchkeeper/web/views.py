@@ -69,7 +69,7 @@ class Summary:
 
 
 def check_status(rt: Runtime, name: str) -> str:
-    state = rt.pipeline.states.get(name) if rt.pipeline else None
+    state = rt.states.get(name)
     if state is None:
         return "unknown"
     return "paused" if state.paused else state.status.value
@@ -81,7 +81,7 @@ async def check_rows(rt: Runtime, configs: list[CheckConfigBase], now: datetime)
     until = datetime.fromtimestamp((int(now.timestamp()) // step + 1) * step, UTC)
     since = until - SPARK_SPAN
     series = await rollups.load_series(rt.db, [c.name for c in configs], since, until, SPARK_STEP)
-    states = rt.pipeline.states if rt.pipeline else {}
+    states = rt.states
     rows = []
     for config in configs:
         state = states.get(config.name)
