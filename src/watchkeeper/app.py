@@ -55,6 +55,9 @@ SETTLE_AFTER_S = 15.0
 STOP_TIMEOUT_S = 10.0
 """How long one step of the stop may take (the scheduler's adds its shutdown grace)."""
 
+FLUSH_TIMEOUT_S = 30.0
+"""The result writer's step: its loop gets 5 s to end, then what is buffered is written."""
+
 
 NO_CREDENTIALS_HINT = (
     "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
@@ -240,7 +243,12 @@ class Runtime:
             Step("password workers", _nothing, self.passwords.shutdown),
             Step("http session", self.http.open, self.http.close),
             Step("components", self._load, self._close_checks),
-            Step("result writer", self._task("result-writer", self.writer.run), self._stop_writer),
+            Step(
+                "result writer",
+                self._task("result-writer", self.writer.run),
+                self._stop_writer,
+                FLUSH_TIMEOUT_S,
+            ),
             self._task_step("retention", self.retention.run),
             Step("outbox", self._task("outbox", self.outbox.run), self._stop_outbox),
             Step("rules", self._task("rules", self.rules.run), self._stop_rules),
