@@ -101,8 +101,8 @@ class HttpClient:
             await self._session.close()
 
 
-Stopper = Callable[[], Awaitable[None]]
-"""The start or the stop of a step."""
+Action = Callable[[], Awaitable[None]]
+"""What a step does to start or to stop."""
 
 
 async def _nothing() -> None:
@@ -114,8 +114,8 @@ class Step:
     """One entry of the runtime's task table: started in order, stopped in reverse."""
 
     name: str
-    start: Stopper
-    stop: Stopper
+    start: Action
+    stop: Action
     stop_timeout: float = STOP_TIMEOUT_S
 
 
@@ -295,13 +295,13 @@ class Runtime:
         self.started = False
         log.info("watchkeeper stopped")
 
-    def _task(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Stopper:
+    def _task(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Action:
         async def start() -> None:
             self._tasks[name] = asyncio.create_task(run(), name=name)
 
         return start
 
-    def _cancel(self, name: str) -> Stopper:
+    def _cancel(self, name: str) -> Action:
         async def stop() -> None:
             task = self._tasks.pop(name, None)
             if task is not None:
