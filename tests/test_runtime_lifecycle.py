@@ -113,21 +113,30 @@ async def test_a_step_that_fails_while_loading_stops_what_had_started(
     await runtime.stop()
 
 
-async def test_a_step_whose_stop_fails_does_not_keep_the_others_open(sqlite_url: str) -> None:
+async def _raises() -> None:
+    raise RuntimeError("cannot stop")
+
+
+async def _hangs() -> None:
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("stop", [_raises, _hangs], ids=["raises", "hangs"])
+async def test_a_step_whose_stop_fails_or_hangs_does_not_keep_the_others_open(
+    sqlite_url: str, stop: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     runtime = Runtime(config(sqlite_url))
     before = asyncio.all_tasks()
-
-    async def broken_stop() -> None:
-        raise RuntimeError("cannot stop")
 
     async def start() -> None:
         pass
 
-    runtime.steps.insert(3, Step("broken", start, broken_stop))
+    runtime.steps.insert(3, Step("stubborn", start, stop, stop_timeout=0.2))
     await runtime.start()
     await runtime.stop()
 
     await assert_nothing_left(runtime, before, sqlite_url)
+    assert any("stopping stubborn" in m for m in caplog.messages)
 
 
 async def test_run_on_a_port_in_use_leaves_nothing_open(sqlite_url: str) -> None:
