@@ -81,6 +81,7 @@ def run(
     import uvicorn
 
     from watchkeeper.app import Runtime, create_app
+    from watchkeeper.edge.connections import bounded_protocol, connection_limits
     from watchkeeper.logs import setup_logging
     from watchkeeper.redact import Redactor
     from watchkeeper.server import GracefulServer
@@ -108,6 +109,7 @@ def run(
         markup=False,
         highlight=False,
     )
+    max_connections, backlog = connection_limits(cfg.server.max_connections)
     server = GracefulServer(
         uvicorn.Config(
             application,
@@ -121,6 +123,9 @@ def run(
             # 127.0.0.1, so any local process could pick its client address).
             proxy_headers=bool(cfg.server.trusted_proxies),
             forwarded_allow_ips=[str(n) for n in cfg.server.trusted_proxies],
+            # Slow or idle clients are cut off and bounded in number (edge/connections.py).
+            http=bounded_protocol(max_connections, cfg.server.request_read_timeout.total_seconds()),
+            backlog=backlog,
         ),
         before_shutdown=runtime.changes.close,
     )

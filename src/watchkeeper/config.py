@@ -28,6 +28,7 @@ from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import (
+    ClientWait,
     EscalationDelay,
     Interval,
     LongSpan,
@@ -74,6 +75,12 @@ class ServerConfig(StrictModel):
     """Open live-update streams (`/dashboard/events`) in all; past it a 503."""
     max_event_streams_per_user: int = Field(default=10, ge=1, le=10_000)
     """Open live-update streams of one user or token; past it a 429."""
+    request_read_timeout: ClientWait = timedelta(seconds=30)
+    """Time a client has to send a whole request (headers and body) once its connection is
+    ready for one; then it is closed (408)."""
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    """Open client connections (never more than half the open-file limit); a new one closes
+    the one that has waited longest on its client, or is refused (503)."""
 
     @field_validator("listen")
     @classmethod

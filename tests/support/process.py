@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -15,8 +16,16 @@ from tests.support.servers import free_port, wait_until
 
 
 class WatchkeeperProcess:
-    def __init__(self, config: Path | None, workdir: Path, token: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        workdir: Path,
+        token: str | None = None,
+        open_files: int | None = None,
+    ) -> None:
         self.config = config
+        self.open_files = open_files
+        """RLIMIT_NOFILE (soft and hard) of the service, as a small systemd LimitNOFILE sets it."""
         self.workdir = workdir
         self.token = token
         """An API token sent with every request (see tests.support.auth.cli_token)."""
@@ -45,11 +54,16 @@ class WatchkeeperProcess:
                 env=env,
                 stdout=log,
                 stderr=log,
+                preexec_fn=self._limit if self.open_files is not None else None,
             )
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         self._session = aiohttp.ClientSession(headers=headers)
         await wait_until(self._ready, timeout, f"watchkeeper ready; log:\n{self.log_text()}")
         return self
+
+    def _limit(self) -> None:  # in the child, before exec
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def _ready(self) -> bool:
         assert self.proc is not None
