@@ -59,6 +59,9 @@ def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     except FileNotFoundError:
         err.print(f"[red]error:[/] config file {path} not found")
         raise typer.Exit(1) from None
+    except OSError as exc:  # a directory, a device that refuses reads, no permission
+        err.print(f"error: config file {path}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(1) from None
     except ConfigError as exc:
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)

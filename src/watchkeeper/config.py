@@ -580,11 +580,23 @@ def _split_located_message(message: str) -> tuple[str, tuple[int | str, ...]]:
     return match.group("msg"), tuple(loc)
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""Largest config file read (thousands of checks fit in far less): a device such as
+`/dev/zero` or a runaway generated file is refused instead of read until memory runs out."""
+
+
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read and parse a config file; raise ConfigError, or FileNotFoundError if absent."""
+    """Read and parse a config file; raise ConfigError, or OSError if it cannot be read
+    (FileNotFoundError if absent, IsADirectoryError...)."""
     path = Path(path)
+    with path.open("rb") as file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [ConfigIssue(str(path), 1, "(file)", "larger than 16 MiB; is this a config file?")]
+        )
     try:
-        text = config_yaml.decode(path.read_bytes())
+        text = config_yaml.decode(data)
     except config_yaml.YamlProblem as exc:
         raise ConfigError([ConfigIssue(str(path), exc.line, "(yaml)", exc.message)]) from None
     return parse_config(text, str(path), environ)
