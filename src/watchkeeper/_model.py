@@ -11,7 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # NaN and infinities (JSON `NaN`, YAML `.nan`) are no thresholds: `x > NaN` never holds.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
