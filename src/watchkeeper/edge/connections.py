@@ -39,11 +39,12 @@ def connection_limits(configured: int) -> tuple[int, int]:
     """How many connections may be open, and the listen backlog, within the open-file limit
     (`ulimit -n`, systemd's `LimitNOFILE`): open connections use at most half of it, and the
     backlog (also how many connections asyncio accepts in one go, each a descriptor before
-    any can be refused) a quarter, so a burst of connections leaves a quarter for the rest."""
+    any can be refused) an eighth, so a burst of connections leaves three eighths for the
+    rest (the database's files, sockets of checks and channels, pipes)."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured, _BACKLOG
-    return max(1, min(configured, soft // 2)), max(8, min(_BACKLOG, soft // 4))
+    return max(1, min(configured, soft // 2)), max(8, min(_BACKLOG, soft // 8))
 
 
 def _problem(status: int, reason: str, title: str, detail: str, setting: str) -> bytes:
