@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,18 +11,28 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # NaN and infinities (JSON `NaN`, YAML `.nan`) are no thresholds: `x > NaN` never holds.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
 """Names of checks, channels, rules: lowercase letters, digits, '-' and '_'."""
 
 
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]{1,64}(?:/[A-Za-z0-9_+-]{1,64}){0,3}")
+"""How IANA names look (`Etc/GMT+5`, `America/Port-au-Prince`). ZoneInfo opens the name as
+a file under its data directory: a directory, a data file that is not a zone (`zone.tab`) or
+a name too long for a path raised OSError, not ValueError."""
+
+
 def _known_zone(value: str) -> str:
     try:
+        if not _ZONE_NAME.fullmatch(value):
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = value if len(value) <= 64 else value[:64] + "…"
+        raise ValueError(f"unknown time zone {shown!r} (e.g. UTC, Europe/Berlin)") from None
     return value
 
 

@@ -79,6 +79,9 @@ def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     except FileNotFoundError:
         err.print(f"[red]error:[/] config file {path} not found")
         raise typer.Exit(1) from None
+    except OSError as exc:  # a directory, a device that refuses reads, no permission
+        err.print(f"error: config file {path}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(1) from None
     except ConfigError as exc:
         for issue in exc.issues:
             err.print(str(issue), markup=False, highlight=False)
@@ -101,6 +104,7 @@ def run(
     import uvicorn
 
     from watchkeeper.app import Runtime, create_app
+    from watchkeeper.edge.connections import bounded_protocol, connection_limits
     from watchkeeper.logs import setup_logging
     from watchkeeper.redact import Redactor, url_secrets
     from watchkeeper.server import GracefulServer
@@ -128,6 +132,7 @@ def run(
         markup=False,
         highlight=False,
     )
+    max_connections, backlog = connection_limits(cfg.server.max_connections)
     server = GracefulServer(
         uvicorn.Config(
             application,
@@ -141,6 +146,9 @@ def run(
             # 127.0.0.1, so any local process could pick its client address).
             proxy_headers=bool(cfg.server.trusted_proxies),
             forwarded_allow_ips=[str(n) for n in cfg.server.trusted_proxies],
+            # Slow or idle clients are cut off and bounded in number (edge/connections.py).
+            http=bounded_protocol(max_connections, cfg.server.request_read_timeout.total_seconds()),
+            backlog=backlog,
         ),
         before_shutdown=runtime.changes.close,
     )

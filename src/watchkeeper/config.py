@@ -28,6 +28,7 @@ from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.durations import (
+    ClientWait,
     EscalationDelay,
     Interval,
     LongSpan,
@@ -74,6 +75,12 @@ class ServerConfig(StrictModel):
     """Open live-update streams (`/dashboard/events`) in all; past it a 503."""
     max_event_streams_per_user: int = Field(default=10, ge=1, le=10_000)
     """Open live-update streams of one user or token; past it a 429."""
+    request_read_timeout: ClientWait = timedelta(seconds=30)
+    """Time a client has to send a whole request (headers and body) once its connection is
+    ready for one; then it is closed (408)."""
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    """Open client connections (never more than half the open-file limit); a new one closes
+    the one that has waited longest on its client, or is refused (503)."""
 
     @field_validator("listen")
     @classmethod
@@ -577,11 +584,23 @@ def _split_located_message(message: str) -> tuple[str, tuple[int | str, ...]]:
     return match.group("msg"), tuple(loc)
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+"""Largest config file read (thousands of checks fit in far less): a device such as
+`/dev/zero` or a runaway generated file is refused instead of read until memory runs out."""
+
+
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read and parse a config file; raise ConfigError, or FileNotFoundError if absent."""
+    """Read and parse a config file; raise ConfigError, or OSError if it cannot be read
+    (FileNotFoundError if absent, IsADirectoryError...)."""
     path = Path(path)
+    with path.open("rb") as file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [ConfigIssue(str(path), 1, "(file)", "larger than 16 MiB; is this a config file?")]
+        )
     try:
-        text = config_yaml.decode(path.read_bytes())
+        text = config_yaml.decode(data)
     except config_yaml.YamlProblem as exc:
         raise ConfigError([ConfigIssue(str(path), exc.line, "(yaml)", exc.message)]) from None
     return parse_config(text, str(path), environ)

@@ -134,6 +134,7 @@ SHORT_WAIT = Bounds(maximum=DAY)
 POSITIVE_SHORT = Bounds(positive=True, maximum=DAY)
 PROBE_TIME = Bounds(positive=True, maximum=timedelta(minutes=10))
 SHUTDOWN = Bounds(maximum=timedelta(minutes=10))
+CLIENT_WAIT = Bounds(minimum=timedelta(seconds=1), maximum=timedelta(minutes=10))
 TOKEN_LIFETIME = Bounds(positive=True, maximum=timedelta(days=100 * 365))
 
 # Annotations must be names mypy can see, so each is spelled out rather than built in a loop.
@@ -167,5 +168,7 @@ ProbeTime = Annotated[_Parsed, AfterValidator(PROBE_TIME.check)]
 """Response-time limits and per-packet times inside one probe: more than 0, up to 10m."""
 ShutdownGrace = Annotated[_Parsed, AfterValidator(SHUTDOWN.check)]
 """How long shutdown waits: 0 to 10m."""
+ClientWait = Annotated[_Parsed, AfterValidator(CLIENT_WAIT.check)]
+"""How long the server waits for a client to send its whole request: 1s to 10m."""
 TokenLifetime = Annotated[_Parsed, AfterValidator(TOKEN_LIFETIME.check)]
 """How long an API token lasts: more than 0, up to 100 years."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,10 @@ class WatchkeeperProcess:
         token: str | None = None,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        open_files: int | None = None,
     ) -> None:
+        self.open_files = open_files
+        """RLIMIT_NOFILE (soft and hard) of the service, as a small systemd LimitNOFILE sets it."""
         self.config = config
         self.args = args
         """Extra `watchkeeper run` options (e.g. `--log-level debug`)."""
@@ -56,11 +60,16 @@ class WatchkeeperProcess:
                 env=env,
                 stdout=log,
                 stderr=log,
+                preexec_fn=self._limit if self.open_files is not None else None,
             )
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         self._session = aiohttp.ClientSession(headers=headers)
         await wait_until(self._ready, timeout, f"watchkeeper ready; log:\n{self.log_text()}")
         return self
+
+    def _limit(self) -> None:  # in the child, before exec
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     async def _ready(self) -> bool:
         assert self.proc is not None

@@ -199,6 +199,10 @@ class Dispatcher:
         firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
         pending: dict[str, list[Alert]] = {}
         for alert in alerts:
+            # Each alert is checked against every silence and window: with thousands of
+            # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
+            # its turn between alerts rather than after the pass.
+            await asyncio.sleep(0)
             try:
                 queued += await self._handle(
                     alert, silences, windows, firing, now, wakeups, pending, found

@@ -39,7 +39,10 @@ class HeartbeatCheckConfig(CheckConfigBase):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None and not valid_cron(value):
-            raise ValueError(f"not a valid cron expression: {value!r} (e.g. '0 3 * * *')")
+            raise ValueError(
+                f"not a valid cron expression: {value!r} "
+                "(5 fields: minute hour day month weekday, e.g. '0 3 * * *')"
+            )
         return value
 
     @model_validator(mode="after")

@@ -53,9 +53,11 @@ def next_expected(
 
 
 def valid_cron(schedule: str) -> bool:
-    """Whether `schedule` is a cron expression that fires (`0 0 30 2 *` never does, and would
-    fail every evaluation of the object holding it)."""
-    if not croniter.is_valid(schedule):
+    """Whether `schedule` is a five-field cron expression that fires (`0 0 30 2 *` never
+    does, and would fail every evaluation of the object holding it). croniter also reads a
+    sixth field (seconds) and a seventh (year): a year range that ends stops the schedule
+    firing later, when it is no longer checked, so neither is accepted."""
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
         return False
     try:
         croniter(schedule, datetime(2001, 1, 1)).get_next(datetime)
