@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.redact import redact_url
+from watchkeeper.store.errors import StorageError, StorageRefused
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ value too long), integrity violation, program limit exceeded."""
 def refused_data(exc: BaseException) -> bool:
     """Whether a failed write was refused for its data, so the same write can never succeed
     (as opposed to storage being unavailable for now: retried)."""
+    if isinstance(exc, StorageError):
+        return isinstance(exc, StorageRefused)
     if isinstance(exc, DataError | IntegrityError | UnicodeError | ValueError | TypeError):
         return True
     if isinstance(exc, StatementError) and exc.orig is not None and exc.orig is not exc:
