@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from watchkeeper.alerting import lifecycle
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition
@@ -20,6 +18,7 @@ from watchkeeper.domain import Alert, CheckResult, Status
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
+from watchkeeper.store.errors import is_conflict
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,9 @@ class CheckAlerts:
             transition = Transition(name, Status.UNKNOWN, state.status, now, result)
             try:
                 await self.on_transition(transition, state)
-            except IntegrityError:
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
                 continue  # another node repaired it first
             repaired += 1
         return repaired
