@@ -16,8 +16,8 @@ from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition
 from watchkeeper.domain import Alert, CheckResult, Status
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store import tables
-from watchkeeper.store.database import Database, upsert
+from watchkeeper.store import results as result_store
+from watchkeeper.store.database import Database
 from watchkeeper.store.errors import is_conflict
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class CheckAlerts:
         now = transition.at
         alert: Alert | None
         async with self._db.begin() as conn:
-            await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
+            await result_store.save_state(conn, state.as_row())
             if transition.current is Status.DOWN:
                 spec = lifecycle.AlertSpec(
                     fingerprint=check_fingerprint(config.name),
