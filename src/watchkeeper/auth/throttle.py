@@ -38,15 +38,14 @@ class LoginThrottle:
         is checked, and None; or, over a limit, count nothing and return the seconds until
         one may be tried again. Atomic: concurrent attempts are counted one at a time."""
         async with self._counting:
-            now = self.clock.now()
             return await failure_store.count_attempt(
                 self.db,
                 username,
                 source_ip,
-                now,
+                self.clock.now,
                 self.config.window,
                 self._limits,
-                lambda failures: self._wait(failures, now),
+                self._wait,
             )
 
     @property

@@ -24,23 +24,24 @@ async def count_attempt(
     db: Database,
     username: str,
     source_ip: str,
-    now: datetime,
+    clock: Callable[[], datetime],
     window: timedelta,
     limits: tuple[int, int],
-    wait: Callable[[Failures], int | None],
+    wait: Callable[[Failures, datetime], int | None],
 ) -> int | None:
     """In one transaction that is serialised against every other attempt: forget the
     failures older than `window`, ask `wait` about the recent ones (at most `limits` per
     account and per address) and, when it answers None, record the attempt as a failure.
-    Returns `wait`'s answer."""
+    Returns `wait`'s answer. `clock` is read once the transaction has begun."""
     async with translated(), db.begin() as conn:
+        now = clock()
         if conn.dialect.name == "postgresql":
             # One lock for all attempts, held for a few statements (not for the hash).
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_KEY)))
         # A write first: on SQLite it takes the database's write lock, so the counting
         # below cannot interleave with another attempt's.
         await conn.execute(login_failures.delete().where(login_failures.c.at <= now - window))
-        seconds = wait(await _recent(conn, username, source_ip, now - window, limits))
+        seconds = wait(await _recent(conn, username, source_ip, now - window, limits), now)
         if seconds is None:
             await conn.execute(
                 login_failures.insert().values(username=username, source_ip=source_ip, at=now)
