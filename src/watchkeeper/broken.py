@@ -19,11 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from watchkeeper.alerting import lifecycle
-from watchkeeper.domain import AlertStatus, Severity
-from watchkeeper.store import tables
+from watchkeeper.domain import Severity
+from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -157,16 +155,10 @@ class BrokenObjects:
 
 async def _open_self_alerts(db: Database) -> set[Key]:
     """Self-alerts left open by an earlier run (resolved at the first sync if now fine)."""
-    A = tables.alerts
-    query = select(A.c.fingerprint).where(
-        A.c.source == SOURCE,
-        A.c.status != AlertStatus.RESOLVED.value,
-        A.c.fingerprint.startswith(_PREFIX, autoescape=True),
-    )
     async with db.connect() as conn:
-        rows = (await conn.execute(query)).all()
+        fingerprints = await alert_store.open_fingerprints(conn, SOURCE, prefix=_PREFIX)
     keys: set[Key] = set()
-    for row in rows:
-        kind, _, name = row.fingerprint.removeprefix(_PREFIX).partition(":")
+    for found in fingerprints:
+        kind, _, name = found.removeprefix(_PREFIX).partition(":")
         keys.add((kind, name))
     return keys

@@ -22,8 +22,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper._model import NUL_MESSAGE, nul_at
 from watchkeeper.alerting import lifecycle
@@ -36,7 +34,8 @@ from watchkeeper.checks.registry import config_models
 from watchkeeper.config import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
 from watchkeeper.events import CHECKS
 from watchkeeper.redact import Redactor, redact_text
-from watchkeeper.store import tables
+from watchkeeper.store import results as result_store
+from watchkeeper.store.database import Connection as AsyncConnection
 from watchkeeper.store.managed import (
     Kind,
     ManagedRecord,
@@ -630,8 +629,7 @@ async def _forget_check(conn: AsyncConnection, name: str, now: datetime, who: st
     retention removes them."""
     for fingerprint in (check_fingerprint(name), flapping_fingerprint(name)):
         await lifecycle.resolve(conn, fingerprint, now, comment="check deleted", actor=who)
-    for table in (tables.check_states, tables.heartbeats):
-        await conn.execute(delete(table).where(table.c.check_name == name))
+    await result_store.forget_check(conn, name)
 
 
 def definition_of(value: BaseModel) -> dict[str, Any]:

@@ -11,15 +11,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from watchkeeper.alerting import lifecycle
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checkstate import CheckState, Transition
 from watchkeeper.domain import Alert, CheckResult, Status
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store import tables
-from watchkeeper.store.database import Database, upsert
+from watchkeeper.store import results as result_store
+from watchkeeper.store.database import Database
+from watchkeeper.store.errors import is_conflict
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class CheckAlerts:
         now = transition.at
         alert: Alert | None
         async with self._db.begin() as conn:
-            await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
+            await result_store.save_state(conn, state.as_row())
             if transition.current is Status.DOWN:
                 spec = lifecycle.AlertSpec(
                     fingerprint=check_fingerprint(config.name),
@@ -97,7 +96,9 @@ class CheckAlerts:
             transition = Transition(name, Status.UNKNOWN, state.status, now, result)
             try:
                 await self.on_transition(transition, state)
-            except IntegrityError:
+            except Exception as exc:
+                if not is_conflict(exc):
+                    raise
                 continue  # another node repaired it first
             repaired += 1
         return repaired

@@ -24,11 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import or_, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any, Literal
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dependencies import DependencyGraph
@@ -46,16 +42,15 @@ from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
 from watchkeeper.domain import Alert, AlertStatus, Status
 from watchkeeper.loops import run_timed
 from watchkeeper.notify.payload import alert_payload
+from watchkeeper.store import alert_groups as group_store
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
-from watchkeeper.store import tables
 from watchkeeper.store.database import Database
+from watchkeeper.store.errors import from_storage
 from watchkeeper.store.maintenance import load_stored_windows
 
 log = logging.getLogger(__name__)
 
-A = tables.alerts
-G = tables.alert_groups
 
 _IDLE = 5.0  # seconds between passes when nothing is due (catches API changes too)
 
@@ -166,16 +161,8 @@ class Dispatcher:
             log.exception("raising or resolving alerts about broken objects failed")
         found: dict[Key, BaseException | str] = {}
         async with self._db.connect() as conn:
-            rows = await conn.execute(
-                select(A).where(
-                    or_(
-                        A.c.status != AlertStatus.RESOLVED.value,
-                        (A.c.notified_at.is_not(None) & A.c.resolved_notified_at.is_(None)),
-                    )
-                )
-            )
-            alerts = [alert_store.alert_from_row(r) for r in rows.all()]
-            groups = {r.key: r for r in (await conn.execute(select(G))).all()}
+            alerts = await alert_store.dispatchable(conn)
+            groups = await group_store.load(conn)
         silences = await list_silences(self._db, include_expired_since=now)
         for silence in silences:
             if silence.error is not None:
@@ -354,11 +341,7 @@ class Dispatcher:
         if (reason, silenced_by) != (alert.suppressed_reason, alert.silenced_by):
             alert.suppressed_reason, alert.silenced_by = reason, silenced_by
             async with self._db.begin() as conn:
-                await conn.execute(
-                    A.update()
-                    .where(A.c.id == alert.id)
-                    .values(suppressed_reason=reason, silenced_by=silenced_by)
-                )
+                await alert_store.set_suppression(conn, alert.id, reason, silenced_by)
                 if silenced_by:
                     await alert_store.add_event(
                         conn, alert.id, "silenced", now, comment=silenced_by
@@ -411,23 +394,19 @@ class Dispatcher:
                     next_at = now + policy.repeat
                 elif policy is None and self._config.repeat_interval:
                     next_at = now + self._config.repeat_interval
-                result = await conn.execute(
-                    A.update()
-                    .where(A.c.id == alert.id, A.c.notified_at.is_(None), A.c.status == "firing")
-                    .values(
-                        notified_at=now,
-                        paged_channels=channels,
-                        group_key=key,
-                        escalation_step=0,
-                        next_escalation_at=next_at,
-                    )
-                )
-                if result.rowcount:
+                if await alert_store.claim_first_page(
+                    conn,
+                    alert.id,
+                    at=now,
+                    channels=channels,
+                    group_key=key,
+                    next_escalation_at=next_at,
+                ):
                     alert.notified_at, alert.paged_channels = now, channels
                     claimed.append(alert)
             if not claimed:
                 return 0
-            await self._touch_group(conn, key, now, first_seen=min(a.started_at for a in claimed))
+            await group_store.touch(conn, key, now, first_seen=min(a.started_at for a in claimed))
             event = "alert.firing"
             if len(claimed) == 1:
                 payload = alert_payload(claimed[0], event)
@@ -443,15 +422,6 @@ class Dispatcher:
             "paged %s about %d alert(s) in %s", ",".join(channels) or "nobody", len(claimed), key
         )
         return len(entries)
-
-    async def _touch_group(
-        self, conn: AsyncConnection, key: str, now: datetime, first_seen: datetime
-    ) -> None:
-        updated = await conn.execute(G.update().where(G.c.key == key).values(last_notified_at=now))
-        if not updated.rowcount:
-            await conn.execute(
-                G.insert().values(key=key, first_seen_at=first_seen, last_notified_at=now)
-            )
 
     # -- escalation, acknowledgement, resolution ------------------------------------------
 
@@ -472,16 +442,14 @@ class Dispatcher:
             next_at = now + policy.repeat if policy.repeat else None
         paged = sorted({*(alert.paged_channels or []), *channels})
         async with self._db.begin() as conn:
-            result = await conn.execute(
-                A.update()
-                .where(
-                    A.c.id == alert.id,
-                    A.c.status == AlertStatus.FIRING.value,
-                    A.c.escalation_step == alert.escalation_step,
-                )
-                .values(escalation_step=step, next_escalation_at=next_at, paged_channels=paged)
-            )
-            if not result.rowcount:
+            if not await alert_store.advance_escalation(
+                conn,
+                alert.id,
+                from_step=alert.escalation_step,
+                step=step,
+                next_escalation_at=next_at,
+                paged_channels=paged,
+            ):
                 return 0  # acknowledged or resolved meanwhile
             await alert_store.add_event(
                 conn, alert.id, "escalated", now, comment=f"step {step}: {', '.join(channels)}"
@@ -503,19 +471,13 @@ class Dispatcher:
         channels = alert.paged_channels or self._first_channels(alert)
         count = alert.escalation_step + 1
         async with self._db.begin() as conn:
-            result = await conn.execute(
-                A.update()
-                .where(
-                    A.c.id == alert.id,
-                    A.c.status == AlertStatus.FIRING.value,
-                    A.c.escalation_step == alert.escalation_step,
-                )
-                .values(
-                    escalation_step=count,
-                    next_escalation_at=now + interval if interval else None,
-                )
-            )
-            if not result.rowcount:
+            if not await alert_store.advance_escalation(
+                conn,
+                alert.id,
+                from_step=alert.escalation_step,
+                step=count,
+                next_escalation_at=now + interval if interval else None,
+            ):
                 return 0
             event = "alert.firing"
             payload = alert_payload(alert, event)
@@ -537,16 +499,19 @@ class Dispatcher:
     async def _notify_resolved(self, alert: Alert, now: datetime) -> int:
         return await self._notify_paged(alert, "alert.resolved", "resolved_notified_at", now)
 
-    async def _notify_paged(self, alert: Alert, event: str, mark: str, now: datetime) -> int:
+    async def _notify_paged(
+        self,
+        alert: Alert,
+        event: str,
+        mark: Literal["ack_notified_at", "resolved_notified_at"],
+        now: datetime,
+    ) -> int:
         """Tell everyone who was paged about this alert (nobody, if nobody was paged)."""
         channels = alert.paged_channels
         if channels is None:  # paged before this was recorded: the routing of today
             channels = self._first_channels(alert)
         async with self._db.begin() as conn:
-            result = await conn.execute(
-                A.update().where(A.c.id == alert.id, A.c[mark].is_(None)).values({mark: now})
-            )
-            if not result.rowcount:
+            if not await alert_store.mark_told(conn, alert.id, mark, now):
                 return 0
             payload = alert_payload(alert, event)
             entries = [
@@ -573,7 +538,7 @@ def _usable(policy: EscalationPolicy, now: datetime, found: dict[Key, BaseExcept
 
 def _refused_by_storage(exc: BaseException) -> bool:
     """Database errors stop the pass (retried whole) rather than marking an object broken."""
-    return isinstance(exc, SQLAlchemyError | OSError)
+    return from_storage(exc) or isinstance(exc, OSError)
 
 
 def group_payload(alerts: list[Alert], event: str, key: str, group_by: list[str]) -> dict[str, Any]:

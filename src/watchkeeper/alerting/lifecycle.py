@@ -10,14 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchkeeper.domain import Alert, AlertEventKind, AlertStatus, Severity
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store import tables
-
-A = tables.alerts
+from watchkeeper.store.database import Connection as AsyncConnection
 
 
 class AlertStateError(Exception):
@@ -58,7 +53,7 @@ async def fire(conn: AsyncConnection, spec: AlertSpec, at: datetime) -> tuple[Al
             existing.labels = {**existing.labels, "severity": spec.severity.value}
             changes["labels"] = existing.labels
         # Every re-assertion counts as a sign of life (auto_resolve_after measures from it).
-        await conn.execute(A.update().where(A.c.id == existing.id).values(updated_at=at, **changes))
+        await alert_store.refresh(conn, existing.id, at, **changes)
         existing.updated_at = at
         return existing, False
     alert = Alert(
@@ -102,17 +97,17 @@ async def _resolve(
     conn: AsyncConnection, alert: Alert, at: datetime, comment: str | None, actor: str | None
 ) -> None:
     await alert_store.mark_resolved(conn, alert, at)
-    await conn.execute(A.update().where(A.c.id == alert.id).values(next_escalation_at=None))
+    await alert_store.stop_escalation(conn, alert.id)
     await alert_store.add_event(
         conn, alert.id, AlertEventKind.RESOLVED.value, at, actor=actor, comment=comment
     )
 
 
 async def _get(conn: AsyncConnection, alert_id: str) -> Alert:
-    row = (await conn.execute(select(A).where(A.c.id == alert_id))).first()
-    if row is None:
+    alert = await alert_store.by_id(conn, alert_id)
+    if alert is None:
         raise KeyError(alert_id)
-    return alert_store.alert_from_row(row)
+    return alert
 
 
 async def acknowledge(
@@ -124,17 +119,7 @@ async def acknowledge(
         raise AlertStateError("the alert is resolved")
     if alert.status is AlertStatus.ACKNOWLEDGED:
         return alert
-    await conn.execute(
-        A.update()
-        .where(A.c.id == alert_id)
-        .values(
-            status=AlertStatus.ACKNOWLEDGED.value,
-            acknowledged_at=at,
-            acknowledged_by=actor,
-            next_escalation_at=None,
-            updated_at=at,
-        )
-    )
+    await alert_store.mark_acknowledged(conn, alert_id, actor, at)
     await alert_store.add_event(
         conn, alert_id, AlertEventKind.ACKNOWLEDGED.value, at, actor=actor, comment=comment
     )

@@ -31,9 +31,10 @@ from watchkeeper.alerting.matchers import Matcher, matches_all
 from watchkeeper.alerting.rule_config import _OPS, RuleConfig
 from watchkeeper.broken import BrokenObjects, Key
 from watchkeeper.clock import Clock
-from watchkeeper.domain import AlertStatus, Severity
+from watchkeeper.domain import Severity
 from watchkeeper.durations import format_duration
 from watchkeeper.loops import run_timed
+from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database, refused_data
 from watchkeeper.store.rule_pending import PendingSeries, load_pending, write_pending
 
@@ -355,22 +356,10 @@ class RuleEngine:
             await self._write_changes()
 
     async def _resolve_all(self, name: str, comment: str) -> None:
-        from sqlalchemy import select
-
-        from watchkeeper.store import tables
-
-        A = tables.alerts
         now = self._clock.now()
         async with self._db.begin() as conn:
-            rows = await conn.execute(
-                select(A.c.fingerprint).where(
-                    A.c.source == "rule",
-                    A.c.rule_name == name,
-                    A.c.status != AlertStatus.RESOLVED.value,
-                )
-            )
-            for row in rows.all():
-                await lifecycle.resolve(conn, row.fingerprint, now, comment=comment)
+            for fingerprint in await alert_store.open_fingerprints(conn, "rule", rule=name):
+                await lifecycle.resolve(conn, fingerprint, now, comment=comment)
         self._on_change()
 
     def observe(self, metric: str, labels: dict[str, str], value: float, at: datetime) -> None:
@@ -403,19 +392,8 @@ class RuleEngine:
         continues the `for` wait (or keeps the alert firing), one that does not clears it.
         A pending series whose latest known sample is older than `stale_after` is dropped.
         """
-        from sqlalchemy import select
-
-        from watchkeeper.store import tables
-
-        A = tables.alerts
         async with self._db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(A.c.rule_name, A.c.labels, A.c.severity).where(
-                        A.c.source == "rule", A.c.status != AlertStatus.RESOLVED.value
-                    )
-                )
-            ).all()
+            rows = await alert_store.open_rule_alerts(conn)
         by_name = {r.config.name: r for r in self._rules}
         for row in rows:
             rule = by_name.get(row.rule_name)

@@ -8,15 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
 from watchkeeper.broken import describe
 from watchkeeper.durations import LONG_SPAN, format_duration
-from watchkeeper.store import tables
+from watchkeeper.store import silences as silence_store
 from watchkeeper.store.database import Database
-
-S = tables.silences
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,29 +85,23 @@ async def create_silence(
         raise ValueError("a silence needs at least one matcher")
     check_length(starts_at, ends_at)
     silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, created_by, comment, now)
-    async with db.begin() as conn:
-        await conn.execute(
-            S.insert().values(
-                id=silence.id,
-                matchers=[m.as_dict() for m in matchers],
-                starts_at=starts_at,
-                ends_at=ends_at,
-                created_by=created_by,
-                comment=comment,
-                created_at=now,
-            )
-        )
+    await silence_store.insert(
+        db,
+        id=silence.id,
+        matchers=[m.as_dict() for m in matchers],
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=created_by,
+        comment=comment,
+        created_at=now,
+    )
     return silence
 
 
 async def list_silences(
     db: Database, *, include_expired_since: datetime | None = None
 ) -> list[Silence]:
-    query = select(S).order_by(S.c.ends_at.desc())
-    if include_expired_since is not None:
-        query = query.where(S.c.ends_at > include_expired_since)
-    async with db.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await silence_store.list_rows(db, ending_after=include_expired_since)
     silences = []
     for row in rows:
         # Compiling a silence's regexes takes up to milliseconds, and every dispatcher pass
@@ -122,8 +112,7 @@ async def list_silences(
 
 
 async def get_silence(db: Database, silence_id: str) -> Silence | None:
-    async with db.connect() as conn:
-        row = (await conn.execute(select(S).where(S.c.id == silence_id))).first()
+    row = await silence_store.by_id(db, silence_id)
     return _from_row(row) if row else None
 
 
@@ -133,8 +122,5 @@ async def expire_silence(db: Database, silence_id: str, now: datetime) -> Silenc
     if silence is None:
         return None
     if silence.ends_at > now:
-        async with db.begin() as conn:
-            await conn.execute(
-                S.update().where(S.c.id == silence_id).values(ends_at=max(now, silence.starts_at))
-            )
+        await silence_store.set_end(db, silence_id, max(now, silence.starts_at))
     return await get_silence(db, silence_id)

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchkeeper.store import outbox as outbox_store
-from watchkeeper.store import tables
+from watchkeeper.store.database import Connection as AsyncConnection
 
-O = tables.outbox  # noqa: E741 - the table, as in the other stores
 DIGEST_EVENT = "notifications.digest"
 _WINDOW = timedelta(hours=1)
 
@@ -59,22 +55,10 @@ class StormGuard:
         queued, wakeups = 0, []
         for channel, limit in self._limits.items():
             async with db.begin() as conn:
-                held = (
-                    await conn.execute(
-                        select(O.c.id, O.c.event, O.c.created_at, O.c.payload)
-                        .where(O.c.channel == channel, O.c.status == outbox_store.HELD)
-                        .order_by(O.c.id)
-                    )
-                ).all()
+                held = await outbox_store.held(conn, channel)
                 if not held:
                     continue
-                last = (
-                    await conn.execute(
-                        select(func.max(O.c.created_at)).where(
-                            O.c.channel == channel, O.c.event == DIGEST_EVENT
-                        )
-                    )
-                ).scalar_one_or_none()
+                last = await outbox_store.last_created(conn, channel, DIGEST_EVENT)
                 due = held[0].created_at
                 if last is not None:
                     due = max(due, last + limit.digest_interval)
@@ -82,9 +66,7 @@ class StormGuard:
                     wakeups.append(due)
                     continue
                 ids = [row.id for row in held]
-                await conn.execute(
-                    O.update().where(O.c.id.in_(ids)).values(status=outbox_store.DIGESTED)
-                )
+                await outbox_store.mark_digested(conn, ids)
                 payload = digest_payload(held)
                 entry = outbox_store.OutboxEntry(
                     channel, f"digest:{channel}:{ids[0]}", DIGEST_EVENT, payload
@@ -95,15 +77,7 @@ class StormGuard:
 
 
 async def _sent_in_window(conn: AsyncConnection, channel: str, now: datetime) -> int:
-    value = await conn.execute(
-        select(func.count()).where(
-            O.c.channel == channel,
-            O.c.created_at > now - _WINDOW,
-            O.c.status.notin_([outbox_store.HELD, outbox_store.DIGESTED]),
-            O.c.event != DIGEST_EVENT,
-        )
-    )
-    return int(value.scalar_one())
+    return await outbox_store.sent_since(conn, channel, now - _WINDOW, but=DIGEST_EVENT)
 
 
 def digest_payload(held: list[Any]) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.auth.roles import Role, require
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.events import check_key
-from watchkeeper.store import tables
-from watchkeeper.store.database import upsert
+from watchkeeper.store import results as result_store
 from watchkeeper.store.results import recent_results
 
 LabelMatch = Annotated[str, StringConstraints(pattern=r"^[^=\x00]+=[^\x00]*$")]
@@ -140,7 +139,7 @@ async def set_paused(rt: Runtime, name: str, paused: bool) -> CheckAction:
         await rt.heartbeats.resume(name, now)
     state.paused = paused
     async with rt.db.begin() as conn:
-        await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
+        await result_store.save_state(conn, state.as_row())
     rt.changes.publish(check_key(name))
     return CheckAction(check=name, status="paused" if paused else state.status.value)
 

@@ -21,10 +21,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from watchkeeper._model import NUL_MESSAGE
+from watchkeeper.store.errors import DriverError, StorageError, sqlstate
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -132,8 +132,7 @@ _TEXT_REFUSED = {"22021", "22P05"}
 
 async def _database_error(request: Request, exc: Exception) -> Response:
     """Text the database cannot store is the client's error (422); anything else is ours."""
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if code not in _TEXT_REFUSED:
+    if sqlstate(exc) not in _TEXT_REFUSED:
         raise exc
     return problem(422, NUL_MESSAGE, instance=request.url.path)
 
@@ -181,7 +180,8 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(DriverError, _database_error)
+    app.add_exception_handler(StorageError, _database_error)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

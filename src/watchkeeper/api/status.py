@@ -17,13 +17,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from watchkeeper.api.deps import get_runtime
 from watchkeeper.app import Runtime, __version__
 from watchkeeper.auth.roles import Role, require
-from watchkeeper.domain import AlertStatus, Severity, Status
-from watchkeeper.store import tables
+from watchkeeper.domain import Severity, Status
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import results as result_store
 
 router = APIRouter(prefix="/api/v1", tags=["status"], dependencies=[Depends(require(Role.VIEWER))])
 
@@ -125,15 +125,8 @@ def _components(rt: Runtime, states: dict[str, str]) -> list[ComponentOut]:
 
 async def alert_counts(rt: Runtime) -> AlertCountsOut:
     """Open alerts by state (silenced: muted by a silence or suppressed) and severity."""
-    A = tables.alerts
-    muted = (A.c.silenced_by.is_not(None)) | (A.c.suppressed_reason.is_not(None))
-    query = (
-        select(A.c.status, A.c.severity, muted.label("muted"), func.count())
-        .where(A.c.status != AlertStatus.RESOLVED.value)
-        .group_by(A.c.status, A.c.severity, muted)
-    )
     async with rt.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await alert_store.open_counts(conn)
     counts: dict[str, Counter[str]] = {k: Counter() for k in ("firing", "acknowledged", "silenced")}
     for status, severity, is_muted, n in rows:
         kind = "silenced" if is_muted else status
@@ -154,12 +147,8 @@ async def _performance(rt: Runtime) -> PerformanceOut:
         ping_ms = round((time.perf_counter() - started) * 1000, 3)
         await rt.writer.flush()
         since = rt.clock.now() - RATE_WINDOW
-        R = tables.check_results
-        async with rt.db.connect() as conn:
-            recent = await conn.execute(
-                select(func.count()).select_from(R).where(R.c.started_at >= since)
-            )
-            rate = round(int(recent.scalar_one()) / RATE_WINDOW.total_seconds(), 3)
+        recent = await result_store.count_since(rt.db, since)
+        rate = round(recent / RATE_WINDOW.total_seconds(), 3)
     except Exception as exc:
         error = rt.redactor(f"{type(exc).__name__}: {exc}")
     return PerformanceOut(

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchkeeper.auth.roles import Principal
 from watchkeeper.redact import redact_data, redact_text
+from watchkeeper.store import audit as audit_store
 from watchkeeper.store.database import Database
-from watchkeeper.store.tables import audit_log
 
 if TYPE_CHECKING:
     from watchkeeper.app import Runtime
@@ -58,19 +57,17 @@ async def record(
     detail: dict[str, Any] | None = None,
     source_ip: str | None = None,
 ) -> None:
-    async with db.begin() as conn:
-        await conn.execute(
-            audit_log.insert().values(
-                at=at,
-                actor=actor[:255],
-                actor_kind=actor_kind,
-                action=action[:255],
-                target=redact_text(target[:1000]),
-                status=status,
-                detail=redact_data(detail) or None,
-                source_ip=source_ip,
-            )
-        )
+    await audit_store.insert(
+        db,
+        at=at,
+        actor=actor[:255],
+        actor_kind=actor_kind,
+        action=action[:255],
+        target=redact_text(target[:1000]),
+        status=status,
+        detail=redact_data(detail) or None,
+        source_ip=source_ip,
+    )
 
 
 async def list_entries(
@@ -82,35 +79,22 @@ async def list_entries(
     action: str | None = None,
 ) -> tuple[list[AuditEntry], int]:
     """Newest first, with the total matching count."""
-    where = []
-    if actor is not None:
-        where.append(audit_log.c.actor == actor)
-    if action is not None:
-        where.append(audit_log.c.action == action)
-    async with db.connect() as conn:
-        total = await conn.scalar(sa.select(sa.func.count()).select_from(audit_log).where(*where))
-        rows = await conn.execute(
-            sa.select(audit_log)
-            .where(*where)
-            .order_by(audit_log.c.id.desc())
-            .limit(limit)
-            .offset(offset)
+    rows, total = await audit_store.page(db, limit=limit, offset=offset, actor=actor, action=action)
+    entries = [
+        AuditEntry(
+            id=r.id,
+            at=r.at,
+            actor=r.actor,
+            actor_kind=r.actor_kind,
+            action=r.action,
+            target=r.target,
+            status=r.status,
+            detail=r.detail,
+            source_ip=r.source_ip,
         )
-        entries = [
-            AuditEntry(
-                id=r.id,
-                at=r.at,
-                actor=r.actor,
-                actor_kind=r.actor_kind,
-                action=r.action,
-                target=r.target,
-                status=r.status,
-                detail=r.detail,
-                source_ip=r.source_ip,
-            )
-            for r in rows
-        ]
-    return entries, int(total or 0)
+        for r in rows
+    ]
+    return entries, total
 
 
 def add_detail(request: Request, **detail: Any) -> None:

@@ -9,13 +9,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from fastapi import Request, Response
 
 from watchkeeper.auth.users import User
 from watchkeeper.auth.users import _row as _user_row
+from watchkeeper.store import sessions as session_store
 from watchkeeper.store.database import Database
-from watchkeeper.store.tables import sessions, users
 
 COOKIE = "wk_session"
 LOGIN_CSRF_COOKIE = "wk_login_csrf"
@@ -51,19 +50,15 @@ async def create_session(
         created_at=now,
         expires_at=now + ttl,
     )
-    async with db.begin() as conn:
-        # Expired sessions go as new ones arrive: the table stays the size of the live ones.
-        await conn.execute(sessions.delete().where(sessions.c.expires_at <= now))
-        await conn.execute(
-            sessions.insert().values(
-                id_hash=session.id_hash,
-                user_id=user.id,
-                csrf_token=session.csrf_token,
-                created_at=now,
-                expires_at=session.expires_at,
-                source_ip=source_ip,
-            )
-        )
+    await session_store.insert(
+        db,
+        id_hash=session.id_hash,
+        user_id=user.id,
+        csrf_token=session.csrf_token,
+        created_at=now,
+        expires_at=session.expires_at,
+        source_ip=source_ip,
+    )
     return session_id, session
 
 
@@ -72,20 +67,7 @@ async def lookup_session(db: Database, session_id: str, now: datetime) -> Sessio
     if not session_id or len(session_id) > 200:
         return None
     digest = session_hash(session_id)
-    async with db.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(
-                    sessions.c.id_hash,
-                    sessions.c.csrf_token,
-                    sessions.c.created_at,
-                    sessions.c.expires_at,
-                    *[c for c in users.c if c.name != "password_hash"],
-                )
-                .join(users, users.c.id == sessions.c.user_id)
-                .where(sessions.c.id_hash == digest)
-            )
-        ).first()
+    row = await session_store.with_user(db, digest)
     if row is None or row.expires_at <= now:
         return None
     return Session(
@@ -98,8 +80,7 @@ async def lookup_session(db: Database, session_id: str, now: datetime) -> Sessio
 
 
 async def delete_session(db: Database, session_id: str) -> None:
-    async with db.begin() as conn:
-        await conn.execute(sessions.delete().where(sessions.c.id_hash == session_hash(session_id)))
+    await session_store.delete(db, session_hash(session_id))
 
 
 def cookie_secure(request: Request, public_url: str | None) -> bool:

@@ -18,16 +18,10 @@ import asyncio
 import math
 from datetime import datetime
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchkeeper.clock import Clock
 from watchkeeper.config import LoginThrottleConfig
+from watchkeeper.store import login_failures as failure_store
 from watchkeeper.store.database import Database
-from watchkeeper.store.tables import login_failures
-
-_ADVISORY_KEY = 7427002
-"""PostgreSQL advisory lock serialising attempts (7427001 serialises migrations)."""
 
 
 class LoginThrottle:
@@ -43,41 +37,31 @@ class LoginThrottle:
         """Count an attempt for `username` from `source_ip` as a failure before its password
         is checked, and None; or, over a limit, count nothing and return the seconds until
         one may be tried again. Atomic: concurrent attempts are counted one at a time."""
-        async with self._counting, self.db.begin() as conn:
-            now = self.clock.now()
-            if conn.dialect.name == "postgresql":
-                # One lock for all attempts, held for a few statements (not for the hash).
-                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_ADVISORY_KEY)))
-            # A write first: on SQLite it takes the database's write lock, so the counting
-            # below cannot interleave with another attempt's.
-            await conn.execute(
-                login_failures.delete().where(login_failures.c.at <= now - self.config.window)
+        async with self._counting:
+            return await failure_store.count_attempt(
+                self.db,
+                username,
+                source_ip,
+                self.clock.now,
+                self.config.window,
+                self._limits,
+                self._wait,
             )
-            wait = await self._wait(conn, username, source_ip, now)
-            if wait is None:
-                await conn.execute(
-                    login_failures.insert().values(username=username, source_ip=source_ip, at=now)
-                )
-        return wait
+
+    @property
+    def _limits(self) -> tuple[int, int]:
+        return self.config.max_failures, self.config.max_failures_per_ip
 
     async def retry_after(self, username: str, source_ip: str) -> int | None:
         """Seconds until a login for `username` from `source_ip` may be tried, or None."""
-        async with self.db.connect() as conn:
-            return await self._wait(conn, username, source_ip, self.clock.now())
+        now = self.clock.now()
+        failures = await failure_store.recent(
+            self.db, username, source_ip, now - self.config.window, self._limits
+        )
+        return self._wait(failures, now)
 
-    async def _wait(
-        self, conn: AsyncConnection, username: str, source_ip: str, now: datetime
-    ) -> int | None:
-        since = now - self.config.window
-        by_account = await self._failures(
-            conn, login_failures.c.username == username, since, self.config.max_failures
-        )
-        by_ip = await self._failures(
-            conn,
-            login_failures.c.source_ip == source_ip,
-            since,
-            self.config.max_failures_per_ip,
-        )
+    def _wait(self, failures: failure_store.Failures, now: datetime) -> int | None:
+        by_account, by_ip = failures
         # Locked while `limit` failures lie in the window: until the oldest of them leaves it.
         unlocks = [
             failures[0] + self.config.window
@@ -91,31 +75,12 @@ class LoginThrottle:
             return None
         return max(1, math.ceil((max(unlocks) - now).total_seconds()))
 
-    @staticmethod
-    async def _failures(
-        conn: AsyncConnection, where: sa.ColumnElement[bool], since: datetime, limit: int
-    ) -> list[datetime]:
-        """The newest `limit` failure times matching `where` in the window, oldest first."""
-        rows = await conn.execute(
-            sa.select(login_failures.c.at)
-            .where(where, login_failures.c.at > since)
-            .order_by(login_failures.c.at.desc())
-            .limit(limit)
-        )
-        return sorted(r.at for r in rows)
-
     async def record_failure(self, username: str, source_ip: str) -> None:
-        now = self.clock.now()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                login_failures.delete().where(login_failures.c.at <= now - self.config.window)
-            )
-            await conn.execute(
-                login_failures.insert().values(username=username, source_ip=source_ip, at=now)
-            )
+        await failure_store.record(
+            self.db, username, source_ip, self.clock.now(), self.config.window
+        )
 
     async def record_success(self, username: str) -> None:
         """A correct login clears the account's failures (not the address's: one valid
         account must not let an address go on guessing others)."""
-        async with self.db.begin() as conn:
-            await conn.execute(login_failures.delete().where(login_failures.c.username == username))
+        await failure_store.clear_account(self.db, username)

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
-
 from watchkeeper.auth.roles import Role
+from watchkeeper.store import tokens as token_store
 from watchkeeper.store.database import Database
-from watchkeeper.store.tables import api_tokens
 
 TOKEN_PREFIX = "wk_"
 _DISPLAY_CHARS = 8  # after "wk_": enough to tell tokens apart in a list, useless to an attacker
@@ -67,9 +65,6 @@ def _row(row: Any) -> ApiToken:
     )
 
 
-_COLUMNS = [c for c in api_tokens.c if c.name != "token_hash"]
-
-
 async def create_token(
     db: Database,
     *,
@@ -94,43 +89,32 @@ async def create_token(
         revoked_at=None,
         last_used_at=None,
     )
-    async with db.begin() as conn:
-        await conn.execute(
-            api_tokens.insert().values(
-                id=token.id,
-                name=name,
-                role=role.value,
-                token_hash=hash_token(plaintext),
-                prefix=token.prefix,
-                created_by=created_by,
-                created_at=now,
-                expires_at=expires_at,
-            )
-        )
+    await token_store.insert(
+        db,
+        id=token.id,
+        name=name,
+        role=role.value,
+        token_hash=hash_token(plaintext),
+        prefix=token.prefix,
+        created_by=created_by,
+        created_at=now,
+        expires_at=expires_at,
+    )
     return token, plaintext
 
 
 async def list_tokens(db: Database) -> list[ApiToken]:
-    async with db.connect() as conn:
-        rows = await conn.execute(sa.select(*_COLUMNS).order_by(api_tokens.c.created_at.desc()))
-        return [_row(r) for r in rows]
+    return [_row(r) for r in await token_store.list_all(db)]
 
 
 async def get_token(db: Database, token_id: str) -> ApiToken | None:
-    async with db.connect() as conn:
-        row = (await conn.execute(sa.select(*_COLUMNS).where(api_tokens.c.id == token_id))).first()
+    row = await token_store.by_id(db, token_id)
     return _row(row) if row is not None else None
 
 
 async def revoke_token(db: Database, token_id: str, now: datetime) -> ApiToken | None:
     """Revoke at once (idempotent); None if there is no such token."""
-    async with db.begin() as conn:
-        await conn.execute(
-            api_tokens.update()
-            .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        row = (await conn.execute(sa.select(*_COLUMNS).where(api_tokens.c.id == token_id))).first()
+    row = await token_store.revoke(db, token_id, now)
     return _row(row) if row is not None else None
 
 
@@ -139,37 +123,16 @@ async def authenticate_token(db: Database, plaintext: str, now: datetime) -> Api
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
     digest = hash_token(plaintext)
-    async with db.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(*_COLUMNS, api_tokens.c.token_hash).where(
-                    api_tokens.c.token_hash == digest
-                )
-            )
-        ).first()
+    row = await token_store.by_hash(db, digest)
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         return None
     token = _row(row)
     if token.state(now) != "active":
         return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        async with db.begin() as conn:
-            await conn.execute(
-                api_tokens.update().where(api_tokens.c.id == token.id).values(last_used_at=now)
-            )
+        await token_store.used(db, token.id, now)
     return token
 
 
 async def count_active(db: Database, now: datetime) -> int:
-    async with db.connect() as conn:
-        return int(
-            await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(api_tokens)
-                .where(
-                    api_tokens.c.revoked_at.is_(None),
-                    sa.or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
-                )
-            )
-            or 0
-        )
+    return await token_store.count_active(db, now)

@@ -8,15 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from watchkeeper.auth import passwords
 from watchkeeper.auth.roles import Role
 from watchkeeper.auth.workers import Runner, in_thread
+from watchkeeper.store import users as user_store
 from watchkeeper.store.database import Database
-from watchkeeper.store.tables import login_failures, sessions, users
+from watchkeeper.store.errors import Conflict
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,99}$")
 
@@ -71,9 +68,6 @@ def _row(row: Any) -> User:
     )
 
 
-_COLUMNS = [c for c in users.c if c.name != "password_hash"]
-
-
 async def create_user(
     db: Database,
     username: str,
@@ -90,46 +84,36 @@ async def create_user(
     password_hash = await run(passwords.hash_password, password)
     user = User(id=str(uuid.uuid4()), username=name, role=role, created_at=now, last_login_at=None)
     try:
-        async with db.begin() as conn:
-            await conn.execute(
-                users.insert().values(
-                    id=user.id,
-                    username=name,
-                    password_hash=password_hash,
-                    role=role.value,
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
+        await user_store.insert(
+            db,
+            id=user.id,
+            username=name,
+            password_hash=password_hash,
+            role=role.value,
+            created_at=now,
+        )
+    except Conflict:
         raise UserExists(name) from None
     return user
 
 
 async def list_users(db: Database) -> list[User]:
-    async with db.connect() as conn:
-        rows = await conn.execute(sa.select(*_COLUMNS).order_by(users.c.username))
-        return [_row(r) for r in rows]
+    return [_row(r) for r in await user_store.list_all(db)]
 
 
 async def get_user(db: Database, user_id: str) -> User | None:
-    async with db.connect() as conn:
-        row = (await conn.execute(sa.select(*_COLUMNS).where(users.c.id == user_id))).first()
+    row = await user_store.by_id(db, user_id)
     return _row(row) if row is not None else None
 
 
 async def delete_user(db: Database, username: str) -> User | None:
     """Delete the account and end its sessions; None if there is no such user. LastAdmin if
     it is the only admin user."""
-    name = normalize_username(username)
-    async with db.begin() as conn:
-        await _lock_admins(conn)
-        row = (await conn.execute(sa.select(*_COLUMNS).where(users.c.username == name))).first()
-        if row is None:
-            return None
-        await conn.execute(sessions.delete().where(sessions.c.user_id == row.id))
-        await conn.execute(users.delete().where(users.c.id == row.id))
-        await _refuse_no_admin_left(conn, row)
-    return _row(row)
+    try:
+        row = await user_store.delete(db, normalize_username(username), admin=Role.ADMIN.value)
+    except user_store.NoAdminLeft as exc:
+        raise LastAdmin(exc.username) from None
+    return _row(row) if row is not None else None
 
 
 async def set_role(db: Database, username: str, role: Role) -> tuple[User, Role] | None:
@@ -137,39 +121,14 @@ async def set_role(db: Database, username: str, role: Role) -> tuple[User, Role]
     and the role they had, or None if there is no such user. LastAdmin if it would demote
     the only admin user."""
     name = normalize_username(username)
-    async with db.begin() as conn:
-        await _lock_admins(conn)
-        row = (await conn.execute(sa.select(*_COLUMNS).where(users.c.username == name))).first()
-        if row is None:
-            return None
-        await conn.execute(users.update().where(users.c.id == row.id).values(role=role.value))
-        await _refuse_no_admin_left(conn, row)
+    try:
+        row = await user_store.set_role(db, name, role.value, admin=Role.ADMIN.value)
+    except user_store.NoAdminLeft as exc:
+        raise LastAdmin(exc.username) from None
+    if row is None:
+        return None
     before = _row(row)
     return replace(before, role=role), before.role
-
-
-async def _lock_admins(conn: AsyncConnection) -> None:
-    """PostgreSQL: lock the admin rows, so that two concurrent demotions or deletions of
-    different admins are serialised and the second sees the first (SQLite has one writer at
-    a time anyway, and ignores FOR UPDATE)."""
-    await conn.execute(
-        sa.select(users.c.id)
-        .where(users.c.role == Role.ADMIN.value)
-        .order_by(users.c.id)
-        .with_for_update()
-    )
-
-
-async def _refuse_no_admin_left(conn: AsyncConnection, changed: sa.Row[Any]) -> None:
-    """After the write, in its transaction: raise LastAdmin (rolling it back) when `changed`
-    was an admin and now none is left. Users who were never admins come and go freely."""
-    if changed.role != Role.ADMIN.value:
-        return
-    left = await conn.scalar(
-        sa.select(sa.func.count()).select_from(users).where(users.c.role == Role.ADMIN.value)
-    )
-    if not left:
-        raise LastAdmin(changed.username)
 
 
 async def set_password(
@@ -190,36 +149,21 @@ async def set_password(
     passwords.check_strength(password)
     password_hash = await run(passwords.hash_password, password)
     name = normalize_username(username)
-    async with db.begin() as conn:
-        row = (await conn.execute(sa.select(*_COLUMNS).where(users.c.username == name))).first()
-        if row is None:
-            return None
-        await conn.execute(
-            users.update().where(users.c.id == row.id).values(password_hash=password_hash)
-        )
-        ended = sessions.delete().where(sessions.c.user_id == row.id)
-        if keep_session is not None:
-            ended = ended.where(sessions.c.id_hash != keep_session)
-        result = await conn.execute(ended)
-        await conn.execute(login_failures.delete().where(login_failures.c.username == name))
-    return _row(row), int(result.rowcount or 0)
+    changed = await user_store.set_password(db, name, password_hash, keep_session=keep_session)
+    if changed is None:
+        return None
+    row, ended = changed
+    return _row(row), ended
 
 
 async def count_users(db: Database) -> int:
-    async with db.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(users)) or 0)
+    return await user_store.count(db)
 
 
 async def _matching(db: Database, username: str, password: str, run: Runner) -> Any | None:
     """The user's row (with its hash) when the password matches, else None. Takes as long
     for unknown usernames."""
-    name = normalize_username(username)
-    async with db.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(*_COLUMNS, users.c.password_hash).where(users.c.username == name)
-            )
-        ).first()
+    row = await user_store.with_hash(db, normalize_username(username))
     if row is None or len(password) > passwords.MAX_LENGTH:
         await run(passwords.burn_time, password[: passwords.MAX_LENGTH])
         return None
@@ -243,9 +187,8 @@ async def verify_login(
     row = await _matching(db, username, password, run)
     if row is None:
         return None
-    values: dict[str, Any] = {"last_login_at": now}
+    rehashed = None
     if passwords.needs_rehash(row.password_hash):
-        values["password_hash"] = await run(passwords.hash_password, password)
-    async with db.begin() as conn:
-        await conn.execute(users.update().where(users.c.id == row.id).values(**values))
+        rehashed = await run(passwords.hash_password, password)
+    await user_store.logged_in(db, row.id, now, password_hash=rehashed)
     return _row(row)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.domain import Alert, AlertStatus, Severity
@@ -176,3 +176,158 @@ async def get_alert(db: Database, alert_id: str) -> tuple[Alert, list[Any]] | No
             )
         ).all()
     return alert_from_row(row), list(events)
+
+
+# -- the lifecycle's writes (inside the caller's transaction) ----------------------------------
+
+
+async def by_id(conn: AsyncConnection, alert_id: str) -> Alert | None:
+    row = (await conn.execute(select(A).where(A.c.id == alert_id))).first()
+    return alert_from_row(row) if row is not None else None
+
+
+async def refresh(conn: AsyncConnection, alert_id: str, at: datetime, **changes: Any) -> None:
+    """A re-assertion of an open alert: `updated_at`, and its changed severity/labels."""
+    await conn.execute(A.update().where(A.c.id == alert_id).values(updated_at=at, **changes))
+
+
+async def stop_escalation(conn: AsyncConnection, alert_id: str) -> None:
+    await conn.execute(A.update().where(A.c.id == alert_id).values(next_escalation_at=None))
+
+
+async def mark_acknowledged(conn: AsyncConnection, alert_id: str, actor: str, at: datetime) -> None:
+    await conn.execute(
+        A.update()
+        .where(A.c.id == alert_id)
+        .values(
+            status=AlertStatus.ACKNOWLEDGED.value,
+            acknowledged_at=at,
+            acknowledged_by=actor,
+            next_escalation_at=None,
+            updated_at=at,
+        )
+    )
+
+
+async def open_fingerprints(
+    conn: AsyncConnection, source: str, *, rule: str | None = None, prefix: str | None = None
+) -> list[str]:
+    """The fingerprints of the open alerts from `source` (of one rule, starting with
+    `prefix`)."""
+    query = select(A.c.fingerprint).where(
+        A.c.source == source, A.c.status != AlertStatus.RESOLVED.value
+    )
+    if rule is not None:
+        query = query.where(A.c.rule_name == rule)
+    if prefix is not None:
+        query = query.where(A.c.fingerprint.startswith(prefix, autoescape=True))
+    return [r.fingerprint for r in (await conn.execute(query)).all()]
+
+
+async def open_rule_alerts(conn: AsyncConnection) -> list[Any]:
+    """`rule_name`, `labels` and `severity` of every open rule alert."""
+    query = select(A.c.rule_name, A.c.labels, A.c.severity).where(
+        A.c.source == "rule", A.c.status != AlertStatus.RESOLVED.value
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def open_counts(conn: AsyncConnection) -> list[tuple[str, str, bool, int]]:
+    """Open alerts counted by (status, severity, muted: silenced or suppressed)."""
+    muted = (A.c.silenced_by.is_not(None)) | (A.c.suppressed_reason.is_not(None))
+    query = (
+        select(A.c.status, A.c.severity, muted.label("muted"), func.count())
+        .where(A.c.status != AlertStatus.RESOLVED.value)
+        .group_by(A.c.status, A.c.severity, muted)
+    )
+    return [(r[0], r[1], bool(r[2]), int(r[3])) for r in (await conn.execute(query)).all()]
+
+
+# -- the dispatcher's reads and claims ---------------------------------------------------------
+
+
+async def dispatchable(conn: AsyncConnection) -> list[Alert]:
+    """Alerts the dispatcher has to look at: open, or resolved but not yet told so."""
+    rows = await conn.execute(
+        select(A).where(
+            or_(
+                A.c.status != AlertStatus.RESOLVED.value,
+                (A.c.notified_at.is_not(None) & A.c.resolved_notified_at.is_(None)),
+            )
+        )
+    )
+    return [alert_from_row(r) for r in rows.all()]
+
+
+async def set_suppression(
+    conn: AsyncConnection, alert_id: str, reason: str | None, silenced_by: str | None
+) -> None:
+    await conn.execute(
+        A.update()
+        .where(A.c.id == alert_id)
+        .values(suppressed_reason=reason, silenced_by=silenced_by)
+    )
+
+
+async def claim_first_page(
+    conn: AsyncConnection,
+    alert_id: str,
+    *,
+    at: datetime,
+    channels: list[str],
+    group_key: str,
+    next_escalation_at: datetime | None,
+) -> bool:
+    """Record the first page of a firing, never-paged alert; False if another pass (or
+    node) paged it, or it is no longer firing."""
+    result = await conn.execute(
+        A.update()
+        .where(A.c.id == alert_id, A.c.notified_at.is_(None), A.c.status == "firing")
+        .values(
+            notified_at=at,
+            paged_channels=channels,
+            group_key=group_key,
+            escalation_step=0,
+            next_escalation_at=next_escalation_at,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def advance_escalation(
+    conn: AsyncConnection,
+    alert_id: str,
+    *,
+    from_step: int,
+    step: int,
+    next_escalation_at: datetime | None,
+    paged_channels: list[str] | None = None,
+) -> bool:
+    """Move a firing alert from `from_step` to `step` (and record who is paged now, when
+    given); False if it was acknowledged, resolved or moved on meanwhile."""
+    values: dict[str, Any] = {"escalation_step": step, "next_escalation_at": next_escalation_at}
+    if paged_channels is not None:
+        values["paged_channels"] = paged_channels
+    result = await conn.execute(
+        A.update()
+        .where(
+            A.c.id == alert_id,
+            A.c.status == AlertStatus.FIRING.value,
+            A.c.escalation_step == from_step,
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+async def mark_told(
+    conn: AsyncConnection,
+    alert_id: str,
+    mark: Literal["ack_notified_at", "resolved_notified_at"],
+    at: datetime,
+) -> bool:
+    """Set `mark` once; False if it was set already (someone else told them)."""
+    result = await conn.execute(
+        A.update().where(A.c.id == alert_id, A.c[mark].is_(None)).values({mark: at})
+    )
+    return bool(result.rowcount)

@@ -5,7 +5,7 @@ create the same name: both transactions read "absent", both insert, and the data
 commit and refuses the other (SQLite: `UNIQUE constraint failed`; PostgreSQL: a unique
 violation). The loser is not an error to show as a 500. Where the write is an upsert, it is
 run again, and now finds and updates the winner's row (`retrying`); where it creates a
-named object, the loser is told the name is taken (the caller maps IntegrityError to 409).
+named object, the loser is told the name is taken (the caller maps the conflict to 409).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from watchkeeper.store.errors import is_conflict
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ async def retrying(transaction: Callable[[], Awaitable[T]], attempts: int = ATTE
     for attempt in range(1, attempts + 1):
         try:
             return await transaction()
-        except IntegrityError:
-            if attempt == attempts:
+        except Exception as exc:
+            if not is_conflict(exc) or attempt == attempts:
                 raise
     raise AssertionError("unreachable")

@@ -10,14 +10,20 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection as SyncConnection
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.redact import redact_url
+from watchkeeper.store.errors import StorageError, StorageRefused
 
 log = logging.getLogger(__name__)
+
+Connection = AsyncConnection
+"""A connection in a transaction (`async with db.begin() as conn`), for the store's functions
+that run inside their caller's transaction."""
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -41,6 +47,8 @@ value too long), integrity violation, program limit exceeded."""
 def refused_data(exc: BaseException) -> bool:
     """Whether a failed write was refused for its data, so the same write can never succeed
     (as opposed to storage being unavailable for now: retried)."""
+    if isinstance(exc, StorageError):
+        return isinstance(exc, StorageRefused)
     if isinstance(exc, DataError | IntegrityError | UnicodeError | ValueError | TypeError):
         return True
     if isinstance(exc, StatementError) and exc.orig is not None and exc.orig is not exc:
@@ -62,7 +70,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _alembic_config(connection: Connection) -> AlembicConfig:
+def _alembic_config(connection: SyncConnection) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection

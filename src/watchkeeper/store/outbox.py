@@ -90,3 +90,41 @@ async def list_entries(db: Database, *, status: str | None = None, limit: int = 
         query = query.where(OB.c.status == status)
     async with db.connect() as conn:
         return list((await conn.execute(query)).all())
+
+
+# -- the storm guard's held entries and digests -----------------------------------------------
+
+
+async def held(conn: AsyncConnection, channel: str) -> list[Any]:
+    """The channel's held entries, oldest first: `id`, `event`, `created_at`, `payload`."""
+    query = (
+        select(OB.c.id, OB.c.event, OB.c.created_at, OB.c.payload)
+        .where(OB.c.channel == channel, OB.c.status == HELD)
+        .order_by(OB.c.id)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def last_created(conn: AsyncConnection, channel: str, event: str) -> datetime | None:
+    """When the channel's newest entry for `event` was queued (None: never)."""
+    query = select(func.max(OB.c.created_at)).where(OB.c.channel == channel, OB.c.event == event)
+    value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+    return value
+
+
+async def mark_digested(conn: AsyncConnection, ids: list[int]) -> None:
+    await conn.execute(OB.update().where(OB.c.id.in_(ids)).values(status=DIGESTED))
+
+
+async def sent_since(conn: AsyncConnection, channel: str, since: datetime, but: str) -> int:
+    """Entries queued to be sent to `channel` after `since` (not held, not digested, not
+    of the event `but`)."""
+    value = await conn.execute(
+        select(func.count()).where(
+            OB.c.channel == channel,
+            OB.c.created_at > since,
+            OB.c.status.notin_([HELD, DIGESTED]),
+            OB.c.event != but,
+        )
+    )
+    return int(value.scalar_one())

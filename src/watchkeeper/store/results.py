@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.checkstate import CheckState
 from watchkeeper.domain import CheckResult
@@ -126,3 +127,25 @@ async def delete_results_before(db: Database, cutoff: datetime) -> int:
             delete(tables.check_results).where(tables.check_results.c.started_at < cutoff)
         )
     return int(result.rowcount or 0)
+
+
+async def save_state(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Insert or replace one check's state row (`CheckState.as_row()`), in the caller's
+    transaction."""
+    await upsert(conn, tables.check_states, [row], ["check_name"])
+
+
+async def forget_check(conn: AsyncConnection, name: str) -> None:
+    """A deleted check's state and heartbeat rows go (its results stay for retention)."""
+    for table in (tables.check_states, tables.heartbeats):
+        await conn.execute(delete(table).where(table.c.check_name == name))
+
+
+async def count_since(db: Database, since: datetime) -> int:
+    """Check results started at or after `since`."""
+    R = tables.check_results
+    async with db.connect() as conn:
+        recent = await conn.execute(
+            select(func.count()).select_from(R).where(R.c.started_at >= since)
+        )
+        return int(recent.scalar_one())

@@ -1,0 +1,27 @@
+"""The alert_groups table: when each notification group was last paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from watchkeeper.store import tables
+
+G = tables.alert_groups
+
+
+async def load(conn: AsyncConnection) -> dict[str, Any]:
+    """Every group by key: rows with `first_seen_at` and `last_notified_at`."""
+    return {r.key: r for r in (await conn.execute(select(G))).all()}
+
+
+async def touch(conn: AsyncConnection, key: str, now: datetime, first_seen: datetime) -> None:
+    """The group was paged `now` (created, first seen at `first_seen`, if new)."""
+    updated = await conn.execute(G.update().where(G.c.key == key).values(last_notified_at=now))
+    if not updated.rowcount:
+        await conn.execute(
+            G.insert().values(key=key, first_seen_at=first_seen, last_notified_at=now)
+        )
