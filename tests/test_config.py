@@ -68,6 +68,24 @@ def test_validate_prints_both_mistakes_with_their_lines_and_exits_1(tmp_path: Pa
     assert lines[1].startswith(f"{path}:7: checks[0].failure_threshold: ")
 
 
+def test_thresholds_are_bounded_so_a_check_cannot_be_made_never_to_alert(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "defaults:\n"  # 1
+        "  success_threshold: 101\n"  # 2  mistake: a hundred at most
+        "checks:\n"  # 3
+        "  - {name: api, type: tcp, host: 127.0.0.1, port: 1, failure_threshold: 100}\n"  # 4
+        "  - {name: db, type: tcp, host: 127.0.0.1, port: 2, failure_threshold: 1e38}\n",  # 5
+        encoding="utf-8",
+    )
+    result = watchkeeper("validate", str(path))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith(f"{path}:2: defaults.success_threshold: ")
+    assert lines[1].startswith(f"{path}:5: checks[1].failure_threshold: ")
+
+
 def test_validate_accepts_a_good_file(tmp_path: Path) -> None:
     path = tmp_path / "good.yaml"
     path.write_text(VALID, encoding="utf-8")

@@ -26,7 +26,7 @@ from watchkeeper.alerting.inhibition import InhibitRule
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
-from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.checks.base import MAX_THRESHOLD, CheckConfigBase
 from watchkeeper.durations import (
     ClientWait,
     EscalationDelay,
@@ -146,8 +146,8 @@ class StorageConfig(StrictModel):
 class DefaultsConfig(StrictModel):
     interval: Interval = timedelta(seconds=30)
     timeout: Timeout = timedelta(seconds=10)
-    failure_threshold: int = Field(default=1, ge=1)
-    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=1, ge=1, le=MAX_THRESHOLD)
+    success_threshold: int = Field(default=1, ge=1, le=MAX_THRESHOLD)
 
 
 class SchedulerConfig(StrictModel):

@@ -17,6 +17,9 @@ from watchkeeper.domain import CheckResult, Severity
 from watchkeeper.durations import Interval, Timeout
 from watchkeeper.redact import Redactor
 
+MAX_THRESHOLD = 100
+"""Most consecutive results a state change may wait for: beyond it a check never alerts."""
+
 
 class CheckConfigBase(StrictModel):
     """Fields common to every check. Scheduling fields left unset take `defaults:` values."""
@@ -29,8 +32,8 @@ class CheckConfigBase(StrictModel):
     description: str | None = None
     interval: Interval = timedelta(seconds=30)
     timeout: Timeout = timedelta(seconds=10)
-    failure_threshold: int = Field(default=1, ge=1)
-    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=1, ge=1, le=MAX_THRESHOLD)
+    success_threshold: int = Field(default=1, ge=1, le=MAX_THRESHOLD)
     severity: Severity = Severity.CRITICAL
     depends_on: list[Name] = Field(default_factory=list)
     component: str | None = None
