@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.servers import FlippingTarget, WebhookReceiver
+from watchkeeper.store.database import Database
 
 PG_ADMIN_DSN = os.environ.get("WATCHKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI") == "true"
@@ -60,6 +61,31 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     async with fresh_pg_database() as url:
         yield url
+
+
+@contextlib.asynccontextmanager
+async def migrated_database(url: str) -> AsyncIterator[Database]:
+    """A migrated Database on `url`, closed afterwards."""
+    database = Database(url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """A migrated Database, once on each engine (see `db_url`)."""
+    async with migrated_database(db_url) as database:
+        yield database
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite Database at tmp_path/wk.db (the path tests may give a Runtime)."""
+    async with migrated_database(f"sqlite:///{tmp_path / 'wk.db'}") as database:
+        yield database
 
 
 @pytest.fixture

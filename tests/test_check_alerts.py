@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,14 +53,6 @@ CONFIG = Config.model_validate(
 )
 CHECKS: dict[str, CheckConfigBase] = {c.name: c for c in CONFIG.checks}
 CHANNELS = [n.name for n in CONFIG.notifications]
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 class Wakes:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.alerting.dependencies import DependencyGraph
@@ -51,14 +48,6 @@ class Harness:
     async def pages(self) -> list[tuple[str, str]]:
         entries = await outbox_store.list_entries(self.db)
         return sorted((e.payload["alert"]["check"], e.event) for e in entries)
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 CONFIG = Config.model_validate(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from tests.support.clock import FakeClock
 from watchkeeper.alerting import lifecycle
@@ -30,14 +27,6 @@ def tcp(name: str, **extra: Any) -> dict[str, Any]:
 
 def hooks(*names: str) -> list[dict[str, Any]]:
     return [{"name": n, "type": "webhook", "url": f"http://127.0.0.1:9/{n}"} for n in names]
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 class World:

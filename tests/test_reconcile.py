@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import pytest
 
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checkstate import CheckState
@@ -25,14 +22,6 @@ CONFIG = Config.model_validate(
         "notifications": [{"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/hook"}],
     }
 )
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 def alerts_for(db: Database) -> DispatchingAlerts:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from tests.support.clock import FakeClock
@@ -18,14 +16,6 @@ from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter
 from watchkeeper.store.retention import Retention
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def count(db: Database, table) -> int:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,14 +29,6 @@ from watchkeeper.store.retention import Retention
 
 BASE = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)  # on an hour boundary
 STATUSES = [Status.UP, Status.DEGRADED, Status.DOWN, Status.UNKNOWN]
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,14 +25,6 @@ DISK = "system.disk.percent"
 # A mount point whose name is not UTF-8, as a system check reports it (os.fsdecode).
 ODD_PATH = os.fsdecode(b"/mnt/backup-\xff")
 LOGGER = "watchkeeper.alerting.rules"
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 def _engine(db: Database) -> tuple[RuleEngine, FakeClock]:

@@ -28,11 +28,8 @@ HOST = {"check": "host"}
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'wk.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 def rule(**fields: Any) -> RuleConfig:

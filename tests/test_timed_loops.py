@@ -7,9 +7,7 @@ only move the fake clock, so a loop that waits its idle time instead is caught."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,11 +27,8 @@ T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'wk.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 async def stop(task: asyncio.Task[Any]) -> None:
