@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.auth import admin_headers
 from tests.support.servers import WebhookReceiver
-from watchkeeper.app import Runtime, create_app
+from tests.support.service import running
 from watchkeeper.config import Config
 
 AM_FIRING = {
@@ -46,16 +45,8 @@ async def client(tmp_path: Path, receiver: WebhookReceiver) -> AsyncIterator[htt
             "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
         }
     )
-    runtime = Runtime(config)
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as c:
-        yield c
-    await runtime.stop()
+    async with running(config) as service:
+        yield service.client
 
 
 async def test_alertmanager_webhook_creates_and_later_resolves_an_alert(

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.auth import admin_headers
 from tests.support.servers import wait_until
+from tests.support.service import running
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.config import Config
 from watchkeeper.logs import JsonFormatter
@@ -40,16 +40,8 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]
             ],
         }
     )
-    runtime = Runtime(config)
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as client:
-        yield runtime, client
-    await runtime.stop()
+    async with running(config) as service:
+        yield service.runtime, service.client
 
 
 async def states(client: httpx.AsyncClient) -> dict[str, str]:

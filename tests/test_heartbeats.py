@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver, wait_until
 from tests.support.service import running
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.heartbeat import HeartbeatCheck
 from watchkeeper.config import Config, ConfigError, parse_config
@@ -48,11 +47,8 @@ class Results:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'wk.db'}")
-    await database.migrate()
-    yield database
-    await database.close()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 async def monitor_for(
@@ -217,16 +213,8 @@ async def service(
             "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
         }
     )
-    runtime = Runtime(config)
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as client:
-        yield runtime, client
-    await runtime.stop()
+    async with running(config) as service:
+        yield service.runtime, service.client
 
 
 def ping_path(runtime: Runtime, name: str) -> str:

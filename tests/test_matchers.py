@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.auth import admin_headers
 from tests.support.servers import WebhookReceiver, wait_until
+from tests.support.service import running
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
-from watchkeeper.app import Runtime, create_app
 from watchkeeper.config import Config, ConfigError, parse_config
 
 REDOS = "(a|a)+c"
@@ -161,16 +160,8 @@ async def client(tmp_path: Path, receiver: WebhookReceiver) -> AsyncIterator[htt
             "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
         }
     )
-    runtime = Runtime(config)
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as c:
-        yield c
-    await runtime.stop()
+    async with running(config) as service:
+        yield service.client
 
 
 async def test_a_backtracking_silence_neither_stalls_nor_stops_paging(

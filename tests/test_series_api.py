@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from tests.support.servers import wait_until
+from tests.support.service import running
 from watchkeeper.api.status import overall_status
-from watchkeeper.app import Runtime, __version__, create_app
+from watchkeeper.app import Runtime, __version__
 from watchkeeper.config import Config
 from watchkeeper.domain import CheckResult
 
@@ -43,16 +43,8 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[Runtime, httpx.AsyncCli
             ],
         }
     )
-    runtime = Runtime(config, clock=FakeClock(NOW))
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as client:
-        yield runtime, client
-    await runtime.stop()
+    async with running(config, clock=FakeClock(NOW)) as service:
+        yield service.runtime, service.client
 
 
 def record(rt: Runtime, name: str, at: str, result: CheckResult) -> None:
@@ -234,16 +226,8 @@ def test_overall_status_follows_check_states_and_firing_alert_severities() -> No
 @pytest.fixture
 async def alerts_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = Config.model_validate({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}})
-    runtime = Runtime(config)
-    await runtime.start()
-    app = create_app(config, runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://wk",
-        headers=await admin_headers(runtime),
-    ) as c:
-        yield c
-    await runtime.stop()
+    async with running(config) as service:
+        yield service.client
 
 
 async def test_alerts_can_be_filtered_by_severity_source_silence_and_text(
