@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -26,8 +25,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 
-from tests.support.auth import admin_headers
-from watchkeeper.app import Runtime, create_app
+from tests.support.service import running
+from watchkeeper.app import create_app
 from watchkeeper.auth import tokens
 from watchkeeper.auth.roles import Role
 from watchkeeper.clock import SystemClock
@@ -179,20 +178,10 @@ FOUND_ON_POSTGRES = [
 
 
 async def test_odd_input_found_by_fuzzing_is_a_422(db_url: str) -> None:
-    config = _config(db_url)
-    runtime = Runtime(config)
-    await runtime.start()
-    try:
-        app = create_app(config, runtime=runtime)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://wk",
-            headers=await admin_headers(runtime),
-        ) as client:
-            found = FOUND + (FOUND_ON_POSTGRES if runtime.db.dialect == "postgresql" else [])
-            for method, url, body in found:
-                response = await client.request(method, url, json=body)
-                assert response.status_code == 422, (method, url, body, response.text)
-                assert response.headers["content-type"] == "application/problem+json"
-    finally:
-        await runtime.stop()
+    async with running(_config(db_url)) as service:
+        client = service.client
+        found = FOUND + (FOUND_ON_POSTGRES if service.runtime.db.dialect == "postgresql" else [])
+        for method, url, body in found:
+            response = await client.request(method, url, json=body)
+            assert response.status_code == 422, (method, url, body, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
