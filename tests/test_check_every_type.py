@@ -4,37 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from tests.checks.test_dns_check import serve_udp
-from tests.conftest import IN_CI
 from tests.support.certs import make_ca, make_cert, server_context, tls_server
+from tests.support.required import require_local_services
 from tests.support.servers import FlippingTarget
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres": 5432, "mysql": 3306, "redis": 6379}
-
-
-def reachable(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def test_check_runs_every_type_once_and_prints_the_table(
     tmp_path: Path, target: FlippingTarget
 ) -> None:
-    missing = [name for name, port in SERVICES.items() if not reachable(port)]
-    if missing:
-        message = f"local services not reachable: {', '.join(missing)}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_local_services()
     ca = make_ca()
     leaf = make_cert("127.0.0.1", sans=["127.0.0.1"], issuer=ca, expires_in=timedelta(days=90))
     ca_file = ca.write_cert(tmp_path / "ca.pem")

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,17 +27,16 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import IN_CI
 from tests.notify.test_email import Inbox, smtp_server
 from tests.support.auth import cli_token
 from tests.support.certs import make_ca
 from tests.support.process import WatchkeeperProcess
+from tests.support.required import require_local_services
 from tests.support.servers import Server, free_port, wait_until
 from tests.support.service import running
 
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "SECRETMARKER"
-SERVICES = {"postgres": 5432, "mysql": 3306, "redis": 6379}
 PD_KEY = f"{MARK}pagerdutyroutingkey0"  # PagerDuty keys are 32 letters and digits
 assert len(PD_KEY) == 32
 
@@ -53,12 +51,6 @@ def smtp_login(
 ) -> AuthResult:
     ok = isinstance(auth, LoginPassword) and auth == (b"bob", m("email-password").encode())
     return AuthResult(success=ok, handled=False)
-
-
-def reachable(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class EchoTarget(Server):
@@ -361,12 +353,7 @@ def leaks(surface: str, text: str) -> list[str]:
 async def test_no_planted_secret_reaches_any_output_surface(
     tmp_path: Path, echo: EchoTarget, sink: Sink
 ) -> None:
-    missing = [name for name, port in SERVICES.items() if not reachable(port)]
-    if missing:
-        message = f"local services not reachable: {', '.join(missing)}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    require_local_services()
     dead = free_port()
     inbox = Inbox()
     async with smtp_server(inbox, authenticator=smtp_login, auth_require_tls=False) as smtp_port:

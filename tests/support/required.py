@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import NoReturn
 
 import pytest
@@ -16,3 +17,20 @@ def unavailable(message: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{message} (required under CI=true)")
     pytest.skip(message)
+
+
+LOCAL_SERVICES = {"postgres": 5432, "mysql": 3306, "redis": 6379}
+
+
+def reachable(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:`port` (within a second)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def require_local_services() -> None:
+    """Skip (fail under CI=true) unless PostgreSQL, MariaDB and Redis answer on loopback."""
+    missing = [name for name, port in LOCAL_SERVICES.items() if not reachable(port)]
+    if missing:
+        unavailable(f"local services not reachable: {', '.join(missing)}")
