@@ -528,11 +528,17 @@ async def test_the_running_worker_retries_at_the_instant_the_entry_falls_due(
     due_in = (row.next_attempt_at - clock.now()).total_seconds()
     assert 0 < due_in < 5
     assert clock.next_deadline == pytest.approx(due_in, abs=1e-3)
+    # Woken half a second before it is due, it waits the half second that is left.
+    clock.set(row.next_attempt_at - timedelta(seconds=0.5))
+    worker.wake()
+    await until_parked(clock, after=2)
+    assert clock.next_deadline == pytest.approx(0.5, abs=1e-3)
+    assert len(receiver.attempts) == 1
 
     receiver.reply_status = 200
     clock.set(row.next_attempt_at)
     await wait_until(lambda: receiver.processed, 5, "the retry")
-    await until_parked(clock, after=2)
+    await until_parked(clock, after=3)
     assert (await reload(db, row)).status == "delivered"
     assert worker.depth == 0
 
@@ -560,11 +566,12 @@ async def test_a_retry_already_due_is_attempted_at_once_not_after_a_wait(
             await task
 
 
-async def test_a_failing_pass_is_recorded_and_the_worker_keeps_going(
+async def test_a_failing_pass_is_logged_recorded_and_the_worker_keeps_going(
     db: Database,
     worker: OutboxWorker,
     receiver: WebhookReceiver,
     clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with db.begin() as conn:  # the table is gone, as in a half-restored database
         await conn.execute(sqlalchemy.text("DROP TABLE outbox"))
@@ -572,6 +579,9 @@ async def test_a_failing_pass_is_recorded_and_the_worker_keeps_going(
     try:
         await until_parked(clock)
         assert worker.last_error is not None and "outbox" in worker.last_error
+        # The database's own error class names the failure (SQLite, PostgreSQL).
+        assert worker.last_error.split(":")[0] in {"OperationalError", "ProgrammingError"}
+        assert "outbox pass failed" in caplog.text
         assert clock.next_deadline == pytest.approx(5.0)  # tries again after the idle poll
         assert not task.done()
     finally:
