@@ -42,7 +42,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "alerting/dispatcher.py",
         ["tests/test_dispatcher.py", "tests/test_timed_loops.py", "tests/test_routes.py"],
     ),
-    "matchers": ("alerting/matchers.py", ["tests/test_dispatcher.py", "tests/test_routes.py"]),
+    "matchers": (
+        "alerting/matchers.py",
+        ["tests/test_matchers.py", "tests/test_dispatcher.py", "tests/test_routes.py"],
+    ),
     "silences": ("alerting/silences.py", ["tests/test_dispatcher.py", "tests/test_alerts_api.py"]),
     "maintenance": (
         "alerting/maintenance.py",
@@ -57,8 +60,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
 }
 
 _RESULT = re.compile(r"^\s*(?P<name>\S+__mutmut_\d+): (?P<status>[\w ]+?)\s*$")
-KILLED = {"killed", "timeout", "caught by type check"}
-NOT_RUN = {"not checked", "skipped", "no tests"}
+# A mutant that crashes the interpreter ("segfault": also mutmut's SIGKILL) is caught too.
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+# "no tests" is NOT here: a mutant in code no selected test runs is a survivor, not a pass.
+NOT_RUN = {"not checked", "skipped", "check was interrupted by user"}
 
 
 @dataclass
@@ -123,7 +128,7 @@ def prepare(work: Path, module_path: str, tests: list[str]) -> None:
             shutil.copy2(ROOT / extra, work / extra)
 
 
-def run_module(name: str, jobs: int, keep: bool) -> Score:
+def run_module(name: str, jobs: int, keep: bool, only: list[str]) -> Score:
     module_path, tests = MODULES[name]
     work = Path(tempfile.mkdtemp(prefix=f"wk-mutation-{name}-"))
     try:
@@ -131,7 +136,11 @@ def run_module(name: str, jobs: int, keep: bool) -> Score:
         env = {k: v for k, v in os.environ.items() if k != "CI"}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         run = ["nice", "-n", "19", str(MUTMUT), "run", "--max-children", str(jobs)]
+        # mutmut matches these against mutant names, e.g. `*ǁDispatcherǁdispatch_once__*`.
+        run += [f"*{pattern}*" for pattern in only]
         print(f"== {name}: mutating src/watchkeeper/{module_path} against {' '.join(tests)}")
+        if only:
+            print(f"   only the functions matching {' '.join(only)}")
         sys.stdout.flush()
         subprocess.run(run, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
         listing = subprocess.run(
@@ -171,6 +180,14 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=90.0, help="minimum score, percent")
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
     parser.add_argument("--list", action="store_true", help="list the modules and stop")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="FUNCTION",
+        help="mutate only functions whose mutant name contains this (repeatable), "
+        "e.g. --only Dispatcherǁdispatch_once: to keep a big module's run short",
+    )
     args = parser.parse_args()
     if args.list:
         for name, (path, tests) in MODULES.items():
@@ -179,7 +196,7 @@ def main() -> int:
     if not MUTMUT.exists():
         raise SystemExit(f"{MUTMUT} not found: pip install -e '.[dev]' installs mutmut")
 
-    scores = [run_module(name, args.jobs, args.keep) for name in (args.modules or MODULES)]
+    scores = [run_module(name, args.jobs, args.keep, args.only) for name in (args.modules or MODULES)]
 
     print()
     print(f"{'module':12} {'killed':>7} {'total':>6} {'score':>7}  other outcomes")
