@@ -52,7 +52,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "silences": (
         "alerting/silences.py",
-        ["tests/test_dispatcher.py", "tests/test_alerts_api.py", "tests/test_broken_objects.py"],
+        [
+            "tests/test_silences.py",
+            "tests/test_dispatcher.py",
+            "tests/test_alerts_api.py",
+            "tests/test_broken_objects.py",
+        ],
     ),
     "maintenance": (
         "alerting/maintenance.py",
