@@ -63,7 +63,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "alerting/maintenance.py",
         ["tests/test_maintenance.py", "tests/test_maintenance_api.py"],
     ),
-    "storm": ("alerting/storm.py", ["tests/test_dispatcher.py"]),
+    "storm": ("alerting/storm.py", ["tests/test_storm.py", "tests/test_dispatcher.py"]),
     "inhibition": ("alerting/inhibition.py", ["tests/test_inhibition.py"]),
     "routes": ("alerting/routes.py", ["tests/test_routes.py"]),
     "outbox": ("notify/outbox.py", ["tests/test_outbox.py", "tests/notify/test_through_outbox.py"]),
