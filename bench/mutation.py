@@ -67,7 +67,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "inhibition": ("alerting/inhibition.py", ["tests/test_inhibition.py"]),
     "routes": ("alerting/routes.py", ["tests/test_routes.py"]),
     "outbox": ("notify/outbox.py", ["tests/test_outbox.py", "tests/notify/test_through_outbox.py"]),
-    "heartbeat": ("heartbeat/evaluate.py", ["tests/test_heartbeats.py"]),
+    "heartbeat": (
+        "heartbeat/evaluate.py",
+        ["tests/test_heartbeat_evaluate.py", "tests/test_heartbeats.py"],
+    ),
     "rules": ("alerting/rules.py", ["tests/test_rules.py", "tests/test_rule_failures.py"]),
 }
 
