@@ -40,7 +40,14 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # Core module (under src/watchkeeper) -> the test files that pin it.
 MODULES: dict[str, tuple[str, list[str]]] = {
     "checkstate": ("checkstate.py", ["tests/test_checkstate.py"]),
-    "scheduler": ("scheduler.py", ["tests/test_scheduler.py", "tests/test_scheduler_changes.py"]),
+    "scheduler": (
+        "scheduler.py",
+        [
+            "tests/test_scheduler.py",
+            "tests/test_scheduler_changes.py",
+            "tests/test_scheduler_edges.py",
+        ],
+    ),
     "loops": ("loops.py", ["tests/test_timed_loops.py"]),
     "dispatcher": (
         "alerting/dispatcher.py",
