@@ -51,7 +51,15 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "loops": ("loops.py", ["tests/test_timed_loops.py"]),
     "dispatcher": (
         "alerting/dispatcher.py",
-        ["tests/test_dispatcher.py", "tests/test_timed_loops.py", "tests/test_routes.py"],
+        [
+            "tests/test_dispatcher.py",
+            "tests/test_escalation.py",
+            "tests/test_dependencies.py",
+            "tests/test_flap_alerts.py",
+            "tests/test_inhibition.py",
+            "tests/test_timed_loops.py",
+            "tests/test_routes.py",
+        ],
     ),
     "matchers": (
         "alerting/matchers.py",

@@ -1,0 +1,101 @@
+"""Escalation pages in detail: what each carries, how it is keyed, recorded and repeated."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.test_dispatcher import ESCALATION, T0, World, hooks
+from watchkeeper.config import Config
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store.database import Database
+
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+async def escalated(db: Database) -> list[Any]:
+    entries = await outbox_store.list_entries(db, limit=1000)
+    return sorted(
+        (e for e in entries if e.event == "alert.escalated"), key=lambda e: e.idempotency_key
+    )
+
+
+async def test_an_escalation_page_names_its_policy_and_step_and_is_keyed_by_step(
+    db: Database,
+) -> None:
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    await world.at(timedelta(0))
+    await world.at(10 * MINUTE)
+    (alert,), _ = await alert_store.list_alerts(db)
+    [page] = await escalated(db)
+    assert (page.channel, page.idempotency_key) == ("b", f"{alert.id}:alert.escalated:1")
+    assert page.payload["event"] == "alert.escalated"
+    assert page.payload["escalation"] == {"policy": "default", "step": 1}
+    assert page.payload["alert"]["id"] == alert.id
+    # Everyone paged so far hears of the resolution; the history says who was paged when.
+    assert alert.paged_channels == ["a", "b"]
+    assert (alert.escalation_step, alert.next_escalation_at) == (1, None)
+    found = await alert_store.get_alert(db, alert.id)
+    assert found is not None
+    [event] = [e for e in found[1] if e.kind == "escalated"]
+    assert (event.at, event.comment) == (T0 + 10 * MINUTE, "step 1: b")
+
+
+async def test_after_the_last_step_the_repeat_pages_it_again_each_interval_from_the_page(
+    db: Database,
+) -> None:
+    config = {**ESCALATION, "escalation": [{**ESCALATION["escalation"][0], "repeat": "30m"}]}
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))
+    await world.at(12 * MINUTE)  # the pass for step 1 comes two minutes late
+    (alert,), _ = await alert_store.list_alerts(db)
+    assert alert.next_escalation_at == T0 + 42 * MINUTE  # the repeat counts from this page
+    await world.at(42 * MINUTE)
+    pages = await escalated(db)
+    assert [(p.channel, p.idempotency_key) for p in pages] == [
+        ("b", f"{alert.id}:alert.escalated:1"),
+        ("b", f"{alert.id}:alert.escalated:2"),
+    ]
+    assert pages[1].payload["escalation"] == {"policy": "default", "step": 2}
+    (alert,), _ = await alert_store.list_alerts(db)
+    assert (alert.escalation_step, alert.next_escalation_at) == (2, T0 + 72 * MINUTE)
+
+
+async def test_a_step_with_several_channels_pages_each_and_names_them_all(db: Database) -> None:
+    config = {
+        **ESCALATION,
+        "notifications": hooks("a", "b", "c"),
+        "escalation": [
+            {
+                "name": "default",
+                "steps": [{"notify": ["a"]}, {"after": "10m", "notify": ["c", "b"]}],
+            }
+        ],
+    }
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))
+    assert await world.at(10 * MINUTE) == [
+        ("a", "alert.firing"),
+        ("b", "alert.escalated"),
+        ("c", "alert.escalated"),
+    ]
+    (alert,), _ = await alert_store.list_alerts(db)
+    assert alert.paged_channels == ["a", "b", "c"]
+    found = await alert_store.get_alert(db, alert.id)
+    assert found is not None
+    assert [e.comment for e in found[1] if e.kind == "escalated"] == ["step 1: c, b"]
