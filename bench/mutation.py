@@ -57,6 +57,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_dependencies.py",
             "tests/test_flap_alerts.py",
             "tests/test_inhibition.py",
+            "tests/test_broken_objects.py",
             "tests/test_timed_loops.py",
             "tests/test_routes.py",
         ],

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.test_dispatcher import ESCALATION, T0, World, hooks
+from tests.test_dispatcher import ESCALATION, T0, World, hooks, tcp
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.external import ExternalAlert
+from watchkeeper.alerting.matchers import parse_matcher
+from watchkeeper.alerting.silences import create_silence
 from watchkeeper.config import Config
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -99,3 +105,87 @@ async def test_a_step_with_several_channels_pages_each_and_names_them_all(db: Da
     found = await alert_store.get_alert(db, alert.id)
     assert found is not None
     assert [e.comment for e in found[1] if e.kind == "escalated"] == ["step 1: c, b"]
+
+
+async def test_an_escalation_is_logged_with_the_alert_step_and_channels(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchkeeper.alerting.dispatcher")
+    world = World(db, Config.model_validate(ESCALATION))
+    await world.down("api")
+    await world.at(timedelta(0))
+    await world.at(10 * MINUTE)
+    assert "escalated api to step 1: b" in [r.getMessage() for r in caplog.records]
+
+
+async def test_a_first_step_with_a_delay_pages_then_and_later_steps_count_from_the_start(
+    db: Database,
+) -> None:
+    config = {
+        **ESCALATION,
+        "notifications": hooks("a", "b", "c"),
+        "escalation": [
+            {
+                "name": "default",
+                "steps": [
+                    {"after": "5m", "notify": ["a"]},
+                    {"after": "10m", "notify": ["b"]},
+                    {"after": "30m", "notify": ["c"]},
+                ],
+            }
+        ],
+    }
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    assert await world.at(5 * MINUTE - timedelta(seconds=1)) == []
+    assert await world.at(5 * MINUTE) == [("a", "alert.firing")]
+    assert await world.dispatcher.dispatch_once() == T0 + 10 * MINUTE
+    assert await world.at(10 * MINUTE) == [("a", "alert.firing"), ("b", "alert.escalated")]
+    assert await world.dispatcher.dispatch_once() == T0 + 30 * MINUTE
+
+
+# -- what the dispatcher wakes for, and what auto-resolves -------------------------------------
+
+
+async def test_a_silenced_alert_wakes_the_dispatcher_when_the_silence_ends(db: Database) -> None:
+    world = World(db, Config.model_validate({"checks": [tcp("api")], "notifications": hooks("o")}))
+    await create_silence(db, [parse_matcher("check=api")], T0, T0 + HOUR, "al", "", T0)
+    await world.down("api")
+    assert await world.dispatcher.dispatch_once() == T0 + HOUR
+
+
+async def test_a_silence_yet_to_start_wakes_the_dispatcher_when_it_starts(db: Database) -> None:
+    config = {"checks": [tcp("api")], "notifications": hooks("o")}
+    config["alerting"] = {"group_wait": "0s"}
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))  # paged; nothing else due
+    await create_silence(db, [parse_matcher("check=db")], T0 + HOUR, T0 + 2 * HOUR, "al", "", T0)
+    assert await world.dispatcher.dispatch_once() == T0 + HOUR
+    # At its start it silences nothing here: no reason to wake again at once.
+    world.clock.set(T0 + HOUR)
+    assert await world.dispatcher.dispatch_once() is None
+
+
+async def test_auto_resolve_after_applies_to_external_alerts_only(db: Database) -> None:
+    config = {
+        "checks": [tcp("api")],
+        "notifications": hooks("ops"),
+        "alerting": {"auto_resolve_after": "10m"},
+    }
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.at(timedelta(0))
+    assert await world.at(timedelta(hours=2)) == [("ops", "alert.firing")]
+    (alert,), _ = await alert_store.list_alerts(db)
+    assert alert.status.value == "firing"
+
+
+async def test_without_auto_resolve_after_an_external_alert_stays_firing(db: Database) -> None:
+    world = World(db, Config.model_validate({"notifications": hooks("ops")}))
+    spec = ExternalAlert(name="queue-backlog", severity="high").spec()
+    async with db.begin() as conn:
+        await lifecycle.fire(conn, spec, T0)
+    assert await world.at(timedelta(0)) == [("ops", "alert.firing")]
+    assert await world.at(timedelta(days=2)) == [("ops", "alert.firing")]
+    assert world.dispatcher.broken.all() == []
