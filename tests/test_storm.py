@@ -89,11 +89,13 @@ async def test_digests_and_held_entries_do_not_count_against_the_hourly_limit(
     db: Database,
 ) -> None:
     await offer(db, [entry(1), entry(2), entry(3)], T0)  # two sent, one held
-    await GUARD.flush_digests(db, T0)  # a digest is queued: it is not an alert page
+    # A digest is queued half an hour later: it is not an alert page.
+    await GUARD.flush_digests(db, T0 + timedelta(minutes=30))
     assert len(await digests(db)) == 1
     # Neither the digest nor the digested entry used up a slot: still two in the hour.
-    assert await offer(db, [entry(4)], T0 + timedelta(minutes=1)) == 0
-    # An hour after the first two, both slots are free again.
+    assert await offer(db, [entry(4)], T0 + timedelta(minutes=31)) == 0
+    # An hour after the first two, both slots are free again, the digest inside the hour
+    # notwithstanding.
     assert await offer(db, [entry(5), entry(6)], T0 + timedelta(hours=1)) == 2
 
 
