@@ -50,7 +50,7 @@ async def test_an_escalation_page_names_its_policy_and_step_and_is_keyed_by_step
     assert (page.channel, page.idempotency_key) == ("b", f"{alert.id}:alert.escalated:1")
     assert page.payload["event"] == "alert.escalated"
     assert page.payload["escalation"] == {"policy": "default", "step": 1}
-    assert page.payload["alert"]["id"] == alert.id
+    assert page.payload["alert"]["id"] == alert.id and page.alert_id == alert.id
     # Everyone paged so far hears of the resolution; the history says who was paged when.
     assert alert.paged_channels == ["a", "b"]
     assert (alert.escalation_step, alert.next_escalation_at) == (1, None)
@@ -81,7 +81,10 @@ async def test_after_the_last_step_the_repeat_pages_it_again_each_interval_from_
     assert (alert.escalation_step, alert.next_escalation_at) == (2, T0 + 72 * MINUTE)
 
 
-async def test_a_step_with_several_channels_pages_each_and_names_them_all(db: Database) -> None:
+async def test_a_step_with_several_channels_pages_each_and_names_them_all(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchkeeper.alerting.dispatcher")
     config = {
         **ESCALATION,
         "notifications": hooks("a", "b", "c"),
@@ -105,6 +108,23 @@ async def test_a_step_with_several_channels_pages_each_and_names_them_all(db: Da
     found = await alert_store.get_alert(db, alert.id)
     assert found is not None
     assert [e.comment for e in found[1] if e.kind == "escalated"] == ["step 1: c, b"]
+    assert "escalated api to step 1: c, b" in [r.getMessage() for r in caplog.records]
+
+
+async def test_two_alerts_escalating_in_the_same_pass_each_page_their_next_step(
+    db: Database,
+) -> None:
+    config = {**ESCALATION, "checks": [tcp("api"), tcp("db")]}
+    config["alerting"] = {**config["alerting"], "group_by": None}
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    await world.down("db")
+    await world.at(timedelta(0))
+    await world.at(10 * MINUTE)
+    pages = await escalated(db)
+    assert sorted(p.payload["alert"]["check"] for p in pages) == ["api", "db"]
+    alerts, _ = await alert_store.list_alerts(db)
+    assert [(a.escalation_step, a.next_escalation_at) for a in alerts] == [(1, None), (1, None)]
 
 
 async def test_an_escalation_is_logged_with_the_alert_step_and_channels(
