@@ -11,6 +11,7 @@ import pytest
 
 from tests.test_dispatcher import ESCALATION, T0, World, hooks, tcp
 from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.dispatcher import build_dispatcher
 from watchkeeper.alerting.external import ExternalAlert
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import create_silence
@@ -209,3 +210,36 @@ async def test_without_auto_resolve_after_an_external_alert_stays_firing(db: Dat
     assert await world.at(timedelta(0)) == [("ops", "alert.firing")]
     assert await world.at(timedelta(days=2)) == [("ops", "alert.firing")]
     assert world.dispatcher.broken.all() == []
+
+
+# -- flapping ----------------------------------------------------------------------------------
+
+
+async def test_a_flapping_check_is_suppressed_before_its_first_page_and_not_after(
+    db: Database,
+) -> None:
+    flapping: set[str] = set()
+    config = Config.model_validate(
+        {
+            "checks": [tcp("api"), tcp("db"), tcp("web")],
+            "notifications": hooks("o"),
+            "alerting": {"group_by": None},
+            "maintenance": [
+                {"name": "m", "starts_at": T0, "ends_at": T0 + HOUR, "checks": ["web"]}
+            ],
+        }
+    )
+    world = World(db, config)
+    world.dispatcher = build_dispatcher(
+        db, world.clock, config, states=world.states, is_flapping=lambda c: c in flapping
+    )
+    await world.down("db")
+    await world.at(timedelta(0))  # db is paged while steady
+    flapping.update({"api", "db", "web"})
+    await world.down("api")
+    await world.down("web")
+    await world.at(MINUTE)
+    alerts, _ = await alert_store.list_alerts(db)
+    reasons = {a.check: a.suppressed_reason for a in alerts}
+    # Flapping comes first, even inside a maintenance window; a page already sent stands.
+    assert reasons == {"api": "suppressed: flapping", "web": "suppressed: flapping", "db": None}
