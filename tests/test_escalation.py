@@ -243,3 +243,18 @@ async def test_a_flapping_check_is_suppressed_before_its_first_page_and_not_afte
     reasons = {a.check: a.suppressed_reason for a in alerts}
     # Flapping comes first, even inside a maintenance window; a page already sent stands.
     assert reasons == {"api": "suppressed: flapping", "web": "suppressed: flapping", "db": None}
+
+
+async def test_silencing_an_alert_is_recorded_in_its_history_with_the_silence(
+    db: Database,
+) -> None:
+    world = World(db, Config.model_validate({"checks": [tcp("api")], "notifications": hooks("o")}))
+    silence = await create_silence(db, [parse_matcher("check=api")], T0, T0 + HOUR, "al", "", T0)
+    await world.down("api")
+    await world.at(timedelta(0))
+    (alert,), _ = await alert_store.list_alerts(db)
+    found = await alert_store.get_alert(db, alert.id)
+    assert found is not None
+    assert [(e.kind, e.at, e.comment) for e in found[1] if e.kind == "silenced"] == [
+        ("silenced", T0, silence.id)
+    ]
