@@ -54,3 +54,34 @@ def test_state_round_trips_through_a_row() -> None:
     state = CheckState("api", Status.DOWN, T0, Status.DOWN, "boom", T0, 3, 0, False)
     row = type("Row", (), state.as_row())
     assert CheckState.from_row(row) == state
+
+
+def test_every_result_records_its_status_reason_and_time_even_without_a_transition() -> None:
+    state = CheckState("api", Status.UP, T0)
+    later = T0 + timedelta(seconds=7)
+    assert apply_result(state, CheckResult.down("refused"), later, 3, 1) is None
+    assert (state.last_status, state.last_reason, state.last_checked_at) == (
+        Status.DOWN,
+        "refused",
+        later,
+    )
+    assert (state.status, state.since) == (Status.UP, T0)
+
+
+def test_a_transition_names_the_check_its_moment_and_the_result_that_caused_it() -> None:
+    state = CheckState("api", Status.UP, T0)
+    later = T0 + timedelta(seconds=7)
+    result = CheckResult.down("refused")
+    transition = apply_result(state, result, later, 1, 1)
+    assert transition is not None
+    assert (transition.check, transition.at) == ("api", later)
+    assert transition.result is result
+    assert state.since == later
+
+
+def test_a_fresh_paused_state_with_a_success_streak_round_trips_through_a_row() -> None:
+    # No last status yet (never checked), paused, and counting successes: each field must
+    # come back as itself, not as a default.
+    state = CheckState("api", Status.DOWN, T0, None, None, None, 0, 2, True)
+    row = type("Row", (), state.as_row())
+    assert CheckState.from_row(row) == state

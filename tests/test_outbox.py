@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import hmac
@@ -13,10 +14,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy
 
 from tests.support.alerting import DispatchingAlerts
-from tests.support.clock import FakeClock
-from tests.support.servers import WebhookReceiver, free_port
+from tests.support.clock import FakeClock, until_parked
+from tests.support.servers import WebhookReceiver, free_port, wait_until
 from watchkeeper.checkstate import CheckState, Transition
 from watchkeeper.config import Config, DeliveryConfig
 from watchkeeper.domain import Alert, AlertStatus, CheckResult, Severity, Status
@@ -451,6 +453,146 @@ async def test_an_alert_from_a_transition_reaches_the_receiver_once(
     assert delivery.key == f"{alert.id}:alert.firing"
     assert delivery.payload["alert"]["id"] == alert.id
     assert delivery.payload["alert"]["summary"] == "connection refused"
+
+
+# -- the running worker -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def running(worker: OutboxWorker) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(worker.run())
+    yield task
+    worker.stop()
+    async with asyncio.timeout(5):
+        await task
+
+
+async def test_the_running_worker_delivers_what_is_queued_as_soon_as_it_is_woken(
+    db: Database,
+    worker: OutboxWorker,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+    running: asyncio.Task[None],
+) -> None:
+    await until_parked(clock)
+    assert clock.next_deadline == pytest.approx(5.0)  # nothing queued: looks again in 5 s
+    row = await queue(db, clock.now())
+    worker.wake()
+    await wait_until(lambda: receiver.processed, 5, "the delivery")
+    await until_parked(clock, after=1)
+    assert (await reload(db, row)).status == "delivered"
+    assert worker.delivered == 1 and worker.depth == 0
+
+
+async def test_the_running_worker_finds_an_entry_queued_without_a_wake_at_its_next_look(
+    db: Database,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+    running: asyncio.Task[None],
+) -> None:
+    await until_parked(clock)
+    row = await queue(db, clock.now())
+    clock.advance(4.9)
+    await asyncio.sleep(0.05)
+    assert receiver.attempts == []
+    clock.advance(0.1)
+    await wait_until(lambda: receiver.processed, 5, "the delivery at the next look")
+    assert (await reload(db, row)).status == "delivered"
+
+
+async def test_the_running_worker_retries_at_the_instant_the_entry_falls_due(
+    db: Database,
+    worker: OutboxWorker,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+    running: asyncio.Task[None],
+) -> None:
+    receiver.reply_status = 503
+    await until_parked(clock)
+    row = await queue(db, clock.now())
+    worker.wake()
+    await wait_until(lambda: receiver.attempts, 5, "the first attempt")
+    await until_parked(clock, after=1)
+    row = await reload(db, row)
+    assert row.status == "pending" and worker.depth == 1
+    # It sleeps exactly until the retry is due (1-2 s of backoff), not the 5 s idle poll.
+    due_in = (row.next_attempt_at - clock.now()).total_seconds()
+    assert 0 < due_in < 5
+    assert clock.next_deadline == pytest.approx(due_in, abs=1e-3)
+    # Woken half a second before it is due, it waits the half second that is left.
+    clock.set(row.next_attempt_at - timedelta(seconds=0.5))
+    worker.wake()
+    await until_parked(clock, after=2)
+    assert clock.next_deadline == pytest.approx(0.5, abs=1e-3)
+    assert len(receiver.attempts) == 1
+
+    receiver.reply_status = 200
+    clock.set(row.next_attempt_at)
+    await wait_until(lambda: receiver.processed, 5, "the retry")
+    await until_parked(clock, after=3)
+    assert (await reload(db, row)).status == "delivered"
+    assert worker.depth == 0
+
+
+async def test_a_retry_already_due_is_attempted_at_once_not_after_a_wait(
+    db: Database,
+    worker: OutboxWorker,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+) -> None:
+    receiver.reply_status = 503
+    row = await queue(db, clock.now())
+    await worker.deliver_due()
+    row = await reload(db, row)
+    clock.set(row.next_attempt_at + timedelta(seconds=30))  # the worker was down meanwhile
+    receiver.reply_status = 200
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: receiver.processed, 5, "the overdue retry")
+        await until_parked(clock)
+        assert clock.next_deadline == pytest.approx(5.0)
+    finally:
+        worker.stop()
+        async with asyncio.timeout(5):
+            await task
+
+
+async def test_a_failing_pass_is_logged_recorded_and_the_worker_keeps_going(
+    db: Database,
+    worker: OutboxWorker,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with db.begin() as conn:  # the table is gone, as in a half-restored database
+        await conn.execute(sqlalchemy.text("DROP TABLE outbox"))
+    task = asyncio.create_task(worker.run())
+    try:
+        await until_parked(clock)
+        assert worker.last_error is not None and "outbox" in worker.last_error
+        # The database's own error class names the failure (SQLite, PostgreSQL).
+        assert worker.last_error.split(":")[0] in {"OperationalError", "ProgrammingError"}
+        assert "outbox pass failed" in [r.getMessage() for r in caplog.records]
+        assert clock.next_deadline == pytest.approx(5.0)  # tries again after the idle poll
+        assert not task.done()
+    finally:
+        worker.stop()
+        async with asyncio.timeout(5):
+            await task
+
+
+async def test_a_stopped_worker_leaves_run_and_attempts_nothing_more(
+    db: Database,
+    worker: OutboxWorker,
+    receiver: WebhookReceiver,
+    clock: FakeClock,
+) -> None:
+    worker.stop()
+    await queue(db, clock.now())
+    async with asyncio.timeout(5):
+        await worker.run()
+    assert await worker.deliver_due() == 0
+    assert receiver.attempts == []
 
 
 # -- backoff ------------------------------------------------------------------------------------
