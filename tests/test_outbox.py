@@ -493,7 +493,8 @@ async def test_the_running_worker_finds_an_entry_queued_without_a_wake_at_its_ne
     await until_parked(clock)
     row = await queue(db, clock.now())
     clock.advance(4.9)
-    await asyncio.sleep(0.05)
+    # Still parked for its next look, 0.1 s away: it has not looked early.
+    assert clock.next_deadline == pytest.approx(0.1, abs=1e-6)
     assert receiver.attempts == []
     clock.advance(0.1)
     await wait_until(lambda: receiver.processed, 5, "the delivery at the next look")
