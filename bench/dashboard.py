@@ -38,13 +38,13 @@ from watchkeeper.alerting.lifecycle import AlertSpec
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth import tokens
 from watchkeeper.auth.roles import Principal, Role
-from watchkeeper.checkstate import CheckState
-from watchkeeper.config import Config
-from watchkeeper.domain import Severity, Status
-from watchkeeper.events import check_key
+from watchkeeper.config.loader import Config
+from watchkeeper.core.changes import check_key
+from watchkeeper.core.domain import Severity, Status
+from watchkeeper.engine.state import CheckState
+from watchkeeper.http.web import live, views
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
-from watchkeeper.web import live, views
 
 # The result generator and filler of the rollups benchmark, shared rather than copied.
 _spec = importlib.util.spec_from_file_location(

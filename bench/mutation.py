@@ -39,16 +39,16 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 
 # Core module (under src/watchkeeper) -> the test files that pin it.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "checkstate": ("checkstate.py", ["tests/test_checkstate.py"]),
+    "checkstate": ("engine/state.py", ["tests/test_checkstate.py"]),
     "scheduler": (
-        "scheduler.py",
+        "engine/scheduler.py",
         [
             "tests/test_scheduler.py",
             "tests/test_scheduler_changes.py",
             "tests/test_scheduler_edges.py",
         ],
     ),
-    "loops": ("loops.py", ["tests/test_timed_loops.py"]),
+    "loops": ("core/loops.py", ["tests/test_timed_loops.py"]),
     "dispatcher": (
         "alerting/dispatcher.py",
         [
@@ -79,12 +79,12 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "alerting/maintenance.py",
         ["tests/test_maintenance.py", "tests/test_maintenance_api.py"],
     ),
-    "storm": ("alerting/storm.py", ["tests/test_storm.py", "tests/test_dispatcher.py"]),
+    "storm": ("notify/storm.py", ["tests/test_storm.py", "tests/test_dispatcher.py"]),
     "inhibition": ("alerting/inhibition.py", ["tests/test_inhibition.py"]),
     "routes": ("alerting/routes.py", ["tests/test_routes.py"]),
     "outbox": ("notify/outbox.py", ["tests/test_outbox.py", "tests/notify/test_through_outbox.py"]),
     "heartbeat": (
-        "heartbeat/evaluate.py",
+        "engine/heartbeat/evaluate.py",
         ["tests/test_heartbeat_evaluate.py", "tests/test_heartbeats.py"],
     ),
     "rules": ("alerting/rules.py", ["tests/test_rules.py", "tests/test_rule_failures.py"]),

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from watchkeeper.domain import CheckResult, Status
+from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.store import rollups
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter

@@ -82,9 +82,9 @@ from aiohttp import web
 
 import watchkeeper
 from watchkeeper.app import Runtime
-from watchkeeper.checkstate import CheckState
-from watchkeeper.config import Config
-from watchkeeper.domain import Status
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Status
+from watchkeeper.engine.state import CheckState
 from watchkeeper.store import tables
 
 # The goal this benchmark is judged against.

@@ -8,7 +8,7 @@ HTMX=2.0.11 HTMX_SSE=2.2.4 UPLOT=1.6.32
 # used, so they are unpacked with `npm pack`: no dependency tree, no install scripts. ReDoc
 # stays on 2.x: 3.x depends on a package the registry does not have and reports usage.
 SWAGGER_UI=5.35.0 REDOC=2.5.4
-dest="$(cd "$(dirname "$0")/.." && pwd)/src/watchkeeper/web/static/vendor"
+dest="$(cd "$(dirname "$0")/.." && pwd)/src/watchkeeper/http/web/static/vendor"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"

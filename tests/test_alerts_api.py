@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.servers import WebhookReceiver
 from tests.support.service import running
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 AM_FIRING = {
     "version": "4",

@@ -13,9 +13,9 @@ import pytest
 from tests.support.servers import wait_until
 from tests.support.service import running
 from watchkeeper.app import Runtime, create_app
-from watchkeeper.config import Config
-from watchkeeper.logs import JsonFormatter
-from watchkeeper.redact import RedactingFilter, Redactor
+from watchkeeper.config.loader import Config
+from watchkeeper.core.logs import JsonFormatter
+from watchkeeper.core.redact import RedactingFilter, Redactor
 
 
 def command(code: int) -> list[str]:

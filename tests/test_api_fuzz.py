@@ -29,8 +29,8 @@ from tests.support.service import running
 from watchkeeper.app import create_app
 from watchkeeper.auth import tokens
 from watchkeeper.auth.roles import Role
-from watchkeeper.clock import SystemClock
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
+from watchkeeper.core.clock import SystemClock
 from watchkeeper.store.database import Database
 
 MAX_EXAMPLES = int(os.environ.get("WATCHKEEPER_FUZZ_EXAMPLES", "25"))

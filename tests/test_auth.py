@@ -22,7 +22,7 @@ from tests.support.clock import FakeClock
 from watchkeeper.app import NO_CREDENTIALS_HINT, Runtime, create_app
 from watchkeeper.auth import users
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 from watchkeeper.store import tables
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -455,7 +455,7 @@ async def test_credentials_throttle_and_audit_storage_work_on_sqlite_and_postgre
 ) -> None:
     from watchkeeper.auth import audit, sessions, tokens
     from watchkeeper.auth.throttle import LoginThrottle
-    from watchkeeper.config import LoginThrottleConfig
+    from watchkeeper.config.loader import LoginThrottleConfig
     from watchkeeper.store.database import Database
 
     clock = FakeClock(T0)

@@ -15,7 +15,7 @@ import httpx
 
 from tests.support.auth import bearer
 from watchkeeper.app import Runtime, create_app
-from watchkeeper.config import load_config
+from watchkeeper.config.loader import load_config
 
 
 async def watchkeeper(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

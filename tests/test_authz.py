@@ -22,7 +22,7 @@ from starlette.routing import Route
 from tests.support.auth import bearer, token_for
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role, access_rule, api_routes
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

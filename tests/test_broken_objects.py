@@ -15,7 +15,7 @@ from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver
 from tests.support.service import Service, running
 from watchkeeper.alerting.dispatcher import build_dispatcher
-from watchkeeper.config import Config, EscalationPolicy, EscalationStep
+from watchkeeper.config.loader import Config, EscalationPolicy, EscalationStep
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
@@ -329,7 +329,7 @@ async def test_the_dispatcher_routes_around_a_policy_whose_delays_overflow(db_ur
         clock = FakeClock(T0)
         dispatcher = build_dispatcher(db, clock, cfg, policies=[old])
         from watchkeeper.alerting import lifecycle
-        from watchkeeper.domain import Severity
+        from watchkeeper.core.domain import Severity
 
         async with db.begin() as conn:
             spec = lifecycle.AlertSpec("fp", "x", Severity.CRITICAL, "x", escalation_policy="old")
@@ -352,8 +352,8 @@ async def test_a_heartbeat_that_cannot_be_evaluated_does_not_stop_the_others(
     sqlite_url: str,
 ) -> None:
     from watchkeeper.checks import CheckContext, build_check
-    from watchkeeper.domain import Status
-    from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
+    from watchkeeper.core.domain import Status
+    from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, PingKind
 
     cfg = Config.model_validate(
         {

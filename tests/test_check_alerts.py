@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.checkstate import CheckState, Transition
-from watchkeeper.config import Config
-from watchkeeper.domain import Alert, AlertStatus, CheckResult, Status
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Status
+from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables

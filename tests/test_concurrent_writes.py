@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.service import Service, running
-from watchkeeper.store.managed import Kind, insert_object
+from watchkeeper.store.objects import Kind, insert_object
 
 N = 12
 AM_ALERT = {

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from watchkeeper.config import ConfigError, parse_config
-from watchkeeper.durations import parse_duration
+from watchkeeper.config.loader import ConfigError, parse_config
+from watchkeeper.core.durations import parse_duration
 
 VALID = """
 server:

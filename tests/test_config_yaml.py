@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from watchkeeper.cli import app
-from watchkeeper.config import ConfigError, load_config, parse_config
-from watchkeeper.config_yaml import MAX_EXPANDED_NODES
+from watchkeeper.config.loader import ConfigError, load_config, parse_config
+from watchkeeper.config.yaml_strict import MAX_EXPANDED_NODES
 
 
 def issues(text: str) -> list[str]:

@@ -8,11 +8,11 @@ from typing import Any
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.checks import CheckContext, build_check
-from watchkeeper.checkstate import CheckState
-from watchkeeper.config import Config
-from watchkeeper.domain import CheckResult
-from watchkeeper.metrics.exposition import ServiceMetrics
-from watchkeeper.pipeline import ResultPipeline
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.engine.pipeline import ResultPipeline
+from watchkeeper.engine.state import CheckState
+from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper import durations
-from watchkeeper.config import ConfigError, load_config
-from watchkeeper.durations import format_duration, parse_duration
+from watchkeeper.config.loader import ConfigError, load_config
+from watchkeeper.core import durations
+from watchkeeper.core.durations import format_duration, parse_duration
 
 MAX = durations.ANY.maximum
 

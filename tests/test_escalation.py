@@ -15,7 +15,7 @@ from watchkeeper.alerting.dispatcher import build_dispatcher
 from watchkeeper.alerting.external import ExternalAlert
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import create_silence
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

@@ -11,11 +11,11 @@ from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.checks import CheckContext, build_check
-from watchkeeper.checkstate import CheckState
-from watchkeeper.config import Config
-from watchkeeper.domain import CheckResult
-from watchkeeper.metrics.exposition import ServiceMetrics
-from watchkeeper.pipeline import ResultPipeline
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.engine.pipeline import ResultPipeline
+from watchkeeper.engine.state import CheckState
+from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchkeeper.alerting.flapping import FlapChange, FlapDetector, change_weights
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
+from watchkeeper.engine.flapping import FlapChange, FlapDetector, change_weights
 
 UP, DOWN, DEGRADED, UNKNOWN = Status.UP, Status.DOWN, Status.DEGRADED, Status.UNKNOWN
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper.checks.heartbeat import HeartbeatCheckConfig
-from watchkeeper.config import Config
-from watchkeeper.domain import Status
-from watchkeeper.heartbeat.evaluate import Verdict, evaluate
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Status
+from watchkeeper.engine.heartbeat.evaluate import Verdict, evaluate
 from watchkeeper.store.heartbeats import HeartbeatRecord
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

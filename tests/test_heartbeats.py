@@ -17,10 +17,10 @@ from tests.support.service import running
 from watchkeeper.app import Runtime
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.heartbeat import HeartbeatCheck
-from watchkeeper.config import Config, ConfigError, parse_config
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
-from watchkeeper.heartbeat.schedule import next_cron_instant
+from watchkeeper.config.loader import Config, ConfigError, parse_config
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.schedule import next_cron_instant
+from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, PingKind
 from watchkeeper.store.database import Database
 from watchkeeper.store.heartbeats import load_heartbeats
 

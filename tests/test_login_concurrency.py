@@ -21,7 +21,7 @@ from tests.support.clock import FakeClock
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth import audit, passwords, users
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"

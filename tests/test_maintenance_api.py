@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.auth import admin_headers
 from watchkeeper.app import Runtime, create_app
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 
 @pytest.fixture

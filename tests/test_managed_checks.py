@@ -296,7 +296,7 @@ async def test_a_stored_check_that_no_longer_validates_is_skipped_at_start(
         assert (await service.client.post("/api/v1/checks", json=ok)).status_code == 201
 
     without_ops = {**config(url), "notifications": []}
-    with caplog.at_level(logging.ERROR, logger="watchkeeper.managed"):
+    with caplog.at_level(logging.ERROR, logger="watchkeeper.objects.managed"):
         async with running(without_ops) as service:
             assert set(service.runtime.check_configs) == {"cfg", "core"}
             assert (await service.client.get("/api/v1/checks/edge")).status_code == 404

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.support.servers import WebhookReceiver, wait_until
 from tests.support.service import running
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
-from watchkeeper.config import Config, ConfigError, parse_config
+from watchkeeper.config.loader import Config, ConfigError, parse_config
 
 REDOS = "(a|a)+c"
 """Exponential for a backtracking engine: 27 times `a` took Python's `re` 10 s, each `a` more

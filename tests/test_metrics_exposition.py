@@ -16,8 +16,8 @@ from unittest import mock
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from watchkeeper.domain import Status
-from watchkeeper.metrics.exposition import ServiceMetrics
+from watchkeeper.core.domain import Status
+from watchkeeper.prometheus.service import ServiceMetrics
 
 BEFORE = Path(__file__).parent / "data" / "metrics_before.prom"
 CREATED = 1_700_000_000.0  # time.time() while `feed` runs, as the `_created` samples show it

@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.support.auth import admin_headers
 from tests.support.servers import wait_until
 from watchkeeper import CheckResult, Monitor, Status
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 
 async def test_in_process_checks_run_in_the_applications_event_loop(tmp_path: Path) -> None:

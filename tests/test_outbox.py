@@ -19,9 +19,9 @@ import sqlalchemy
 from tests.support.alerting import DispatchingAlerts
 from tests.support.clock import FakeClock, until_parked
 from tests.support.servers import WebhookReceiver, free_port, wait_until
-from watchkeeper.checkstate import CheckState, Transition
-from watchkeeper.config import Config, DeliveryConfig
-from watchkeeper.domain import Alert, AlertStatus, CheckResult, Severity, Status
+from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, Status
+from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.notify.channels.base import Channel, ChannelContext, Message, Outcome
 from watchkeeper.notify.channels.webhook import (
     SIGNATURE_HEADER,

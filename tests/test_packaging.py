@@ -16,7 +16,7 @@ import yaml
 import watchkeeper
 from tests.support.service import running
 from tests.test_config import watchkeeper as run_cli
-from watchkeeper.config import load_config
+from watchkeeper.config.loader import load_config
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 

@@ -19,9 +19,9 @@ from tests.support.clock import FakeClock
 from tests.test_config import watchkeeper
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config, ConfigError, parse_config
-from watchkeeper.heartbeat.ratelimit import TokenBuckets, retry_after
-from watchkeeper.heartbeat.settings import PingRate
+from watchkeeper.config.loader import Config, ConfigError, parse_config
+from watchkeeper.core.ratelimit import TokenBuckets, retry_after
+from watchkeeper.engine.heartbeat.settings import PingRate
 from watchkeeper.store.heartbeats import load_heartbeats
 
 T0 = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)

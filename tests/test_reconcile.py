@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.support.alerting import DispatchingAlerts
-from watchkeeper.checkstate import CheckState
-from watchkeeper.config import Config
-from watchkeeper.domain import Status
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Status
+from watchkeeper.engine.state import CheckState
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

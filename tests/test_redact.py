@@ -12,11 +12,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from watchkeeper.checks import CheckContext, build_check
-from watchkeeper.config import ChannelConfig, CheckConfig
-from watchkeeper.domain import CheckResult
-from watchkeeper.notify.channels import build_channel
-from watchkeeper.notify.channels.base import ChannelContext
-from watchkeeper.redact import (
+from watchkeeper.config.loader import ChannelConfig, CheckConfig
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.core.redact import (
     RedactingFilter,
     Redactor,
     body_secrets,
@@ -26,6 +24,8 @@ from watchkeeper.redact import (
     redact_text,
     url_secrets,
 )
+from watchkeeper.notify.channels import build_channel
+from watchkeeper.notify.channels.base import ChannelContext
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from tests.support.process import WatchkeeperProcess
 from tests.support.service import Service, running
 from watchkeeper.app import create_app
 from watchkeeper.auth.roles import Role
-from watchkeeper.edge.json_depth import json_depth
+from watchkeeper.http.edge.json_depth import json_depth
 
 MB = 1024 * 1024
 BIG = 50 * MB

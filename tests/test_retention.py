@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from tests.support.clock import FakeClock
 from watchkeeper.auth import audit
-from watchkeeper.config import RetentionConfig
-from watchkeeper.domain import Alert, AlertStatus, CheckResult, Severity
+from watchkeeper.config.loader import RetentionConfig
+from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 
 from tests.support.clock import FakeClock
-from watchkeeper.config import RetentionConfig
-from watchkeeper.domain import CheckResult, Status
+from watchkeeper.config.loader import RetentionConfig
+from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.store import result_metrics, rollups, tables
 from watchkeeper.store.database import Database, _alembic_config
 from watchkeeper.store.results import ResultWriter

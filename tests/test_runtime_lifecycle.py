@@ -14,8 +14,8 @@ from tests.conftest import PG_ADMIN_DSN
 from tests.support.servers import wait_until
 from watchkeeper.app import Runtime, Step, create_app
 from watchkeeper.auth.workers import PasswordWorkers
-from watchkeeper.config import Config
-from watchkeeper.server import GracefulServer
+from watchkeeper.config.loader import Config
+from watchkeeper.http.server import GracefulServer
 
 
 def config(db_url: str) -> Config:

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from tests.support.clock import FakeClock, run_until
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
-from watchkeeper.clock import SystemClock
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.scheduler import Scheduler, run_once
+from watchkeeper.core.clock import SystemClock
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.engine.scheduler import Scheduler, run_once
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ import asyncio
 from datetime import timedelta
 
 from tests.test_scheduler import Collector, ScriptedCheck
-from watchkeeper.clock import SystemClock
-from watchkeeper.domain import CheckResult
-from watchkeeper.scheduler import Scheduler
+from watchkeeper.core.clock import SystemClock
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.engine.scheduler import Scheduler
 
 
 async def up() -> CheckResult:

@@ -12,9 +12,9 @@ import pytest
 
 from tests.support.clock import FakeClock, run_until
 from tests.test_scheduler import T0, Collector, ScriptedCheck, scheduled
-from watchkeeper.clock import SystemClock
-from watchkeeper.domain import CheckResult
-from watchkeeper.scheduler import Scheduler, run_once
+from watchkeeper.core.clock import SystemClock
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.engine.scheduler import Scheduler, run_once
 
 
 async def up() -> CheckResult:

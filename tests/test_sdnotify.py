@@ -18,7 +18,7 @@ import pytest
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import wait_until
 from tests.support.service import running
-from watchkeeper.sdnotify import Notifier, notify_address, watchdog_interval
+from watchkeeper.core.sdnotify import Notifier, notify_address, watchdog_interval
 
 
 class NotifySocket:

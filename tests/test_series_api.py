@@ -14,10 +14,10 @@ import pytest
 from tests.support.clock import FakeClock
 from tests.support.servers import wait_until
 from tests.support.service import running
-from watchkeeper.api.status import overall_status
 from watchkeeper.app import Runtime, __version__
-from watchkeeper.config import Config
-from watchkeeper.domain import CheckResult
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.http.api.status import overall_status
 
 NOW = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)
 CPU, DISK = "system.cpu.percent", 'system.disk.percent{path="/"}'

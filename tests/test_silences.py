@@ -17,7 +17,7 @@ from watchkeeper.alerting.silences import (
     get_silence,
     list_silences,
 )
-from watchkeeper.durations import LONG_SPAN
+from watchkeeper.core.durations import LONG_SPAN
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 

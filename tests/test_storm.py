@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from watchkeeper.alerting.storm import DIGEST_EVENT, ChannelLimit, StormGuard
+from watchkeeper.notify.storm import DIGEST_EVENT, ChannelLimit, StormGuard
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 

@@ -16,10 +16,10 @@ from tests.support.clock import FakeClock, until_parked
 from tests.support.servers import wait_until
 from tests.test_dispatcher import World, hooks, tcp
 from tests.test_heartbeats import Results, heartbeat
-from watchkeeper.config import Config
-from watchkeeper.domain import Status
-from watchkeeper.heartbeat.monitor import HeartbeatMonitor, PingKind
-from watchkeeper.loops import run_timed
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Status
+from watchkeeper.core.loops import run_timed
+from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, PingKind
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
@@ -84,7 +84,7 @@ async def test_run_timed_runs_an_overdue_step_again_at_once_and_survives_a_faili
         await until_parked(clock, after=1)
         # The failure is logged with its traceback and the loop retries after its idle time.
         assert len(calls) == 2 and clock.next_deadline == pytest.approx(60)
-        [record] = [r for r in caplog.records if r.name == "watchkeeper.loops"]
+        [record] = [r for r in caplog.records if r.name == "watchkeeper.core.loops"]
         assert record.getMessage() == "testing failed; will retry"
         assert record.exc_info is not None and record.exc_info[0] is RuntimeError
         clock.advance(60)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
-from watchkeeper.config import ConfigError, parse_config
+from watchkeeper.config.loader import ConfigError, parse_config
 
 SPOOFED = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
 

@@ -5,7 +5,7 @@ from watchkeeper import Monitor, CheckResult, Status, Severity
 
 from typing import TYPE_CHECKING, Any
 
-from watchkeeper.domain import CheckResult, Severity, Status
+from watchkeeper.core.domain import CheckResult, Severity, Status
 
 if TYPE_CHECKING:
     from watchkeeper.monitor import Monitor

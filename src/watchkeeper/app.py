@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from watchkeeper import __version__
+from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
@@ -26,23 +27,22 @@ from watchkeeper.auth.audit import AuditMiddleware
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
-from watchkeeper.broken import BrokenObjects
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
-from watchkeeper.checkstate import CheckState
-from watchkeeper.clock import Clock, SystemClock
-from watchkeeper.config import Config
-from watchkeeper.events import ALERTS, ChangeFeed, check_key
-from watchkeeper.heartbeat.access import PingAccess, load_ping_key
-from watchkeeper.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
-from watchkeeper.managed import ManagedObjects
-from watchkeeper.metrics.exposition import ServiceMetrics
+from watchkeeper.config.loader import Config
+from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
+from watchkeeper.core.clock import Clock, SystemClock
+from watchkeeper.core.redact import Redactor, url_secrets
+from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
+from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
+from watchkeeper.engine.pipeline import ResultPipeline
+from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.state import CheckState
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
-from watchkeeper.pipeline import ResultPipeline
-from watchkeeper.redact import Redactor, url_secrets
-from watchkeeper.scheduler import Scheduler
+from watchkeeper.objects.managed import ManagedObjects
+from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -166,7 +166,7 @@ class Runtime:
         self.http = HttpClient(config.scheduler.max_concurrency + 50)
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.broken = BrokenObjects(self.redactor)
-        """Stored objects that cannot be evaluated (fail-open; see watchkeeper.broken)."""
+        """Stored objects that cannot be evaluated (fail-open; see watchkeeper.alerting.broken)."""
         self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
         self.started = False
         self.started_at: datetime | None = None
@@ -440,8 +440,8 @@ class Runtime:
 
 def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app; its lifespan starts and stops the runtime."""
-    from watchkeeper import edge
-    from watchkeeper.api import routes
+    from watchkeeper.http import edge
+    from watchkeeper.http.api import routes
 
     rt = runtime or Runtime(config)
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config, ConfigError, load_config, split_listen
+from watchkeeper.config.loader import Config, ConfigError, load_config, split_listen
 
 if TYPE_CHECKING:
     from watchkeeper.store.database import Database
@@ -68,7 +68,7 @@ def _main(
 
 def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     """The config to use and where it came from; exits 1 with located errors if invalid."""
-    from watchkeeper.defaults import builtin_config
+    from watchkeeper.config.builtin import builtin_config
 
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = Path(DEFAULT_CONFIG)
@@ -104,10 +104,10 @@ def run(
     import uvicorn
 
     from watchkeeper.app import Runtime, create_app
-    from watchkeeper.edge.connections import bounded_protocol, connection_limits
-    from watchkeeper.logs import setup_logging
-    from watchkeeper.redact import Redactor, url_secrets
-    from watchkeeper.server import GracefulServer
+    from watchkeeper.core.logs import setup_logging
+    from watchkeeper.core.redact import Redactor, url_secrets
+    from watchkeeper.http.edge.connections import bounded_protocol, connection_limits
+    from watchkeeper.http.server import GracefulServer
 
     if listen:
         try:
@@ -227,7 +227,7 @@ def check(
 async def _run_checks(configs: list[Any], concurrency: int) -> list[tuple[Any, Any]]:
     from watchkeeper.app import http_session
     from watchkeeper.checks import CheckContext, build_check
-    from watchkeeper.scheduler import run_once
+    from watchkeeper.engine.scheduler import run_once
 
     session = http_session(concurrency)
     semaphore = asyncio.Semaphore(concurrency)
@@ -249,7 +249,7 @@ async def _run_checks(configs: list[Any], concurrency: int) -> list[tuple[Any, A
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Apply pending schema migrations."""
-    from watchkeeper.redact import redact_url
+    from watchkeeper.core.redact import redact_url
     from watchkeeper.store.database import Database
 
     cfg, _ = _load(config)
@@ -310,7 +310,7 @@ def ping_key(config: ConfigOption = None) -> None:
 
     It is `heartbeats.ping_key` if configured, else the one generated and kept in the
     database (made now if the service never ran). Treat it like a password."""
-    from watchkeeper.heartbeat.access import load_ping_key
+    from watchkeeper.engine.heartbeat.access import load_ping_key
 
     cfg, _ = _load(config)
     key, source = _with_db(cfg, lambda db: load_ping_key(db, cfg.heartbeats.ping_key))
@@ -343,8 +343,8 @@ def token_create(
 ) -> None:
     """Make an API token; it is printed alone on the last line of stdout, this once."""
     from watchkeeper.auth import tokens
-    from watchkeeper.clock import utcnow
-    from watchkeeper.durations import TOKEN_LIFETIME
+    from watchkeeper.core.clock import utcnow
+    from watchkeeper.core.durations import TOKEN_LIFETIME
 
     if not 1 <= len(name) <= 100:
         err.print("[red]error:[/] --name: 1 to 100 characters")
@@ -383,7 +383,7 @@ def token_create(
 def token_list(config: ConfigOption = None) -> None:
     """List API tokens (never their secrets)."""
     from watchkeeper.auth import tokens
-    from watchkeeper.clock import utcnow
+    from watchkeeper.core.clock import utcnow
 
     cfg, _ = _load(config)
     found = _with_db(cfg, tokens.list_tokens)
@@ -412,7 +412,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token: it stops working at once."""
     from watchkeeper.auth import tokens
-    from watchkeeper.clock import utcnow
+    from watchkeeper.core.clock import utcnow
 
     cfg, _ = _load(config)
     token = _with_db(cfg, lambda db: tokens.revoke_token(db, token_id, utcnow()))
@@ -444,7 +444,7 @@ def user_create(
 ) -> None:
     """Create a user; asks for the password twice (or reads it from stdin)."""
     from watchkeeper.auth import passwords, users
-    from watchkeeper.clock import utcnow
+    from watchkeeper.core.clock import utcnow
 
     try:
         name = users.check_username(username)

@@ -24,9 +24,9 @@ from fastapi import FastAPI
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checks.python import PythonCheckConfig
-from watchkeeper.clock import Clock
-from watchkeeper.config import Config, load_config
-from watchkeeper.domain import Status
+from watchkeeper.config.loader import Config, load_config
+from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import Status
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from watchkeeper.domain import CheckResult
+from watchkeeper.core.domain import CheckResult
 
 CALLER_THREADS: list[str] = []
 """Names of the threads `record_thread` was called in."""

@@ -28,7 +28,7 @@ from watchkeeper.checks.command import (
     parse_perfdata,
     split_plugin_output,
 )
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 PY = sys.executable
 

@@ -30,9 +30,9 @@ from watchkeeper.checks._pooled import NO_ROWS, PooledConnectionCheck, matches
 from watchkeeper.checks.mysql import MysqlCheckConfig, parse_mysql_dsn
 from watchkeeper.checks.postgres import PostgresCheck, PostgresCheckConfig
 from watchkeeper.checks.redis import RedisCheck, RedisCheckConfig
-from watchkeeper.config import parse_config
-from watchkeeper.domain import Status
-from watchkeeper.redact import redact_url
+from watchkeeper.config.loader import parse_config
+from watchkeeper.core.domain import Status
+from watchkeeper.core.redact import redact_url
 
 IN_CI = os.environ.get("CI") == "true"
 PG_DSN = os.environ.get("WATCHKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

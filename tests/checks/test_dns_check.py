@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks import dns as dns_check
 from watchkeeper.checks.dns import DnsCheck, DnsCheckConfig, parse_nameserver, system_resolver
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 # (owner, type) → records in zone-file syntax.
 ZONE: dict[tuple[str, str], list[str]] = {

@@ -23,7 +23,7 @@ from tests.support.required import unavailable
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks import http as http_module
 from watchkeeper.checks.http import MAX_BODY_BYTES, HttpCheck, HttpCheckConfig, redact_url
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 NEEDLE = b"NEEDLE"
 RELEASE = web.AppKey("release", asyncio.Event)

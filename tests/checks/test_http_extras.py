@@ -17,8 +17,8 @@ from tests.support.certs import SLACK, Issued, make_ca, make_cert, server_contex
 from watchkeeper.checks import CheckContext
 from watchkeeper.checks.http import HttpCheck, HttpCheckConfig
 from watchkeeper.checks.tls import cert_expiry
-from watchkeeper.config import ConfigError, parse_config
-from watchkeeper.domain import Status
+from watchkeeper.config.loader import ConfigError, parse_config
+from watchkeeper.core.domain import Status
 
 PASSWORD = "pa55-w0rd:with/odd@chars"
 TOKEN = "tok-3f9c1e7a"

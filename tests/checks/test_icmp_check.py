@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from tests.support.required import unavailable
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.icmp import NOT_PERMITTED, IcmpCheck, IcmpCheckConfig
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from watchkeeper.checks.python import (
     interpret,
     resolve_target,
 )
-from watchkeeper.config import Config
-from watchkeeper.domain import CheckResult, Status
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import CheckResult, Status
 
 T = "tests.checks.pytargets"
 

@@ -18,7 +18,7 @@ from watchkeeper.checks.system import (
     SystemCheckConfig,
     _busy_percent,
 )
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 DISK_ROOT = 'system.disk.percent{path="/"}'
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.tcp import TcpCheck, TcpCheckConfig
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 
 
 @pytest.fixture

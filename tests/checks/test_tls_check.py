@@ -22,7 +22,7 @@ from tests.support.certs import (
 )
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.tls import TlsCheck, TlsCheckConfig
-from watchkeeper.domain import CheckResult, Status
+from watchkeeper.core.domain import CheckResult, Status
 
 Probe = Callable[..., Any]
 

@@ -18,8 +18,8 @@ from tests.notify.test_pagerduty import KEY, PagerDutyReceiver
 from tests.notify.test_slack import SlackReceiver
 from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver
-from watchkeeper.config import Config, DeliveryConfig
-from watchkeeper.domain import Alert, AlertStatus, Severity
+from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.channels.registry import build_channel
 from watchkeeper.notify.outbox import OutboxWorker

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 
 class FakeClock:
-    """Satisfies watchkeeper.clock.Clock. `sleep` advances time instead of waiting; `wait`
+    """Satisfies watchkeeper.core.clock.Clock. `sleep` advances time instead of waiting; `wait`
     really waits, until the event is set or the test moves the clock past its deadline, so
     running timed loops (scheduler, dispatcher, heartbeats, rules) wake exactly when the
     clock says and never on their own."""

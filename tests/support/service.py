@@ -12,8 +12,8 @@ import httpx
 from tests.support.auth import bearer, token_for
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
-from watchkeeper.clock import Clock
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
+from watchkeeper.core.clock import Clock
 
 
 @dataclass

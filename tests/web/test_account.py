@@ -13,7 +13,7 @@ from tests.web.test_dashboard import HTML, PASSWORD, csrf_of, log_in
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth import users
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 NEW_PASSWORD = "a brand new passphrase"
 

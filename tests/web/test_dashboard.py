@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from tests.support.servers import FlippingTarget, wait_until
-from watchkeeper.api.checks import set_paused
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth import audit
 from watchkeeper.auth.roles import Role
 from watchkeeper.auth.users import create_user
-from watchkeeper.config import Config
-from watchkeeper.domain import Alert
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Alert
+from watchkeeper.http.api.checks import set_paused
 from watchkeeper.store import alerts as alert_store
 
 PASSWORD = "correct horse battery staple"

@@ -14,7 +14,7 @@ from tests.web.test_dashboard import HTML, PASSWORD, csrf_of, log_in
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
 from watchkeeper.auth.users import create_user
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
 
 HOSTILE = ["\x00", "a\x00b", "\ud800", "\u202e\u200b", "x" * 5000, "../..", "%2F", "1e400", "-1"]
 

@@ -15,9 +15,9 @@ from tests.support.auth import bearer, token_for
 from tests.support.servers import FlippingTarget, free_port, wait_until
 from watchkeeper.app import Runtime, create_app
 from watchkeeper.auth.roles import Role
-from watchkeeper.config import Config
-from watchkeeper.events import ALERTS, ChangeFeed, check_key
-from watchkeeper.web.streams import LiveUpdates
+from watchkeeper.config.loader import Config
+from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
+from watchkeeper.http.web.streams import LiveUpdates
 
 
 async def test_a_subscriber_gets_each_change_once_however_often_it_happened() -> None:

@@ -27,21 +27,21 @@ from datetime import datetime
 from typing import Any, Literal
 
 from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.broken import BrokenObjects, Key
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
-from watchkeeper.alerting.storm import ChannelLimit, StormGuard
-from watchkeeper.broken import BrokenObjects, Key
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.checkstate import CheckState
-from watchkeeper.clock import Clock
-from watchkeeper.config import AlertingConfig, Config, EscalationPolicy
-from watchkeeper.domain import Alert, AlertStatus, Status
-from watchkeeper.loops import run_timed
+from watchkeeper.config.loader import AlertingConfig, Config, EscalationPolicy
+from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import Alert, AlertStatus, Status
+from watchkeeper.core.loops import run_timed
+from watchkeeper.engine.state import CheckState
 from watchkeeper.notify.payload import alert_payload
+from watchkeeper.notify.storm import ChannelLimit, StormGuard
 from watchkeeper.store import alert_groups as group_store
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store

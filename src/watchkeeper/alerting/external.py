@@ -20,9 +20,9 @@ from pydantic import (
     field_validator,
 )
 
-from watchkeeper._model import NUL_MESSAGE, nul_loc
 from watchkeeper.alerting.lifecycle import AlertSpec
-from watchkeeper.domain import Severity, severity_from
+from watchkeeper.core.domain import Severity, severity_from
+from watchkeeper.core.model import NUL_MESSAGE, nul_loc
 
 MAX_ALERTS = 1000
 """Alerts in one request (a list in Watchkeeper's shape, or `alerts` in Alertmanager's)."""

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.check_alerts import check_labels
-from watchkeeper.alerting.flapping import FlapChange, FlapDetector
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.config import FlappingConfig
-from watchkeeper.domain import Status
+from watchkeeper.config.loader import FlappingConfig
+from watchkeeper.core.domain import Status
+from watchkeeper.engine.flapping import FlapChange, FlapDetector
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)

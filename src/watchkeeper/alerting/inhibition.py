@@ -20,8 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PrivateAttr, StringConstraints
 
-from watchkeeper._model import StrictModel
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
+from watchkeeper.core.model import StrictModel
 
 
 def _valid_matcher(value: str) -> str:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watchkeeper.domain import Alert, AlertEventKind, AlertStatus, Severity
+from watchkeeper.core.domain import Alert, AlertEventKind, AlertStatus, Severity
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Connection as AsyncConnection
 

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, PrivateAttr, field_validator, model_validator
 
-from watchkeeper._model import Name, StrictModel, TimeZoneName
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
-from watchkeeper.durations import LONG_SPAN, LongSpan, format_duration
-from watchkeeper.heartbeat.schedule import next_cron_instant, valid_cron
+from watchkeeper.core.durations import LONG_SPAN, LongSpan, format_duration
+from watchkeeper.core.model import Name, StrictModel, TimeZoneName
+from watchkeeper.core.schedule import next_cron_instant, valid_cron
 
 _MAX_CHAINED_OCCURRENCES = 1000
 """How many back-to-back recurring occurrences `next_change` follows before giving up."""

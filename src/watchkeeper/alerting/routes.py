@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr
 
-from watchkeeper._model import Name, StrictModel
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
+from watchkeeper.core.model import Name, StrictModel
 
 
 def _valid_matcher(value: str) -> str:

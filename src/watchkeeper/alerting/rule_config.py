@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from watchkeeper._model import Name, StrictModel
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
-from watchkeeper.domain import Severity, severity_from
-from watchkeeper.durations import RuleDelay
+from watchkeeper.core.domain import Severity, severity_from
+from watchkeeper.core.durations import RuleDelay
+from watchkeeper.core.model import Name, StrictModel
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 _OPS: dict[str, Callable[[float, float], bool]] = {

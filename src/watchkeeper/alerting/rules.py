@@ -27,13 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.broken import BrokenObjects, Key
 from watchkeeper.alerting.matchers import Matcher, matches_all
 from watchkeeper.alerting.rule_config import _OPS, RuleConfig
-from watchkeeper.broken import BrokenObjects, Key
-from watchkeeper.clock import Clock
-from watchkeeper.domain import Severity
-from watchkeeper.durations import format_duration
-from watchkeeper.loops import run_timed
+from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import Severity
+from watchkeeper.core.durations import format_duration
+from watchkeeper.core.loops import run_timed
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database, refused_data
 from watchkeeper.store.rule_pending import PendingSeries, load_pending, write_pending

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
-from watchkeeper.broken import describe
-from watchkeeper.durations import LONG_SPAN, format_duration
+from watchkeeper.core.durations import LONG_SPAN, format_duration
 from watchkeeper.store import silences as silence_store
 from watchkeeper.store.database import Database
 

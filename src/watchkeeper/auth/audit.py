@@ -17,7 +17,7 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchkeeper.auth.roles import Principal
-from watchkeeper.redact import redact_data, redact_text
+from watchkeeper.core.redact import redact_data, redact_text
 from watchkeeper.store import audit as audit_store
 from watchkeeper.store.database import Database
 

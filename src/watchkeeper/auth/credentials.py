@@ -6,8 +6,8 @@ from fastapi import HTTPException, Request
 
 from watchkeeper.auth import sessions, tokens
 from watchkeeper.auth.roles import CHALLENGE, SAFE_METHODS, Principal, Role
-from watchkeeper.clock import Clock
-from watchkeeper.config import Config
+from watchkeeper.config.loader import Config
+from watchkeeper.core.clock import Clock
 from watchkeeper.store.database import Database
 
 CSRF_MISSING = (

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPBearer
 
-from watchkeeper.api.deps import get_runtime
+from watchkeeper.http.api.deps import get_runtime
 
 if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant

@@ -18,8 +18,8 @@ import asyncio
 import math
 from datetime import datetime
 
-from watchkeeper.clock import Clock
-from watchkeeper.config import LoginThrottleConfig
+from watchkeeper.config.loader import LoginThrottleConfig
+from watchkeeper.core.clock import Clock
 from watchkeeper.store import login_failures as failure_store
 from watchkeeper.store.database import Database
 

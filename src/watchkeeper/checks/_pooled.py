@@ -35,9 +35,9 @@ from time import perf_counter
 from typing import Any, ClassVar, Generic, TypeVar
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
-from watchkeeper.domain import CheckResult
-from watchkeeper.durations import format_duration
-from watchkeeper.redact import Redactor
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.core.durations import format_duration
+from watchkeeper.core.redact import Redactor
 
 log = logging.getLogger(__name__)
 

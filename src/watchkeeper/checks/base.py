@@ -12,10 +12,10 @@ from typing import ClassVar, Generic, TypeVar
 import aiohttp
 from pydantic import Field
 
-from watchkeeper._model import Name, StrictModel
-from watchkeeper.domain import CheckResult, Severity
-from watchkeeper.durations import Interval, Timeout
-from watchkeeper.redact import Redactor
+from watchkeeper.core.domain import CheckResult, Severity
+from watchkeeper.core.durations import Interval, Timeout
+from watchkeeper.core.model import Name, StrictModel
+from watchkeeper.core.redact import Redactor
 
 MAX_THRESHOLD = 100
 """Most consecutive results a state change may wait for: beyond it a check never alerts."""

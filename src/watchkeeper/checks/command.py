@@ -26,9 +26,9 @@ from pydantic import Field, field_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import format_duration
-from watchkeeper.redact import data_secrets, is_secret_name
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.durations import format_duration
+from watchkeeper.core.redact import data_secrets, is_secret_name
 
 OUTPUT_LIMIT = 64 * 1024
 """Bytes kept per stream (stdout, stderr); the rest is read and discarded."""

@@ -36,8 +36,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult
-from watchkeeper.durations import format_duration
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.core.durations import format_duration
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR"]
 

@@ -1,7 +1,7 @@
 """`heartbeat`: a push check. The monitored job calls `/ping/<uuid>`; we never probe it.
 
 The config lives here with the other check types; the deadline logic is in
-`watchkeeper.heartbeat`, which the runtime drives instead of the scheduler.
+`watchkeeper.engine.heartbeat`, which the runtime drives instead of the scheduler.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from watchkeeper._model import TimeZoneName
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult
-from watchkeeper.durations import LongSpan
-from watchkeeper.heartbeat.schedule import valid_cron
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.core.durations import LongSpan
+from watchkeeper.core.model import TimeZoneName
+from watchkeeper.core.schedule import valid_cron
 
 
 class HeartbeatCheckConfig(CheckConfigBase):

@@ -22,14 +22,14 @@ import aiohttp
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
-from watchkeeper._model import StrictModel
 from watchkeeper.checks._jsonpath import JsonScalar, compile_assertions, evaluate
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import ProbeTime, format_duration
-from watchkeeper.redact import body_secrets, header_secrets, redact_url, url_secrets
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.durations import ProbeTime, format_duration
+from watchkeeper.core.model import StrictModel
+from watchkeeper.core.redact import body_secrets, header_secrets, redact_url, url_secrets
 
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies are read up to this many bytes; `body_contains` only sees this prefix."""

@@ -23,8 +23,8 @@ from pydantic import Field, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import ProbeTime, format_duration
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.durations import ProbeTime, format_duration
 
 NOT_PERMITTED = (
     "ICMP not permitted: allow unprivileged ping with sysctl "

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from watchkeeper.checks._pooled import NO_ROWS, PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.redact import url_secrets
+from watchkeeper.core.redact import url_secrets
 
 _SCHEMES = ("mysql", "mariadb")
 _DEFAULT_PORT = 3306

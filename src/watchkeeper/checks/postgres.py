@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 from watchkeeper.checks._pooled import NO_ROWS, PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.redact import url_secrets
+from watchkeeper.core.redact import url_secrets
 
 _DEFAULT_PORT = 5432
 _HAS_PORT = re.compile(r":\d+$")

@@ -49,9 +49,9 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult
-from watchkeeper.durations import format_duration
-from watchkeeper.redact import data_secrets
+from watchkeeper.core.domain import CheckResult
+from watchkeeper.core.durations import format_duration
+from watchkeeper.core.redact import data_secrets
 
 IN_PROCESS = "<in-process>"
 """The target of checks made from a function object rather than an import path."""

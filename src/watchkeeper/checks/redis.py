@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from watchkeeper.checks._pooled import PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.redact import url_secrets
+from watchkeeper.core.redact import url_secrets
 
 # Commands that leave the connection in a state where the next command does not simply get
 # its reply (pub/sub, MONITOR, MULTI) or that close or reset the session.

@@ -12,10 +12,10 @@ from typing import Any, Literal, Protocol, Self
 import psutil
 from pydantic import Field, field_validator, model_validator
 
-from watchkeeper._model import StrictModel
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult, Status
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.model import StrictModel
 
 
 class Thresholds(StrictModel):

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult
+from watchkeeper.core.domain import CheckResult
 
 
 class TcpCheckConfig(CheckConfigBase):

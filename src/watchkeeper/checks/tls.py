@@ -29,8 +29,8 @@ from pydantic import Field, field_validator, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checks.registry import register
-from watchkeeper.domain import CheckResult, Status
-from watchkeeper.durations import format_duration
+from watchkeeper.core.domain import CheckResult, Status
+from watchkeeper.core.durations import format_duration
 
 DAY = 86400.0
 

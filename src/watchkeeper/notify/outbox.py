@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from watchkeeper.clock import Clock
-from watchkeeper.config import DeliveryConfig
+from watchkeeper.config.loader import DeliveryConfig
+from watchkeeper.core.clock import Clock
 from watchkeeper.notify.channels.base import Channel, Message, Outcome
 from watchkeeper.store import outbox as store
 from watchkeeper.store.database import Database

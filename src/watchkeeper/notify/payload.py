@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from watchkeeper.domain import Alert
+from watchkeeper.core.domain import Alert
 
 PAYLOAD_VERSION = 1
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchkeeper.domain import Alert, AlertStatus, Severity
+from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 

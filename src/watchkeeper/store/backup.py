@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from watchkeeper.redact import redact_url
+from watchkeeper.core.redact import redact_url
 
 PG_DUMP_HINT = (
     "storage is PostgreSQL: back it up with pg_dump, e.g. "

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from watchkeeper.redact import redact_url
+from watchkeeper.core.redact import redact_url
 from watchkeeper.store.errors import StorageError, StorageRefused
 
 log = logging.getLogger(__name__)

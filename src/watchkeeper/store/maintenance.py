@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.maintenance import MaintenanceWindow
-from watchkeeper.broken import describe
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Text, cast, delete, null, update
 
-from watchkeeper.clock import Clock
-from watchkeeper.config import RetentionConfig
-from watchkeeper.domain import AlertStatus
+from watchkeeper.config.loader import RetentionConfig
+from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import AlertStatus
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups as rollup_store
 from watchkeeper.store import tables

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from watchkeeper.domain import Status
+from watchkeeper.core.domain import Status
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 

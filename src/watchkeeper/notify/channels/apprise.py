@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 from pydantic import Field, model_validator
 
+from watchkeeper.core.redact import RedactingFilter, Redactor
 from watchkeeper.notify import render
 from watchkeeper.notify.channels.base import (
     Channel,
@@ -27,7 +28,6 @@ from watchkeeper.notify.channels.base import (
     Outcome,
 )
 from watchkeeper.notify.channels.registry import register
-from watchkeeper.redact import RedactingFilter, Redactor
 
 # Newer Apprise bounds a whole notify() call itself; older ones reject the keyword.
 _HAS_TIMEOUT = "timeout" in inspect.signature(apprise.Apprise.notify).parameters

@@ -12,9 +12,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 import aiohttp
 from pydantic import Field
 
-from watchkeeper._model import Name, StrictModel
-from watchkeeper.clock import utcnow
-from watchkeeper.durations import PositiveShort
+from watchkeeper.core.clock import utcnow
+from watchkeeper.core.durations import PositiveShort
+from watchkeeper.core.model import Name, StrictModel
 
 
 class ChannelConfigBase(StrictModel):

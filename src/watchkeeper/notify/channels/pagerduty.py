@@ -23,11 +23,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, HttpUrl, StringConstraints, field_validator
 
+from watchkeeper.core.redact import redact_url, url_secrets
 from watchkeeper.notify import render
 from watchkeeper.notify.channels._http_post import post
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
 from watchkeeper.notify.channels.registry import register
-from watchkeeper.redact import redact_url, url_secrets
 
 PdSeverity = Literal["critical", "error", "warning", "info"]
 Severity = Literal["critical", "high", "medium", "low", "info"]

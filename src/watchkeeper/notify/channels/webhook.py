@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, HttpUrl
 
+from watchkeeper.core.redact import header_secrets, redact_url, url_secrets
 from watchkeeper.notify.channels._http_post import post
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, Message, Outcome
 from watchkeeper.notify.channels.registry import register
-from watchkeeper.redact import header_secrets, redact_url, url_secrets
 
 SIGNATURE_HEADER = "X-Watchkeeper-Signature"
 

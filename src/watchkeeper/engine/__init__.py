@@ -1,0 +1,3 @@
+"""Running checks and turning results into state: scheduler, state machine, result pipeline,
+heartbeats, flapping.
+"""

@@ -1,0 +1,1 @@
+"""The HTTP face: app factory, the edge middleware, the API and the dashboard."""

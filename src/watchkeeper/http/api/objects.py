@@ -1,0 +1,291 @@
+"""Writes of API-managed objects: checks, escalation policies and rules.
+
+Bodies are what the config file would hold for the object (the same fields, the same
+validation and cross-references). Objects from the config file are listed with
+`source: config` and are read-only here (409). Admins write, viewers read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from watchkeeper.alerting.rule_config import RuleConfig
+from watchkeeper.app import Runtime
+from watchkeeper.auth import audit
+from watchkeeper.auth.roles import Principal, Role, require
+from watchkeeper.config.loader import EscalationPolicy
+from watchkeeper.http.api import problems
+from watchkeeper.http.api.checks import _check_out
+from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.api.schemas import CheckOut, Limit, Offset, Page
+from watchkeeper.objects.managed import ManagedError, definition_of, redact_definition
+from watchkeeper.store.objects import Kind, ManagedRecord
+
+ADMIN = Depends(require(Role.ADMIN))
+
+checks_router = APIRouter(
+    prefix="/api/v1/checks", tags=["checks"], dependencies=[Depends(require(Role.VIEWER))]
+)
+policies_router = APIRouter(
+    prefix="/api/v1/escalation-policies",
+    tags=["escalation"],
+    dependencies=[Depends(require(Role.VIEWER))],
+)
+rules_router = APIRouter(
+    prefix="/api/v1/rules", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))]
+)
+
+_WRITE_PROBLEMS = problems.responses(409, 503)
+
+DefinitionBody = Annotated[
+    dict[str, Any],
+    Body(
+        description="The object as the config file would hold it (the config reference lists "
+        "every field); validated with the same models and cross-references."
+    ),
+]
+
+
+class ManagedInfo(BaseModel):
+    """Who made an API-managed object, and when it last changed (None for config ones)."""
+
+    version: int | None = None
+    """1 when created, +1 with each replacement."""
+    created_by: str | None = None
+    created_at: datetime | None = None
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def _info(record: ManagedRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {}
+    return {
+        "version": record.version,
+        "created_by": record.created_by,
+        "created_at": record.created_at,
+        "updated_by": record.updated_by,
+        "updated_at": record.updated_at,
+    }
+
+
+def _problem(request: Request, exc: ManagedError) -> JSONResponse:
+    if exc.errors:
+        return problems.problem(
+            exc.status, exc.detail, instance=request.url.path, errors=exc.errors
+        )
+    return problems.problem(exc.status, exc.detail, instance=request.url.path)
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+class ManagedCheckOut(CheckOut, ManagedInfo):
+    definition: dict[str, Any]
+    """As stored, with secret values (passwords, tokens) masked."""
+
+
+def _managed_check_out(rt: Runtime, name: str) -> ManagedCheckOut:
+    out = _check_out(rt, rt.check_configs[name])
+    record = rt.managed.record(Kind.CHECK, name)
+    return ManagedCheckOut(
+        **out.model_dump(),
+        **_info(record),
+        definition=rt.managed.check_definition(name) or {},
+    )
+
+
+# -- escalation policies ----------------------------------------------------------------------
+
+
+class DefinitionOut(ManagedInfo):
+    name: str
+    source: str
+    """`config` (read-only here) or `api`."""
+    definition: dict[str, Any]
+    broken: str | None = None
+    """Why the object cannot be evaluated: it is then ignored (alerts naming a broken
+    policy are routed as if they named none) and an alert says so."""
+
+
+class EscalationPolicyOut(DefinitionOut):
+    """`definition`: `steps` (each `after` and `notify`) and `repeat`, as in the config file."""
+
+
+OutT = TypeVar("OutT", bound=DefinitionOut)
+
+
+def _definition_out(
+    rt: Runtime, kind: Kind, value: EscalationPolicy | RuleConfig, model: type[OutT]
+) -> OutT:
+    """A config-file or API-managed object as stored (API) or as configured (config file)."""
+    record = rt.managed.record(kind, value.name)
+    return model(
+        name=value.name,
+        source="api" if record else "config",
+        definition=redact_definition(
+            record.definition if record else definition_of(value), rt.redactor
+        ),
+        broken=rt.broken.error(kind.value, value.name),
+        **_info(record),
+    )
+
+
+def _policy_out(rt: Runtime, policy: EscalationPolicy) -> EscalationPolicyOut:
+    return _definition_out(rt, Kind.ESCALATION_POLICY, policy, EscalationPolicyOut)
+
+
+def _policy_or_404(rt: Runtime, name: str) -> EscalationPolicy:
+    policy = rt.managed.policies.get(name)
+    if policy is None:
+        raise ManagedError(404, f"no escalation policy named {name!r}")
+    return policy
+
+
+@policies_router.get(
+    "", response_model=Page[EscalationPolicyOut], summary="Escalation policies (config and API)"
+)
+async def list_policies(
+    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+) -> Page[EscalationPolicyOut]:
+    return Page.of([_policy_out(rt, p) for p in rt.managed.policies.values()], limit, offset)
+
+
+@policies_router.get("/{name}", response_model=EscalationPolicyOut, summary="One policy")
+async def get_policy(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
+    try:
+        return _policy_out(rt, _policy_or_404(rt, name))
+    except ManagedError as exc:
+        return _problem(request, exc)
+
+
+# -- rules (the list with each series' state is GET /api/v1/rules, in api/rules.py) -----------
+
+
+class RuleDefinitionOut(DefinitionOut):
+    """A rule's definition, as in the config file."""
+
+
+def _rule_out(rt: Runtime, rule: RuleConfig) -> RuleDefinitionOut:
+    return _definition_out(rt, Kind.RULE, rule, RuleDefinitionOut)
+
+
+@rules_router.get("/{name}", response_model=RuleDefinitionOut, summary="One rule's definition")
+async def get_rule(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
+    rule = rt.managed.rules.get(name)
+    if rule is None:
+        return _problem(request, ManagedError(404, f"no rule named {name!r}"))
+    return _rule_out(rt, rule)
+
+
+def _writes(
+    router: APIRouter,
+    kind: Kind,
+    out_model: type[BaseModel],
+    out: Callable[[Runtime, str], BaseModel],
+    *,
+    create: str,
+    replace: str,
+    delete: str,
+) -> None:
+    """POST, PUT and DELETE for one kind: the same but for the kind, its answer and wording."""
+
+    @router.post(
+        "",
+        response_model=out_model,
+        status_code=201,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=create,
+        name=f"create_{kind.value}",
+    )
+    async def create_object(
+        request: Request,
+        body: DefinitionBody,
+        rt: Runtime = Depends(get_runtime),
+        who: Principal = ADMIN,
+    ) -> Any:
+        try:
+            record = await rt.managed.create(kind, body, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        audit.add_detail(request, name=record.name)
+        return out(rt, record.name)
+
+    @router.put(
+        "/{name}",
+        response_model=out_model,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=replace,
+        name=f"replace_{kind.value}",
+    )
+    async def replace_object(
+        name: str,
+        request: Request,
+        body: DefinitionBody,
+        rt: Runtime = Depends(get_runtime),
+        who: Principal = ADMIN,
+    ) -> Any:
+        try:
+            await rt.managed.replace(kind, name, body, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        return out(rt, name)
+
+    @router.delete(
+        "/{name}",
+        status_code=204,
+        response_model=None,
+        dependencies=[ADMIN],
+        responses=_WRITE_PROBLEMS,
+        summary=delete,
+        name=f"delete_{kind.value}",
+    )
+    async def delete_object(
+        name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+    ) -> Any:
+        try:
+            await rt.managed.delete(kind, name, who.name)
+        except ManagedError as exc:
+            return _problem(request, exc)
+        return None
+
+
+_writes(
+    checks_router,
+    Kind.CHECK,
+    ManagedCheckOut,
+    _managed_check_out,
+    create="Create a check (same fields as in the config file); it runs at once",
+    replace="Replace an API-managed check (config-file checks: 409)",
+    delete="Delete an API-managed check: it stops, its open alerts resolve",
+)
+_writes(
+    policies_router,
+    Kind.ESCALATION_POLICY,
+    EscalationPolicyOut,
+    lambda rt, name: _policy_out(rt, rt.managed.policies[name]),
+    create="Create an escalation policy (same fields as in the config file)",
+    replace="Replace an API-managed escalation policy (config-file ones: 409)",
+    delete="Delete an API-managed escalation policy (409 while a check or rule uses it)",
+)
+_writes(
+    rules_router,
+    Kind.RULE,
+    RuleDefinitionOut,
+    lambda rt, name: _rule_out(rt, rt.managed.rules[name]),
+    create="Create a metric rule (same fields as in the config file)",
+    replace="Replace an API-managed rule (config-file rules: 409)",
+    delete="Delete an API-managed rule: its open alerts resolve",
+)
+
+router = APIRouter()
+for _router in (checks_router, policies_router, rules_router):
+    router.include_router(_router)

@@ -1,0 +1,202 @@
+"""healthchecks.io-compatible ping endpoints for heartbeat checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from watchkeeper.app import Runtime
+from watchkeeper.auth.roles import PUBLIC, Role, require
+from watchkeeper.core.ratelimit import retry_after
+from watchkeeper.engine.heartbeat.access import BadExitCode
+from watchkeeper.engine.heartbeat.monitor import MAX_LOG_BYTES
+from watchkeeper.http.api import problems
+from watchkeeper.http.api.deps import get_runtime
+
+# Cron jobs ping without credentials: the unguessable UUID (or ping key) is the secret.
+_pings = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
+_admin = APIRouter(
+    prefix="/api/v1/heartbeats", tags=["heartbeats"], dependencies=[Depends(require(Role.ADMIN))]
+)
+
+_METHODS = ["GET", "HEAD", "POST"]
+# Cron wrappers and browsers (fetch from a page) both ping; allow any origin like healthchecks.
+_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Awaitable[PlainTextResponse]])
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: _text("No heartbeat check has this key"),
+    429: _text("Too many pings for this check or from this address; see Retry-After"),
+}
+
+
+async def _body(request: Request) -> bytes:
+    """At most MAX_LOG_BYTES of the body; the rest is read and dropped."""
+    kept = bytearray()
+    async for chunk in request.stream():
+        if len(kept) < MAX_LOG_BYTES:
+            kept.extend(chunk[: MAX_LOG_BYTES - len(kept)])
+    return bytes(kept)
+
+
+def _too_many(rt: Runtime, limit: str, wait: float) -> PlainTextResponse:
+    rt.metrics.pings_rate_limited.labels(limit).inc()
+    headers = {**_HEADERS, "Retry-After": retry_after(wait)}
+    return PlainTextResponse("too many pings", status_code=429, headers=headers)
+
+
+async def _ping(rt: Runtime, request: Request, *segments: str) -> PlainTextResponse:
+    monitor, access = rt.heartbeats, rt.pings
+    source = request.client.host if request.client else None
+    # Every ping counts against its address, known key or not: guessing costs the guesser.
+    if (wait := access.admit_address(source or "")) is not None:
+        return _too_many(rt, "address", wait)
+    try:
+        ping = access.parse(monitor, list(segments))
+    except BadExitCode:
+        return PlainTextResponse("exit status must be 0-255", status_code=400, headers=_HEADERS)
+    if ping is None:
+        # Same answer for every unknown key: which names exist is not revealed.
+        return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
+    if (wait := access.admit_check(ping.check.name)) is not None:
+        return _too_many(rt, "check", wait)
+    body = await _body(request) if request.method == "POST" else b""
+    await monitor.ping(ping.check, ping.kind, exit_code=ping.exit_code, body=body, source=source)
+    return PlainTextResponse("OK", headers=_HEADERS)
+
+
+def _route(
+    path: str, summary: str, responses: dict[int | str, dict[str, Any]] | None = None
+) -> Callable[[_Endpoint], _Endpoint]:
+    """One route per method, each with its own operation id (`ping_fail_head`, ...)."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        for method in _METHODS:
+            _pings.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                summary=summary,
+                operation_id=f"{endpoint.__name__}_{method.lower()}",
+                response_class=PlainTextResponse,
+                responses=responses or _RESPONSES,
+            )
+        return endpoint
+
+    return register
+
+
+_EXIT = {**_RESPONSES, 400: _text("The exit status is not 0-255")}
+
+
+@_route("/ping/{key}", "Report success (key: the check's UUID, or its name if enabled)")
+async def ping_success(
+    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key)
+
+
+@_route("/ping/{key}/start", "Report that a run started")
+async def ping_start(
+    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, "start")
+
+
+@_route("/ping/{key}/fail", "Report failure")
+async def ping_fail(
+    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, "fail")
+
+
+@_route("/ping/{key}/log", "Attach a log; no state change")
+async def ping_log(
+    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, "log")
+
+
+@_route(
+    "/ping/{key}/{exit_code}",
+    "Report a job's exit status (0 = success); or, when key is the ping key, success of the "
+    "check whose name is the second segment",
+    responses=_EXIT,
+)
+async def ping_exit_code(
+    key: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, exit_code)
+
+
+@_route("/ping/{key}/{slug}/start", "With the ping key: report that a run of slug started")
+async def ping_slug_start(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "start")
+
+
+@_route("/ping/{key}/{slug}/fail", "With the ping key: report failure of slug")
+async def ping_slug_fail(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "fail")
+
+
+@_route("/ping/{key}/{slug}/log", "With the ping key: attach a log to slug")
+async def ping_slug_log(
+    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, "log")
+
+
+@_route(
+    "/ping/{key}/{slug}/{exit_code}",
+    "With the ping key: report slug's exit status (0 = success)",
+    responses=_EXIT,
+)
+async def ping_slug_exit_code(
+    key: str, slug: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
+) -> PlainTextResponse:
+    return await _ping(rt, request, key, slug, exit_code)
+
+
+class PingKeyOut(BaseModel):
+    ping_key: str
+    """The secret of `/ping/<ping_key>/<check name>`."""
+    source: str
+    """`config` (heartbeats.ping_key) or `generated` (made on the first start, kept in the DB)."""
+    ping_url_template: str
+    """Replace `{name}` with a heartbeat's name."""
+    ping_by_name: bool
+    """Whether `/ping/<check name>` (no secret) is accepted too."""
+
+
+@_admin.get(
+    "/ping-key",
+    response_model=PingKeyOut,
+    responses=problems.responses(503),
+    summary="The install's heartbeat ping key (admins only)",
+)
+async def ping_key(rt: Runtime = Depends(get_runtime)) -> PingKeyOut:
+    return PingKeyOut(
+        ping_key=rt.pings.ping_key,
+        source=rt.pings.key_source,
+        ping_url_template=f"{rt.config.server.base_url()}/ping/{rt.pings.ping_key}/{{name}}",
+        ping_by_name=rt.config.heartbeats.ping_by_name,
+    )
+
+
+router = APIRouter()
+for _router in (_pings, _admin):
+    router.include_router(_router)

@@ -1,0 +1,57 @@
+"""Every router, mounted in one place; a route without an access rule is refused here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from watchkeeper.auth.roles import access_rule, api_routes
+from watchkeeper.http import web
+from watchkeeper.http.api import (
+    alerts,
+    audit,
+    auth,
+    checks,
+    health,
+    maintenance,
+    objects,
+    pings,
+    problems,
+    prometheus,
+    rules,
+    series,
+    silences,
+    status,
+    tokens,
+    users,
+)
+
+
+def include_all(app: FastAPI) -> None:
+    problems.install(app)
+    for module in (
+        health,
+        prometheus,
+        pings,
+        auth,
+        checks,
+        alerts,
+        silences,
+        maintenance,
+        rules,
+        objects,
+        series,
+        status,
+        tokens,
+        users,
+        audit,
+    ):
+        app.include_router(module.router)
+    web.install(app)
+    unguarded = [
+        f"{sorted(r.methods or ())} {r.path}" for r in api_routes(app) if access_rule(r) is None
+    ]
+    if unguarded:
+        raise RuntimeError(
+            "routes without an access rule (add require(Role...) or PUBLIC): "
+            + ", ".join(unguarded)
+        )

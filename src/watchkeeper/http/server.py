@@ -1,0 +1,63 @@
+"""uvicorn, owned by `watchkeeper run`, ending with exit code 0 on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from watchkeeper.core.sdnotify import Liveness, Notifier
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises the caught signal after shutdown (exit 143/130); a service manager
+    should instead see a clean exit 0 after a requested stop.
+
+    `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
+    before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+        self._notifier: Notifier | None = None
+        self._status: Callable[[], str] = lambda: "serving"
+        self._stalled: Liveness = lambda: None
+
+    def notify_systemd(self, status: Callable[[], str], stalled: Liveness) -> None:
+        """Tell systemd READY=1 (with `status()`) once serving, WATCHDOG=1 while `stalled()`
+        is None, STOPPING=1 when the stop begins; see watchkeeper.core.sdnotify."""
+        self._notifier = Notifier()
+        self._status, self._stalled = status, stalled
+
+    async def serve(self, sockets: Any = None) -> None:
+        try:
+            await super().serve(sockets)
+        finally:  # also when start-up fails (uvicorn exits) or the loop is torn down
+            if self._notifier is not None:
+                await self._notifier.close()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        # The app's lifespan (the runtime) has started and the sockets listen.
+        if self.started and not self.should_exit and self._notifier is not None:
+            self._notifier.ready(self._status(), self._stalled)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        if self._notifier is not None:
+            await self._notifier.stopping()
+        self._before_shutdown()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

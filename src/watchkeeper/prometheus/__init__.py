@@ -1,0 +1,1 @@
+"""What Prometheus scrapes: the per-check collector and the service's own metrics."""

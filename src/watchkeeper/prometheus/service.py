@@ -1,0 +1,49 @@
+"""Prometheus metrics of the service itself, declared once on a registry passed in."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from watchkeeper.core.domain import Status
+from watchkeeper.prometheus.checks import CheckMetrics
+
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ServiceMetrics:
+    """The service's metrics. The per-check ones (`watchkeeper_check_*`) come from one
+    collector over compact state (see `metrics.checks`), not from labelled children."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.checks = CheckMetrics()
+        r.register(self.checks)
+        self.scheduler_lag = Histogram(
+            "watchkeeper_scheduler_lag_seconds",
+            "How late each check run started compared with its schedule.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "watchkeeper_outbox_depth",
+            "Notifications queued and not yet delivered.",
+            registry=r,
+        )
+        self.open_alerts = Gauge("watchkeeper_alerts_open", "Alerts currently open.", registry=r)
+        self.pings_rate_limited = Counter(
+            "watchkeeper_pings_rate_limited",
+            "Heartbeat pings refused with 429, by the limit hit (check or address).",
+            ["limit"],
+            registry=r,
+        )
+
+    def count_run(self, check: str, status: Status, response_time: float | None) -> None:
+        self.checks.count_run(check, status, response_time)
+
+    def observe_state(self, check: str, status: Status) -> None:
+        self.checks.observe_state(check, status)
+
+    def forget(self, check: str) -> None:
+        """Remove a deleted check's series, so /metrics stops reporting it."""
+        self.checks.forget(check)
