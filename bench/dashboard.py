@@ -35,13 +35,14 @@ import httpx
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.lifecycle import AlertSpec
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.auth import tokens
-from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.config.loader import Config
 from watchkeeper.core.changes import check_key
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import Severity, Status
-from watchkeeper.engine.state import CheckState
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web import live, views
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert

@@ -83,8 +83,8 @@ from aiohttp import web
 import watchkeeper
 from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import Status
-from watchkeeper.engine.state import CheckState
 from watchkeeper.store import tables
 
 # The goal this benchmark is judged against.

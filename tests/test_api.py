@@ -12,10 +12,11 @@ import pytest
 
 from tests.support.servers import wait_until
 from tests.support.service import running
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.core.logs import JsonFormatter
 from watchkeeper.core.redact import RedactingFilter, Redactor
+from watchkeeper.http.factory import create_app
 
 
 def command(code: int) -> list[str]:

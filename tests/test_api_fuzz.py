@@ -26,11 +26,11 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 
 from tests.support.service import running
-from watchkeeper.app import create_app
 from watchkeeper.auth import tokens
-from watchkeeper.auth.roles import Role
 from watchkeeper.config.loader import Config
 from watchkeeper.core.clock import SystemClock
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 from watchkeeper.store.database import Database
 
 MAX_EXAMPLES = int(os.environ.get("WATCHKEEPER_FUZZ_EXAMPLES", "25"))

@@ -19,10 +19,11 @@ from fastapi import FastAPI
 
 from tests.support.auth import bearer, token_for
 from tests.support.clock import FakeClock
-from watchkeeper.app import NO_CREDENTIALS_HINT, Runtime, create_app
+from watchkeeper.app import NO_CREDENTIALS_HINT, Runtime
 from watchkeeper.auth import users
-from watchkeeper.auth.roles import Role
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 from watchkeeper.store import tables
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -453,9 +454,10 @@ async def test_a_fresh_install_says_how_to_make_the_first_token(
 async def test_credentials_throttle_and_audit_storage_work_on_sqlite_and_postgresql(
     db_url: str,
 ) -> None:
-    from watchkeeper.auth import audit, sessions, tokens
+    from watchkeeper.auth import sessions, tokens
     from watchkeeper.auth.throttle import LoginThrottle
     from watchkeeper.config.loader import LoginThrottleConfig
+    from watchkeeper.http import audit
     from watchkeeper.store.database import Database
 
     clock = FakeClock(T0)

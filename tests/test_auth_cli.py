@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 
 from tests.support.auth import bearer
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import load_config
+from watchkeeper.http.factory import create_app
 
 
 async def watchkeeper(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

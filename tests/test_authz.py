@@ -20,9 +20,10 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from tests.support.auth import bearer, token_for
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth.roles import Role, access_rule, api_routes
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role, access_rule, api_routes
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Status
-from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables

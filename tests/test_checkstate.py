@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from watchkeeper.core.checkstate import CheckState, apply_result
 from watchkeeper.core.domain import CheckResult, Status
-from watchkeeper.engine.state import CheckState, apply_result
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from tests.support.alerting import DispatchingAlerts
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.engine.pipeline import ResultPipeline
-from watchkeeper.engine.state import CheckState
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store

@@ -12,8 +12,8 @@ from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import create_silence, expire_silence
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import CheckResult, Status
-from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

@@ -12,9 +12,9 @@ from watchkeeper.alerting.dispatcher import build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.engine.pipeline import ResultPipeline
-from watchkeeper.engine.state import CheckState
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

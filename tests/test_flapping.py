@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watchkeeper.core.domain import Status
-from watchkeeper.engine.flapping import FlapChange, FlapDetector, change_weights
+from watchkeeper.core.flapping import FlapChange, FlapDetector, change_weights
 
 UP, DOWN, DEGRADED, UNKNOWN = Status.UP, Status.DOWN, Status.DEGRADED, Status.UNKNOWN
 

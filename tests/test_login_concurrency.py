@@ -18,10 +18,12 @@ import pytest
 
 from tests.support.auth import bearer, token_for
 from tests.support.clock import FakeClock
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth import audit, passwords, users
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
+from watchkeeper.auth import passwords, users
 from watchkeeper.config.loader import Config
+from watchkeeper.http import audit
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from tests.support.auth import admin_headers
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
 
 
 @pytest.fixture

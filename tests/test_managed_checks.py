@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
 from tests.support.service import Service, running
-from watchkeeper.auth.roles import Role
+from watchkeeper.http.roles import Role
 from watchkeeper.store import tables
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.servers import WebhookReceiver
 from tests.support.service import running
-from watchkeeper.auth.roles import Role
+from watchkeeper.http.roles import Role
 
 
 @pytest.fixture

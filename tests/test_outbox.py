@@ -20,8 +20,8 @@ from tests.support.alerting import DispatchingAlerts
 from tests.support.clock import FakeClock, until_parked
 from tests.support.servers import WebhookReceiver, free_port, wait_until
 from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, Status
-from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.notify.channels.base import Channel, ChannelContext, Message, Outcome
 from watchkeeper.notify.channels.webhook import (
     SIGNATURE_HEADER,

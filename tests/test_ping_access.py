@@ -17,11 +17,12 @@ import pytest
 from tests.support.auth import admin_headers
 from tests.support.clock import FakeClock
 from tests.test_config import watchkeeper
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config, ConfigError, parse_config
 from watchkeeper.core.ratelimit import TokenBuckets, retry_after
 from watchkeeper.engine.heartbeat.settings import PingRate
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 from watchkeeper.store.heartbeats import load_heartbeats
 
 T0 = datetime(2026, 6, 1, 22, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from tests.support.alerting import DispatchingAlerts
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import Status
-from watchkeeper.engine.state import CheckState
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 from tests.support.auth import bearer, cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.service import Service, running
-from watchkeeper.app import create_app
-from watchkeeper.auth.roles import Role
 from watchkeeper.http.edge.json_depth import json_depth
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 
 MB = 1024 * 1024
 BIG = 50 * MB

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from tests.support.clock import FakeClock
-from watchkeeper.auth import audit
 from watchkeeper.config.loader import RetentionConfig
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity
+from watchkeeper.http import audit
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables

@@ -16,9 +16,10 @@ from tests.support.clock import FakeClock
 from tests.support.service import Service, running
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine, parse_series
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config, ConfigError, parse_config
 from watchkeeper.core.domain import Severity
+from watchkeeper.http.factory import create_app
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.rule_pending import load_pending

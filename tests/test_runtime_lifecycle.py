@@ -12,9 +12,10 @@ import uvicorn
 
 from tests.conftest import PG_ADMIN_DSN
 from tests.support.servers import wait_until
-from watchkeeper.app import Runtime, Step, create_app
+from watchkeeper.app import Runtime, Step
 from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
 from watchkeeper.http.server import GracefulServer
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, Status
-from watchkeeper.engine.state import CheckState
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from tests.test_auth import PASSWORD, T0, Service, assert_problem, login, started
-from watchkeeper.auth import audit, sessions, users
-from watchkeeper.auth.roles import Role
+from watchkeeper.auth import sessions, users
+from watchkeeper.http import audit
+from watchkeeper.http.roles import Role
 from watchkeeper.store.database import Database
 
 NEW_PASSWORD = "a new and longer passphrase"

@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import aiohttp
-from fastapi import FastAPI
-from starlette.middleware.gzip import GZipMiddleware
 
 from watchkeeper import __version__
 from watchkeeper.alerting.broken import BrokenObjects
@@ -23,7 +21,6 @@ from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.auth import tokens as token_store
 from watchkeeper.auth import users as user_store
-from watchkeeper.auth.audit import AuditMiddleware
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
@@ -31,18 +28,19 @@ from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.config.loader import Config
 from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock, SystemClock
 from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
-from watchkeeper.engine.state import CheckState
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
+from watchkeeper.services import Services
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -235,6 +233,8 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self.services = Services()
+        """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started: list[Step] = []
         grace = config.scheduler.shutdown_grace.total_seconds()
@@ -436,37 +436,3 @@ class Runtime:
             if task is None or task.done():
                 return f"{what} loop ended"
         return None
-
-
-def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
-    """The ASGI app; its lifespan starts and stops the runtime."""
-    from watchkeeper.http import edge
-    from watchkeeper.http.api import routes
-
-    rt = runtime or Runtime(config)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await rt.start()
-        try:
-            yield
-        finally:
-            await rt.stop()
-
-    app = FastAPI(
-        title="Watchkeeper",
-        version=__version__,
-        lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json",
-        docs_url=None,  # served by web.docs, with the assets vendored under /static
-        redoc_url=None,
-        swagger_ui_oauth2_redirect_url=None,
-    )
-    app.state.runtime = rt
-    app.add_middleware(AuditMiddleware, runtime=rt)
-    # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
-    # event streams are left alone by the middleware.
-    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
-    edge.install(app, rt)  # body limits, authentication before bodies, security headers
-    routes.include_all(app)
-    return app

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from watchkeeper.auth.roles import Role
+from watchkeeper.auth.principals import Role
 from watchkeeper.config.loader import Config, ConfigError, load_config, split_listen
 
 if TYPE_CHECKING:
@@ -103,10 +103,11 @@ def run(
     """Run the service: scheduler, alerting, notifications and the HTTP server."""
     import uvicorn
 
-    from watchkeeper.app import Runtime, create_app
+    from watchkeeper.app import Runtime
     from watchkeeper.core.logs import setup_logging
     from watchkeeper.core.redact import Redactor, url_secrets
     from watchkeeper.http.edge.connections import bounded_protocol, connection_limits
+    from watchkeeper.http.factory import create_app
     from watchkeeper.http.server import GracefulServer
 
     if listen:

@@ -21,12 +21,13 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checks.python import PythonCheckConfig
 from watchkeeper.config.loader import Config, load_config
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Status
+from watchkeeper.http.factory import create_app
 
 F = TypeVar("F", bound=Callable[..., Any])
 

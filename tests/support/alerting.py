@@ -9,8 +9,8 @@ from tests.support.clock import FakeClock
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import Alert
-from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.store.database import Database
 
 

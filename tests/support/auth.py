@@ -8,7 +8,7 @@ from pathlib import Path
 
 from watchkeeper.app import Runtime
 from watchkeeper.auth import tokens
-from watchkeeper.auth.roles import Role
+from watchkeeper.http.roles import Role
 
 
 async def token_for(runtime: Runtime, role: Role = Role.ADMIN, name: str = "tests") -> str:

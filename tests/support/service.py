@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 
 from tests.support.auth import bearer, token_for
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.core.clock import Clock
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 
 
 @dataclass

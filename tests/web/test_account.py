@@ -10,10 +10,11 @@ import pytest
 
 from tests.support.auth import bearer, token_for
 from tests.web.test_dashboard import HTML, PASSWORD, csrf_of, log_in
-from watchkeeper.app import Runtime, create_app
+from watchkeeper.app import Runtime
 from watchkeeper.auth import users
-from watchkeeper.auth.roles import Role
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 
 NEW_PASSWORD = "a brand new passphrase"
 

@@ -11,13 +11,14 @@ import httpx
 import pytest
 
 from tests.support.servers import FlippingTarget, wait_until
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth import audit
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
 from watchkeeper.auth.users import create_user
 from watchkeeper.config.loader import Config
 from watchkeeper.core.domain import Alert
+from watchkeeper.http import audit
 from watchkeeper.http.api.checks import set_paused
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 from watchkeeper.store import alerts as alert_store
 
 PASSWORD = "correct horse battery staple"

@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from tests.web.test_dashboard import HTML, PASSWORD, csrf_of, log_in
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
 from watchkeeper.auth.users import create_user
 from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 
 HOSTILE = ["\x00", "a\x00b", "\ud800", "\u202e\u200b", "x" * 5000, "../..", "%2F", "1e400", "-1"]
 

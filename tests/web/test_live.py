@@ -13,10 +13,11 @@ from fastapi import FastAPI
 
 from tests.support.auth import bearer, token_for
 from tests.support.servers import FlippingTarget, free_port, wait_until
-from watchkeeper.app import Runtime, create_app
-from watchkeeper.auth.roles import Role
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
+from watchkeeper.http.factory import create_app
+from watchkeeper.http.roles import Role
 from watchkeeper.http.web.streams import LiveUpdates
 
 

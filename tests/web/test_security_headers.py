@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.service import Service, running
-from watchkeeper.app import create_app
+from watchkeeper.http.factory import create_app
 
 SCRIPT = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
 NONCE = re.compile(r"""\bnonce=["']([^"']+)["']""")

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import Alert, CheckResult, Status
-from watchkeeper.engine.state import CheckState, Transition
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import results as result_store
 from watchkeeper.store.database import Database

@@ -36,10 +36,10 @@ from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config.loader import AlertingConfig, Config, EscalationPolicy
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Alert, AlertStatus, Status
 from watchkeeper.core.loops import run_timed
-from watchkeeper.engine.state import CheckState
 from watchkeeper.notify.payload import alert_payload
 from watchkeeper.notify.storm import ChannelLimit, StormGuard
 from watchkeeper.store import alert_groups as group_store

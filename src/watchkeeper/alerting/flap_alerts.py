@@ -15,7 +15,7 @@ from watchkeeper.alerting.check_alerts import check_labels
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config.loader import FlappingConfig
 from watchkeeper.core.domain import Status
-from watchkeeper.engine.flapping import FlapChange, FlapDetector
+from watchkeeper.core.flapping import FlapChange, FlapDetector
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 
 from watchkeeper.auth import sessions, tokens
-from watchkeeper.auth.roles import CHALLENGE, SAFE_METHODS, Principal, Role
+from watchkeeper.auth.principals import CHALLENGE, SAFE_METHODS, Principal, Role
 from watchkeeper.config.loader import Config
 from watchkeeper.core.clock import Clock
 from watchkeeper.store.database import Database

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from watchkeeper.auth.roles import Role
+from watchkeeper.auth.principals import Role
 from watchkeeper.store import tokens as token_store
 from watchkeeper.store.database import Database
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.auth import passwords
-from watchkeeper.auth.roles import Role
+from watchkeeper.auth.principals import Role
 from watchkeeper.auth.workers import Runner, in_thread
 from watchkeeper.store import users as user_store
 from watchkeeper.store.database import Database

@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-
-from watchkeeper.engine.heartbeat.settings import PingRate
+from typing import Protocol
 
 MAX_KEYS = 10_000
 """Buckets kept at most; past it the least recently used go (a full bucket loses nothing)."""
+
+
+class Rate(Protocol):
+    """A refill rate (tokens per second) and a bucket size."""
+
+    @property
+    def rate(self) -> float: ...
+
+    @property
+    def burst(self) -> int: ...
 
 
 class TokenBuckets:
@@ -18,7 +27,7 @@ class TokenBuckets:
     (dropping one only forgets how empty it was)."""
 
     def __init__(
-        self, limit: PingRate, monotonic: Callable[[], float], *, max_keys: int = MAX_KEYS
+        self, limit: Rate, monotonic: Callable[[], float], *, max_keys: int = MAX_KEYS
     ) -> None:
         self._rate = limit.rate
         self._burst = float(limit.burst)

@@ -11,8 +11,8 @@ from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.checks.base import Check, CheckConfigBase
+from watchkeeper.core.checkstate import CheckState, Transition, apply_result
 from watchkeeper.core.domain import CheckResult, Status
-from watchkeeper.engine.state import CheckState, Transition, apply_result
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store.results import ResultWriter
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
-from watchkeeper.engine.state import CheckState
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
 

@@ -12,10 +12,8 @@ from watchkeeper.alerting import external as ext
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.external import InvalidAlerts, parse_external
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.core.domain import Alert, Severity
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import (
     MAX_OFFSET,
     AlertDetailOut,
@@ -24,6 +22,8 @@ from watchkeeper.http.api.schemas import (
     Page,
     Text,
 )
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.conflicts import retrying
 

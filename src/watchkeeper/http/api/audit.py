@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit as audit_store
-from watchkeeper.auth.roles import Role, require
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import audit as audit_store
 from watchkeeper.http.api.schemas import MAX_OFFSET, Page
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 
 router = APIRouter(
     prefix="/api/v1/audit", tags=["audit"], dependencies=[Depends(require(Role.ADMIN))]

@@ -12,12 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit, passwords, sessions, users
+from watchkeeper.auth import passwords, sessions, users
 from watchkeeper.auth.credentials import client_ip
-from watchkeeper.auth.roles import CHALLENGE, PUBLIC, Principal, Role, require
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import audit, problems
 from watchkeeper.http.api.schemas import Text
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import CHALLENGE, PUBLIC, Principal, Role, require
 
 log = logging.getLogger(__name__)
 

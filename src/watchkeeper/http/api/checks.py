@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, StringConstraints
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Role, require
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.core.changes import check_key
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import CheckOut, LastResult, Page, ResultOut
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 from watchkeeper.store import results as result_store
 from watchkeeper.store.results import recent_results
 

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from watchkeeper.app import Runtime, __version__
-from watchkeeper.auth.roles import PUBLIC
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import PUBLIC
 
 # Probes answer anyone: load balancers and orchestrators hold no credentials.
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])

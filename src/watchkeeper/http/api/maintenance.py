@@ -11,10 +11,10 @@ from pydantic import BaseModel, ValidationError
 from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role, require
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import Limit, Offset, Page
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.store.maintenance import (
     delete_window,
     load_stored_windows,

@@ -17,13 +17,12 @@ from pydantic import BaseModel
 
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit
-from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.config.loader import EscalationPolicy
-from watchkeeper.http.api import problems
+from watchkeeper.http import audit, problems
 from watchkeeper.http.api.checks import _check_out
-from watchkeeper.http.api.deps import get_runtime
 from watchkeeper.http.api.schemas import CheckOut, Limit, Offset, Page
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.objects.managed import ManagedError, definition_of, redact_definition
 from watchkeeper.store.objects import Kind, ManagedRecord
 

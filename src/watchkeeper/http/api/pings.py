@@ -10,12 +10,12 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import PUBLIC, Role, require
 from watchkeeper.core.ratelimit import retry_after
 from watchkeeper.engine.heartbeat.access import BadExitCode
 from watchkeeper.engine.heartbeat.monitor import MAX_LOG_BYTES
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import problems
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import PUBLIC, Role, require
 
 # Cron jobs ping without credentials: the unguessable UUID (or ping key) is the secret.
 _pings = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import METRICS
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import problems
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import METRICS
 
 router = APIRouter(tags=["metrics"], dependencies=[Depends(METRICS)])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Role, require
-from watchkeeper.http.api.deps import get_runtime
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))])
 

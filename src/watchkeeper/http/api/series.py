@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Role, require
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 from watchkeeper.store import result_metrics, rollups
 
 router = APIRouter(prefix="/api/v1", tags=["series"], dependencies=[Depends(require(Role.VIEWER))])

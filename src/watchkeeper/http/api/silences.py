@@ -12,9 +12,9 @@ from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import Silence, create_silence, expire_silence, get_silence
 from watchkeeper.alerting.silences import list_silences as list_stored
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role, require
-from watchkeeper.http.api.deps import get_runtime
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 
 router = APIRouter(
     prefix="/api/v1/silences", tags=["silences"], dependencies=[Depends(require(Role.VIEWER))]

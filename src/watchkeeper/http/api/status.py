@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from watchkeeper.app import Runtime, __version__
-from watchkeeper.auth.roles import Role, require
 from watchkeeper.core.domain import Severity, Status
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import results as result_store
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit
 from watchkeeper.auth import tokens as token_store
-from watchkeeper.auth.roles import Principal, Role, require
 from watchkeeper.core.durations import TokenLifetime
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import audit
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 
 router = APIRouter(
     prefix="/api/v1/tokens", tags=["tokens"], dependencies=[Depends(require(Role.ADMIN))]

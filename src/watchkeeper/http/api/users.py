@@ -11,12 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth import audit
 from watchkeeper.auth import users as user_store
-from watchkeeper.auth.roles import Role, require
-from watchkeeper.http.api import problems
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http import audit, problems
 from watchkeeper.http.api.schemas import Limit, Offset, Page
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Role, require
 
 router = APIRouter(
     prefix="/api/v1/users", tags=["users"], dependencies=[Depends(require(Role.ADMIN))]

@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watchkeeper.auth import sessions
 from watchkeeper.auth.credentials import CSRF_MISSING
-from watchkeeper.auth.roles import (
+from watchkeeper.http import problems
+from watchkeeper.http.edge.limits import CLOSE
+from watchkeeper.http.roles import (
     CHALLENGE,
     LOGIN_NEEDED,
     SAFE_METHODS,
@@ -30,8 +32,6 @@ from watchkeeper.auth.roles import (
     api_routes,
     role_refusal,
 )
-from watchkeeper.http.api import problems
-from watchkeeper.http.edge.limits import CLOSE
 
 if TYPE_CHECKING:
     from watchkeeper.app import Runtime

@@ -14,7 +14,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchkeeper.http.api import problems
+from watchkeeper.http import problems
 
 # A JSON string, possessively (linear time): to its closing quote, or to the end of an
 # unterminated one, so brackets inside strings are not counted.

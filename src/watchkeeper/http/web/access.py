@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-from watchkeeper.auth.roles import Principal, RequireRole, Role, _bearer, _cookie, authorize
+from watchkeeper.http.roles import Principal, RequireRole, Role, _bearer, _cookie, authorize
 
 LOGIN_PATH = "/dashboard/login"
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.http.api.auth import change_own_password
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.actions import back
 from watchkeeper.http.web.pages import render

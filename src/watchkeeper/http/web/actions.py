@@ -20,11 +20,11 @@ from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
 from watchkeeper.alerting.silences import create_silence, expire_silence
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.core.durations import LONG_SPAN
 from watchkeeper.http.api.alerts import change_alert
 from watchkeeper.http.api.checks import set_paused
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page, safe_next
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.maintenance import delete_window, save_window

@@ -17,8 +17,8 @@ from jinja2 import Environment
 from starlette.types import Receive, Scope, Send
 
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role
 from watchkeeper.core.changes import ALERTS, CHECKS
+from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web import views
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.streams import Event, LiveUpdates, TooManyStreams

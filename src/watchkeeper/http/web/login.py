@@ -8,10 +8,10 @@ from pydantic import ValidationError
 
 from watchkeeper.app import Runtime
 from watchkeeper.auth import sessions
-from watchkeeper.auth.roles import PUBLIC
 from watchkeeper.http.api.auth import LoginIn, sign_in
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.edge.headers import csp_nonce
+from watchkeeper.http.roles import PUBLIC
 from watchkeeper.http.web.access import LOGIN_PATH, safe_next
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(PUBLIC)])

@@ -13,10 +13,10 @@ from fastapi.responses import HTMLResponse
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.silences import list_silences
 from watchkeeper.app import Runtime
-from watchkeeper.auth.roles import Principal, Role
-from watchkeeper.http.api.deps import get_runtime
 from watchkeeper.http.api.status import SEVERITIES, alert_counts
+from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.edge.headers import csp_nonce
+from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web import views
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.sparkline import timeline

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from watchkeeper.core.errors import DomainError
 from watchkeeper.core.model import NUL_MESSAGE
 from watchkeeper.store.errors import DriverError, StorageError, sqlstate
 
@@ -126,6 +127,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    """The one mapping from a service's refusal to a problem: the class says the status."""
+    assert isinstance(exc, DomainError)
+    extensions: dict[str, Any] = {}
+    if exc.field is not None:
+        extensions["errors"] = [{"loc": exc.field.split("."), "msg": exc.detail}]
+    return problem(exc.status, exc.detail, instance=request.url.path, **extensions)
+
+
 _TEXT_REFUSED = {"22021", "22P05"}
 """PostgreSQL's SQLSTATEs for text it cannot store: a NUL character (`\\u0000`)."""
 
@@ -180,6 +190,7 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(DriverError, _database_error)
     app.add_exception_handler(StorageError, _database_error)
     generate = app.openapi

@@ -12,66 +12,28 @@ checks each rule against real requests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPBearer
 
-from watchkeeper.http.api.deps import get_runtime
+from watchkeeper.auth.principals import (
+    CHALLENGE,
+    LOGIN_NEEDED,
+    SAFE_METHODS,
+    Principal,
+    Role,
+    role_refusal,
+)
+from watchkeeper.http.deps import get_runtime
 
 if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Role(StrEnum):
-    """viewer < operator < admin: each role may do everything the ones before it may."""
-
-    VIEWER = "viewer"
-    """Reads everything."""
-    OPERATOR = "operator"
-    """Acts on alerts: acknowledge, resolve, comment, silence; pushes alerts and metrics."""
-    ADMIN = "admin"
-    """Everything, including users, API tokens and the audit log."""
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
-
-    def allows(self, needed: Role) -> bool:
-        return self.rank >= needed.rank
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, as established by a session cookie or a Bearer token."""
-
-    name: str
-    role: Role
-    kind: Literal["user", "token", "anonymous"]
-    source_ip: str | None
-    id: str | None = None
-    """The user's or the token's id."""
-    csrf_token: str | None = field(default=None, repr=False)
-    """For a browser session: the token its writes must carry."""
-
-    def acting_as(self, claimed: str | None) -> str:
-        """The name an action is recorded under (acknowledged_by, created_by). A logged-in
-        user is always themselves; a token (say a chat bot) may name the person it acts
-        for. The audit log records the principal itself either way."""
-        if self.kind != "user" and claimed:
-            return claimed
-        return self.name
-
-
 AccessRule = Role | Literal["public", "metrics"]
 """A role needed; `public` (anyone); `metrics` (as `auth.metrics` says: open, token, off)."""
 
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="watchkeeper"'}
 
 # Declared so the OpenAPI document (and /api/docs' Authorize button) shows both schemes; the
 # checking itself is done by the runtime's Authenticator.
@@ -81,16 +43,6 @@ _cookie = APIKeyCookie(
     auto_error=False,
     description="A browser session from `POST /auth/login`; writes also need `X-CSRF-Token`.",
 )
-
-
-LOGIN_NEEDED = "log in, or send an API token as `Authorization: Bearer`"
-
-
-def role_refusal(principal: Principal, needed: Role) -> str | None:
-    """Why `principal` may not do what needs `needed` (a 403's detail), or None if it may."""
-    if principal.role.allows(needed):
-        return None
-    return f"this needs the {needed.value} role; {principal.name} is {principal.role.value}"
 
 
 async def authorize(request: Request, needed: Role) -> Principal:
@@ -197,3 +149,6 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
         for c in iter_route_contexts(app.routes)
         if isinstance(c.original_route, APIRoute)
     ]
+
+
+__all__ = ["CHALLENGE", "LOGIN_NEEDED", "SAFE_METHODS", "Principal", "Role", "role_refusal"]

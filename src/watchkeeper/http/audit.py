@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchkeeper.auth.roles import Principal
 from watchkeeper.core.redact import redact_data, redact_text
+from watchkeeper.http.roles import Principal
 from watchkeeper.store import audit as audit_store
 from watchkeeper.store.database import Database
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from watchkeeper.auth.roles import access_rule, api_routes
-from watchkeeper.http import web
+from watchkeeper.http import problems, web
 from watchkeeper.http.api import (
     alerts,
     audit,
@@ -15,7 +14,6 @@ from watchkeeper.http.api import (
     maintenance,
     objects,
     pings,
-    problems,
     prometheus,
     rules,
     series,
@@ -24,6 +22,7 @@ from watchkeeper.http.api import (
     tokens,
     users,
 )
+from watchkeeper.http.roles import access_rule, api_routes
 
 
 def include_all(app: FastAPI) -> None:

@@ -1,0 +1,19 @@
+"""The service layer: each operation the API, the dashboard and the CLI share, once.
+
+A service method validates, runs one transaction through `store/`, publishes the change on
+the change feed and wakes whoever must act on it (the dispatcher, the scheduler), and
+refuses with a domain error (`watchkeeper.core.errors`), never with an HTTP exception:
+`http.problems` maps those in one place. Routes and pages get the services from
+`http.deps.get_services` and never touch the runtime's parts.
+
+The composition root (`app.Runtime`) builds one `Services` per run from its components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Services:
+    """Every service of a running Watchkeeper (built by `app.Runtime`)."""
