@@ -10,13 +10,14 @@ import pytest
 from watchkeeper.store import silences as silence_store
 from watchkeeper.store import users as user_store
 from watchkeeper.store.conflicts import retrying
-from watchkeeper.store.database import Database, refused_data
+from watchkeeper.store.database import Database
 from watchkeeper.store.errors import (
     Conflict,
     StorageRefused,
     StorageUnavailable,
     from_storage,
     is_conflict,
+    refused_data,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,12 +6,12 @@ from watchkeeper import Monitor, CheckResult, Status, Severity
 from typing import TYPE_CHECKING, Any
 
 from watchkeeper.core.domain import CheckResult, Severity, Status
+from watchkeeper.core.version import __version__
 
 if TYPE_CHECKING:
     from watchkeeper.monitor import Monitor
 
-__all__ = ["CheckResult", "Monitor", "Severity", "Status"]
-__version__ = "0.1.0"
+__all__ = ["CheckResult", "Monitor", "Severity", "Status", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from watchkeeper import __version__
 from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
@@ -31,6 +30,7 @@ from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock, SystemClock
 from watchkeeper.core.redact import Redactor, url_secrets
+from watchkeeper.core.version import __version__
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline

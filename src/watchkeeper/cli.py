@@ -48,7 +48,7 @@ ConfigOption = Annotated[
 
 def _print_version(value: bool) -> None:
     if value:
-        from watchkeeper import __version__
+        from watchkeeper.core.version import __version__
 
         print(f"watchkeeper {__version__}")
         raise typer.Exit()

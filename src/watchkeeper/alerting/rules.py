@@ -35,7 +35,8 @@ from watchkeeper.core.domain import Severity
 from watchkeeper.core.durations import format_duration
 from watchkeeper.core.loops import run_timed
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.database import Database, refused_data
+from watchkeeper.store.database import Database
+from watchkeeper.store.errors import refused_data
 from watchkeeper.store.rule_pending import PendingSeries, load_pending, write_pending
 
 log = logging.getLogger(__name__)

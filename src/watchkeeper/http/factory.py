@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from watchkeeper import __version__
 from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
+from watchkeeper.core.version import __version__
 from watchkeeper.http import edge, routes
 from watchkeeper.http.audit import AuditMiddleware
 

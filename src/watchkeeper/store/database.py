@@ -13,11 +13,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.core.redact import redact_url
-from watchkeeper.store.errors import StorageError, StorageRefused
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +35,6 @@ def async_url(url: str) -> str:
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     raise ValueError(f"unsupported storage url {redact_url(url)!r}")
-
-
-_REFUSED_SQLSTATES = ("22", "23", "54")
-"""SQLSTATE classes of data the database refuses: data exception (e.g. a NUL in text, a
-value too long), integrity violation, program limit exceeded."""
-
-
-def refused_data(exc: BaseException) -> bool:
-    """Whether a failed write was refused for its data, so the same write can never succeed
-    (as opposed to storage being unavailable for now: retried)."""
-    if isinstance(exc, StorageError):
-        return isinstance(exc, StorageRefused)
-    if isinstance(exc, DataError | IntegrityError | UnicodeError | ValueError | TypeError):
-        return True
-    if isinstance(exc, StatementError) and exc.orig is not None and exc.orig is not exc:
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if isinstance(code, str):
-            return code[:2] in _REFUSED_SQLSTATES
-        return refused_data(exc.orig)
-    return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 DriverError = DBAPIError
 """The driver's error class, for the API's exception handler: the store functions that do
@@ -42,6 +42,26 @@ class Conflict(StorageRefused):
     """A unique key is taken (a concurrent writer committed it first, or the name exists)."""
 
 
+_REFUSED_SQLSTATES = ("22", "23", "54")
+"""SQLSTATE classes of data the database refuses: data exception (e.g. a NUL in text, a
+value too long), integrity violation, program limit exceeded."""
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether a failed write was refused for its data, so the same write can never succeed
+    (as opposed to storage being unavailable for now: retried)."""
+    if isinstance(exc, StorageError):
+        return isinstance(exc, StorageRefused)
+    if isinstance(exc, DataError | IntegrityError | UnicodeError | ValueError | TypeError):
+        return True
+    if isinstance(exc, StatementError) and exc.orig is not None and exc.orig is not exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(code, str):
+            return code[:2] in _REFUSED_SQLSTATES
+        return refused_data(exc.orig)
+    return False
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """The SQLSTATE of a database error (PostgreSQL's drivers give one; SQLite's do not)."""
     if isinstance(exc, StorageError):
@@ -53,8 +73,6 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def translate(exc: SQLAlchemyError) -> StorageError:
     """The store's error for a SQLAlchemy one (see the module docstring)."""
-    from watchkeeper.store.database import refused_data
-
     message = f"{type(exc).__name__}: {exc}"
     code = sqlstate(exc)
     if isinstance(exc, IntegrityError):

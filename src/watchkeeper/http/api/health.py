@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from watchkeeper.app import Runtime, __version__
+from watchkeeper.app import Runtime
+from watchkeeper.core.version import __version__
 from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.roles import PUBLIC
 

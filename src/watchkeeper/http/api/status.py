@@ -18,8 +18,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from watchkeeper.app import Runtime, __version__
+from watchkeeper.app import Runtime
 from watchkeeper.core.domain import Severity, Status
+from watchkeeper.core.version import __version__
 from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.roles import Role, require
 from watchkeeper.store import alerts as alert_store
