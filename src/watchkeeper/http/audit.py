@@ -22,7 +22,7 @@ from watchkeeper.store import audit as audit_store
 from watchkeeper.store.database import Database
 
 if TYPE_CHECKING:
-    from watchkeeper.app import Runtime
+    from watchkeeper.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,10 @@ def add_detail(request: Request, **detail: Any) -> None:
 class AuditMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): streaming and background tasks pass untouched."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, db: Database, clock: Clock) -> None:
         self.app = app
-        self.runtime = runtime
+        self.db = db
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
@@ -137,8 +138,8 @@ class AuditMiddleware:
             detail.setdefault("token_id", principal.id)
         try:
             await record(
-                self.runtime.db,
-                at=self.runtime.clock.now(),
+                self.db,
+                at=self.clock.now(),
                 actor=principal.name if principal else "anonymous",
                 actor_kind=principal.kind if principal else "anonymous",
                 action=action,

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from watchkeeper.auth.credentials import Authenticator
+from watchkeeper.config.loader import Config
 from watchkeeper.services import Services
 
 if TYPE_CHECKING:
@@ -23,3 +25,15 @@ def get_services(request: Request) -> Services:
     """The services of the current run (a runtime started again builds new ones)."""
     services: Services = request.app.state.runtime.services
     return services
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    """Who a request's credentials name (sessions, tokens)."""
+    authenticator: Authenticator = request.app.state.runtime.authenticator
+    return authenticator
+
+
+def get_config(request: Request) -> Config:
+    """The running config (read-only)."""
+    config: Config = request.app.state.runtime.config
+    return config

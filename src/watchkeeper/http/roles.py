@@ -26,7 +26,7 @@ from watchkeeper.auth.principals import (
     Role,
     role_refusal,
 )
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_authenticator, get_config
 
 if TYPE_CHECKING:
     from fastapi.dependencies.models import Dependant
@@ -52,7 +52,7 @@ async def authorize(request: Request, needed: Role) -> Principal:
     is in `request.state` already."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
-        principal = await get_runtime(request).authenticator.authenticate(request)
+        principal = await get_authenticator(request).authenticate(request)
         if principal is None:
             raise HTTPException(401, LOGIN_NEEDED, headers=CHALLENGE)
         request.state.principal = principal
@@ -99,7 +99,7 @@ class MetricsAccess:
     access_rule: AccessRule = "metrics"
 
     async def __call__(self, request: Request, _bearer: Any = Depends(_bearer)) -> None:
-        mode = get_runtime(request).config.auth.metrics
+        mode = get_config(request).auth.metrics
         if mode == "off":
             raise HTTPException(404, "metrics are turned off (auth.metrics: off)")
         if mode == "token":

@@ -22,13 +22,13 @@ from watchkeeper.http.edge.json_depth import JsonDepthLimit
 from watchkeeper.http.edge.limits import BodyLimitMiddleware
 
 if TYPE_CHECKING:
-    from watchkeeper.app import Runtime
+    from watchkeeper.auth.credentials import Authenticator
+    from watchkeeper.config.loader import ServerConfig
 
 
-def install(app: FastAPI, runtime: Runtime) -> None:
+def install(app: FastAPI, server: ServerConfig, authenticator: Authenticator) -> None:
     """Add the edge's middleware (after the app's own: the last added runs first)."""
-    server = runtime.config.server
     app.add_middleware(JsonDepthLimit, max_depth=server.max_json_depth)
-    app.add_middleware(AuthGate, runtime=runtime)
+    app.add_middleware(AuthGate, authenticator=authenticator)
     app.add_middleware(BodyLimitMiddleware, config=server)
     app.add_middleware(SecurityHeaders)

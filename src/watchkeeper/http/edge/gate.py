@@ -34,7 +34,7 @@ from watchkeeper.http.roles import (
 )
 
 if TYPE_CHECKING:
-    from watchkeeper.app import Runtime
+    from watchkeeper.auth.credentials import Authenticator
 
 
 def has_body(scope: Scope) -> bool:
@@ -47,9 +47,9 @@ def has_body(scope: Scope) -> bool:
 class AuthGate:
     """Pure ASGI middleware; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
-        self.runtime = runtime
+        self.authenticator = authenticator
         self._rules: list[tuple[APIRoute, AccessRule | None]] | None = None
 
     def rule(self, scope: Scope) -> AccessRule | None:
@@ -74,7 +74,7 @@ class AuthGate:
         # No `receive`: reading the body here would be a bug, and raises.
         request = Request(scope)
         try:
-            principal = await self.runtime.authenticator.identify(request)
+            principal = await self.authenticator.identify(request)
             if principal is None:
                 raise HTTPException(401, LOGIN_NEEDED, headers=CHALLENGE)
             refusal = role_refusal(principal, needed)
