@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects, Key
+from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
@@ -35,7 +36,7 @@ from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.config.loader import AlertingConfig, Config, EscalationPolicy
+from watchkeeper.config.model import Config
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Alert, AlertStatus, Status
