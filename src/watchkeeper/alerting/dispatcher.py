@@ -35,6 +35,7 @@ from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.alerting.stored_windows import load_stored_windows
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config.model import Config
 from watchkeeper.core.checkstate import CheckState
@@ -48,7 +49,6 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.errors import from_storage
-from watchkeeper.store.maintenance import load_stored_windows
 
 log = logging.getLogger(__name__)
 
