@@ -158,7 +158,7 @@ class Runtime:
         self.metrics = ServiceMetrics()
         self.changes = ChangeFeed()
         self.db = Database(config.storage.url)
-        self.authenticator = Authenticator(self.db, config, self.clock)
+        self.authenticator = Authenticator(self.db, config.auth, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.passwords = PasswordWorkers()  # argon2, off the event loop and bounded
         self.http = HttpClient(config.scheduler.max_concurrency + 50)

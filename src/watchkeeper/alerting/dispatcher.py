@@ -28,14 +28,16 @@ from typing import Any, Literal
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects, Key
+from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.inhibition import InhibitRule, inhibited_by
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.routes import Route, route_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.alerting.stored_windows import load_stored_windows
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.config.loader import AlertingConfig, Config, EscalationPolicy
+from watchkeeper.config.model import Config
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Alert, AlertStatus, Status
@@ -47,7 +49,6 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.errors import from_storage
-from watchkeeper.store.maintenance import load_stored_windows
 
 log = logging.getLogger(__name__)
 

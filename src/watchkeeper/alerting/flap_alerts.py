@@ -12,8 +12,8 @@ from datetime import datetime
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.check_alerts import check_labels
+from watchkeeper.alerting.config import FlappingConfig
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.config.loader import FlappingConfig
 from watchkeeper.core.domain import Status
 from watchkeeper.core.flapping import FlapChange, FlapDetector
 from watchkeeper.store.database import Database

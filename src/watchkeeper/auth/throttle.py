@@ -18,7 +18,7 @@ import asyncio
 import math
 from datetime import datetime
 
-from watchkeeper.config.loader import LoginThrottleConfig
+from watchkeeper.auth.config import LoginThrottleConfig
 from watchkeeper.core.clock import Clock
 from watchkeeper.store import login_failures as failure_store
 from watchkeeper.store.database import Database

@@ -25,11 +25,12 @@ from yarl import URL
 from watchkeeper.checks._jsonpath import JsonScalar, compile_assertions, evaluate
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
-from watchkeeper.checks.tls import DAY, ca_file_problem, cert_expiry, verifying_context
+from watchkeeper.checks.tls import DAY, cert_expiry, verifying_context
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.durations import ProbeTime, format_duration
 from watchkeeper.core.model import StrictModel
 from watchkeeper.core.redact import body_secrets, header_secrets, redact_url, url_secrets
+from watchkeeper.core.tls import CaFile
 
 MAX_BODY_BYTES = 1024 * 1024
 """Bodies are read up to this many bytes; `body_contains` only sees this prefix."""
@@ -111,7 +112,7 @@ class HttpCheckConfig(CheckConfigBase):
     body: str | None = None
     follow_redirects: bool = True
     verify_tls: bool = True
-    ca_file: str | None = None
+    ca_file: CaFile | None = None
     """PEM bundle of CAs to verify HTTPS against, replacing the system store."""
     basic_auth: HttpBasicAuth | None = None
     bearer_token: SecretStr | None = None
@@ -156,13 +157,6 @@ class HttpCheckConfig(CheckConfigBase):
             # Never echo the token: the message may end up in logs.
             if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
                 raise ValueError("bearer_token must not contain spaces or control characters")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _usable_ca_file(cls, value: str | None) -> str | None:
-        if value is not None and (problem := ca_file_problem(value)):
-            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

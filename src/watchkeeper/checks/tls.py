@@ -31,6 +31,7 @@ from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.checks.registry import register
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.durations import format_duration
+from watchkeeper.core.tls import CaFile, ca_file_problem, ssl_error_text
 
 DAY = 86400.0
 
@@ -56,21 +57,6 @@ _ENCODING_DER = 2  # _ssl.ENCODING_DER, for the private chain API of Python < 3.
 
 
 # --- helpers shared with the http check -----------------------------------------------------
-
-
-def ca_file_problem(path: str) -> str | None:
-    """Why `path` cannot serve as a CA bundle (missing, unreadable, no PEM certs), or None."""
-    try:
-        ssl.create_default_context(cafile=path)
-    except FileNotFoundError:
-        return f"ca_file {path!r} does not exist"
-    except IsADirectoryError:
-        return f"ca_file {path!r} is a directory, not a PEM file"
-    except PermissionError:
-        return f"ca_file {path!r} is not readable"
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        return f"ca_file {path!r} holds no usable PEM certificates ({_ssl_error_text(exc)})"
-    return None
 
 
 def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
@@ -135,7 +121,7 @@ class TlsCheckConfig(CheckConfigBase):
     crit_days: int = Field(default=7, ge=0)
     verify: bool = True
     """When false, verification problems are reported in details but do not fail the check."""
-    ca_file: str | None = None
+    ca_file: CaFile | None = None
     """PEM bundle of trusted CAs, replacing the system store."""
 
     @field_validator("host", "server_name")
@@ -143,13 +129,6 @@ class TlsCheckConfig(CheckConfigBase):
     def _no_spaces(cls, value: str | None) -> str | None:
         if value is not None and (value != value.strip() or " " in value):
             raise ValueError("must not contain spaces")
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _usable_ca_file(cls, value: str | None) -> str | None:
-        if value is not None and (problem := ca_file_problem(value)):
-            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -237,7 +216,7 @@ class TlsCheck(Check[TlsCheckConfig]):
                 ) from None
             if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLCertVerificationError):
                 raise _Failed(
-                    f"TLS handshake with {target} failed: {_ssl_error_text(exc)}"
+                    f"TLS handshake with {target} failed: {ssl_error_text(exc)}"
                 ) from None
             raise
         seconds = perf_counter() - shake_started
@@ -457,17 +436,6 @@ def _names(cert: x509.Certificate, limit: int = 3) -> str:
         return "no host name"
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} (+{len(names) - limit} more)"
-
-
-def _ssl_error_text(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)" -> the middle part.
-        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-        text = text.split("] ", 1)[-1].split(" (_ssl.c:", 1)[0]
-        return text or exc.reason.lower().replace("_", " ")
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 __all__ = [

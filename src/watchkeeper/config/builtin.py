@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchkeeper.config.loader import Config
+from watchkeeper.config.model import Config
 
 
 def builtin_config(

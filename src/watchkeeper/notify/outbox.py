@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from watchkeeper.config.loader import DeliveryConfig
 from watchkeeper.core.clock import Clock
 from watchkeeper.notify.channels.base import Channel, Message, Outcome
+from watchkeeper.notify.config import DeliveryConfig
 from watchkeeper.store import outbox as store
 from watchkeeper.store.database import Database
 

@@ -25,15 +25,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.check_alerts import check_fingerprint
+from watchkeeper.alerting.config import EscalationPolicy
 from watchkeeper.alerting.flap_alerts import flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checks.registry import config_models
-from watchkeeper.config.loader import CheckConfig, EscalationPolicy, apply_defaults, find_cycle
+from watchkeeper.config.model import CheckConfig, find_cycle
 from watchkeeper.core.changes import CHECKS
 from watchkeeper.core.model import NUL_MESSAGE, nul_at
 from watchkeeper.core.redact import Redactor, redact_text
+from watchkeeper.engine.config import apply_defaults
 from watchkeeper.store import results as result_store
 from watchkeeper.store.database import Connection as AsyncConnection
 from watchkeeper.store.objects import (

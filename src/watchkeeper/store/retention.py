@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Text, cast, delete, null, update
 
-from watchkeeper.config.loader import RetentionConfig
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import AlertStatus
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups as rollup_store
 from watchkeeper.store import tables
+from watchkeeper.store.config import RetentionConfig
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)

@@ -10,17 +10,17 @@ from pydantic import BaseModel, ValidationError
 
 from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.maintenance import MaintenanceWindow
-from watchkeeper.app import Runtime
-from watchkeeper.http import problems
-from watchkeeper.http.api.schemas import Limit, Offset, Page
-from watchkeeper.http.deps import get_runtime
-from watchkeeper.http.roles import Principal, Role, require
-from watchkeeper.store.maintenance import (
+from watchkeeper.alerting.stored_windows import (
     delete_window,
     load_stored_windows,
     load_windows,
     save_window,
 )
+from watchkeeper.app import Runtime
+from watchkeeper.http import problems
+from watchkeeper.http.api.schemas import Limit, Offset, Page
+from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.roles import Principal, Role, require
 
 router = APIRouter(
     prefix="/api/v1/maintenances",

@@ -19,6 +19,7 @@ from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.matchers import Matcher, parse_matcher
 from watchkeeper.alerting.silences import create_silence, expire_silence
+from watchkeeper.alerting.stored_windows import delete_window, save_window
 from watchkeeper.app import Runtime
 from watchkeeper.core.durations import LONG_SPAN
 from watchkeeper.http.api.alerts import change_alert
@@ -27,7 +28,6 @@ from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page, safe_next
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.maintenance import delete_window, save_window
 
 # One route per action (not `/{action}`), so the audit log names each one.
 router = APIRouter(prefix="/dashboard", include_in_schema=False)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.silences import list_silences
+from watchkeeper.alerting.stored_windows import load_windows
 from watchkeeper.app import Runtime
 from watchkeeper.http.api.status import SEVERITIES, alert_counts
 from watchkeeper.http.deps import get_runtime
@@ -22,7 +23,6 @@ from watchkeeper.http.web.access import page
 from watchkeeper.http.web.sparkline import timeline
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import rollups
-from watchkeeper.store.maintenance import load_windows
 from watchkeeper.store.results import recent_results
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
