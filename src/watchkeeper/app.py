@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.check_alerts import CheckAlerts
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker
+from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.auth import tokens as token_store
 from watchkeeper.auth import users as user_store
@@ -25,8 +26,8 @@ from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
-from watchkeeper.config.loader import Config
-from watchkeeper.core.changes import ALERTS, ChangeFeed, check_key
+from watchkeeper.config.loader import Config, EscalationPolicy
+from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock, SystemClock
 from watchkeeper.core.redact import Redactor, url_secrets
@@ -165,7 +166,11 @@ class Runtime:
         self.check_configs: dict[str, CheckConfigBase] = {c.name: c for c in config.checks}
         self.broken = BrokenObjects(self.redactor)
         """Stored objects that cannot be evaluated (fail-open; see watchkeeper.alerting.broken)."""
-        self.managed = ManagedObjects(self)  # checks, policies and rules made over the API
+        # Checks, policies and rules made over the API; they change the service through
+        # this runtime's ObjectTarget methods below.
+        self.managed = ManagedObjects(
+            self, config, db=self.db, clock=self.clock, redactor=self.redactor, broken=self.broken
+        )
         self.started = False
         self.started_at: datetime | None = None
         self._runs = 0
@@ -267,6 +272,59 @@ class Runtime:
 
     def _is_paused(self, name: str) -> bool:
         return bool((s := self.states.get(name)) and s.paused)
+
+    # -- what API-managed objects change (watchkeeper.objects.base.ObjectTarget) ---------
+
+    async def add_check(self, check: Check[Any], *, run: bool = True) -> None:
+        """A check joins the service: alerting knows its config, and when `run` and enabled
+        the scheduler (or, a push check, the heartbeat monitor) runs it."""
+        self.check_configs[check.name] = check.config
+        self.redactor.add(check.secrets())
+        if run and check.config.enabled:
+            if check.config.push:
+                await self.heartbeats.add(check)  # type: ignore[arg-type]
+            else:
+                self.checks.append(check)
+                self.scheduler.add(check)
+
+    async def remove_check(self, name: str, check: Check[Any] | None) -> None:
+        """Stop the check `name` (`check`: what runs, if anything) and forget its config."""
+        if check is not None:
+            if check.config.push:
+                self.heartbeats.remove(name)
+            else:
+                await self.scheduler.remove(name)
+                if check in self.checks:
+                    self.checks.remove(check)
+        self.check_configs.pop(name, None)
+
+    async def flush_results(self) -> None:
+        """Store the results and states written so far."""
+        await self.writer.flush()
+
+    def forget_check(self, name: str) -> None:
+        """Drop what the result pipeline remembers of a deleted check."""
+        self.pipeline.forget(name)
+
+    def checks_changed(self) -> None:
+        """Open overviews re-fetch their list of checks."""
+        self.changes.publish(CHECKS)
+
+    async def put_rule(self, rule: RuleConfig) -> None:
+        """Evaluate a new or replaced rule (a replaced one keeps its series)."""
+        await self.rules.put(rule)
+
+    async def remove_rule(self, name: str) -> None:
+        """Stop evaluating a rule; its open alerts resolve."""
+        await self.rules.remove(name)
+
+    def reconfigure_alerting(
+        self, *, rules: Iterable[RuleConfig], policies: Iterable[EscalationPolicy]
+    ) -> None:
+        """Route and escalate by these rules and policies and the current checks."""
+        self.dispatcher.reconfigure(
+            checks=self.check_configs.values(), rules=rules, policies=policies
+        )
 
     # -- start and stop -----------------------------------------------------------------
 

@@ -6,22 +6,23 @@ from collections.abc import Callable
 from typing import Any
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
+from watchkeeper.core.registry import Registry
 
-CHECK_TYPES: dict[str, type[Check[Any]]] = {}
+CHECKS: Registry[Check[Any]] = Registry("check")
+"""Every check type; filled by `@register` when `watchkeeper.checks` imports its modules."""
 
-
-def register(cls: type[Check[Any]]) -> type[Check[Any]]:
-    """Class decorator adding a check type to the registry under `cls.type`."""
-    CHECK_TYPES[cls.type] = cls
-    return cls
+CHECK_TYPES = CHECKS.types
+register = CHECKS.register
 
 
 def config_models() -> tuple[type[CheckConfigBase], ...]:
-    return tuple(cls.config_model for cls in CHECK_TYPES.values())
+    """The config model of every check type (the members of the config's tagged union)."""
+    return CHECKS.models()
 
 
 def build_check(config: CheckConfigBase, context: CheckContext) -> Check[Any]:
-    return CHECK_TYPES[config.type](config, context)
+    """The check that `config` describes."""
+    return CHECKS.get(config.type)(config, context)
 
 
 CheckFactory = Callable[[CheckConfigBase, CheckContext], Check[Any]]

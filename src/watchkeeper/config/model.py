@@ -14,6 +14,7 @@ from watchkeeper.alerting.routes import validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.auth.config import AuthConfig
 from watchkeeper.checks.base import CheckConfigBase
+from watchkeeper.config.references import dependency_problem, unknown_channel, unknown_policy
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
 from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
@@ -63,16 +64,10 @@ class Config(StrictModel):
         check_names = {c.name for c in self.checks}
         channel_names = {n.name for n in self.notifications}
         for i, check in enumerate(self.checks):
-            for dep in check.depends_on:
-                if dep not in check_names:
-                    raise ValueError(f"checks[{i}].depends_on: no check named {dep!r}")
-                if dep == check.name:
-                    raise ValueError(f"checks[{i}].depends_on: a check cannot depend on itself")
-            for channel in check.notify or ():
-                if channel not in channel_names:
-                    raise ValueError(
-                        f"checks[{i}].notify: no notification channel named {channel!r}"
-                    )
+            if problem := dependency_problem(check.name, check.depends_on, check_names):
+                raise ValueError(f"checks[{i}].depends_on: {problem}")
+            if problem := unknown_channel(check.notify or (), channel_names):
+                raise ValueError(f"checks[{i}].notify: {problem}")
         _unique("escalation", [p.name for p in self.escalation])
         policies = {p.name for p in self.escalation}
         for i, policy in enumerate(self.escalation):
@@ -83,10 +78,8 @@ class Config(StrictModel):
                             f"escalation[{i}].steps: step {j} notifies unknown channel {channel!r}"
                         )
         for i, check in enumerate(self.checks):
-            if check.escalation is not None and check.escalation not in policies:
-                raise ValueError(
-                    f"checks[{i}].escalation: no escalation policy {check.escalation!r}"
-                )
+            if problem := unknown_policy(check.escalation, policies):
+                raise ValueError(f"checks[{i}].escalation: {problem}")
         _unique("rules", [r.name for r in self.rules])
         _unique("maintenance", [w.name for w in self.maintenance])
         route_errors = validate_channels(
@@ -95,16 +88,12 @@ class Config(StrictModel):
         if route_errors:
             raise ValueError(route_errors[0])
         for i, rule in enumerate(self.rules):
-            for channel in rule.notify or ():
-                if channel not in channel_names:
-                    raise ValueError(
-                        f"rules[{i}].notify: no notification channel named {channel!r}"
-                    )
-            if rule.escalation is not None and rule.escalation not in policies:
-                raise ValueError(f"rules[{i}].escalation: no escalation policy {rule.escalation!r}")
-        default = self.alerting.default_escalation
-        if default is not None and default not in policies:
-            raise ValueError(f"alerting.default_escalation: no escalation policy {default!r}")
+            if problem := unknown_channel(rule.notify or (), channel_names):
+                raise ValueError(f"rules[{i}].notify: {problem}")
+            if problem := unknown_policy(rule.escalation, policies):
+                raise ValueError(f"rules[{i}].escalation: {problem}")
+        if problem := unknown_policy(self.alerting.default_escalation, policies):
+            raise ValueError(f"alerting.default_escalation: {problem}")
         cycle = find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")

@@ -24,6 +24,7 @@ from watchkeeper.http.api.schemas import (
 )
 from watchkeeper.http.deps import get_runtime
 from watchkeeper.http.roles import Principal, Role, require
+from watchkeeper.notify.payload import alert_record
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.conflicts import retrying
 
@@ -31,29 +32,6 @@ router = APIRouter(
     prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require(Role.VIEWER))]
 )
 OPERATOR = Depends(require(Role.OPERATOR))
-
-
-def _alert_out(alert: Alert) -> dict[str, object]:
-    return {
-        "id": alert.id,
-        "fingerprint": alert.fingerprint,
-        "name": alert.name,
-        "check": alert.check,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "status": alert.status.value,
-        "started_at": alert.started_at,
-        "resolved_at": alert.resolved_at,
-        "summary": alert.summary,
-        "labels": alert.labels,
-        "suppressed": alert.suppressed_reason,
-        "silenced_by": alert.silenced_by,
-        "acknowledged_at": alert.acknowledged_at,
-        "acknowledged_by": alert.acknowledged_by,
-        "source": alert.source,
-        "escalation_step": alert.escalation_step,
-        "paged_channels": alert.paged_channels,
-    }
 
 
 @router.get("", response_model=Page[AlertOut], summary="List alerts, newest first")
@@ -91,7 +69,7 @@ async def list_alerts(
         limit=limit,
         offset=offset,
     )
-    items = [AlertOut.model_validate(_alert_out(a)) for a in alerts]
+    items = [AlertOut.model_validate(alert_record(a)) for a in alerts]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -103,7 +81,7 @@ async def get_alert(alert_id: str, rt: Runtime = Depends(get_runtime)) -> AlertD
     alert, events = found
     return AlertDetailOut.model_validate(
         {
-            **_alert_out(alert),
+            **alert_record(alert),
             "events": [
                 AlertEventOut(kind=e.kind, at=e.at, actor=e.actor, comment=e.comment)
                 for e in events
@@ -143,7 +121,7 @@ async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
         raise HTTPException(409, str(exc)) from None
     found = await alert_store.get_alert(rt.db, alert.id)
     assert found is not None
-    return AlertOut.model_validate(_alert_out(found[0]))
+    return AlertOut.model_validate(alert_record(found[0]))
 
 
 _STATE_CONFLICT = problems.responses(409)  # acknowledging or resolving a resolved alert
@@ -235,4 +213,4 @@ async def post_alerts(
     # the first's open alert and refreshes it.
     touched = await retrying(apply)
     rt.wake_dispatcher()
-    return [AlertOut.model_validate(_alert_out(a)) for a in touched]
+    return [AlertOut.model_validate(alert_record(a)) for a in touched]

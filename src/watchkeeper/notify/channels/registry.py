@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from watchkeeper.core.registry import Registry
 from watchkeeper.notify.channels.base import Channel, ChannelConfigBase, ChannelContext
 
-CHANNEL_TYPES: dict[str, type[Channel[Any]]] = {}
+CHANNELS: Registry[Channel[Any]] = Registry("channel")
+"""Every channel type; filled by `@register` when `watchkeeper.notify.channels` imports."""
 
-
-def register(cls: type[Channel[Any]]) -> type[Channel[Any]]:
-    CHANNEL_TYPES[cls.type] = cls
-    return cls
+CHANNEL_TYPES = CHANNELS.types
+register = CHANNELS.register
 
 
 def config_models() -> tuple[type[ChannelConfigBase], ...]:
-    return tuple(cls.config_model for cls in CHANNEL_TYPES.values())
+    """The config model of every channel type (the members of the config's tagged union)."""
+    return CHANNELS.models()
 
 
 def build_channel(config: ChannelConfigBase, context: ChannelContext) -> Channel[Any]:
-    return CHANNEL_TYPES[config.type](config, context)
+    """The channel that `config` describes."""
+    return CHANNELS.get(config.type)(config, context)
