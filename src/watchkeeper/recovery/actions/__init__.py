@@ -1,0 +1,16 @@
+"""Recovery action types. Importing this package registers every built-in type: each module
+in this folder that is not `base` defines one type with `@ACTIONS.register`."""
+
+from watchkeeper.recovery.actions.base import (
+    ACTIONS,
+    Action,
+    ActionContext,
+    ActionOutcome,
+    OutcomeStatus,
+    build_action,
+)
+from watchkeeper.recovery.registry import autoload
+
+autoload(__name__, __path__, skip=("base",))
+
+__all__ = ["ACTIONS", "Action", "ActionContext", "ActionOutcome", "OutcomeStatus", "build_action"]
