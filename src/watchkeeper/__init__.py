@@ -1,6 +1,6 @@
 """Watchkeeper: self-hosted operations monitor. Library surface:
 
-from watchkeeper import Monitor, CheckResult, Status, Severity
+from watchkeeper import Monitor, CheckResult, Status, Severity, CircuitBreaker
 """
 
 from typing import TYPE_CHECKING, Any
@@ -10,8 +10,9 @@ from watchkeeper.core.version import __version__
 
 if TYPE_CHECKING:
     from watchkeeper.monitor import Monitor
+    from watchkeeper.recovery.breaker import CircuitBreaker
 
-__all__ = ["CheckResult", "Monitor", "Severity", "Status", "__version__"]
+__all__ = ["CheckResult", "CircuitBreaker", "Monitor", "Severity", "Status", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from watchkeeper.monitor import Monitor
 
         return Monitor
+    if name == "CircuitBreaker":
+        from watchkeeper.recovery.breaker import CircuitBreaker
+
+        return CircuitBreaker
     raise AttributeError(f"module 'watchkeeper' has no attribute {name!r}")

@@ -217,6 +217,9 @@ class Program:
         self._child: _Child | None = None
         self._leftovers: list[_Child] = []
         """Exited instances whose pipes a descendant still holds open."""
+        self._detached: list[subprocess.Popen[bytes]] = []
+        """Instances left running by `stop()` (keep_running): still our children, so
+        kept here to be reaped once they exit (`detached`)."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._restart_now = False
@@ -243,6 +246,11 @@ class Program:
         if self.pid is not None and self._started_at is not None:
             uptime = self._clock.monotonic() - self._started_at
         return ProgramStatus(self.name, self.state, self.pid, uptime, self.restarts, self.last_exit)
+
+    def detached(self) -> list[int]:
+        """Pids of instances left running by `stop()` that still run (reaps the others)."""
+        self._detached = [proc for proc in self._detached if proc.poll() is None]
+        return [proc.pid for proc in self._detached]
 
     def _set(self, state: ProgramState) -> None:
         self.state = state
@@ -422,8 +430,9 @@ class Program:
                 await self._task
             self._task = None
         if child is not None:
-            if self.config.keep_running:
+            if self.config.keep_running and not child.exited.is_set():
                 log.info("%s: left running (pid %d)", self.name, child.pid)
+                self._detached.append(child.proc)
             child.release()
         for leftover in self._leftovers:
             leftover.release()
