@@ -131,6 +131,10 @@ RUNBOOK = {"type": "runbook", "steps": [{"wait": "1s"}]}
             one("process", command=["a"], backoff="10s", max_backoff="1s"),
             "max_backoff must not be less than backoff",
         ),
+        (
+            one("process", command=["a"], on_resolved=NOTE),
+            "on_resolved does not apply to a supervised process",
+        ),
         (one("http", url="ftp://x/"), "actions.0.http.url"),
         (one("systemd", unit="--force"), "actions.0.systemd.unit"),
         (one("python", callable="os.system; rm"), "actions.0.python.callable"),

@@ -378,6 +378,8 @@ class ProcessAction(_ProgramFields, _Named):
     def _backoff_order(self) -> ProcessAction:
         if self.max_backoff < self.backoff:
             raise ValueError("max_backoff must not be less than backoff")
+        if self.on_resolved is not None:
+            raise ValueError("on_resolved does not apply to a supervised process")
         return self
 
     @property

@@ -163,7 +163,13 @@ class _Child:
         except OSError:
             data = b""
         if data:
-            self._outputs[fd].write(data)
+            sink = self._outputs[fd]
+            try:
+                sink.write(data)
+            except OSError as exc:
+                # A full disk must not stop the program: its output is dropped, not kept
+                # unread in the pipe (where it would block the program's writes).
+                log.warning("cannot write %s: %s", sink.path, exc)
         else:  # every writer closed it
             self._close_output(fd)
 
@@ -375,7 +381,17 @@ class Program:
         finally:
             for fd in opened:  # the child has its copies
                 os.close(fd)
-        child = _Child(proc, loop, pipes)
+        try:
+            child = _Child(proc, loop, pipes)
+        except OSError as exc:  # no pidfd (Linux before 5.3): we could not notice its exit
+            proc.kill()
+            proc.wait()
+            for read_end, _ in pipes:
+                os.close(read_end)
+            self.last_error = f"cannot watch {cfg.command[0]}: {exc.strerror or exc}"
+            log.error("%s: %s", self.name, self.last_error)
+            self._notify()
+            return None
         self._child = child
         self.pid = child.pid
         self.last_error = None

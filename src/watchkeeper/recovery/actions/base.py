@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import builtins
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from watchkeeper.core.model import StrictModel
@@ -59,7 +59,6 @@ class ActionContext:
     """Shared HTTP session; an action without one opens its own for the run."""
     supervisor: Supervisor | None = None
     """Where `process` actions' programs live."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 S = TypeVar("S", bound=StrictModel)
