@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -240,13 +239,10 @@ def main() -> None:
         print(json.dumps({"results": results, "load": [load_before, load_after]}, indent=2))
         return
     print()
+    print(f"SIGKILL -> listening again, python3 -m http.server, {opts.kills} kills each")
     print(
-        textwrap.dedent(
-            f"""\
-            SIGKILL -> listening again, python3 -m http.server, {opts.kills} kills each
-            (probe every {opts.probe * 1000:g} ms; {os.cpu_count()} CPUs; load average
-            {load_before[0]:.2f} before, {load_after[0]:.2f} after)"""
-        )
+        f"(probe every {opts.probe * 1000:g} ms; {os.cpu_count()} CPUs; load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after)"
     )
     print(f"{'supervisor':<14}{'min':>10}{'median':>10}{'max':>10}")
     for name, figures in results.items():

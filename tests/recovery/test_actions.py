@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,18 @@ async def test_a_missing_program_or_directory_is_an_error_not_an_exception(tmp_p
     assert outcome.reason == "program not found: /nonexistent/heal"
     outcome = await run(type="command", command=["true"], cwd=str(tmp_path / "nope"))
     assert outcome.reason == f"working directory not found: {tmp_path / 'nope'}"
+
+
+async def test_systemd_asks_systemctl_to_restart_the_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in systemctl first on PATH, recording how it was called.
+    fake = tmp_path / "systemctl"
+    fake.write_text('#!/bin/sh\necho "systemctl $*"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    outcome = await run(type="systemd", unit="web.service")
+    assert outcome.ok and outcome.output == "systemctl restart -- web.service\n"
 
 
 # -- http ------------------------------------------------------------------------------------

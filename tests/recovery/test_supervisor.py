@@ -170,7 +170,8 @@ async def test_stop_of_a_program_that_obeys_is_prompt_and_leaves_no_task(supervi
     async with asyncio.timeout(5):  # far less than stop_timeout: SIGTERM did it
         await sup.stop()
     await wait_until(lambda: gone(pid), 5, "the program stopped")
-    assert program.state is ProgramState.STOPPED and program._task is None
+    assert program.state is ProgramState.STOPPED
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "supervise app"]
 
 
 async def test_keep_running_leaves_the_program_running_when_watchkeeper_stops(
