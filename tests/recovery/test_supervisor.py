@@ -158,7 +158,7 @@ async def test_stop_sends_stop_signal_then_sigkill_after_stop_timeout(
     async with asyncio.timeout(10):
         await stopping
     assert gone(pid) and program.state is ProgramState.STOPPED
-    assert program.last_exit in (None, -signal.SIGKILL)
+    assert program.last_exit == -signal.SIGKILL
 
 
 async def test_stop_of_a_program_that_obeys_is_prompt_and_leaves_no_task(supervisor: Any) -> None:

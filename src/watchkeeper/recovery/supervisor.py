@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from watchkeeper.core.clock import Clock, SystemClock
+from watchkeeper.core.durations import format_duration
 from watchkeeper.recovery.config import ProcessAction
 
 log = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ class Program:
                     "%s: gave up after %d restarts within %s",
                     self.name,
                     self.config.max_attempts,
-                    self.config.within,
+                    format_duration(self.config.within),
                 )
                 return
             self.restarts += 1
@@ -441,6 +442,9 @@ class Program:
             await self._terminate(child)
             _signal_group(child.pid, signal.SIGKILL)  # whatever ignored stop_signal
         if self._task is not None:
+            if child is not None and not self.config.keep_running:
+                # It saw the exit: let it record it (last_exit) before it is gone.
+                await asyncio.wait([self._task], timeout=1.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
