@@ -1,6 +1,7 @@
 """Recovery action types. Importing this package registers every built-in type: each module
 in this folder that is not `base` defines one type with `@ACTIONS.register`."""
 
+from watchkeeper.core.registry import autoload
 from watchkeeper.recovery.actions.base import (
     ACTIONS,
     Action,
@@ -9,7 +10,6 @@ from watchkeeper.recovery.actions.base import (
     OutcomeStatus,
     build_action,
 )
-from watchkeeper.recovery.registry import autoload
 
 autoload(__name__, __path__, skip=("base",))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from watchkeeper.core.model import StrictModel
-from watchkeeper.recovery.registry import Registry
+from watchkeeper.core.registry import Registry
 
 if TYPE_CHECKING:
     import aiohttp
