@@ -241,9 +241,49 @@ async def test_python_false_or_an_exception_is_a_failure_and_a_bad_path_an_error
     assert outcome.status is OutcomeStatus.ERROR and outcome.reason.startswith("cannot load")
 
 
+# -- docker ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> Any:
+    """A Docker Engine API stand-in on a unix socket: knows container `web` only."""
+    calls: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        calls.append(f"{request.method} {request.path}")
+        if request.match_info["name"] != "web":
+            return web.json_response({"message": "No such container"}, status=404)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/containers/{name}/{verb}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    socket_path = tmp_path / "docker.sock"
+    await web.UnixSite(runner, str(socket_path)).start()
+    yield socket_path, calls
+    await runner.cleanup()
+
+
+async def test_docker_restarts_the_container_over_the_engine_socket(engine: Any) -> None:
+    socket_path, calls = engine
+    outcome = await run(type="docker", container="web", socket=str(socket_path))
+    assert outcome.ok and outcome.http_status == 204
+    outcome = await run(type="docker", container="db", socket=str(socket_path))
+    assert outcome.status is OutcomeStatus.FAILED and outcome.reason == "no container 'db'"
+    assert "No such container" in outcome.output
+    assert calls == ["POST /containers/web/restart", "POST /containers/db/restart"]
+
+
+async def test_docker_without_an_engine_is_an_error(tmp_path: Path) -> None:
+    outcome = await run(type="docker", container="web", socket=str(tmp_path / "none.sock"))
+    assert outcome.status is OutcomeStatus.ERROR
+    assert outcome.reason == f"no Docker socket at {tmp_path / 'none.sock'}"
+
+
 # -- still to be built -------------------------------------------------------------------------
 
 
 async def test_types_still_to_be_built_say_so() -> None:
-    with pytest.raises(NotImplementedError, match="'docker' is not implemented yet"):
-        await run(type="docker", container="web")
+    with pytest.raises(NotImplementedError, match="'notify' is not implemented yet"):
+        await run(type="notify", message="hello")
