@@ -180,6 +180,18 @@ async def test_http_sends_the_configured_request_and_succeeds_on_2xx(pool: Pool)
     assert pool.requests == [("POST", "drain", "web", "member=web-1")]
 
 
+async def test_on_resolved_is_an_action_of_its_own(pool: Pool) -> None:
+    failover = action(
+        type="http",
+        url=f"{pool.url}/drain",
+        on_resolved={"type": "http", "url": f"{pool.url}/undrain", "method": "DELETE"},
+    )
+    assert (await failover.run(ActionContext())).ok
+    undo = build_action(failover.config.on_resolved)
+    assert (await undo.run(ActionContext())).output == "undrained"
+    assert [r[:2] for r in pool.requests] == [("POST", "drain"), ("DELETE", "undrain")]
+
+
 async def test_http_fails_on_an_unexpected_status(pool: Pool) -> None:
     outcome = await run(type="http", url=f"{pool.url}/broken", method="put")
     assert outcome.status is OutcomeStatus.FAILED
