@@ -171,8 +171,8 @@ async def main(args: argparse.Namespace) -> None:
                 configs = list(runtime.check_configs.values())
                 template = app.state.templates.get_template("overview.html")
                 viewer = Principal("bench", Role.VIEWER, "token", None)
-                gathered = views.sort_rows(await views.check_rows(runtime, configs, NOW))
-                summary = await views.summary(runtime, NOW)
+                gathered = views.sort_rows(await views.check_rows(runtime.services, configs, NOW))
+                summary = await views.summary(runtime.services, NOW)
 
                 async def render_only() -> None:
                     template.render(
@@ -189,27 +189,26 @@ async def main(args: argparse.Namespace) -> None:
                         states=views.STATES,
                     )
 
-                class _Request:
-                    app = None
-
-                request: Any = _Request()
-                request.app = app
                 results = [
                     ("GET /dashboard (whole request)", await timed(full, args.repeat)),
                     ("GET /dashboard, gzip-compressed", await timed(compressed, args.repeat)),
                     (
                         "rows: states + 24 h rollups",
-                        await timed(lambda: views.check_rows(runtime, configs, NOW), args.repeat),
+                        await timed(
+                            lambda: views.check_rows(runtime.services, configs, NOW), args.repeat
+                        ),
                     ),
                     (
                         "summary: counts + open alerts",
-                        await timed(lambda: views.summary(runtime, NOW), args.repeat),
+                        await timed(lambda: views.summary(runtime.services, NOW), args.repeat),
                     ),
                     ("template render only", await timed(render_only, args.repeat)),
                     (
                         "one live update (row + summary)",
                         await timed(
-                            lambda: live.render_changes(request, runtime, {check_key(names[3])}),
+                            lambda: live.render_changes(
+                                app.state.templates, runtime.services, {check_key(names[3])}
+                            ),
                             args.repeat,
                         ),
                     ),

@@ -42,6 +42,15 @@ from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.services import Services
+from watchkeeper.services.alerts import AlertService
+from watchkeeper.services.checks import CheckService
+from watchkeeper.services.dashboard import DashboardService
+from watchkeeper.services.heartbeats import HeartbeatService
+from watchkeeper.services.maintenance import MaintenanceService
+from watchkeeper.services.rules import RuleService
+from watchkeeper.services.series import SeriesService
+from watchkeeper.services.silences import SilenceService
+from watchkeeper.services.status import StatusService
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -238,7 +247,7 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
-        self.services = Services()
+        self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started: list[Step] = []
@@ -263,6 +272,76 @@ class Runtime:
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
         """The task table: `start()` runs it in order, `stop()` in reverse."""
+
+    def _services(self) -> Services:
+        """The services of this run, over its components (see watchkeeper.services)."""
+        config = self.config
+        checks = CheckService(
+            db=self.db,
+            clock=self.clock,
+            configs=self.check_configs,
+            states=self.states,
+            pipeline=self.pipeline,
+            heartbeats=self.heartbeats,
+            scheduler=self.scheduler,
+            changes=self.changes,
+            broken=self.broken,
+            flush=self.writer.flush,
+            base_url=config.server.base_url(),
+            is_managed=lambda name: name in self.managed.checks,
+        )
+        alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
+        series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
+        return Services(
+            checks=checks,
+            alerts=alerts,
+            silences=SilenceService(
+                db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher
+            ),
+            maintenance=MaintenanceService(
+                db=self.db,
+                clock=self.clock,
+                configured=config.maintenance,
+                broken=self.broken,
+                wake_dispatcher=self.wake_dispatcher,
+            ),
+            status=StatusService(
+                db=self.db,
+                clock=self.clock,
+                checks=checks,
+                alerts=alerts,
+                scheduler=self.scheduler,
+                outbox=self.outbox,
+                broken=self.broken,
+                metrics=self.metrics,
+                redactor=self.redactor,
+                flush=self.writer.flush,
+                is_started=lambda: self.started,
+                started_at=lambda: self.started_at,
+            ),
+            heartbeats=HeartbeatService(
+                monitor=self.heartbeats,
+                access=self.pings,
+                metrics=self.metrics,
+                base_url=config.server.base_url(),
+                ping_by_name=config.heartbeats.ping_by_name,
+            ),
+            rules=RuleService(
+                engine=self.rules,
+                clock=self.clock,
+                is_managed=lambda name: name in self.managed.managed_rules,
+            ),
+            series=series,
+            dashboard=DashboardService(
+                clock=self.clock,
+                checks=checks,
+                alerts=alerts,
+                series=series,
+                changes=self.changes,
+                max_streams=config.server.max_event_streams,
+                max_streams_per_owner=config.server.max_event_streams_per_user,
+            ),
+        )
 
     # -- what callers share -------------------------------------------------------------
 

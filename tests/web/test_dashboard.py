@@ -16,7 +16,6 @@ from watchkeeper.auth.users import create_user
 from watchkeeper.config.loader import Config
 from watchkeeper.core.domain import Alert
 from watchkeeper.http import audit
-from watchkeeper.http.api.checks import set_paused
 from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Role
 from watchkeeper.store import alerts as alert_store
@@ -334,7 +333,7 @@ async def test_text_from_targets_is_escaped(dash: Dashboard) -> None:
     dash.target.status = 500
     await dash.check_is("api", "down")
     # Paused, so its first scheduled run cannot replace the reason planted here.
-    await set_paused(dash.runtime, "api", True)
+    await dash.runtime.services.checks.pause("api")
     dash.runtime.pipeline.states["api"].last_reason = "<script>alert(1)</script>"  # type: ignore[union-attr]
     page = await _get(dash, "viewer", "/dashboard")
     assert "<script>alert(1)</script>" not in page.text

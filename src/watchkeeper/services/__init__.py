@@ -12,8 +12,30 @@ The composition root (`app.Runtime`) builds one `Services` per run from its comp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchkeeper.services.alerts import AlertService
+    from watchkeeper.services.checks import CheckService
+    from watchkeeper.services.dashboard import DashboardService
+    from watchkeeper.services.heartbeats import HeartbeatService
+    from watchkeeper.services.maintenance import MaintenanceService
+    from watchkeeper.services.rules import RuleService
+    from watchkeeper.services.series import SeriesService
+    from watchkeeper.services.silences import SilenceService
+    from watchkeeper.services.status import StatusService
 
 
 @dataclass(slots=True)
 class Services:
     """Every service of a running Watchkeeper (built by `app.Runtime`)."""
+
+    checks: CheckService
+    alerts: AlertService
+    silences: SilenceService
+    maintenance: MaintenanceService
+    status: StatusService
+    heartbeats: HeartbeatService
+    rules: RuleService
+    series: SeriesService
+    dashboard: DashboardService

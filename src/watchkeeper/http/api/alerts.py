@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from watchkeeper.alerting import external as ext
-from watchkeeper.alerting import lifecycle
-from watchkeeper.alerting.external import InvalidAlerts, parse_external
-from watchkeeper.app import Runtime
+from watchkeeper.alerting.external import InvalidAlerts
 from watchkeeper.core.domain import Alert, Severity
 from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import (
@@ -22,11 +20,10 @@ from watchkeeper.http.api.schemas import (
     Page,
     Text,
 )
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.notify.payload import alert_record
-from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.conflicts import retrying
+from watchkeeper.services import Services
 
 router = APIRouter(
     prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(require(Role.VIEWER))]
@@ -34,9 +31,13 @@ router = APIRouter(
 OPERATOR = Depends(require(Role.OPERATOR))
 
 
+def _out(alert: Alert) -> AlertOut:
+    return AlertOut.model_validate(alert_record(alert))
+
+
 @router.get("", response_model=Page[AlertOut], summary="List alerts, newest first")
 async def list_alerts(
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     status: Annotated[
         Literal["open", "firing", "acknowledged", "resolved", "silenced"] | None,
         Query(description="`open`: not resolved; `silenced`: open and muted"),
@@ -58,8 +59,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AlertOut]:
-    alerts, total = await alert_store.list_alerts(
-        rt.db,
+    alerts, total = await services.alerts.list_alerts(
         status=status,
         check=check,
         severity=severity.value if severity else None,
@@ -69,16 +69,13 @@ async def list_alerts(
         limit=limit,
         offset=offset,
     )
-    items = [AlertOut.model_validate(alert_record(a)) for a in alerts]
+    items = [_out(a) for a in alerts]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{alert_id}", response_model=AlertDetailOut, summary="One alert and its events")
-async def get_alert(alert_id: str, rt: Runtime = Depends(get_runtime)) -> AlertDetailOut:
-    found = await alert_store.get_alert(rt.db, alert_id)
-    if found is None:
-        raise HTTPException(404, "no such alert")
-    alert, events = found
+async def get_alert(alert_id: str, services: Services = Depends(get_services)) -> AlertDetailOut:
+    alert, events = await services.alerts.get(alert_id)
     return AlertDetailOut.model_validate(
         {
             **alert_record(alert),
@@ -102,28 +99,6 @@ class AlertComment(BaseModel):
     actor: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
-async def change_alert(rt: Runtime, alert_id: str, action: Any, *args: Any) -> Alert:
-    """Apply a lifecycle action (acknowledge, resolve_by_id, add_comment) in its own
-    transaction, then wake the dispatcher to notify. Raises KeyError for an unknown alert and
-    AlertStateError for one in the wrong state. Shared by the API and the dashboard."""
-    async with rt.db.begin() as conn:
-        alert: Alert = await action(conn, alert_id, *args, rt.clock.now())
-    rt.wake_dispatcher()
-    return alert
-
-
-async def _act(rt: Runtime, alert_id: str, action: Any, *args: Any) -> AlertOut:
-    try:
-        alert = await change_alert(rt, alert_id, action, *args)
-    except KeyError:
-        raise HTTPException(404, "no such alert") from None
-    except lifecycle.AlertStateError as exc:
-        raise HTTPException(409, str(exc)) from None
-    found = await alert_store.get_alert(rt.db, alert.id)
-    assert found is not None
-    return AlertOut.model_validate(alert_record(found[0]))
-
-
 _STATE_CONFLICT = problems.responses(409)  # acknowledging or resolving a resolved alert
 
 
@@ -137,10 +112,10 @@ async def acknowledge(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> AlertOut:
     actor = principal.acting_as(body.actor)
-    return await _act(rt, alert_id, lifecycle.acknowledge, actor, body.comment)
+    return _out(await services.alerts.acknowledge(alert_id, actor, body.comment))
 
 
 @router.post(
@@ -153,10 +128,10 @@ async def resolve(
     alert_id: str,
     body: AlertAction = Body(default_factory=AlertAction),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> AlertOut:
     actor = principal.acting_as(body.actor)
-    return await _act(rt, alert_id, lifecycle.resolve_by_id, actor, body.comment)
+    return _out(await services.alerts.resolve(alert_id, actor, body.comment))
 
 
 @router.post(
@@ -168,10 +143,10 @@ async def comment(
     alert_id: str,
     body: AlertComment,
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> AlertOut:
     actor = principal.acting_as(body.actor)
-    return await _act(rt, alert_id, lifecycle.add_comment, actor, body.comment)
+    return _out(await services.alerts.comment(alert_id, actor, body.comment))
 
 
 @router.post(
@@ -189,28 +164,11 @@ async def comment(
 )
 async def post_alerts(
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()],
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> list[AlertOut]:
     try:
-        items = parse_external(body)
+        touched = await services.alerts.ingest(body)
     except InvalidAlerts as exc:
         errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]
         raise RequestValidationError(errors) from None
-    now = rt.clock.now()
-
-    async def apply() -> list[Alert]:
-        touched: list[Alert] = []
-        async with rt.db.begin() as conn:
-            for spec, firing in items:
-                if firing:
-                    alert, _ = await lifecycle.fire(conn, spec, now)
-                    touched.append(alert)
-                elif (resolved := await lifecycle.resolve(conn, spec.fingerprint, now)) is not None:
-                    touched.append(resolved)
-        return touched
-
-    # The same alert posted at once by both Alertmanagers of a pair: the second run finds
-    # the first's open alert and refreshes it.
-    touched = await retrying(apply)
-    rt.wake_dispatcher()
-    return [AlertOut.model_validate(alert_record(a)) for a in touched]
+    return [_out(a) for a in touched]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from watchkeeper.app import Runtime
-from watchkeeper.core.version import __version__
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import PUBLIC
+from watchkeeper.services import Services
 
 # Probes answer anyone: load balancers and orchestrators hold no credentials.
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
@@ -47,12 +45,6 @@ class HealthOut(BaseModel):
 
 _UNHEALTHY = {"description": "Not ready / failing", "model": ProbeOut}
 
-_RANK = {"pass": 0, "warn": 1, "fail": 2}
-
-
-def _entry(component_type: str, status: str, now: str, **extra: Any) -> list[dict[str, Any]]:
-    return [{"componentType": component_type, "status": status, "time": now, **extra}]
-
 
 @router.get(
     "/health/live",
@@ -71,8 +63,8 @@ async def live() -> JSONResponse:
     response_model=ProbeOut,
     responses={503: _UNHEALTHY},
 )
-async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
-    ok = rt.started and rt.db.migrated and rt.scheduler.running
+async def ready(services: Services = Depends(get_services)) -> JSONResponse:
+    ok = services.status.ready()
     return JSONResponse(
         {"status": "pass" if ok else "fail"}, status_code=200 if ok else 503, media_type=HEALTH_JSON
     )
@@ -85,70 +77,7 @@ async def ready(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
     response_model=HealthOut,
     responses={503: {"description": "A component fails", "model": HealthOut}},
 )
-async def health(rt: Runtime = Depends(get_runtime)) -> JSONResponse:
-    now = rt.clock.now().isoformat().replace("+00:00", "Z")
-    checks: dict[str, list[dict[str, Any]]] = {}
-
-    started = time.perf_counter()
-    try:
-        await rt.db.ping()
-        checks["storage:responseTime"] = _entry(
-            "datastore",
-            "pass",
-            now,
-            observedValue=round((time.perf_counter() - started) * 1000, 3),
-            observedUnit="ms",
-            componentId=rt.db.dialect,
-        )
-    except Exception as exc:
-        checks["storage:responseTime"] = _entry(
-            "datastore", "fail", now, output=rt.redactor(f"{type(exc).__name__}: {exc}")
-        )
-
-    scheduler = rt.scheduler
-    if scheduler is None or not scheduler.running:
-        checks["scheduler:lag"] = _entry("component", "fail", now, output="scheduler not running")
-    else:
-        lag = scheduler.last_lag
-        checks["scheduler:lag"] = _entry(
-            "component",
-            "pass" if lag < 1 else "warn" if lag < 10 else "fail",
-            now,
-            observedValue=round(lag, 4),
-            observedUnit="s",
-        )
-
-    outbox = rt.outbox
-    if outbox is None:
-        checks["outbox:depth"] = _entry("component", "fail", now, output="outbox not running")
-    else:
-        status = "pass" if outbox.depth < 100 else "warn"
-        extra: dict[str, Any] = {"observedValue": outbox.depth, "observedUnit": "notifications"}
-        if outbox.failed:
-            extra["output"] = f"{outbox.failed} notifications failed for good since start"
-            status = "warn"
-        checks["outbox:depth"] = _entry("component", status, now, **extra)
-
-    if broken := rt.broken.all():
-        # Each is ignored (fail-open) and has its own alert; say which they are.
-        shown = "; ".join(f"{b.kind} {b.name}: {b.error}" for b in broken[:20])
-        more = f"; and {len(broken) - 20} more" if len(broken) > 20 else ""
-        checks["objects:broken"] = _entry(
-            "component",
-            "warn",
-            now,
-            observedValue=len(broken),
-            observedUnit="objects",
-            output=shown + more,
-        )
-
-    overall = max((e[0]["status"] for e in checks.values()), key=_RANK.__getitem__)
-    body = {
-        "status": overall,
-        "version": __version__.split(".")[0],
-        "releaseId": __version__,
-        "serviceId": "watchkeeper",
-        "description": "Watchkeeper operations monitor",
-        "checks": checks,
-    }
-    return JSONResponse(body, status_code=503 if overall == "fail" else 200, media_type=HEALTH_JSON)
+async def health(services: Services = Depends(get_services)) -> JSONResponse:
+    body = await services.status.health()
+    failing = body["status"] == "fail"
+    return JSONResponse(body, status_code=503 if failing else 200, media_type=HEALTH_JSON)

@@ -8,19 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException
 from pydantic import BaseModel, ValidationError
 
-from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.maintenance import MaintenanceWindow
-from watchkeeper.alerting.stored_windows import (
-    delete_window,
-    load_stored_windows,
-    load_windows,
-    save_window,
-)
-from watchkeeper.app import Runtime
 from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import Limit, Offset, Page
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
+from watchkeeper.services import Services
+from watchkeeper.services.maintenance import WindowView
 
 router = APIRouter(
     prefix="/api/v1/maintenances",
@@ -41,49 +35,15 @@ class MaintenanceOut(BaseModel):
     """Why the window cannot be evaluated: it then holds no alert back (an alert says so)."""
 
 
-def _out(window: MaintenanceWindow, source: str, now: datetime) -> MaintenanceOut:
-    return MaintenanceOut(
-        name=window.name,
-        source=source,
-        active=window.active_at(now),
-        next_change=window.next_change(now),
-        definition=window.model_dump(mode="json", exclude_unset=True),
-    )
-
-
-def _listed(rt: Runtime, name: str, source: str, definition: Any, now: datetime) -> MaintenanceOut:
-    """A window as listed: a stored one that does not validate, or cannot be evaluated, is
-    shown with `broken` (never a 500 for the whole list)."""
-    if isinstance(definition, MaintenanceWindow):
-        try:
-            out = _out(definition, source, now)
-            out.broken = rt.broken.error("maintenance", name)
-            return out
-        except Exception as exc:
-            error = describe(exc)
-        shown = definition.model_dump(mode="json", exclude_unset=True)
-    else:
-        error, shown = definition.error, definition.definition
-    if not isinstance(shown, dict):
-        shown = {"definition": shown}
-    return MaintenanceOut(
-        name=name, source=source, active=False, next_change=None, definition=shown, broken=error
-    )
-
-
-async def _all(rt: Runtime) -> list[tuple[MaintenanceWindow, str]]:
-    stored = await load_windows(rt.db)
-    return [(w, "config") for w in rt.config.maintenance] + [(w, "api") for w in stored]
+def _out(view: WindowView) -> MaintenanceOut:
+    return MaintenanceOut.model_validate(view, from_attributes=True)
 
 
 @router.get("", response_model=Page[MaintenanceOut], summary="Maintenance windows")
 async def list_windows(
-    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
 ) -> Page[MaintenanceOut]:
-    now = rt.clock.now()
-    items = [_listed(rt, w.name, "config", w, now) for w in rt.config.maintenance]
-    for stored in await load_stored_windows(rt.db):
-        items.append(_listed(rt, stored.name, "api", stored.window or stored, now))
+    items = [_out(v) for v in await services.maintenance.list_windows()]
     return Page.of(items, limit, offset)
 
 
@@ -96,30 +56,19 @@ async def list_windows(
 )
 async def create_window(
     body: dict[str, Any] = Body(),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     who: Principal = OPERATOR,
 ) -> MaintenanceOut:
     try:
         window = MaintenanceWindow.model_validate(body)
     except ValidationError as exc:
+        # The body is validated here, as a model parameter would be: pydantic's errors.
         raise HTTPException(422, exc.errors(include_url=False, include_input=False)) from None
-    if any(w.name == window.name for w, _ in await _all(rt)):
-        raise HTTPException(409, f"a maintenance window named {window.name!r} exists")
-    now = rt.clock.now()
-    try:
-        await save_window(rt.db, window, who.name, now)
-    except KeyError:
-        raise HTTPException(409, f"a maintenance window named {window.name!r} exists") from None
-    rt.wake_dispatcher()
-    return _listed(rt, window.name, "api", window, now)
+    return _out(await services.maintenance.create(window, who.name))
 
 
 @router.delete("/{name}", status_code=204, summary="Delete an API-managed maintenance window")
 async def remove_window(
-    name: str, rt: Runtime = Depends(get_runtime), _who: Principal = OPERATOR
+    name: str, services: Services = Depends(get_services), _who: Principal = OPERATOR
 ) -> None:
-    if any(w.name == name for w in rt.config.maintenance):
-        raise HTTPException(409, "this window comes from the config file; edit it there")
-    if not await delete_window(rt.db, name):
-        raise HTTPException(404, "no such maintenance window")
-    rt.wake_dispatcher()
+    await services.maintenance.delete(name)

@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from watchkeeper.app import Runtime
 from watchkeeper.core.ratelimit import retry_after
-from watchkeeper.engine.heartbeat.access import BadExitCode
 from watchkeeper.engine.heartbeat.monitor import MAX_LOG_BYTES
 from watchkeeper.http import problems
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import PUBLIC, Role, require
+from watchkeeper.services import Services
 
 # Cron jobs ping without credentials: the unguessable UUID (or ping key) is the secret.
 _pings = APIRouter(tags=["heartbeats"], dependencies=[Depends(PUBLIC)])
@@ -49,30 +48,19 @@ async def _body(request: Request) -> bytes:
     return bytes(kept)
 
 
-def _too_many(rt: Runtime, limit: str, wait: float) -> PlainTextResponse:
-    rt.metrics.pings_rate_limited.labels(limit).inc()
-    headers = {**_HEADERS, "Retry-After": retry_after(wait)}
-    return PlainTextResponse("too many pings", status_code=429, headers=headers)
-
-
-async def _ping(rt: Runtime, request: Request, *segments: str) -> PlainTextResponse:
-    monitor, access = rt.heartbeats, rt.pings
+async def _ping(services: Services, request: Request, *segments: str) -> PlainTextResponse:
     source = request.client.host if request.client else None
-    # Every ping counts against its address, known key or not: guessing costs the guesser.
-    if (wait := access.admit_address(source or "")) is not None:
-        return _too_many(rt, "address", wait)
-    try:
-        ping = access.parse(monitor, list(segments))
-    except BadExitCode:
-        return PlainTextResponse("exit status must be 0-255", status_code=400, headers=_HEADERS)
-    if ping is None:
-        # Same answer for every unknown key: which names exist is not revealed.
-        return PlainTextResponse("not found", status_code=404, headers=_HEADERS)
-    if (wait := access.admit_check(ping.check.name)) is not None:
-        return _too_many(rt, "check", wait)
-    body = await _body(request) if request.method == "POST" else b""
-    await monitor.ping(ping.check, ping.kind, exit_code=ping.exit_code, body=body, source=source)
-    return PlainTextResponse("OK", headers=_HEADERS)
+
+    async def body() -> bytes:
+        return await _body(request)
+
+    answer = await services.heartbeats.ping(
+        segments, source, body if request.method == "POST" else None
+    )
+    headers = dict(_HEADERS)
+    if answer.retry_after is not None:
+        headers["Retry-After"] = retry_after(answer.retry_after)
+    return PlainTextResponse(answer.text, status_code=answer.status, headers=headers)
 
 
 def _route(
@@ -101,30 +89,30 @@ _EXIT = {**_RESPONSES, 400: _text("The exit status is not 0-255")}
 
 @_route("/ping/{key}", "Report success (key: the check's UUID, or its name if enabled)")
 async def ping_success(
-    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key)
+    return await _ping(services, request, key)
 
 
 @_route("/ping/{key}/start", "Report that a run started")
 async def ping_start(
-    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, "start")
+    return await _ping(services, request, key, "start")
 
 
 @_route("/ping/{key}/fail", "Report failure")
 async def ping_fail(
-    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, "fail")
+    return await _ping(services, request, key, "fail")
 
 
 @_route("/ping/{key}/log", "Attach a log; no state change")
 async def ping_log(
-    key: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, "log")
+    return await _ping(services, request, key, "log")
 
 
 @_route(
@@ -134,30 +122,30 @@ async def ping_log(
     responses=_EXIT,
 )
 async def ping_exit_code(
-    key: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, exit_code: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, exit_code)
+    return await _ping(services, request, key, exit_code)
 
 
 @_route("/ping/{key}/{slug}/start", "With the ping key: report that a run of slug started")
 async def ping_slug_start(
-    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, slug: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, slug, "start")
+    return await _ping(services, request, key, slug, "start")
 
 
 @_route("/ping/{key}/{slug}/fail", "With the ping key: report failure of slug")
 async def ping_slug_fail(
-    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, slug: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, slug, "fail")
+    return await _ping(services, request, key, slug, "fail")
 
 
 @_route("/ping/{key}/{slug}/log", "With the ping key: attach a log to slug")
 async def ping_slug_log(
-    key: str, slug: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str, slug: str, request: Request, services: Services = Depends(get_services)
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, slug, "log")
+    return await _ping(services, request, key, slug, "log")
 
 
 @_route(
@@ -166,9 +154,13 @@ async def ping_slug_log(
     responses=_EXIT,
 )
 async def ping_slug_exit_code(
-    key: str, slug: str, exit_code: str, request: Request, rt: Runtime = Depends(get_runtime)
+    key: str,
+    slug: str,
+    exit_code: str,
+    request: Request,
+    services: Services = Depends(get_services),
 ) -> PlainTextResponse:
-    return await _ping(rt, request, key, slug, exit_code)
+    return await _ping(services, request, key, slug, exit_code)
 
 
 class PingKeyOut(BaseModel):
@@ -188,13 +180,8 @@ class PingKeyOut(BaseModel):
     responses=problems.responses(503),
     summary="The install's heartbeat ping key (admins only)",
 )
-async def ping_key(rt: Runtime = Depends(get_runtime)) -> PingKeyOut:
-    return PingKeyOut(
-        ping_key=rt.pings.ping_key,
-        source=rt.pings.key_source,
-        ping_url_template=f"{rt.config.server.base_url()}/ping/{rt.pings.ping_key}/{{name}}",
-        ping_by_name=rt.config.heartbeats.ping_by_name,
-    )
+async def ping_key(services: Services = Depends(get_services)) -> PingKeyOut:
+    return PingKeyOut.model_validate(services.heartbeats.ping_key(), from_attributes=True)
 
 
 router = APIRouter()

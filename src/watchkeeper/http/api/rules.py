@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
-from watchkeeper.app import Runtime
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Role, require
+from watchkeeper.services import Services
+from watchkeeper.services import rules as rule_service
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))])
 
@@ -63,12 +64,9 @@ class Accepted(BaseModel):
 
 @router.get("/rules", response_model=Page[RuleOut], summary="Rules and their series' states")
 async def list_rules(
-    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
 ) -> Page[Any]:
-    rules = rt.rules.snapshot()
-    managed = rt.managed.managed_rules
-    items = [{**r, "source": "api" if r["name"] in managed else "config"} for r in rules]
-    return Page.of(items, limit, offset)
+    return Page.of(services.rules.list_rules(), limit, offset)
 
 
 @router.post(
@@ -77,12 +75,8 @@ async def list_rules(
     summary="Push metric samples (feed rules)",
     dependencies=[Depends(require(Role.OPERATOR))],
 )
-async def push_metrics(body: Samples, rt: Runtime = Depends(get_runtime)) -> Accepted:
-    now = rt.clock.now()
-    watched = 0
-    names = rt.rules.metrics
-    for sample in body.samples:
-        if sample.metric in names:
-            watched += 1
-            rt.rules.observe(sample.metric, sample.labels, sample.value, sample.timestamp or now)
-    return Accepted(accepted=len(body.samples), watched=watched)
+async def push_metrics(body: Samples, services: Services = Depends(get_services)) -> Accepted:
+    accepted, watched = services.rules.push(
+        rule_service.Sample(s.metric, s.value, s.labels, s.timestamp) for s in body.samples
+    )
+    return Accepted(accepted=accepted, watched=watched)

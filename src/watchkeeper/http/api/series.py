@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from watchkeeper.app import Runtime
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Role, require
-from watchkeeper.store import result_metrics, rollups
+from watchkeeper.services import Services
+from watchkeeper.services.series import SeriesWindow
 
 router = APIRouter(prefix="/api/v1", tags=["series"], dependencies=[Depends(require(Role.VIEWER))])
 
@@ -85,21 +85,13 @@ def _percent(share: float | None) -> float | None:
     return None if share is None else round(share * 100, 4)
 
 
-async def _window(rt: Runtime, name: RangeName) -> Window:
-    await rt.writer.flush()  # so the newest results count
-    since, until, step = rollups.window(name, rt.clock.now())
-    return Window(range=name, since=since, until=until, step_seconds=int(step.total_seconds()))
-
-
-def _known(rt: Runtime, name: str) -> None:
-    if name not in rt.check_configs:
-        raise HTTPException(404, f"no check named {name!r}")
-
-
-def _times(window: Window) -> list[datetime]:
-    step = rollups.RANGES[window.range][1]
-    n = int((window.until - window.since) / step)
-    return [window.since + i * step for i in range(n)]
+def _window(window: SeriesWindow) -> dict[str, object]:
+    return {
+        "range": window.range,
+        "since": window.since,
+        "until": window.until,
+        "step_seconds": window.step_seconds,
+    }
 
 
 def _points(times: list[datetime], values: Sequence[float | None]) -> list[ValuePoint]:
@@ -112,27 +104,25 @@ def _points(times: list[datetime], values: Sequence[float | None]) -> list[Value
     summary="A check's availability and response times over a range, per bucket",
 )
 async def check_series(
-    name: str, range_name: RangeQuery = "24h", rt: Runtime = Depends(get_runtime)
+    name: str, range_name: RangeQuery = "24h", services: Services = Depends(get_services)
 ) -> CheckSeriesOut:
-    _known(rt, name)
-    window = await _window(rt, range_name)
-    step = rollups.RANGES[range_name][1]
-    series = await rollups.load_series(rt.db, [name], window.since, window.until, step)
-    share = await rollups.uptime(rt.db, [name], window.since, window.until)
-    return CheckSeriesOut(
-        **window.model_dump(),
-        check=name,
-        uptime=_percent(share[name]),
-        points=[
-            PointOut(
-                t=p.t,
-                count=p.count,
-                uptime=_percent(p.uptime),
-                avg_response_time=p.avg_response_time,
-                max_response_time=p.max_response_time,
-            )
-            for p in series[name]
-        ],
+    found = await services.series.availability(name, range_name)
+    return CheckSeriesOut.model_validate(
+        {
+            **_window(found.window),
+            "check": name,
+            "uptime": _percent(found.uptime),
+            "points": [
+                PointOut(
+                    t=p.t,
+                    count=p.count,
+                    uptime=_percent(p.uptime),
+                    avg_response_time=p.avg_response_time,
+                    max_response_time=p.max_response_time,
+                )
+                for p in found.points
+            ],
+        }
     )
 
 
@@ -142,23 +132,19 @@ async def check_series(
     summary="The metrics a check's results carry, averaged per bucket over a range",
 )
 async def check_metrics(
-    name: str, range_name: RangeQuery = "24h", rt: Runtime = Depends(get_runtime)
+    name: str, range_name: RangeQuery = "24h", services: Services = Depends(get_services)
 ) -> CheckMetricsOut:
-    _known(rt, name)
-    window = await _window(rt, range_name)
-    step = rollups.RANGES[range_name][1]
-    found = await result_metrics.check_metrics(rt.db, name, window.since, window.until, step)
-    times = _times(window)
-    return CheckMetricsOut(
-        **window.model_dump(),
-        check=name,
-        series=[
-            MetricSeries(
-                metric=metric,
-                points=_points(times, values),
-            )
-            for metric, values in found.items()
-        ],
+    found = await services.series.check_metrics(name, range_name)
+    times = found.window.times
+    return CheckMetricsOut.model_validate(
+        {
+            **_window(found.window),
+            "check": name,
+            "series": [
+                MetricSeries(metric=metric, points=_points(times, values))
+                for metric, values in found.series.items()
+            ],
+        }
     )
 
 
@@ -178,20 +164,17 @@ async def metric_series(
         ),
     ],
     range_name: RangeQuery = "24h",
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> MetricAcrossChecksOut:
-    window = await _window(rt, range_name)
-    step = rollups.RANGES[range_name][1]
-    found = await result_metrics.metric_by_check(rt.db, name, window.since, window.until, step)
-    times = _times(window)
-    return MetricAcrossChecksOut(
-        **window.model_dump(),
-        metric=name,
-        series=[
-            CheckSeries(
-                check=check,
-                points=_points(times, values),
-            )
-            for check, values in found.items()
-        ],
+    found = await services.series.metric_by_check(name, range_name)
+    times = found.window.times
+    return MetricAcrossChecksOut.model_validate(
+        {
+            **_window(found.window),
+            "metric": name,
+            "series": [
+                CheckSeries(check=check, points=_points(times, values))
+                for check, values in found.series.items()
+            ],
+        }
     )

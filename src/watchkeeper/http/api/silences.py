@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
-from watchkeeper.alerting.matchers import parse_matcher
-from watchkeeper.alerting.silences import Silence, create_silence, expire_silence, get_silence
-from watchkeeper.alerting.silences import list_silences as list_stored
-from watchkeeper.app import Runtime
+from watchkeeper.alerting.silences import Silence
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
+from watchkeeper.services import Services
 
 router = APIRouter(
     prefix="/api/v1/silences", tags=["silences"], dependencies=[Depends(require(Role.VIEWER))]
@@ -62,13 +60,14 @@ def _out(silence: Silence, now: datetime) -> SilenceOut:
 
 @router.get("", response_model=Page[SilenceOut], summary="List silences, newest end first")
 async def list_silences(
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     state: Literal["pending", "active", "expired"] | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[SilenceOut]:
-    now = rt.clock.now()
-    items = [_out(s, now) for s in await list_stored(rt.db)]
+    silences = services.silences
+    now = silences.clock.now()
+    items = [_out(s, now) for s in await silences.list_silences()]
     if state:
         items = [s for s in items if s.state == state]
     return Page.of(items, limit, offset)
@@ -76,27 +75,22 @@ async def list_silences(
 
 @router.post("", response_model=SilenceOut, status_code=201, summary="Create a silence")
 async def create(
-    body: SilenceIn, principal: Principal = OPERATOR, rt: Runtime = Depends(get_runtime)
+    body: SilenceIn, principal: Principal = OPERATOR, services: Services = Depends(get_services)
 ) -> SilenceOut:
-    now = rt.clock.now()
-    creator = principal.acting_as(body.created_by)
-    try:
-        matchers = [parse_matcher(m) for m in body.matchers]
-        silence = await create_silence(
-            rt.db, matchers, body.starts_at or now, body.ends_at, creator, body.comment, now
-        )
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    rt.wake_dispatcher()
-    return _out(silence, now)
+    silence = await services.silences.create(
+        body.matchers,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        created_by=principal.acting_as(body.created_by),
+        comment=body.comment,
+    )
+    return _out(silence, silence.created_at)
 
 
 @router.get("/{silence_id}", response_model=SilenceOut, summary="One silence")
-async def get(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
-    silence = await get_silence(rt.db, silence_id)
-    if silence is None:
-        raise HTTPException(404, "no such silence")
-    return _out(silence, rt.clock.now())
+async def get(silence_id: str, services: Services = Depends(get_services)) -> SilenceOut:
+    silence = await services.silences.get(silence_id)
+    return _out(silence, services.silences.clock.now())
 
 
 @router.delete(
@@ -105,10 +99,6 @@ async def get(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut
     summary="Expire a silence now",
     dependencies=[OPERATOR],
 )
-async def expire(silence_id: str, rt: Runtime = Depends(get_runtime)) -> SilenceOut:
-    now = rt.clock.now()
-    silence = await expire_silence(rt.db, silence_id, now)
-    if silence is None:
-        raise HTTPException(404, "no such silence")
-    rt.wake_dispatcher()
-    return _out(silence, now)
+async def expire(silence_id: str, services: Services = Depends(get_services)) -> SilenceOut:
+    silence = await services.silences.expire(silence_id)
+    return _out(silence, services.silences.clock.now())

@@ -15,7 +15,7 @@ ROUTERS = (login.router, live.router, actions.router, pages.router, account.rout
 def install(app: FastAPI) -> None:
     """Templates, static assets (served here: no CDN) and the dashboard's routes."""
     app.state.templates = build_environment()
-    app.state.live = live.live_updates(app.state.templates, app.state.runtime)
+    app.state.live = live.live_updates(app.state.templates, lambda: app.state.runtime.services)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.install(app)
     install_login_redirect(app)

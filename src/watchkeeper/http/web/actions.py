@@ -6,28 +6,18 @@ in the background and swaps the page it is redirected to.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException
+from fastapi import APIRouter, Depends, Form
 from fastapi.responses import RedirectResponse
-from pydantic import ValidationError
 
-from watchkeeper.alerting import lifecycle
-from watchkeeper.alerting.maintenance import MaintenanceWindow
-from watchkeeper.alerting.matchers import Matcher, parse_matcher
-from watchkeeper.alerting.silences import create_silence, expire_silence
-from watchkeeper.alerting.stored_windows import delete_window, save_window
-from watchkeeper.app import Runtime
-from watchkeeper.core.durations import LONG_SPAN
-from watchkeeper.http.api.alerts import change_alert
-from watchkeeper.http.api.checks import set_paused
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.core.errors import Conflict, Invalid, NotFound
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page, safe_next
-from watchkeeper.store import alerts as alert_store
+from watchkeeper.services import Services
 
 # One route per action (not `/{action}`), so the audit log names each one.
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -41,26 +31,12 @@ def back(next_url: str | None, notice: str | None = None) -> RedirectResponse:
     return RedirectResponse(target, 303)
 
 
-def _duration(text: str, field: str) -> timedelta:
+async def _alert_action(change: Awaitable[Any]) -> str | None:
+    """Apply a change to an alert; an error message for the page, or None."""
     try:
-        return LONG_SPAN.parse(text)  # the bounds of the API's and the config file's silences
-    except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from None
-
-
-async def _alert_action(
-    rt: Runtime,
-    alert_id: str,
-    action: Callable[..., Awaitable[Any]],
-    *args: Any,
-) -> str | None:
-    """Apply a lifecycle action; an error message for the page, or None."""
-    try:
-        await change_alert(rt, alert_id, action, *args)
-    except KeyError:
-        return "no such alert"
-    except lifecycle.AlertStateError as exc:
-        return str(exc)
+        await change
+    except (NotFound, Conflict) as exc:
+        return exc.detail
     return None
 
 
@@ -70,10 +46,10 @@ async def acknowledge(
     next: str = Form("/dashboard/alerts"),
     comment: str = Form("", max_length=4000),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
     error = await _alert_action(
-        rt, alert_id, lifecycle.acknowledge, principal.name, comment or None
+        services.alerts.acknowledge(alert_id, principal.name, comment or None)
     )
     return back(next, error or "acknowledged")
 
@@ -84,11 +60,9 @@ async def resolve(
     next: str = Form("/dashboard/alerts"),
     comment: str = Form("", max_length=4000),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    error = await _alert_action(
-        rt, alert_id, lifecycle.resolve_by_id, principal.name, comment or None
-    )
+    error = await _alert_action(services.alerts.resolve(alert_id, principal.name, comment or None))
     return back(next, error or "resolved")
 
 
@@ -98,9 +72,9 @@ async def comment(
     comment: str = Form(min_length=1, max_length=4000),
     next: str = Form("/dashboard/alerts"),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    error = await _alert_action(rt, alert_id, lifecycle.add_comment, principal.name, comment)
+    error = await _alert_action(services.alerts.comment(alert_id, principal.name, comment))
     return back(next, error or "comment added")
 
 
@@ -110,24 +84,12 @@ async def silence_alert(
     duration: str = Form("1h", max_length=20),
     next: str = Form("/dashboard/alerts"),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    found = await alert_store.get_alert(rt.db, alert_id)
-    if found is None:
-        return back(next, "no such alert")
-    alert = found[0]
-    matchers = [Matcher("alertname", alert.name)]
-    if alert.check:
-        matchers.append(Matcher("check", alert.check))
     try:
-        length = _duration(duration, "duration")
-    except ValueError as exc:
-        return back(next, str(exc))
-    now = rt.clock.now()
-    await create_silence(
-        rt.db, matchers, now, now + length, principal.name, f"silenced from alert {alert.id}", now
-    )
-    rt.wake_dispatcher()
+        await services.silences.silence_alert(alert_id, duration, created_by=principal.name)
+    except (NotFound, Invalid) as exc:
+        return back(next, exc.detail)
     return back(next, f"silenced for {duration}")
 
 
@@ -136,9 +98,9 @@ async def pause(
     name: str,
     next: str = Form("/dashboard"),
     _p: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    await set_paused(rt, name, True)
+    await services.checks.pause(name)
     return back(next, f"{name} paused")
 
 
@@ -147,9 +109,9 @@ async def resume(
     name: str,
     next: str = Form("/dashboard"),
     _p: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    await set_paused(rt, name, False)
+    await services.checks.resume(name)
     return back(next, f"{name} resumed")
 
 
@@ -158,12 +120,13 @@ async def run_now(
     name: str,
     next: str = Form("/dashboard"),
     _p: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    if name not in rt.check_configs:
-        raise HTTPException(404, f"no check named {name!r}")
-    queued = rt.scheduler.run_now(name)
-    return back(next, f"{name} queued to run" if queued else f"{name} is not scheduled")
+    try:
+        services.checks.run_now(name)
+    except Conflict:
+        return back(next, f"{name} is not scheduled")
+    return back(next, f"{name} queued to run")
 
 
 @router.post("/silences")
@@ -173,20 +136,15 @@ async def create_silence_form(
     comment: str = Form("", max_length=4000),
     next: str = Form("/dashboard/silences"),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
+    lines = [line.strip() for line in matchers.replace(",", "\n").splitlines() if line.strip()]
     try:
-        parsed = [
-            parse_matcher(line.strip())
-            for line in matchers.replace(",", "\n").splitlines()
-            if line.strip()
-        ]
-        length = _duration(duration, "duration")
-        now = rt.clock.now()
-        await create_silence(rt.db, parsed, now, now + length, principal.name, comment, now)
-    except ValueError as exc:
-        return back(next, f"not created: {exc}")
-    rt.wake_dispatcher()
+        await services.silences.create_for(
+            lines, duration, created_by=principal.name, comment=comment
+        )
+    except Invalid as exc:
+        return back(next, f"not created: {exc.detail}")
     return back(next, "silence created")
 
 
@@ -195,11 +153,12 @@ async def expire(
     silence_id: str,
     next: str = Form("/dashboard/silences"),
     _p: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    if await expire_silence(rt.db, silence_id, rt.clock.now()) is None:
-        return back(next, "no such silence")
-    rt.wake_dispatcher()
+    try:
+        await services.silences.expire(silence_id)
+    except NotFound as exc:
+        return back(next, exc.detail)
     return back(next, "silence expired")
 
 
@@ -211,29 +170,16 @@ async def create_window(
     comment: str = Form("", max_length=4000),
     next: str = Form("/dashboard/maintenance"),
     principal: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    now = rt.clock.now()
     try:
-        length = _duration(duration, "duration")
-        window = MaintenanceWindow.model_validate(
-            {
-                "name": name,
-                "starts_at": now,
-                "ends_at": now + length,
-                "checks": checks,
-                "comment": comment,
-            }
+        await services.maintenance.start_now(
+            name, duration, checks=checks, comment=comment, created_by=principal.name
         )
-    except (ValueError, ValidationError) as exc:
-        return back(next, f"not created: {_first_error(exc)}")
-    if any(w.name == window.name for w in rt.config.maintenance):
-        return back(next, f"a maintenance window named {name!r} exists")
-    try:
-        await save_window(rt.db, window, principal.name, now)
-    except KeyError:
-        return back(next, f"a maintenance window named {name!r} exists")
-    rt.wake_dispatcher()
+    except Invalid as exc:
+        return back(next, f"not created: {exc.detail}")
+    except Conflict as exc:
+        return back(next, exc.detail)
     return back(next, f"maintenance {name} started")
 
 
@@ -242,19 +188,10 @@ async def delete_maintenance(
     name: str,
     next: str = Form("/dashboard/maintenance"),
     _p: Principal = OPERATOR,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> RedirectResponse:
-    if any(w.name == name for w in rt.config.maintenance):
-        return back(next, "this window comes from the config file; edit it there")
-    if not await delete_window(rt.db, name):
-        return back(next, "no such maintenance window")
-    rt.wake_dispatcher()
+    try:
+        await services.maintenance.delete(name)
+    except (Conflict, NotFound) as exc:
+        return back(next, exc.detail)
     return back(next, f"maintenance {name} ended")
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return f"{where}: {error['msg']}" if where else str(error["msg"])
-    return str(exc)

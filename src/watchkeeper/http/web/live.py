@@ -16,12 +16,12 @@ from fastapi.responses import StreamingResponse
 from jinja2 import Environment
 from starlette.types import Receive, Scope, Send
 
-from watchkeeper.app import Runtime
 from watchkeeper.core.changes import ALERTS, CHECKS
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web import views
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.streams import Event, LiveUpdates, TooManyStreams
+from watchkeeper.services import Services
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 KEEPALIVE_S = 15.0
@@ -33,19 +33,19 @@ def event(name: str, data: str) -> str:
     return f"event: {name}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
-async def render_changes(templates: Environment, rt: Runtime, keys: set[str]) -> list[Event]:
+async def render_changes(templates: Environment, services: Services, keys: set[str]) -> list[Event]:
     """The events that tell open pages about `keys` (rendered once for every stream)."""
-    now = rt.clock.now()
+    now = services.dashboard.now()
     names = sorted(k.split(":", 1)[1] for k in keys if k.startswith("check:"))
-    configs = [rt.check_configs[n] for n in names if n in rt.check_configs]
+    configs = [services.checks.configs[n] for n in names if n in services.checks.configs]
     out = []
     if configs:
-        await rt.writer.flush()  # the result that changed the state counts in its row
+        await services.checks.flush()  # the result that changed the state counts in its row
         row_template = templates.get_template("_check_row.html")
-        for row in await views.check_rows(rt, configs, now):
+        for row in await views.check_rows(services, configs, now):
             out.append((f"check-{row.name}", row_template.render(r=row, now=now)))
     if names or ALERTS in keys or CHECKS in keys:
-        summary = await views.summary(rt, now)
+        summary = await views.summary(services, now)
         html = templates.get_template("_summary.html").render(summary=summary, now=now)
         out.append(("summary", html))
     if ALERTS in keys:
@@ -55,18 +55,24 @@ async def render_changes(templates: Environment, rt: Runtime, keys: set[str]) ->
     return out
 
 
-async def render_events(templates: Environment, rt: Runtime, keys: set[str]) -> list[Event]:
-    """`render_changes` as the text each stream sends (formatted once, for all of them)."""
-    return [(name, event(name, data)) for name, data in await render_changes(templates, rt, keys)]
+async def render_events(
+    templates: Environment, services: Callable[[], Services], keys: set[str]
+) -> list[Event]:
+    """`render_changes` as the text each stream sends (formatted once, for all of them), with
+    the services of the current run."""
+    changes = await render_changes(templates, services(), keys)
+    return [(name, event(name, data)) for name, data in changes]
 
 
-def live_updates(templates: Environment, rt: Runtime) -> LiveUpdates:
-    """The app's open streams, capped as `server:` says."""
+def live_updates(templates: Environment, services: Callable[[], Services]) -> LiveUpdates:
+    """The app's open streams, capped as `server:` says. `services` gives those of the
+    current run (a runtime started again builds new ones; its change feed stays)."""
+    dashboard = services().dashboard
     return LiveUpdates(
-        rt.changes,
-        partial(render_events, templates, rt),
-        max_streams=rt.config.server.max_event_streams,
-        max_per_owner=rt.config.server.max_event_streams_per_user,
+        dashboard.changes,
+        partial(render_events, templates, services),
+        max_streams=dashboard.max_streams,
+        max_per_owner=dashboard.max_streams_per_owner,
     )
 
 

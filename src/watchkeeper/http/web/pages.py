@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from watchkeeper.alerting.maintenance import MaintenanceWindow
-from watchkeeper.alerting.silences import list_silences
-from watchkeeper.alerting.stored_windows import load_windows
-from watchkeeper.app import Runtime
-from watchkeeper.http.api.status import SEVERITIES, alert_counts
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.edge.headers import csp_nonce
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web import views
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.sparkline import timeline
-from watchkeeper.store import alerts as alert_store
-from watchkeeper.store import rollups
-from watchkeeper.store.results import recent_results
+from watchkeeper.services import Services
+from watchkeeper.services.alerts import SEVERITIES
+from watchkeeper.services.series import DEFAULT_RANGE, RANGES
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 VIEWER = Depends(page(Role.VIEWER))
@@ -33,7 +27,7 @@ TABS: tuple[AlertTab, ...] = ("firing", "acknowledged", "silenced", "resolved")
 
 
 def render(request: Request, name: str, principal: Principal, **context: Any) -> HTMLResponse:
-    rt = get_runtime(request)
+    services = get_services(request)
     template = request.app.state.templates.get_template(name)
     html = template.render(
         user=principal,
@@ -42,7 +36,7 @@ def render(request: Request, name: str, principal: Principal, **context: Any) ->
         nonce=csp_nonce(request),
         path=request.url.path,
         notice=request.query_params.get("notice"),
-        now=rt.clock.now(),
+        now=services.dashboard.now(),
         **context,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -53,36 +47,29 @@ async def overview(
     request: Request,
     state: str | None = None,
     q: str | None = None,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    now = rt.clock.now()
-    await rt.writer.flush()  # rows show the results that made their state
-    configs = views.select_checks(rt, state if state in views.STATES else None, q)
-    rows = views.sort_rows(await views.check_rows(rt, configs, now))
+    now = services.dashboard.now()
+    await services.checks.flush()  # rows show the results that made their state
+    configs = views.select_checks(services, state if state in views.STATES else None, q)
+    rows = views.sort_rows(await views.check_rows(services, configs, now))
     return render(
         request,
         "overview.html",
         principal,
         rows=rows,
-        summary=await views.summary(rt, now),
+        summary=await views.summary(services, now),
         state=state,
         q=q or "",
         states=views.STATES,
     )
 
 
-def _config_or_404(rt: Runtime, name: str) -> Any:
-    config = rt.check_configs.get(name)
-    if config is None:
-        raise HTTPException(404, f"no check named {name!r}")
-    return config
-
-
-async def _check_context(rt: Runtime, name: str) -> dict[str, Any]:
-    config = _config_or_404(rt, name)
-    state = rt.states.get(name)
-    return {"check": config, "state": state, "status": views.check_status(rt, name)}
+def _check_context(services: Services, name: str) -> dict[str, Any]:
+    config = services.checks.config(name)
+    state = services.checks.state(name)
+    return {"check": config, "state": state, "status": services.checks.status(name)}
 
 
 @router.get("/checks/{name}", response_class=HTMLResponse)
@@ -90,36 +77,39 @@ async def check_page(
     request: Request,
     name: str,
     range: str = "24h",
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    context = await _check_context(rt, name)
-    if range not in rollups.RANGES:
-        range = "24h"
-    await rt.writer.flush()
-    since, until, step = rollups.window(range, rt.clock.now())
-    series = (await rollups.load_series(rt.db, [name], since, until, step)).get(name, [])
+    context = _check_context(services, name)
+    if range not in RANGES:
+        range = DEFAULT_RANGE
+    window = await services.series.window(range)
+    found = await services.series.buckets([name], window.since, window.until, window.step)
+    series = found.get(name, [])
     count = sum(p.count for p in series)
-    alerts, _ = await alert_store.list_alerts(rt.db, status="open", check=name, limit=20)
+    alerts, _ = await services.alerts.list_alerts(status="open", check=name, limit=20)
     return render(
         request,
         "check.html",
         principal,
         **context,
         range=range,
-        ranges=list(rollups.RANGES),
+        ranges=list(RANGES),
         timeline=timeline(series),
         uptime=sum(p.available for p in series) / count if count else None,
-        results=await recent_results(rt.db, name, 30),
+        results=await services.checks.history(name, 30),
         alerts=alerts,
     )
 
 
 @router.get("/checks/{name}/header", response_class=HTMLResponse)
 async def check_header(
-    request: Request, name: str, rt: Runtime = Depends(get_runtime), principal: Principal = VIEWER
+    request: Request,
+    name: str,
+    services: Services = Depends(get_services),
+    principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    return render(request, "_check_header.html", principal, **await _check_context(rt, name))
+    return render(request, "_check_header.html", principal, **_check_context(services, name))
 
 
 ALERTS_PER_PAGE = 50
@@ -155,9 +145,8 @@ def _alert_query(
     return AlertQuery(tab, page, q.strip(), severity if severity in SEVERITIES else "")
 
 
-async def _alert_list(rt: Runtime, query: AlertQuery) -> dict[str, Any]:
-    alerts, total = await alert_store.list_alerts(
-        rt.db,
+async def _alert_list(services: Services, query: AlertQuery) -> dict[str, Any]:
+    alerts, total = await services.alerts.list_alerts(
         **_TAB_FILTERS[query.tab],
         q=query.q or None,
         severity=query.severity or None,
@@ -172,10 +161,10 @@ async def _alert_list(rt: Runtime, query: AlertQuery) -> dict[str, Any]:
 async def alerts_page(
     request: Request,
     query: AlertQuery = Depends(_alert_query),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    counts = await alert_counts(rt)
+    counts = await services.alerts.counts()
     totals = {
         "firing": sum(counts.firing.values()),
         "acknowledged": sum(counts.acknowledged.values()),
@@ -188,7 +177,7 @@ async def alerts_page(
         tabs=TABS,
         totals=totals,
         severities=SEVERITIES,
-        **await _alert_list(rt, query),
+        **await _alert_list(services, query),
     )
 
 
@@ -196,23 +185,20 @@ async def alerts_page(
 async def alerts_fragment(
     request: Request,
     query: AlertQuery = Depends(_alert_query),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    return render(request, "_alert_list.html", principal, **await _alert_list(rt, query))
+    return render(request, "_alert_list.html", principal, **await _alert_list(services, query))
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 async def alert_page(
     request: Request,
     alert_id: str,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    found = await alert_store.get_alert(rt.db, alert_id)
-    if found is None:
-        raise HTTPException(404, "no such alert")
-    alert, events = found
+    alert, events = await services.alerts.get(alert_id)
     return render(request, "alert.html", principal, alert=alert, events=events)
 
 
@@ -221,51 +207,39 @@ async def metrics_page(
     request: Request,
     range: str = "24h",
     name: str | None = None,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     principal: Principal = VIEWER,
 ) -> HTMLResponse:
-    system = [c.name for c in rt.check_configs.values() if c.type == "system"]
+    system = [c.name for c in services.checks.configs.values() if c.type == "system"]
     return render(
         request,
         "metrics.html",
         principal,
         system_checks=system,
-        range=range if range in rollups.RANGES else "24h",
-        ranges=list(rollups.RANGES),
+        range=range if range in RANGES else DEFAULT_RANGE,
+        ranges=list(RANGES),
         series_name=name or "",
     )
 
 
 @router.get("/silences", response_class=HTMLResponse)
 async def silences_page(
-    request: Request, rt: Runtime = Depends(get_runtime), principal: Principal = VIEWER
+    request: Request, services: Services = Depends(get_services), principal: Principal = VIEWER
 ) -> HTMLResponse:
-    now = rt.clock.now()
-    silences = await list_silences(rt.db, include_expired_since=now)
+    now = services.dashboard.now()
+    silences = await services.silences.list_silences(ended_since=now)
     return render(request, "silences.html", principal, silences=silences)
 
 
 @router.get("/maintenance", response_class=HTMLResponse)
 async def maintenance_page(
-    request: Request, rt: Runtime = Depends(get_runtime), principal: Principal = VIEWER
+    request: Request, services: Services = Depends(get_services), principal: Principal = VIEWER
 ) -> HTMLResponse:
-    now = rt.clock.now()
-    windows = [(w, "config") for w in rt.config.maintenance] + [
-        (w, "api") for w in await load_windows(rt.db)
-    ]
+    windows = await services.maintenance.timed_windows()
     return render(
         request,
         "maintenance.html",
         principal,
-        windows=[(w, source, *_timing(w, now)) for w, source in windows],
-        check_names=sorted(rt.check_configs),
+        windows=[(t.window, t.source, t.active, t.next_change) for t in windows],
+        check_names=sorted(services.checks.configs),
     )
-
-
-def _timing(window: MaintenanceWindow, now: datetime) -> tuple[bool, datetime | None]:
-    """Active now, and when that changes; a window that cannot be evaluated is inactive (the
-    dispatcher reports it broken) rather than a 500 for the page."""
-    try:
-        return window.active_at(now), window.next_change(now)
-    except Exception:
-        return False, None
