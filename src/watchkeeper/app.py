@@ -41,6 +41,11 @@ from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.services import Services
+from watchkeeper.services.audit import AuditService
+from watchkeeper.services.objects import ObjectService
+from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.tokens import TokenService
+from watchkeeper.services.users import UserService
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -233,7 +238,22 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
-        self.services = Services()
+        audit = AuditService(self.db, self.clock)
+        self.services = Services(
+            users=UserService(self.db, self.clock, run=self.passwords.run),
+            tokens=TokenService(self.db, self.clock),
+            sessions=SessionService(
+                self.db,
+                self.clock,
+                throttle=self.throttle,
+                audit=audit,
+                ttl=config.auth.session_ttl,
+                public_url=config.server.public_url,
+                run=self.passwords.run,
+            ),
+            audit=audit,
+            objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
+        )
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started: list[Step] = []

@@ -3,98 +3,32 @@
 `AuditMiddleware` records every successful write (POST, PUT, PATCH, DELETE) under `/api/v1/`
 and `/auth/`, with the principal the route's access rule established, before the response
 leaves: a client that saw success can find its entry. Routes add specifics with
-`add_detail(request, ...)`; failed logins are recorded by the login route itself.
+`add_detail(request, ...)`; failed logins are recorded by the sessions service
+(`services.sessions`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from watchkeeper.core.redact import redact_data, redact_text
 from watchkeeper.http.roles import Principal
-from watchkeeper.store import audit as audit_store
-from watchkeeper.store.database import Database
+from watchkeeper.services.audit import AuditEntry, list_entries, record
 
 if TYPE_CHECKING:
     from watchkeeper.app import Runtime
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AuditEntry", "AuditMiddleware", "add_detail", "list_entries", "record"]
+
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUDITED_PREFIXES = ("/api/v1/", "/auth/", "/dashboard/")
 NOT_AUDITED = frozenset({"POST /api/v1/metrics"})
 """Pushed metric samples are observations arriving every few seconds, not changes anyone made."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    at: datetime
-    actor: str
-    actor_kind: str
-    action: str
-    target: str
-    status: int
-    detail: dict[str, Any] | None
-    source_ip: str | None
-
-
-async def record(
-    db: Database,
-    *,
-    at: datetime,
-    actor: str,
-    actor_kind: str,
-    action: str,
-    target: str,
-    status: int,
-    detail: dict[str, Any] | None = None,
-    source_ip: str | None = None,
-) -> None:
-    await audit_store.insert(
-        db,
-        at=at,
-        actor=actor[:255],
-        actor_kind=actor_kind,
-        action=action[:255],
-        target=redact_text(target[:1000]),
-        status=status,
-        detail=redact_data(detail) or None,
-        source_ip=source_ip,
-    )
-
-
-async def list_entries(
-    db: Database,
-    *,
-    limit: int = 100,
-    offset: int = 0,
-    actor: str | None = None,
-    action: str | None = None,
-) -> tuple[list[AuditEntry], int]:
-    """Newest first, with the total matching count."""
-    rows, total = await audit_store.page(db, limit=limit, offset=offset, actor=actor, action=action)
-    entries = [
-        AuditEntry(
-            id=r.id,
-            at=r.at,
-            actor=r.actor,
-            actor_kind=r.actor_kind,
-            action=r.action,
-            target=r.target,
-            status=r.status,
-            detail=r.detail,
-            source_ip=r.source_ip,
-        )
-        for r in rows
-    ]
-    return entries, total
 
 
 def add_detail(request: Request, **detail: Any) -> None:

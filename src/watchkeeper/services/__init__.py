@@ -13,7 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchkeeper.services.audit import AuditService
+from watchkeeper.services.objects import ObjectService
+from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.tokens import TokenService
+from watchkeeper.services.users import UserService
+
 
 @dataclass(slots=True)
 class Services:
     """Every service of a running Watchkeeper (built by `app.Runtime`)."""
+
+    users: UserService
+    tokens: TokenService
+    sessions: SessionService
+    audit: AuditService
+    objects: ObjectService
