@@ -70,9 +70,7 @@ class AuditMiddleware:
         if principal is not None and principal.kind == "token":
             detail.setdefault("token_id", principal.id)
         try:
-            await record(
-                self.runtime.db,
-                at=self.runtime.clock.now(),
+            await self.runtime.services.audit.record(
                 actor=principal.name if principal else "anonymous",
                 actor_kind=principal.kind if principal else "anonymous",
                 action=action,
