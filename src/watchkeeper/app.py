@@ -43,14 +43,19 @@ from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.services import Services
 from watchkeeper.services.alerts import AlertService
+from watchkeeper.services.audit import AuditService
 from watchkeeper.services.checks import CheckService
 from watchkeeper.services.dashboard import DashboardService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
+from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.rules import RuleService
 from watchkeeper.services.series import SeriesService
+from watchkeeper.services.sessions import SessionService
 from watchkeeper.services.silences import SilenceService
 from watchkeeper.services.status import StatusService
+from watchkeeper.services.tokens import TokenService
+from watchkeeper.services.users import UserService
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -292,6 +297,7 @@ class Runtime:
         )
         alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
+        audit = AuditService(self.db, self.clock)
         return Services(
             checks=checks,
             alerts=alerts,
@@ -332,6 +338,19 @@ class Runtime:
                 is_managed=lambda name: name in self.managed.managed_rules,
             ),
             series=series,
+            users=UserService(self.db, self.clock, run=self.passwords.run),
+            tokens=TokenService(self.db, self.clock),
+            sessions=SessionService(
+                self.db,
+                self.clock,
+                throttle=self.throttle,
+                audit=audit,
+                ttl=config.auth.session_ttl,
+                public_url=config.server.public_url,
+                run=self.passwords.run,
+            ),
+            audit=audit,
+            objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
             dashboard=DashboardService(
                 clock=self.clock,
                 checks=checks,

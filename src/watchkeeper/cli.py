@@ -17,6 +17,8 @@ from watchkeeper.auth.principals import Role
 from watchkeeper.config.loader import Config, ConfigError, load_config, split_listen
 
 if TYPE_CHECKING:
+    from watchkeeper.services.tokens import TokenService
+    from watchkeeper.services.users import UserService
     from watchkeeper.store.database import Database
 
 T = TypeVar("T")
@@ -324,6 +326,22 @@ def ping_key(config: ConfigOption = None) -> None:
     print(key, flush=True)
 
 
+def _user_service(db: Database) -> UserService:
+    """The users service the API uses, on the CLI's database (argon2 in a plain thread)."""
+    from watchkeeper.core.clock import SystemClock
+    from watchkeeper.services.users import UserService
+
+    return UserService(db, SystemClock())
+
+
+def _token_service(db: Database) -> TokenService:
+    """The tokens service the API uses, on the CLI's database."""
+    from watchkeeper.core.clock import SystemClock
+    from watchkeeper.services.tokens import TokenService
+
+    return TokenService(db, SystemClock())
+
+
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
@@ -343,9 +361,8 @@ def token_create(
     config: ConfigOption = None,
 ) -> None:
     """Make an API token; it is printed alone on the last line of stdout, this once."""
-    from watchkeeper.auth import tokens
-    from watchkeeper.core.clock import utcnow
     from watchkeeper.core.durations import TOKEN_LIFETIME
+    from watchkeeper.core.errors import DomainError
 
     if not 1 <= len(name) <= 100:
         err.print("[red]error:[/] --name: 1 to 100 characters")
@@ -358,18 +375,16 @@ def token_create(
             err.print(f"[red]error:[/] --expires: {exc}", markup=False)
             raise typer.Exit(2) from None
     cfg, _ = _load(config)
-    now = utcnow()
-    token, secret = _with_db(
-        cfg,
-        lambda db: tokens.create_token(
-            db,
-            name=name,
-            role=role,
-            now=now,
-            expires_at=now + lifetime if lifetime is not None else None,
-            created_by="cli",
-        ),
-    )
+    try:
+        token, secret = _with_db(
+            cfg,
+            lambda db: _token_service(db).create(
+                name=name, role=role, expires_in=lifetime, created_by="cli"
+            ),
+        )
+    except DomainError as exc:
+        err.print(f"error: {exc.detail}", markup=False)
+        raise typer.Exit(1) from None
     expiry = f"{_when(token.expires_at)} UTC" if token.expires_at else "never"
     err.print(
         f"created {role.value} token {name!r} (id {token.id}, expires {expiry}); "
@@ -383,11 +398,10 @@ def token_create(
 @token_app.command("list")
 def token_list(config: ConfigOption = None) -> None:
     """List API tokens (never their secrets)."""
-    from watchkeeper.auth import tokens
     from watchkeeper.core.clock import utcnow
 
     cfg, _ = _load(config)
-    found = _with_db(cfg, tokens.list_tokens)
+    found = _with_db(cfg, lambda db: _token_service(db).list())
     now = utcnow()
     table = Table(title=f"{len(found)} API tokens (times in UTC)")
     table.add_column("id", no_wrap=True, min_width=36)  # whole, for `token revoke ID`
@@ -412,14 +426,14 @@ def token_revoke(
     config: ConfigOption = None,
 ) -> None:
     """Revoke a token: it stops working at once."""
-    from watchkeeper.auth import tokens
-    from watchkeeper.core.clock import utcnow
+    from watchkeeper.core.errors import NotFound
 
     cfg, _ = _load(config)
-    token = _with_db(cfg, lambda db: tokens.revoke_token(db, token_id, utcnow()))
-    if token is None:
+    try:
+        token = _with_db(cfg, lambda db: _token_service(db).revoke(token_id))
+    except NotFound:
         err.print(f"error: no token with id {token_id}", markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"revoked token {token.name!r} ({token.id})", markup=False, highlight=False)
 
 
@@ -445,7 +459,7 @@ def user_create(
 ) -> None:
     """Create a user; asks for the password twice (or reads it from stdin)."""
     from watchkeeper.auth import passwords, users
-    from watchkeeper.core.clock import utcnow
+    from watchkeeper.core.errors import DomainError
 
     try:
         name = users.check_username(username)
@@ -460,9 +474,9 @@ def user_create(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
     try:
-        user = _with_db(cfg, lambda db: users.create_user(db, name, password, role, utcnow()))
-    except users.UserExists:
-        err.print(f"error: a user named {name!r} exists", markup=False)
+        user = _with_db(cfg, lambda db: _user_service(db).create(name, password, role))
+    except DomainError as exc:  # the name is taken
+        err.print(f"error: {exc.detail}", markup=False)
         raise typer.Exit(1) from None
     out.print(f"created {user.role.value} user {user.username}", markup=False, highlight=False)
 
@@ -478,6 +492,7 @@ def user_passwd(
 ) -> None:
     """Set a user's password (asks twice, or reads stdin); ends all their sessions."""
     from watchkeeper.auth import passwords, users
+    from watchkeeper.core.errors import NotFound
 
     cfg, _ = _load(config)
     name = users.normalize_username(username)
@@ -487,11 +502,11 @@ def user_passwd(
     except ValueError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1) from None
-    changed = _with_db(cfg, lambda db: users.set_password(db, name, password))
-    if changed is None:
+    try:
+        user, ended = _with_db(cfg, lambda db: _user_service(db).reset_password(name, password))
+    except NotFound:
         err.print(f"error: no user named {name!r}", markup=False)
-        raise typer.Exit(1)
-    user, ended = changed
+        raise typer.Exit(1) from None
     out.print(
         f"changed the password of {user.username}; {ended} sessions ended",
         markup=False,
@@ -502,10 +517,8 @@ def user_passwd(
 @user_app.command("list")
 def user_list(config: ConfigOption = None) -> None:
     """List users."""
-    from watchkeeper.auth import users
-
     cfg, _ = _load(config)
-    found = _with_db(cfg, users.list_users)
+    found = _with_db(cfg, lambda db: _user_service(db).list())
     table = Table(title=f"{len(found)} users (times in UTC)")
     for column in ("username", "role", "created", "last login"):
         table.add_column(column, overflow="fold")
@@ -519,17 +532,17 @@ def user_delete(
     username: Annotated[str, typer.Argument(help="Login name.")], config: ConfigOption = None
 ) -> None:
     """Delete a user and end their sessions (never the last admin user)."""
-    from watchkeeper.auth import users
+    from watchkeeper.core.errors import Conflict, NotFound
 
     cfg, _ = _load(config)
     try:
-        user = _with_db(cfg, lambda db: users.delete_user(db, username))
-    except users.LastAdmin as exc:
-        err.print(f"error: {exc}", markup=False)
+        user = _with_db(cfg, lambda db: _user_service(db).delete(username))
+    except Conflict as exc:  # the last admin user
+        err.print(f"error: {exc.detail}", markup=False)
         raise typer.Exit(1) from None
-    if user is None:
+    except NotFound:
         err.print(f"error: no user named {username!r}", markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     out.print(f"deleted user {user.username}", markup=False, highlight=False)
 
 

@@ -1,11 +1,14 @@
 """Domain errors: what a service refuses, in words an API client or a page can show.
 
 Services raise these and never an HTTP exception; `http.problems` maps each class to one
-status (NotFound 404, Invalid 422, Conflict 409, Forbidden 403, Unavailable 503), and the
+status (NotFound 404, Invalid 422, Conflict 409, Forbidden 403, Unavailable 503,
+Unauthenticated 401, Throttled 429), and the
 dashboard and the CLI show `detail` as it is.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class DomainError(Exception):
@@ -14,10 +17,19 @@ class DomainError(Exception):
     status = 400
     """The HTTP status `http.problems` answers with."""
 
-    def __init__(self, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.errors = errors
+        """Where several things are wrong: one entry each (`loc`, `msg`, `type`), shown as
+        they are instead of the one `field`."""
 
 
 class NotFound(DomainError):
@@ -48,3 +60,19 @@ class Unavailable(DomainError):
     """Cannot be done now (e.g. the service is starting or stopping); try again later."""
 
     status = 503
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials: a wrong username or password, or a session that has ended."""
+
+    status = 401
+
+
+class Throttled(DomainError):
+    """Too many failed attempts: refused without looking, until `retry_after` seconds pass."""
+
+    status = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

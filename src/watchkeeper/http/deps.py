@@ -1,24 +1,13 @@
-"""Request-scoped access to what the app factory wired: the services of the running runtime."""
+"""Request-scoped access to what the app factory wired: the services of the running runtime,
+and for the HTTP plumbing (role checks) the authenticator and the config."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.config.loader import Config
 from watchkeeper.services import Services
-
-if TYPE_CHECKING:
-    from watchkeeper.app import Runtime
-
-
-def get_runtime(request: Request) -> Runtime:
-    """The runtime itself: only for the HTTP plumbing (`http.factory`, `http.edge`), not for
-    routes or pages, which call services."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def get_services(request: Request) -> Services:

@@ -37,7 +37,7 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = rt
-    app.add_middleware(AuditMiddleware, db=rt.db, clock=rt.clock)
+    app.add_middleware(AuditMiddleware, services=lambda: rt.services)
     # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
     # event streams are left alone by the middleware.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)

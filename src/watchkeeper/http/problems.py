@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from watchkeeper.core.errors import DomainError
+from watchkeeper.auth.principals import CHALLENGE
+from watchkeeper.core.errors import DomainError, Throttled, Unauthenticated
 from watchkeeper.core.model import NUL_MESSAGE
 from watchkeeper.store.errors import DriverError, StorageError, sqlstate
 
@@ -131,9 +132,18 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     """The one mapping from a service's refusal to a problem: the class says the status."""
     assert isinstance(exc, DomainError)
     extensions: dict[str, Any] = {}
-    if exc.field is not None:
+    if exc.errors is not None:
+        extensions["errors"] = exc.errors
+    elif exc.field is not None:
         extensions["errors"] = [{"loc": exc.field.split("."), "msg": exc.detail}]
-    return problem(exc.status, exc.detail, instance=request.url.path, **extensions)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers.update(CHALLENGE)
+    if isinstance(exc, Throttled):
+        headers["Retry-After"] = str(exc.retry_after)
+    return problem(
+        exc.status, exc.detail, instance=request.url.path, headers=headers or None, **extensions
+    )
 
 
 _TEXT_REFUSED = {"22021", "22P05"}

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from watchkeeper.services.silences import SilenceService
     from watchkeeper.services.status import StatusService
 
+from watchkeeper.services.audit import AuditService
+from watchkeeper.services.objects import ObjectService
+from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.tokens import TokenService
+from watchkeeper.services.users import UserService
+
 
 @dataclass(slots=True)
 class Services:
@@ -39,3 +45,8 @@ class Services:
     rules: RuleService
     series: SeriesService
     dashboard: DashboardService
+    users: UserService
+    tokens: TokenService
+    sessions: SessionService
+    audit: AuditService
+    objects: ObjectService

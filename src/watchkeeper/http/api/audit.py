@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from watchkeeper.app import Runtime
-from watchkeeper.http import audit as audit_store
 from watchkeeper.http.api.schemas import MAX_OFFSET, Page
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Role, require
+from watchkeeper.services import Services
 
 router = APIRouter(
     prefix="/api/v1/audit", tags=["audit"], dependencies=[Depends(require(Role.ADMIN))]
@@ -36,14 +35,14 @@ class AuditOut(BaseModel):
 
 @router.get("", response_model=Page[AuditOut], summary="The audit log, newest first")
 async def list_audit(
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
     actor: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[AuditOut]:
-    entries, total = await audit_store.list_entries(
-        rt.db, limit=limit, offset=offset, actor=actor, action=action
+    entries, total = await services.audit.query(
+        limit=limit, offset=offset, actor=actor, action=action
     )
     items = [AuditOut.model_validate(e, from_attributes=True) for e in entries]
     return Page(items=items, total=total, limit=limit, offset=offset)

@@ -3,7 +3,6 @@ changing one's own password."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,15 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
-from watchkeeper.app import Runtime
-from watchkeeper.auth import passwords, sessions, users
+from watchkeeper.auth import sessions
 from watchkeeper.auth.credentials import client_ip
 from watchkeeper.http import audit, problems
 from watchkeeper.http.api.schemas import Text
-from watchkeeper.http.deps import get_runtime
-from watchkeeper.http.roles import CHALLENGE, PUBLIC, Principal, Role, require
-
-log = logging.getLogger(__name__)
+from watchkeeper.http.deps import get_services
+from watchkeeper.http.roles import PUBLIC, Principal, Role, require
+from watchkeeper.services import Services
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -88,8 +85,8 @@ _LOGIN_BODY: dict[str, Any] = {
 }
 
 
-def _secure(request: Request, rt: Runtime) -> bool:
-    return sessions.cookie_secure(request, rt.config.server.public_url)
+def _secure(request: Request, services: Services) -> bool:
+    return sessions.cookie_secure(request, services.sessions.public_url)
 
 
 async def _credentials(request: Request) -> LoginIn:
@@ -118,111 +115,35 @@ async def _credentials(request: Request) -> LoginIn:
         raise RequestValidationError(errors) from None
 
 
-async def _refused(
-    request: Request, rt: Runtime, actor: tuple[str, str], status: int, detail: dict[str, Any]
-) -> None:
-    """Audit a failed or throttled attempt (the audit middleware records successes only)."""
-    try:
-        await audit.record(
-            rt.db,
-            at=rt.clock.now(),
-            actor=actor[0],
-            actor_kind=actor[1],
-            action=f"POST {request.url.path}",
-            target=request.url.path,
-            status=status,
-            detail=detail,
-            source_ip=client_ip(request),
-        )
-    except Exception:
-        # The attempt is counted already; the caller still gets its 401/403/429, not a 500.
-        log.exception("could not write the audit entry for a refused %s", request.url.path)
-
-
-def _too_many(wait: int, what: str) -> HTTPException:
-    return HTTPException(
-        429, f"too many failed {what}; try again in {wait} s", {"Retry-After": str(wait)}
-    )
-
-
 async def sign_in(
-    request: Request, rt: Runtime, credentials: LoginIn
+    request: Request, services: Services, credentials: LoginIn
 ) -> tuple[str, sessions.Session]:
-    """Check a login under the throttle; a new session (cookie value, session) or a 401/429.
-    Shared by `POST /auth/login` and the dashboard's login form.
-
-    The attempt is counted as a failure before the password is verified (see
-    auth/throttle.py), and every refused attempt, throttled or wrong, is audited."""
-    username = users.normalize_username(credentials.username)
+    """Check a login (the sessions service: throttle, audit of refusals); a new session
+    (cookie value, session), and the caller's principal set for the audit entry. Shared by
+    `POST /auth/login` and the dashboard's login form."""
     ip = client_ip(request)
-    anonymous = ("anonymous", "anonymous")
-    wait = await rt.throttle.attempt(username, ip)
-    if wait is not None:
-        # Refused without looking at the password: guessing on is pointless until then.
-        detail = {"username": username, "outcome": "throttled", "retry_after": wait}
-        await _refused(request, rt, anonymous, 429, detail)
-        raise _too_many(wait, "logins")
-    now = rt.clock.now()
-    user = await users.verify_login(
-        rt.db, username, credentials.password, now, run=rt.passwords.run
+    session_id, session = await services.sessions.login(
+        credentials.username, credentials.password, source_ip=ip, where=request.url.path
     )
-    if user is None:
-        detail = {"username": username, "outcome": "wrong username or password"}
-        await _refused(request, rt, anonymous, 401, detail)
-        raise HTTPException(401, "wrong username or password", CHALLENGE)
-    await rt.throttle.record_success(username)
-    session_id, session = await sessions.create_session(
-        rt.db, user, now, rt.config.auth.session_ttl, ip
-    )
+    user = session.user
     request.state.principal = Principal(user.username, user.role, "user", ip, id=user.id)
     return session_id, session
 
 
-NO_PASSWORD = (
-    "only a logged-in user has a password to change: API tokens have none (an admin "
-    "replaces a token by making a new one and revoking this one, and resets a user's password "
-    "with PUT /api/v1/users/{username}/password)"
-)
-WRONG_PASSWORD = "the current password is wrong"
-
-
 async def change_own_password(
-    request: Request, rt: Runtime, principal: Principal, current: str, new: str
+    request: Request, services: Services, principal: Principal, current: str, new: str
 ) -> int:
-    """Change the logged-in user's password: the current one is checked under the login
-    throttle (so a borrowed session cannot be used to guess it), every other session of the
-    user ends, this one stays. The number of sessions ended; else a 403, 422 or 429.
-    Shared by `POST /auth/password` and the dashboard's account page."""
-    session_id = request.cookies.get(sessions.COOKIE)
-    if principal.kind != "user" or not session_id:
-        raise HTTPException(403, NO_PASSWORD)
-    try:
-        passwords.check_strength(new)
-    except ValueError as exc:
-        raise HTTPException(422, f"new_password: {exc}") from None
-    username = principal.name
-    wait = await rt.throttle.attempt(username, client_ip(request))
-    if wait is not None:
-        detail = {"outcome": "throttled", "retry_after": wait}
-        await _refused(request, rt, (username, "user"), 429, detail)
-        raise _too_many(wait, "attempts")
-    if await users.check_password(rt.db, username, current, run=rt.passwords.run) is None:
-        await _refused(request, rt, (username, "user"), 403, {"outcome": WRONG_PASSWORD})
-        raise HTTPException(403, WRONG_PASSWORD)
-    await rt.throttle.record_success(username)
-    try:
-        changed = await users.set_password(
-            rt.db,
-            username,
-            new,
-            keep_session=sessions.session_hash(session_id),
-            run=rt.passwords.run,
-        )
-    except ValueError as exc:
-        raise HTTPException(422, f"new_password: {exc}") from None
-    if changed is None:  # deleted between the check and the change
-        raise HTTPException(401, "the session has ended; log in again", CHALLENGE)
-    user, ended = changed
+    """Change the logged-in user's password (see `SessionService.change_password`); the
+    number of other sessions ended. Shared by `POST /auth/password` and the dashboard's
+    account page."""
+    user, ended = await services.sessions.change_password(
+        principal,
+        request.cookies.get(sessions.COOKIE),
+        current,
+        new,
+        source_ip=client_ip(request),
+        where=request.url.path,
+    )
     audit.add_detail(request, id=user.id, username=user.username, other_sessions_ended=ended)
     return ended
 
@@ -234,9 +155,9 @@ async def change_own_password(
     summary="A CSRF token for a login form (sets its cookie)",
 )
 async def login_form(
-    request: Request, response: Response, rt: Runtime = Depends(get_runtime)
+    request: Request, response: Response, services: Services = Depends(get_services)
 ) -> LoginFormOut:
-    return LoginFormOut(csrf_token=sessions.issue_login_csrf(response, _secure(request, rt)))
+    return LoginFormOut(csrf_token=sessions.issue_login_csrf(response, _secure(request, services)))
 
 
 @router.post(
@@ -252,12 +173,12 @@ async def login_form(
     },
 )
 async def login(
-    request: Request, response: Response, rt: Runtime = Depends(get_runtime)
+    request: Request, response: Response, services: Services = Depends(get_services)
 ) -> LoginOut:
     credentials = await _credentials(request)
-    session_id, session = await sign_in(request, rt, credentials)
+    session_id, session = await sign_in(request, services, credentials)
     sessions.set_session_cookie(
-        response, session_id, rt.config.auth.session_ttl, _secure(request, rt)
+        response, session_id, services.sessions.ttl, _secure(request, services)
     )
     user = session.user
     return LoginOut(
@@ -272,13 +193,13 @@ async def login(
 async def logout(
     request: Request,
     principal: Principal = Depends(require(Role.VIEWER)),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> Response:
     session_id = request.cookies.get(sessions.COOKIE)
     if principal.kind == "user" and session_id:
-        await sessions.delete_session(rt.db, session_id)
+        await services.sessions.logout(session_id)
     response = Response(status_code=204)
-    sessions.clear_session_cookie(response, _secure(request, rt))
+    sessions.clear_session_cookie(response, _secure(request, services))
     return response
 
 
@@ -298,10 +219,10 @@ async def change_password(
     body: PasswordChangeIn,
     request: Request,
     principal: Principal = Depends(require(Role.VIEWER)),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> PasswordChangeOut:
     ended = await change_own_password(
-        request, rt, principal, body.current_password, body.new_password
+        request, services, principal, body.current_password, body.new_password
     )
     return PasswordChangeOut(username=principal.name, other_sessions_ended=ended)
 

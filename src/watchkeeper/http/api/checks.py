@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, StringConstraints
 
-from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import CheckOut, Page, ResultOut
 from watchkeeper.http.deps import get_services
@@ -26,12 +25,6 @@ router = APIRouter(
 def check_out(view: CheckView) -> CheckOut:
     """The API's shape of a check as the service sees it."""
     return CheckOut.model_validate(view, from_attributes=True)
-
-
-def _check_out(rt: Any, config: CheckConfigBase) -> CheckOut:
-    """`check_out` for callers that hold the runtime (the managed-objects routes)."""
-    services: Services = rt.services
-    return check_out(services.checks.view(config))
 
 
 @router.get("", response_model=Page[CheckOut], summary="List checks with their current state")

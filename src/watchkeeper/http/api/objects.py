@@ -12,19 +12,15 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from watchkeeper.alerting.rule_config import RuleConfig
-from watchkeeper.app import Runtime
-from watchkeeper.config.loader import EscalationPolicy
 from watchkeeper.http import audit, problems
-from watchkeeper.http.api.checks import _check_out
+from watchkeeper.http.api.checks import check_out
 from watchkeeper.http.api.schemas import CheckOut, Limit, Offset, Page
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
-from watchkeeper.objects.managed import ManagedError, definition_of, redact_definition
-from watchkeeper.store.objects import Kind, ManagedRecord
+from watchkeeper.services import Services
+from watchkeeper.services.objects import Kind, ManagedRecord, ObjectView
 
 ADMIN = Depends(require(Role.ADMIN))
 
@@ -74,14 +70,6 @@ def _info(record: ManagedRecord | None) -> dict[str, Any]:
     }
 
 
-def _problem(request: Request, exc: ManagedError) -> JSONResponse:
-    if exc.errors:
-        return problems.problem(
-            exc.status, exc.detail, instance=request.url.path, errors=exc.errors
-        )
-    return problems.problem(exc.status, exc.detail, instance=request.url.path)
-
-
 # -- checks -----------------------------------------------------------------------------------
 
 
@@ -90,13 +78,12 @@ class ManagedCheckOut(CheckOut, ManagedInfo):
     """As stored, with secret values (passwords, tokens) masked."""
 
 
-def _managed_check_out(rt: Runtime, name: str) -> ManagedCheckOut:
-    out = _check_out(rt, rt.check_configs[name])
-    record = rt.managed.record(Kind.CHECK, name)
+def _managed_check_out(request: Request, services: Services, name: str) -> ManagedCheckOut:
+    out = check_out(services.checks.get(name))
     return ManagedCheckOut(
         **out.model_dump(),
-        **_info(record),
-        definition=rt.managed.check_definition(name) or {},
+        **_info(services.objects.record(Kind.CHECK, name)),
+        definition=services.objects.check_definition(name) or {},
     )
 
 
@@ -120,48 +107,30 @@ class EscalationPolicyOut(DefinitionOut):
 OutT = TypeVar("OutT", bound=DefinitionOut)
 
 
-def _definition_out(
-    rt: Runtime, kind: Kind, value: EscalationPolicy | RuleConfig, model: type[OutT]
-) -> OutT:
+def _definition_out(view: ObjectView, model: type[OutT]) -> OutT:
     """A config-file or API-managed object as stored (API) or as configured (config file)."""
-    record = rt.managed.record(kind, value.name)
     return model(
-        name=value.name,
-        source="api" if record else "config",
-        definition=redact_definition(
-            record.definition if record else definition_of(value), rt.redactor
-        ),
-        broken=rt.broken.error(kind.value, value.name),
-        **_info(record),
+        name=view.name,
+        source=view.source,
+        definition=view.definition,
+        broken=view.broken,
+        **_info(view.record),
     )
-
-
-def _policy_out(rt: Runtime, policy: EscalationPolicy) -> EscalationPolicyOut:
-    return _definition_out(rt, Kind.ESCALATION_POLICY, policy, EscalationPolicyOut)
-
-
-def _policy_or_404(rt: Runtime, name: str) -> EscalationPolicy:
-    policy = rt.managed.policies.get(name)
-    if policy is None:
-        raise ManagedError(404, f"no escalation policy named {name!r}")
-    return policy
 
 
 @policies_router.get(
     "", response_model=Page[EscalationPolicyOut], summary="Escalation policies (config and API)"
 )
 async def list_policies(
-    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
 ) -> Page[EscalationPolicyOut]:
-    return Page.of([_policy_out(rt, p) for p in rt.managed.policies.values()], limit, offset)
+    views = services.objects.policies()
+    return Page.of([_definition_out(v, EscalationPolicyOut) for v in views], limit, offset)
 
 
 @policies_router.get("/{name}", response_model=EscalationPolicyOut, summary="One policy")
-async def get_policy(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
-    try:
-        return _policy_out(rt, _policy_or_404(rt, name))
-    except ManagedError as exc:
-        return _problem(request, exc)
+async def get_policy(name: str, services: Services = Depends(get_services)) -> Any:
+    return _definition_out(services.objects.policy(name), EscalationPolicyOut)
 
 
 # -- rules (the list with each series' state is GET /api/v1/rules, in api/rules.py) -----------
@@ -171,23 +140,16 @@ class RuleDefinitionOut(DefinitionOut):
     """A rule's definition, as in the config file."""
 
 
-def _rule_out(rt: Runtime, rule: RuleConfig) -> RuleDefinitionOut:
-    return _definition_out(rt, Kind.RULE, rule, RuleDefinitionOut)
-
-
 @rules_router.get("/{name}", response_model=RuleDefinitionOut, summary="One rule's definition")
-async def get_rule(name: str, request: Request, rt: Runtime = Depends(get_runtime)) -> Any:
-    rule = rt.managed.rules.get(name)
-    if rule is None:
-        return _problem(request, ManagedError(404, f"no rule named {name!r}"))
-    return _rule_out(rt, rule)
+async def get_rule(name: str, services: Services = Depends(get_services)) -> Any:
+    return _definition_out(services.objects.rule(name), RuleDefinitionOut)
 
 
 def _writes(
     router: APIRouter,
     kind: Kind,
     out_model: type[BaseModel],
-    out: Callable[[Runtime, str], BaseModel],
+    out: Callable[[Request, Services, str], BaseModel],
     *,
     create: str,
     replace: str,
@@ -207,15 +169,12 @@ def _writes(
     async def create_object(
         request: Request,
         body: DefinitionBody,
-        rt: Runtime = Depends(get_runtime),
+        services: Services = Depends(get_services),
         who: Principal = ADMIN,
     ) -> Any:
-        try:
-            record = await rt.managed.create(kind, body, who.name)
-        except ManagedError as exc:
-            return _problem(request, exc)
+        record = await services.objects.create(kind, body, who.name)
         audit.add_detail(request, name=record.name)
-        return out(rt, record.name)
+        return out(request, services, record.name)
 
     @router.put(
         "/{name}",
@@ -229,14 +188,11 @@ def _writes(
         name: str,
         request: Request,
         body: DefinitionBody,
-        rt: Runtime = Depends(get_runtime),
+        services: Services = Depends(get_services),
         who: Principal = ADMIN,
     ) -> Any:
-        try:
-            await rt.managed.replace(kind, name, body, who.name)
-        except ManagedError as exc:
-            return _problem(request, exc)
-        return out(rt, name)
+        await services.objects.replace(kind, name, body, who.name)
+        return out(request, services, name)
 
     @router.delete(
         "/{name}",
@@ -248,12 +204,9 @@ def _writes(
         name=f"delete_{kind.value}",
     )
     async def delete_object(
-        name: str, request: Request, rt: Runtime = Depends(get_runtime), who: Principal = ADMIN
+        name: str, services: Services = Depends(get_services), who: Principal = ADMIN
     ) -> Any:
-        try:
-            await rt.managed.delete(kind, name, who.name)
-        except ManagedError as exc:
-            return _problem(request, exc)
+        await services.objects.delete(kind, name, who.name)
         return None
 
 
@@ -270,7 +223,9 @@ _writes(
     policies_router,
     Kind.ESCALATION_POLICY,
     EscalationPolicyOut,
-    lambda rt, name: _policy_out(rt, rt.managed.policies[name]),
+    lambda _request, services, name: _definition_out(
+        services.objects.policy(name), EscalationPolicyOut
+    ),
     create="Create an escalation policy (same fields as in the config file)",
     replace="Replace an API-managed escalation policy (config-file ones: 409)",
     delete="Delete an API-managed escalation policy (409 while a check or rule uses it)",
@@ -279,7 +234,9 @@ _writes(
     rules_router,
     Kind.RULE,
     RuleDefinitionOut,
-    lambda rt, name: _rule_out(rt, rt.managed.rules[name]),
+    lambda _request, services, name: _definition_out(
+        services.objects.rule(name), RuleDefinitionOut
+    ),
     create="Create a metric rule (same fields as in the config file)",
     replace="Replace an API-managed rule (config-file rules: 409)",
     delete="Delete an API-managed rule: its open alerts resolve",

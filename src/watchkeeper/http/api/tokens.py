@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from watchkeeper.app import Runtime
-from watchkeeper.auth import tokens as token_store
 from watchkeeper.core.durations import TokenLifetime
 from watchkeeper.http import audit
 from watchkeeper.http.api.schemas import Limit, Offset, Page, Text
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
+from watchkeeper.services import Services
+from watchkeeper.services.tokens import ApiToken
 
 router = APIRouter(
     prefix="/api/v1/tokens", tags=["tokens"], dependencies=[Depends(require(Role.ADMIN))]
@@ -56,7 +56,7 @@ class NewTokenOut(TokenOut):
     """The secret: shown this once, stored only hashed."""
 
 
-def _out(token: token_store.ApiToken, now: datetime) -> TokenOut:
+def _out(token: ApiToken, now: datetime) -> TokenOut:
     return TokenOut(
         id=token.id,
         name=token.name,
@@ -73,10 +73,10 @@ def _out(token: token_store.ApiToken, now: datetime) -> TokenOut:
 
 @router.get("", response_model=Page[TokenOut], summary="List API tokens (never their secrets)")
 async def list_tokens(
-    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
 ) -> Page[TokenOut]:
-    now = rt.clock.now()
-    return Page.of([_out(t, now) for t in await token_store.list_tokens(rt.db)], limit, offset)
+    now = services.tokens.now()
+    return Page.of([_out(t, now) for t in await services.tokens.list()], limit, offset)
 
 
 @router.post("", response_model=NewTokenOut, status_code=201, summary="Make a token (shown once)")
@@ -84,32 +84,23 @@ async def create_token(
     body: TokenIn,
     request: Request,
     principal: Principal = Depends(require(Role.ADMIN)),
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> NewTokenOut:
-    now = rt.clock.now()
-    expires_at = now + body.expires_in if body.expires_in is not None else body.expires_at
-    try:
-        token, secret = await token_store.create_token(
-            rt.db,
-            name=body.name,
-            role=body.role,
-            now=now,
-            expires_at=expires_at,
-            created_by=principal.name,
-        )
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    token, secret = await services.tokens.create(
+        name=body.name,
+        role=body.role,
+        expires_in=body.expires_in,
+        expires_at=body.expires_at,
+        created_by=principal.name,
+    )
     audit.add_detail(request, id=token.id, name=token.name, role=token.role.value)
-    return NewTokenOut(**_out(token, now).model_dump(), token=secret)
+    return NewTokenOut(**_out(token, token.created_at).model_dump(), token=secret)
 
 
 @router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token now")
 async def revoke_token(
-    token_id: str, request: Request, rt: Runtime = Depends(get_runtime)
+    token_id: str, request: Request, services: Services = Depends(get_services)
 ) -> TokenOut:
-    now = rt.clock.now()
-    token = await token_store.revoke_token(rt.db, token_id, now)
-    if token is None:
-        raise HTTPException(404, "no such token")
+    token = await services.tokens.revoke(token_id)
     audit.add_detail(request, id=token.id, name=token.name)
-    return _out(token, now)
+    return _out(token, services.tokens.now())

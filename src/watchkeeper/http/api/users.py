@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from watchkeeper.app import Runtime
-from watchkeeper.auth import users as user_store
 from watchkeeper.http import audit, problems
 from watchkeeper.http.api.schemas import Limit, Offset, Page
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Role, require
+from watchkeeper.services import Services
+from watchkeeper.services.users import User
 
 router = APIRouter(
     prefix="/api/v1/users", tags=["users"], dependencies=[Depends(require(Role.ADMIN))]
@@ -46,7 +46,7 @@ class UserOut(BaseModel):
     last_login_at: datetime | None
 
 
-def _out(user: user_store.User) -> UserOut:
+def _out(user: User) -> UserOut:
     return UserOut(
         id=user.id,
         username=user.username,
@@ -58,9 +58,9 @@ def _out(user: user_store.User) -> UserOut:
 
 @router.get("", response_model=Page[UserOut], summary="List users")
 async def list_users(
-    rt: Runtime = Depends(get_runtime), limit: Limit = 100, offset: Offset = 0
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
 ) -> Page[UserOut]:
-    return Page.of([_out(u) for u in await user_store.list_users(rt.db)], limit, offset)
+    return Page.of([_out(u) for u in await services.users.list()], limit, offset)
 
 
 @router.post(
@@ -71,16 +71,9 @@ async def list_users(
     responses=problems.responses(409),  # the username is taken
 )
 async def create_user(
-    body: UserIn, request: Request, rt: Runtime = Depends(get_runtime)
+    body: UserIn, request: Request, services: Services = Depends(get_services)
 ) -> UserOut:
-    try:
-        user = await user_store.create_user(
-            rt.db, body.username, body.password, body.role, rt.clock.now(), run=rt.passwords.run
-        )
-    except user_store.UserExists:
-        raise HTTPException(409, f"a user named {body.username.strip().lower()!r} exists") from None
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    user = await services.users.create(body.username, body.password, body.role)
     audit.add_detail(request, id=user.id, username=user.username, role=user.role.value)
     return _out(user)
 
@@ -92,15 +85,9 @@ async def create_user(
     responses={409: problems.response(409, "It would demote the last admin user")},
 )
 async def update_user(
-    username: str, body: UserPatch, request: Request, rt: Runtime = Depends(get_runtime)
+    username: str, body: UserPatch, request: Request, services: Services = Depends(get_services)
 ) -> UserOut:
-    try:
-        changed = await user_store.set_role(rt.db, username, body.role)
-    except user_store.LastAdmin as exc:
-        raise HTTPException(409, str(exc)) from None
-    if changed is None:
-        raise HTTPException(404, "no such user")
-    user, before = changed
+    user, before = await services.users.set_role(username, body.role)
     audit.add_detail(
         request, id=user.id, username=user.username, role=user.role.value, previous=before.value
     )
@@ -113,17 +100,12 @@ async def update_user(
     summary="Reset a user's password; ends all their sessions",
 )
 async def reset_password(
-    username: str, body: PasswordResetIn, request: Request, rt: Runtime = Depends(get_runtime)
+    username: str,
+    body: PasswordResetIn,
+    request: Request,
+    services: Services = Depends(get_services),
 ) -> UserOut:
-    try:
-        changed = await user_store.set_password(
-            rt.db, username, body.new_password, run=rt.passwords.run
-        )
-    except ValueError as exc:
-        raise HTTPException(422, f"new_password: {exc}") from None
-    if changed is None:
-        raise HTTPException(404, "no such user")
-    user, ended = changed
+    user, ended = await services.users.reset_password(username, body.new_password)
     audit.add_detail(request, id=user.id, username=user.username, sessions_ended=ended)
     return _out(user)
 
@@ -135,13 +117,8 @@ async def reset_password(
     responses={409: problems.response(409, "It would delete the last admin user")},
 )
 async def delete_user(
-    username: str, request: Request, rt: Runtime = Depends(get_runtime)
+    username: str, request: Request, services: Services = Depends(get_services)
 ) -> UserOut:
-    try:
-        user = await user_store.delete_user(rt.db, username)
-    except user_store.LastAdmin as exc:
-        raise HTTPException(409, str(exc)) from None
-    if user is None:
-        raise HTTPException(404, "no such user")
+    user = await services.users.delete(username)
     audit.add_detail(request, id=user.id, username=user.username)
     return _out(user)

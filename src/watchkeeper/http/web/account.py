@@ -6,16 +6,17 @@ change re-renders the page with its error and status, a made one redirects with 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from watchkeeper.app import Runtime
+from watchkeeper.core.errors import DomainError, Throttled
 from watchkeeper.http.api.auth import change_own_password
-from watchkeeper.http.deps import get_runtime
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page
 from watchkeeper.http.web.actions import back
 from watchkeeper.http.web.pages import render
+from watchkeeper.services import Services
 
 router = APIRouter(prefix="/dashboard/account", include_in_schema=False)
 SELF = Depends(page(Role.VIEWER))
@@ -44,16 +45,18 @@ async def change_password(
     new_password: str = Form(max_length=4096),
     confirm_password: str = Form(max_length=4096),
     principal: Principal = SELF,
-    rt: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> Response:
     if new_password != confirm_password:
         return _account(request, principal, "The new passwords do not match.", 422)
     try:
-        ended = await change_own_password(request, rt, principal, current_password, new_password)
-    except HTTPException as exc:
-        response = _account(request, principal, _sentence(str(exc.detail)), exc.status_code)
-        if exc.headers and "Retry-After" in exc.headers:
-            response.headers["Retry-After"] = exc.headers["Retry-After"]
+        ended = await change_own_password(
+            request, services, principal, current_password, new_password
+        )
+    except DomainError as exc:
+        response = _account(request, principal, _sentence(exc.detail), exc.status)
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
     sessions = "session" if ended == 1 else "sessions"
     return back(ACCOUNT_PATH, f"password changed; {ended} other {sessions} ended")
