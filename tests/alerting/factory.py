@@ -10,6 +10,8 @@ from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dispatch.targets import Routing, Targets
 from watchkeeper.config.loader import AlertingConfig, EscalationPolicy
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -74,3 +76,16 @@ def targets(
         Routing(list(channels), **routing),
         frozenset(unusable),
     )
+
+
+async def outbox(db: Database) -> list[tuple[str, str, str]]:
+    """Every outbox entry as (channel, event, idempotency key), in order of queueing."""
+    rows = await outbox_store.list_entries(db, limit=1000)
+    return [(r.channel, r.event, r.idempotency_key) for r in sorted(rows, key=lambda r: r.id)]
+
+
+async def reread(db: Database, alert_id: str) -> Alert:
+    """The alert as stored now."""
+    found = await alert_store.get_alert(db, alert_id)
+    assert found is not None
+    return found[0]

@@ -163,6 +163,11 @@ def test_a_window_that_raises_is_reported_and_left_out_of_the_rest_of_the_pass()
     assert MaintenanceStage([bad]).decide(alert(labels={"check": "api"}), at) is None
 
 
+def test_a_window_already_found_broken_this_pass_suppresses_nothing() -> None:
+    at = Pass(T0, found={("maintenance", "deploy"): "invalid"})
+    assert MaintenanceStage([window()]).decide(alert(labels={"check": "api"}), at) is None
+
+
 def test_a_window_whose_schedule_cannot_be_evaluated_is_reported_and_not_active() -> None:
     class Unschedulable(MaintenanceWindow):
         def next_change(self, now: datetime) -> datetime | None:

@@ -117,8 +117,6 @@ class InhibitionStage:
 
     def decide(self, alert: Alert, at: Pass) -> str | None:
         """`suppressed: inhibited by <source alertname>`, or None."""
-        if not self._rules:
-            return None
         source = inhibited_by(self._rules, alert.match_labels, self._firing)
         if source is None:
             return None
