@@ -8,7 +8,7 @@ written for it) and only the test files that cover it run against each mutant, o
     .venv/bin/python bench/mutation.py                 # every core module
     .venv/bin/python bench/mutation.py loops storm     # some of them (names below)
     .venv/bin/python bench/mutation.py --list          # the modules and their tests
-    .venv/bin/python bench/mutation.py dispatcher --only 'Dispatcherǁ_escalate__'  # a part
+    .venv/bin/python bench/mutation.py dispatcher --only 'Dispatcherǁ_handle__'  # a part
 
 It runs under `nice -n 19` with `--jobs` mutants at a time (default 1: the machine is shared).
 Prints one line per module (killed / total and the score; timeouts and crashes count as
@@ -62,6 +62,43 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_routes.py",
         ],
     ),
+    # The dispatcher's stages (alerting/dispatch/): each its own unit tests first, then the
+    # dispatcher's tests that run it inside a pass.
+    "dispatch.suppression": (
+        "alerting/dispatch/suppression.py",
+        [
+            "tests/alerting/test_suppression.py",
+            "tests/test_dispatcher.py",
+            "tests/test_dependencies.py",
+            "tests/test_inhibition.py",
+            "tests/test_broken_objects.py",
+        ],
+    ),
+    "dispatch.targets": (
+        "alerting/dispatch/targets.py",
+        ["tests/alerting/test_targets.py", "tests/test_routes.py", "tests/test_escalation.py"],
+    ),
+    "dispatch.grouping": (
+        "alerting/dispatch/grouping.py",
+        ["tests/alerting/test_grouping.py", "tests/test_dispatcher.py"],
+    ),
+    "dispatch.first_page": (
+        "alerting/dispatch/first_page.py",
+        ["tests/alerting/test_first_page.py", "tests/test_dispatcher.py"],
+    ),
+    "dispatch.escalation": (
+        "alerting/dispatch/escalation.py",
+        ["tests/alerting/test_escalation_stage.py", "tests/test_escalation.py"],
+    ),
+    "dispatch.resolution": (
+        "alerting/dispatch/resolution.py",
+        ["tests/alerting/test_resolution.py", "tests/test_dispatcher.py"],
+    ),
+    "dispatch.storm": (
+        "alerting/dispatch/storm.py",
+        ["tests/alerting/test_storm_stage.py", "tests/test_storm.py"],
+    ),
+    "dispatch.context": ("alerting/dispatch/context.py", ["tests/alerting/test_context.py"]),
     "matchers": (
         "alerting/matchers.py",
         ["tests/test_matchers.py", "tests/test_dispatcher.py", "tests/test_routes.py"],
@@ -222,7 +259,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.list:
         for name, (path, tests) in MODULES.items():
-            print(f"{name:12} src/watchkeeper/{path:28} {' '.join(tests)}")
+            print(f"{name:20} src/watchkeeper/{path:36} {' '.join(tests)}")
         return 0
     if not MUTMUT.exists():
         raise SystemExit(f"{MUTMUT} not found: pip install -e '.[dev]' installs mutmut")
@@ -232,13 +269,13 @@ def main() -> int:
     ]
 
     print()
-    print(f"{'module':12} {'killed':>7} {'total':>6} {'score':>7}  other outcomes")
+    print(f"{'module':20} {'killed':>7} {'total':>6} {'score':>7}  other outcomes")
     for s in scores:
         other = ", ".join(f"{k}: {n}" for k, n in sorted(s.counts.items()) if k not in KILLED)
-        print(f"{s.module:12} {s.killed:7} {s.total:6} {s.score:6.1f}%  {other}")
+        print(f"{s.module:20} {s.killed:7} {s.total:6} {s.score:6.1f}%  {other}")
     killed, total = sum(s.killed for s in scores), sum(s.total for s in scores)
     if len(scores) > 1 and total:
-        print(f"{'all':12} {killed:7} {total:6} {100.0 * killed / total:6.1f}%")
+        print(f"{'all':20} {killed:7} {total:6} {100.0 * killed / total:6.1f}%")
     for s in scores:
         for survivor in s.survivors:
             print(f"\n-- {s.statuses[survivor]}: {survivor}\n{s.diffs.get(survivor, '')}")

@@ -25,8 +25,8 @@ from watchkeeper.alerting.config import (
 from watchkeeper.auth.config import AuthConfig, LoginThrottleConfig
 from watchkeeper.config import yaml_strict as config_yaml
 from watchkeeper.config.model import ChannelConfig, CheckConfig, Config, find_cycle
+from watchkeeper.config.server import ServerConfig, split_listen
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
-from watchkeeper.http.config import ServerConfig, split_listen
 from watchkeeper.notify.config import DeliveryConfig
 from watchkeeper.store.config import RetentionConfig, StorageConfig
 

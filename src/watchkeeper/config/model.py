@@ -15,10 +15,10 @@ from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.auth.config import AuthConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.config.references import dependency_problem, unknown_channel, unknown_policy
+from watchkeeper.config.server import ServerConfig
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
 from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
-from watchkeeper.http.config import ServerConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig

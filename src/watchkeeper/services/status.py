@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from prometheus_client import generate_latest
 
-from watchkeeper import __version__
 from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Status
 from watchkeeper.core.redact import Redactor
+from watchkeeper.core.version import __version__
 from watchkeeper.engine.scheduler import Scheduler
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.prometheus.service import ServiceMetrics

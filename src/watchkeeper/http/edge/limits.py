@@ -11,8 +11,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from watchkeeper.config.server import ServerConfig
 from watchkeeper.http import problems
-from watchkeeper.http.config import ServerConfig
 
 LOGIN_BODY_LIMIT = 64 * 1024
 """Login forms and JSON logins: a user name and a password fit in far less."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from watchkeeper import __version__
+from watchkeeper.core.version import __version__
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"

@@ -1,6 +1,7 @@
 """The `server:` config section: where the HTTP server listens and what its edge refuses.
 
-Only the HTTP layer (and the composition root that starts it) reads it, so it lives here.
+The HTTP layer sits above the config package (it serves the loaded config), so its section
+lives here, in the package, rather than with its reader as the lower layers' sections do.
 """
 
 from __future__ import annotations

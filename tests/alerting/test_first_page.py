@@ -1,0 +1,93 @@
+"""The first page of a group (alerting/dispatch/first_page)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.alerting.factory import T0, outbox, policy, reread, settings, stored_alert, targets
+from watchkeeper.alerting.dispatch.first_page import FirstPage
+from watchkeeper.alerting.dispatch.storm import StormStage
+from watchkeeper.alerting.dispatch.targets import Targets
+from watchkeeper.store import alert_groups as group_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store.database import Database
+
+NOW = T0 + timedelta(minutes=1)
+
+
+def first_page(db: Database, to: Targets) -> FirstPage:
+    return FirstPage(db, to, StormStage())
+
+
+async def test_one_alert_is_paged_on_its_own_to_its_first_channels(db: Database) -> None:
+    api = await stored_alert(db, "ApiDown")
+    sent = await first_page(db, targets(channels=["ops", "chat"])).send("k1", [api], NOW)
+    assert sent == 2
+    assert await outbox(db) == [
+        ("ops", "alert.firing", f"{api.id}:alert.firing"),
+        ("chat", "alert.firing", f"{api.id}:alert.firing"),
+    ]
+    [entry, _] = await outbox_store.list_entries(db)
+    assert entry.payload["alert"]["name"] == "ApiDown" and "alerts" not in entry.payload
+    assert (api.notified_at, api.paged_channels) == (NOW, ["ops", "chat"])
+    stored = await reread(db, api.id)
+    assert (stored.notified_at, stored.paged_channels, stored.group_key) == (
+        NOW,
+        ["ops", "chat"],
+        "k1",
+    )
+    async with db.connect() as conn:
+        groups = await group_store.load(conn)
+    assert (groups["k1"].first_seen_at, groups["k1"].last_notified_at) == (T0, NOW)
+
+
+async def test_several_alerts_share_one_group_notification(db: Database) -> None:
+    members = [
+        await stored_alert(db, "ApiDown", labels={"zone": "eu"}),
+        await stored_alert(db, "DbDown", labels={"zone": "eu"}),
+    ]
+    stage = first_page(db, targets(settings(group_by=["zone"])))
+    assert await stage.send("group:ops|zone=eu", members, NOW) == 1
+    [entry] = await outbox_store.list_entries(db)
+    assert entry.idempotency_key.startswith("group:") and entry.event == "alert.firing"
+    assert [a["name"] for a in entry.payload["alerts"]] == ["ApiDown", "DbDown"]
+    assert entry.payload["alert"]["name"] == "ApiDown"
+    assert entry.payload["group"] == {
+        "key": "group:ops|zone=eu",
+        "labels": {"zone": "eu"},
+        "count": 2,
+    }
+
+
+async def test_an_alert_another_pass_paged_first_is_not_paged_again(db: Database) -> None:
+    api = await stored_alert(db, "ApiDown")
+    stage = first_page(db, targets())
+    assert await stage.send("k1", [api], NOW) == 1
+    again = await stored_alert(db, "ApiDown")  # the same open alert, read before the page
+    again.notified_at = None
+    assert await stage.send("k1", [again], NOW + timedelta(minutes=1)) == 0
+    assert len(await outbox(db)) == 1
+    assert (await reread(db, api.id)).notified_at == NOW
+
+
+async def test_the_next_page_is_scheduled_by_the_policy_else_by_repeat_interval(
+    db: Database,
+) -> None:
+    two_steps = policy("two", [{"after": "1m", "notify": ["a"]}, {"after": "11m", "notify": ["b"]}])
+    repeating = policy("rep", [{"notify": ["a"]}], repeat="30m")
+    once = policy("once", [{"notify": ["a"]}])
+    to = targets(settings(repeat_interval="2h"), [two_steps, repeating, once])
+    stage = first_page(db, to)
+    expected = {
+        "two": NOW + timedelta(minutes=10),
+        "rep": NOW + timedelta(minutes=30),
+        "once": None,  # a policy without repeat is not repeated by repeat_interval
+        None: NOW + timedelta(hours=2),
+    }
+    for name, next_at in expected.items():
+        alert = await stored_alert(db, f"A{name}", escalation_policy=name)
+        await stage.send(f"k{name}", [alert], NOW)
+        assert (await reread(db, alert.id)).next_escalation_at == next_at, name
+    plain = await stored_alert(db, "Plain")
+    await first_page(db, targets()).send("kplain", [plain], NOW)
+    assert (await reread(db, plain.id)).next_escalation_at is None
