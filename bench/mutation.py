@@ -39,7 +39,7 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 
 # Core module (under src/watchkeeper) -> the test files that pin it.
 MODULES: dict[str, tuple[str, list[str]]] = {
-    "checkstate": ("engine/state.py", ["tests/test_checkstate.py"]),
+    "checkstate": ("core/checkstate.py", ["tests/test_checkstate.py"]),
     "scheduler": (
         "engine/scheduler.py",
         [
