@@ -40,6 +40,7 @@ from watchkeeper.auth import tokens
 from watchkeeper.config.loader import Config
 from watchkeeper.core.changes import check_key
 from watchkeeper.core.checkstate import CheckState
+from watchkeeper.core.clock import SystemClock
 from watchkeeper.core.domain import Severity, Status
 from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Principal, Role
@@ -57,17 +58,12 @@ _spec.loader.exec_module(bench_rollups)
 NOW: datetime = bench_rollups.NOW
 
 
-class FixedClock:
-    """The benchmark's data ends at NOW; the pages are rendered as of then."""
+class FixedClock(SystemClock):
+    """The benchmark's data ends at NOW; the pages are rendered as of then (the loops wait
+    in real time, as with the system clock)."""
 
     def now(self) -> datetime:
         return NOW
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 def status_of(i: int) -> Status:
