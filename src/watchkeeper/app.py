@@ -28,8 +28,9 @@ from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
 from watchkeeper.config.loader import Config, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
-from watchkeeper.core.checkstate import CheckState
+from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.clock import Clock, SystemClock
+from watchkeeper.core.domain import Status
 from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.core.version import __version__
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
@@ -39,8 +40,10 @@ from watchkeeper.engine.scheduler import Scheduler
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
+from watchkeeper.notify.payload import recovery_payload
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
+from watchkeeper.recovery.coordinator import Recovery
 from watchkeeper.services import Services
 from watchkeeper.services.alerts import AlertService
 from watchkeeper.services.audit import AuditService
@@ -49,6 +52,7 @@ from watchkeeper.services.dashboard import DashboardService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
+from watchkeeper.services.recovery import RecoveryService
 from watchkeeper.services.rules import RuleService
 from watchkeeper.services.series import SeriesService
 from watchkeeper.services.sessions import SessionService
@@ -70,6 +74,10 @@ STOP_TIMEOUT_S = 10.0
 
 FLUSH_TIMEOUT_S = 30.0
 """The result writer's step: its loop gets 5 s to end, then what is buffered is written."""
+
+
+RECOVERY_STOP_TIMEOUT_S = 70.0
+"""Supervised programs get their `stop_timeout` (at most 60 s) to stop, then SIGKILL."""
 
 
 NO_CREDENTIALS_HINT = (
@@ -218,6 +226,16 @@ class Runtime:
         self.broken.on_change = self.dispatcher.wake
         self.alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
         self.writer = ResultWriter(self.db, self.states.get)
+        self.recovery = Recovery(
+            config.recovery,
+            db=self.db,
+            clock=self.clock,
+            redactor=self.redactor,
+            payload=recovery_payload,
+            channels_for=self._recovery_channels,
+            on_enqueued=self.outbox.wake,
+            on_escalated=self.dispatcher.wake,
+        )
         self.rules = RuleEngine(
             self.db, [], self.clock, on_change=self.dispatcher.wake, broken=self.broken
         )
@@ -229,6 +247,7 @@ class Runtime:
             self.rules,
             self.flaps,
             on_change=lambda name: self.changes.publish(check_key(name)),
+            on_hard_state=self._observe_recovery,
         )
         self.scheduler = Scheduler(
             [],
@@ -271,6 +290,7 @@ class Runtime:
             self._task_step("retention", self.retention.run),
             Step("outbox", self._task("outbox", self.outbox.run), self._stop_outbox),
             Step("rules", self._task("rules", self.rules.run), self._stop_rules),
+            Step("recovery", self.recovery.start, self.recovery.stop, RECOVERY_STOP_TIMEOUT_S),
             self._task_step("dispatcher", self.dispatcher.run),
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
@@ -350,6 +370,7 @@ class Runtime:
                 run=self.passwords.run,
             ),
             audit=audit,
+            recovery=RecoveryService(recovery=self.recovery, db=self.db),
             objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
             dashboard=DashboardService(
                 clock=self.clock,
@@ -367,6 +388,20 @@ class Runtime:
     def wake_dispatcher(self) -> None:
         """An alert, silence, maintenance window or routing input changed: decide now."""
         self.dispatcher.wake()
+
+    def _observe_recovery(
+        self, check: CheckConfigBase, status: Status, transition: Transition | None
+    ) -> None:
+        if check.recovery is not None:
+            self.recovery.observe(check.name, check.recovery, status, transition)
+
+    def _recovery_channels(self, check: str | None) -> list[str]:
+        """Where a recovery run of `check` is told: the check's channels (every channel
+        when it names none, or for a run by hand)."""
+        config = self.check_configs.get(check) if check is not None else None
+        if config is not None and config.notify is not None:
+            return list(config.notify)
+        return [c.name for c in self.config.notifications]
 
     def _is_paused(self, name: str) -> bool:
         return bool((s := self.states.get(name)) and s.paused)

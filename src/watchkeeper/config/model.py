@@ -14,7 +14,12 @@ from watchkeeper.alerting.routes import validate_channels
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.auth.config import AuthConfig
 from watchkeeper.checks.base import CheckConfigBase
-from watchkeeper.config.references import dependency_problem, unknown_channel, unknown_policy
+from watchkeeper.config.references import (
+    dependency_problem,
+    unknown_channel,
+    unknown_policy,
+    unknown_recovery,
+)
 from watchkeeper.config.server import ServerConfig
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
@@ -22,6 +27,7 @@ from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
+from watchkeeper.recovery.config import RecoveryConfig
 from watchkeeper.store.config import StorageConfig
 
 
@@ -54,6 +60,8 @@ class Config(StrictModel):
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
+    """A list of actions, or `{max_concurrent, actions}` (see recovery/config.py)."""
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -68,6 +76,8 @@ class Config(StrictModel):
                 raise ValueError(f"checks[{i}].depends_on: {problem}")
             if problem := unknown_channel(check.notify or (), channel_names):
                 raise ValueError(f"checks[{i}].notify: {problem}")
+            if problem := unknown_recovery(check.recovery, self.recovery.names()):
+                raise ValueError(f"checks[{i}].recovery: {problem}")
         _unique("escalation", [p.name for p in self.escalation])
         policies = {p.name for p in self.escalation}
         for i, policy in enumerate(self.escalation):

@@ -29,3 +29,10 @@ def unknown_policy(name: str | None, known: Container[str]) -> str | None:
     if name is not None and name not in known:
         return f"no escalation policy {name!r}"
     return None
+
+
+def unknown_recovery(name: str | None, known: Container[str]) -> str | None:
+    """`name` (a check's `recovery:`) when no recovery action has it, as a message."""
+    if name is not None and name not in known:
+        return f"no recovery action named {name!r}"
+    return None

@@ -18,6 +18,10 @@ from watchkeeper.store.results import ResultWriter
 
 log = logging.getLogger(__name__)
 
+HardStateHook = Callable[[CheckConfigBase, Status, Transition | None], None]
+"""Told the hard state of a check with a `recovery:` action after each of its results
+(and the transition, if the result made one): automatic recovery acts on it."""
+
 
 class ResultPipeline:
     """Holds the live state of every check and feeds each result through the stages."""
@@ -31,8 +35,10 @@ class ResultPipeline:
         rules: RuleEngine | None = None,
         flaps: FlapTracker | None = None,
         on_change: Callable[[str], None] = lambda _name: None,
+        on_hard_state: HardStateHook | None = None,
     ) -> None:
         self._flaps = flaps
+        self._on_hard_state = on_hard_state
         self._on_change = on_change
         self.states = states
         self._rules = rules
@@ -115,3 +121,9 @@ class ResultPipeline:
                 log.exception("recording the state change of %s failed; will retry", config.name)
             else:
                 self._unsynced.pop(config.name, None)
+        if config.recovery is not None and self._on_hard_state is not None:
+            # After the alert is written: an exhausted recovery escalates that alert.
+            try:
+                self._on_hard_state(config, state.status, transition)
+            except Exception:
+                log.exception("automatic recovery of %s failed", config.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -69,5 +70,31 @@ def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
         "alert": {
             name: _ts(value) if isinstance(value := record[name], datetime) else value
             for name in PAYLOAD_FIELDS
+        },
+    }
+
+
+RECOVERY_FIELDS = (
+    "id",
+    "action",
+    "check",
+    "attempt",
+    "status",
+    "started_at",
+    "finished_at",
+    "output",
+)
+"""The fields of a recovery run a notification carries, in the order channels send them."""
+
+
+def recovery_payload(run: Mapping[str, Any], event: str) -> dict[str, Any]:
+    """`{"version", "event", "recovery": {...}}` for `recovery.started|succeeded|failed|
+    exhausted`: a recovery run's record (redacted output) instead of an alert."""
+    return {
+        "version": PAYLOAD_VERSION,
+        "event": event,
+        "recovery": {
+            name: _ts(value) if isinstance(value := run.get(name), datetime) else value
+            for name in RECOVERY_FIELDS
         },
     }

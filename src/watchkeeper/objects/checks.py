@@ -18,7 +18,7 @@ from watchkeeper.checks import Check, CheckContext, build_check
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.checks.registry import config_models
 from watchkeeper.config.loader import CheckConfig, apply_defaults, find_cycle
-from watchkeeper.config.references import dependency_problem
+from watchkeeper.config.references import dependency_problem, unknown_recovery
 from watchkeeper.core.redact import Redactor, redact_text
 from watchkeeper.objects.base import (
     Catalog,
@@ -119,6 +119,10 @@ class CheckObjects(ObjectKind[Check[Any]]):
             raise invalid("depends_on", problem)
         self.catalog.known_channels("notify", config.notify or ())
         self.catalog.known_policy(config.escalation)
+        # The action itself comes from the config file: a check may only name one.
+        recovery = self.catalog.config.recovery.names()
+        if (problem := unknown_recovery(config.recovery, recovery)) is not None:
+            raise invalid("recovery", problem)
         cycle = find_cycle({c.name: list(c.depends_on) for c in checks.values()})
         if cycle:
             raise invalid("depends_on", f"depends_on would make a cycle: {' -> '.join(cycle)}")

@@ -442,6 +442,10 @@ class RecoveryConfig(StrictModel):
                     raise ValueError(f"{where}: {step.action!r} is a supervised process")
         return self
 
+    def names(self) -> frozenset[str]:
+        """Every action's name."""
+        return frozenset(a.name for a in self.actions)
+
     def get(self, name: str) -> RecoveryAction | None:
         """The action called `name`, if any."""
         return next((a for a in self.actions if a.name == name), None)

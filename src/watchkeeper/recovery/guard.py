@@ -135,6 +135,18 @@ class TargetGuard:
             self.exhausted = True
         return self.exhausted
 
+    def attempt_times(self) -> list[float]:
+        """Monotonic start times of the attempts within the current window (to store)."""
+        self._prune()
+        return list(self._attempts)
+
+    def restore(self, times: list[float], *, exhausted: bool) -> None:
+        """Take back stored state: attempt start times (monotonic, on this guard's clock)
+        and the lock-out, as they were before a restart."""
+        self._attempts = deque(sorted(times))
+        self._prune()
+        self.exhausted = exhausted
+
     def exhausted_message(self) -> str:
         n = self.settings.max_attempts
         return f"automatic recovery exhausted after {n} attempt{'s' if n != 1 else ''}"

@@ -334,3 +334,36 @@ settings = Table(
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Every run of a recovery action (issue #17): what triggered it, how it went, its output
+# (bounded and redacted before it is written).
+recovery_runs = Table(
+    "recovery_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("action", String(100), nullable=False),
+    Column("check_name", String(100)),
+    Column("trigger", String(32), nullable=False),  # check, exit, manual, resolved
+    Column("actor", String(255)),  # who ran it by hand
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # running, succeeded, failed, ...
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("output", Text, nullable=False, server_default=""),
+    Column("exit_code", Integer),
+    Column("http_status", Integer),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_recovery_runs_started", "started_at"),
+    Index("ix_recovery_runs_action", "action", "started_at"),
+)
+
+# What each action's storm guard must remember across a restart: when its attempts in the
+# current window started, and whether it is locked out.
+recovery_guards = Table(
+    "recovery_guards",
+    metadata,
+    Column("action", String(100), primary_key=True),
+    Column("attempts", JSON, nullable=False),  # start times (ISO, UTC) within the window
+    Column("exhausted", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

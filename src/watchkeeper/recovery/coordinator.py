@@ -1,0 +1,434 @@
+"""The running side of automatic recovery: what happens when a check with `recovery:` is DOWN.
+
+`Recovery` is told each hard state of a check that names a recovery action (the result
+pipeline calls `observe`). While the check is DOWN it runs the action whenever the action's
+guard allows (`guard.py`: `max_attempts` within `within`, `cooldown`, one run at a time per
+action, `max_concurrent` across all), records each run (`store/recovery.py`), and queues
+`recovery.started|succeeded|failed|exhausted` notifications to the check's channels in the
+same transaction. When the last allowed attempt failed, the action is locked out, the
+check's open alert gets "automatic recovery exhausted after N attempts" and its next
+escalation step is brought forward, and the dispatcher is woken. When the check is UP again
+the lock-out is lifted and the action's `on_resolved` runs once.
+
+The guards' attempt times and lock-outs are stored, so a restart does not start the budget
+afresh. `process` actions' programs are supervised from `start()` to `stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from watchkeeper.core.checkstate import Transition
+from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import Status
+from watchkeeper.core.redact import Redactor
+from watchkeeper.recovery.actions import ActionContext, ActionOutcome, OutcomeStatus, build_action
+from watchkeeper.recovery.actions.base import Action
+from watchkeeper.recovery.config import (
+    PROGRAM_TYPES,
+    ProcessAction,
+    RecoveryAction,
+    RecoveryConfig,
+)
+from watchkeeper.recovery.guard import Attempt, GuardState, RecoveryGuard, Refused, TargetGuard
+from watchkeeper.recovery.supervisor import ProgramStatus, Supervisor
+from watchkeeper.store import recovery as store
+from watchkeeper.store.database import Database
+from watchkeeper.store.outbox import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_OUTPUT = 64 * 1024
+"""Characters of a run's output kept in its record (after redaction)."""
+
+EVENTS = ("recovery.started", "recovery.succeeded", "recovery.failed", "recovery.exhausted")
+
+PayloadBuilder = Callable[[dict[str, Any], str], dict[str, Any]]
+"""(the run's record, the event) -> the notification body (notify/payload.py builds it)."""
+
+
+class Trigger:
+    """What started a run (the `trigger` of its record)."""
+
+    CHECK = "check"
+    MANUAL = "manual"
+    RESOLVED = "resolved"
+    """`on_resolved`: the check is UP again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionStatus:
+    """What the API shows of one action."""
+
+    name: str
+    type: str
+    state: GuardState
+    attempts: int
+    """Attempts within the current window."""
+    max_attempts: int
+    cooldown_left: float
+    program: ProgramStatus | None
+    """For `process`: the supervised program (pid, uptime, restarts)."""
+
+
+def run_record(row: Any) -> dict[str, Any]:
+    """A stored run as plain values (times as datetimes)."""
+    return {
+        "id": row.id,
+        "action": row.action,
+        "check": row.check_name,
+        "trigger": row.trigger,
+        "actor": row.actor,
+        "attempt": row.attempt,
+        "status": row.status,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "output": row.output,
+        "exit_code": row.exit_code,
+        "http_status": row.http_status,
+        "reason": row.reason,
+    }
+
+
+class Recovery:
+    """Every configured recovery action, its guard and (for `process`) its program."""
+
+    def __init__(
+        self,
+        config: RecoveryConfig,
+        *,
+        db: Database,
+        clock: Clock,
+        redactor: Redactor,
+        payload: PayloadBuilder,
+        channels_for: Callable[[str | None], list[str]],
+        on_enqueued: Callable[[], None] = lambda: None,
+        on_escalated: Callable[[], None] = lambda: None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._clock = clock
+        self._redactor = redactor
+        self._payload = payload
+        self._channels_for = channels_for
+        self._on_enqueued = on_enqueued
+        self._on_escalated = on_escalated
+        self.guard = RecoveryGuard(clock, config.max_concurrent)
+        self.supervisor = Supervisor(clock=clock, log_dir=log_dir)
+        self.actions: dict[str, Action[Any]] = {}
+        self.configs: dict[str, RecoveryAction] = {}
+        for action in config.actions:
+            self.configs[action.name] = action
+            self.actions[action.name] = build_action(action)
+            if isinstance(action, ProcessAction):
+                self.supervisor.add(action)
+        self._engaged: dict[str, set[str]] = {}
+        """check -> actions run for it since it went DOWN (their `on_resolved` is due)."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take back the stored guards, close runs a previous process left open, start the
+        supervised programs."""
+        interrupted = await store.interrupt_running(self._db, self._clock.now())
+        if interrupted:
+            log.warning("%d recovery runs were cut short by the last stop", interrupted)
+        now, mono = self._clock.now(), self._clock.monotonic()
+        for name, (times, exhausted) in (await store.load_guards(self._db)).items():
+            action = self.configs.get(name)
+            if action is None:
+                continue
+            ages = [mono - (now - at).total_seconds() for at in times]
+            self.guard.target(name, action).restore(ages, exhausted=exhausted)
+        self._started = True
+        await self.supervisor.start()
+
+    async def stop(self) -> None:
+        """Cancel the runs in progress (their records say interrupted at the next start)
+        and stop the supervised programs (unless `keep_running`)."""
+        self._started = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.supervisor.stop()
+
+    # -- what the result pipeline tells us ----------------------------------------------------
+
+    def observe(
+        self, check: str, action: str, status: Status, transition: Transition | None
+    ) -> None:
+        """The hard state of `check`, whose `recovery:` is `action`, after one of its results:
+        DOWN runs the action if its guard allows; UP after DOWN lifts its lock-out and runs
+        `on_resolved`. Never blocks: the work is a task of its own."""
+        if not self._started or action not in self.configs:
+            return
+        if status is Status.DOWN:
+            target = self.guard.get(action)
+            if target is not None and target.state is not GuardState.READY:
+                return  # running, cooling down or locked out: nothing to do for this result
+            self._spawn(self._attempt(action, check, Trigger.CHECK, None, None))
+        elif status is Status.UP and transition is not None and transition.previous is Status.DOWN:
+            self._spawn(self._resolved(check, action))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- by hand ------------------------------------------------------------------------------
+
+    async def run(self, name: str, *, actor: str | None, check: str | None = None) -> str:
+        """Run `name` now (an operator asked); return the run's id once it started. Raises
+        KeyError (no such action) or `Refused` (its guard says no now)."""
+        if name not in self.configs:
+            raise KeyError(name)
+        started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._spawn(self._attempt(name, check, Trigger.MANUAL, actor, started))
+        return await started
+
+    async def reset(self, name: str) -> None:
+        """Lift the lock-out of `name` and forget its attempts. KeyError: no such action."""
+        if name not in self.configs:
+            raise KeyError(name)
+        self.guard.reset(name)
+        await self._save_guard(name)
+
+    def status(self) -> list[ActionStatus]:
+        """Every action with its state; `process` ones with their program."""
+        out = []
+        for name, config in self.configs.items():
+            target = self.guard.target(name, config)
+            program = self.supervisor.programs.get(name)
+            out.append(
+                ActionStatus(
+                    name=name,
+                    type=config.type,
+                    state=target.state,
+                    attempts=target.attempts,
+                    max_attempts=config.max_attempts,
+                    cooldown_left=target.cooldown_left(),
+                    program=program.status() if program is not None else None,
+                )
+            )
+        return out
+
+    @staticmethod
+    def runs_programs(kind: str) -> bool:
+        """Whether actions of `kind` run programs or code (config file only, never the API)."""
+        return kind in PROGRAM_TYPES
+
+    # -- one run ------------------------------------------------------------------------------
+
+    async def _attempt(
+        self,
+        name: str,
+        check: str | None,
+        trigger: str,
+        actor: str | None,
+        started: asyncio.Future[str] | None,
+    ) -> None:
+        config = self.configs[name]
+        target = self.guard.target(name, config)
+        was_exhausted = target.exhausted
+        run_id = str(uuid.uuid4())
+        record: dict[str, Any] | None = None
+        try:
+            async with self.guard.attempt(name, config) as attempt:
+                record = await self._begin(run_id, name, check, trigger, actor, attempt)
+                if started is not None and not started.done():
+                    started.set_result(run_id)
+                outcome = await self._run_action(name, check, attempt)
+                attempt.ok = outcome.ok
+            exhausted = attempt.exhausted
+        except Refused as refused:
+            if started is not None and not started.done():
+                started.set_exception(refused)
+            if refused.state is GuardState.EXHAUSTED and not was_exhausted:
+                await self._save_guard(name)
+                await self._exhausted(name, check, target, None)
+            return
+        except asyncio.CancelledError:
+            if started is not None and not started.done():
+                started.cancel()
+            raise
+        except Exception as exc:  # the database failed: the run is not lost from the log
+            log.exception("recovery action %s failed to run", name)
+            if started is not None and not started.done():
+                started.set_exception(exc)
+            return
+        await self._save_guard(name)
+        if record is None:
+            return
+        self._engage(check, name)
+        record = await self._finish(record, outcome, exhausted)
+        if exhausted:
+            await self._exhausted(name, check, target, record)
+
+    async def _run_action(self, name: str, check: str | None, attempt: Attempt) -> ActionOutcome:
+        context = ActionContext(check=check, attempt=attempt.number, supervisor=self.supervisor)
+        try:
+            return await self.actions[name].run(context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a not-yet-built type: a failed run, not a crash
+            log.exception("recovery action %s raised", name)
+            return ActionOutcome(OutcomeStatus.ERROR, 0.0, reason=f"{type(exc).__name__}: {exc}")
+
+    async def _begin(
+        self,
+        run_id: str,
+        name: str,
+        check: str | None,
+        trigger: str,
+        actor: str | None,
+        attempt: Attempt,
+    ) -> dict[str, Any]:
+        now = self._clock.now()
+        record: dict[str, Any] = {
+            "id": run_id,
+            "action": name,
+            "check": check,
+            "trigger": trigger,
+            "actor": actor,
+            "attempt": attempt.number,
+            "status": store.RUNNING,
+            "started_at": now,
+            "finished_at": None,
+            "output": "",
+            "exit_code": None,
+            "http_status": None,
+            "reason": "",
+        }
+        await store.insert_run(
+            self._db, _row(record), self._events(record, ["recovery.started"]), now
+        )
+        self._on_enqueued()
+        log.info("recovery %s started (%s, attempt %d)", name, trigger, attempt.number)
+        return record
+
+    async def _finish(
+        self, record: dict[str, Any], outcome: ActionOutcome, exhausted: bool
+    ) -> dict[str, Any]:
+        now = self._clock.now()
+        output = self._redactor(outcome.output)[:MAX_STORED_OUTPUT]
+        record = {
+            **record,
+            "status": outcome.status.value,
+            "finished_at": now,
+            "output": output,
+            "exit_code": outcome.exit_code,
+            "http_status": outcome.http_status,
+            "reason": self._redactor(outcome.reason),
+        }
+        events = ["recovery.succeeded" if outcome.ok else "recovery.failed"]
+        if exhausted:
+            events.append("recovery.exhausted")
+        values = {k: v for k, v in _row(record).items() if k not in ("id", "action")}
+        await store.finish_run(self._db, record["id"], values, self._events(record, events), now)
+        self._on_enqueued()
+        log.info("recovery %s %s: %s", record["action"], record["status"], record["reason"])
+        return record
+
+    async def _exhausted(
+        self, name: str, check: str | None, target: TargetGuard, record: dict[str, Any] | None
+    ) -> None:
+        """Locked out: say so (once), on the alert and to the channels."""
+        message = target.exhausted_message()
+        now = self._clock.now()
+        log.warning("recovery %s: %s", name, message)
+        if record is None:  # the budget ran out on attempts that each looked successful
+            record = {
+                "id": str(uuid.uuid4()),
+                "action": name,
+                "check": check,
+                "trigger": Trigger.CHECK,
+                "actor": None,
+                "attempt": target.attempts,
+                "status": GuardState.EXHAUSTED.value,
+                "started_at": now,
+                "finished_at": now,
+                "output": "",
+                "exit_code": None,
+                "http_status": None,
+                "reason": message,
+            }
+            await store.insert_run(
+                self._db, _row(record), self._events(record, ["recovery.exhausted"]), now
+            )
+            self._on_enqueued()
+        if check is not None:
+            alert = await store.escalate_check_alert(
+                self._db, check, "recovery_exhausted", message, now
+            )
+            if alert is not None:
+                self._on_escalated()
+
+    async def _resolved(self, check: str, name: str) -> None:
+        """The check is UP again: lift the lock-out; undo a fallback that ran for it."""
+        self.guard.reset(name)
+        await self._save_guard(name)
+        if name not in self._engaged.pop(check, set()):
+            return
+        spec = getattr(self.configs[name], "on_resolved", None)
+        if spec is None:
+            return
+        run_id = str(uuid.uuid4())
+        attempt = Attempt(name, 1, self._clock.monotonic())
+        record = await self._begin(run_id, name, check, Trigger.RESOLVED, None, attempt)
+        action = build_action(spec)
+        try:
+            outcome = await action.run(ActionContext(check=check, supervisor=self.supervisor))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("on_resolved of %s raised", name)
+            outcome = ActionOutcome(OutcomeStatus.ERROR, 0.0, reason=f"{type(exc).__name__}")
+        await self._finish(record, outcome, exhausted=False)
+
+    def _engage(self, check: str | None, name: str) -> None:
+        if check is not None:
+            self._engaged.setdefault(check, set()).add(name)
+
+    async def _save_guard(self, name: str) -> None:
+        target = self.guard.get(name)
+        if target is None:
+            return
+        now, mono = self._clock.now(), self._clock.monotonic()
+        times = [now - timedelta(seconds=mono - t) for t in target.attempt_times()]
+        try:
+            await store.save_guard(self._db, name, times, target.exhausted, now)
+        except Exception:
+            log.exception("storing the guard of recovery action %s failed", name)
+
+    def _events(self, record: dict[str, Any], events: list[str]) -> list[OutboxEntry]:
+        channels = self._channels_for(record["check"])
+        return [
+            OutboxEntry(
+                channel=channel,
+                idempotency_key=f"{record['id']}:{event}",
+                event=event,
+                payload=self._payload(record, event),
+            )
+            for event in events
+            for channel in channels
+        ]
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    row = dict(record)
+    row["check_name"] = row.pop("check")
+    return row
+
+
+__all__ = ["EVENTS", "ActionStatus", "Recovery", "Trigger", "run_record"]
