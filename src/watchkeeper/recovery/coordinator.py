@@ -181,6 +181,11 @@ class Recovery:
         elif status is Status.UP and transition is not None and transition.previous is Status.DOWN:
             self._spawn(self._resolved(check, action))
 
+    async def settled(self) -> None:
+        """Return once the runs in progress (and those they lead to) have ended."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
