@@ -36,7 +36,7 @@ def gone(pid: int) -> bool:
     """Whether `pid` has exited (a zombie waiting for init to reap it has)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it went while being read
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
