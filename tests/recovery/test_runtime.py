@@ -272,7 +272,9 @@ async def test_a_futile_command_runs_max_attempts_times_then_escalates_once_unti
         assert {r["status"] for r in found} == {"failed"}
         assert {r["exit_code"] for r in found} == {3}
         assert all("hunter2" not in r["output"] for r in found), "output is redacted"
-        assert len(receiver.accepted("recovery.failed")) == 3
+        await receiver.wait_for(
+            lambda r: len(r.accepted("recovery.failed")) == 3, 10, "three recovery.failed"
+        )
         (exhausted,) = receiver.accepted("recovery.exhausted")
         assert exhausted.payload["recovery"]["attempt"] == 3
 

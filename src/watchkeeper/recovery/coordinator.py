@@ -261,7 +261,7 @@ class Recovery:
                 started.set_exception(refused)
             if refused.state is GuardState.EXHAUSTED and not was_exhausted:
                 await self._save_guard(name)
-                await self._exhausted(name, check, target, None)
+                await self._exhausted_without_run(name, check, target)
             return
         except asyncio.CancelledError:
             if started is not None and not started.done():
@@ -276,9 +276,7 @@ class Recovery:
         if record is None:
             return
         self._engage(check, name)
-        record = await self._finish(record, outcome, exhausted)
-        if exhausted:
-            await self._exhausted(name, check, target, record)
+        await self._finish(record, outcome, target if exhausted else None)
 
     async def _run_action(self, name: str, check: str | None, attempt: Attempt) -> ActionOutcome:
         context = ActionContext(check=check, attempt=attempt.number, supervisor=self.supervisor)
@@ -323,8 +321,10 @@ class Recovery:
         return record
 
     async def _finish(
-        self, record: dict[str, Any], outcome: ActionOutcome, exhausted: bool
+        self, record: dict[str, Any], outcome: ActionOutcome, exhausted: TargetGuard | None
     ) -> dict[str, Any]:
+        """Record how the run went and tell the channels; `exhausted`: it was the last
+        attempt the guard allowed, so the alert escalates (in the same transaction)."""
         now = self._clock.now()
         output = self._redactor(outcome.output)[:MAX_STORED_OUTPUT]
         record = {
@@ -337,47 +337,58 @@ class Recovery:
             "reason": self._redactor(outcome.reason),
         }
         events = ["recovery.succeeded" if outcome.ok else "recovery.failed"]
-        if exhausted:
+        escalation = None
+        if exhausted is not None:
             events.append("recovery.exhausted")
+            escalation = self._escalation(record, exhausted)
         values = {k: v for k, v in _row(record).items() if k not in ("id", "action")}
-        await store.finish_run(self._db, record["id"], values, self._events(record, events), now)
-        self._on_enqueued()
+        alert = await store.finish_run(
+            self._db, record["id"], values, self._events(record, events), now, escalation
+        )
+        self._told(alert)
         log.info("recovery %s %s: %s", record["action"], record["status"], record["reason"])
         return record
 
-    async def _exhausted(
-        self, name: str, check: str | None, target: TargetGuard, record: dict[str, Any] | None
+    async def _exhausted_without_run(
+        self, name: str, check: str | None, target: TargetGuard
     ) -> None:
-        """Locked out: say so (once), on the alert and to the channels."""
-        message = target.exhausted_message()
+        """The budget ran out on attempts that each looked successful (the check stayed
+        DOWN): locked out now, said once with a record of its own."""
         now = self._clock.now()
-        log.warning("recovery %s: %s", name, message)
-        if record is None:  # the budget ran out on attempts that each looked successful
-            record = {
-                "id": str(uuid.uuid4()),
-                "action": name,
-                "check": check,
-                "trigger": Trigger.CHECK,
-                "actor": None,
-                "attempt": target.attempts,
-                "status": GuardState.EXHAUSTED.value,
-                "started_at": now,
-                "finished_at": now,
-                "output": "",
-                "exit_code": None,
-                "http_status": None,
-                "reason": message,
-            }
-            await store.insert_run(
-                self._db, _row(record), self._events(record, ["recovery.exhausted"]), now
-            )
-            self._on_enqueued()
-        if check is not None:
-            alert = await store.escalate_check_alert(
-                self._db, check, "recovery_exhausted", message, now
-            )
-            if alert is not None:
-                self._on_escalated()
+        record = {
+            "id": str(uuid.uuid4()),
+            "action": name,
+            "check": check,
+            "trigger": Trigger.CHECK,
+            "actor": None,
+            "attempt": target.attempts,
+            "status": GuardState.EXHAUSTED.value,
+            "started_at": now,
+            "finished_at": now,
+            "output": "",
+            "exit_code": None,
+            "http_status": None,
+            "reason": target.exhausted_message(),
+        }
+        alert = await store.insert_run(
+            self._db,
+            _row(record),
+            self._events(record, ["recovery.exhausted"]),
+            now,
+            self._escalation(record, target),
+        )
+        self._told(alert)
+
+    def _escalation(self, record: dict[str, Any], target: TargetGuard) -> store.Escalation | None:
+        message = target.exhausted_message()
+        log.warning("recovery %s: %s", record["action"], message)
+        check = record["check"]
+        return None if check is None else store.Escalation(check, "recovery_exhausted", message)
+
+    def _told(self, escalated_alert: str | None) -> None:
+        self._on_enqueued()
+        if escalated_alert is not None:
+            self._on_escalated()
 
     async def _resolved(self, check: str, name: str) -> None:
         """The check is UP again: lift the lock-out; undo a fallback that ran for it."""
@@ -399,7 +410,7 @@ class Recovery:
         except Exception as exc:
             log.exception("on_resolved of %s raised", name)
             outcome = ActionOutcome(OutcomeStatus.ERROR, 0.0, reason=f"{type(exc).__name__}")
-        await self._finish(record, outcome, exhausted=False)
+        await self._finish(record, outcome, None)
 
     def _engage(self, check: str | None, name: str) -> None:
         if check is not None:

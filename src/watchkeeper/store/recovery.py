@@ -3,6 +3,7 @@ each action's storm guard keeps across a restart (attempt times, lock-out)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,22 +28,44 @@ INTERRUPTED = "interrupted"
 """A run that was in progress when Watchkeeper stopped."""
 
 
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """A note for the open alert of `check`, whose next escalation step is due now."""
+
+    check: str
+    kind: str
+    comment: str
+
+
 async def insert_run(
-    db: Database, values: dict[str, Any], events: list[OutboxEntry], now: datetime
-) -> None:
-    """Record a run that starts now, with its notifications, in one transaction."""
+    db: Database,
+    values: dict[str, Any],
+    events: list[OutboxEntry],
+    now: datetime,
+    escalation: Escalation | None = None,
+) -> str | None:
+    """Record a run that starts now, with its notifications (and escalation), in one
+    transaction; return the id of the alert escalated, if any."""
     async with translated(), db.begin() as conn:
         await conn.execute(R.insert().values(**values))
         await enqueue(conn, events, now)
+        return await _escalate(conn, escalation, now)
 
 
 async def finish_run(
-    db: Database, run_id: str, values: dict[str, Any], events: list[OutboxEntry], now: datetime
-) -> None:
-    """Record how a run ended, with its notifications, in one transaction."""
+    db: Database,
+    run_id: str,
+    values: dict[str, Any],
+    events: list[OutboxEntry],
+    now: datetime,
+    escalation: Escalation | None = None,
+) -> str | None:
+    """Record how a run ended, with its notifications (and escalation), in one
+    transaction; return the id of the alert escalated, if any."""
     async with translated(), db.begin() as conn:
         await conn.execute(R.update().where(R.c.id == run_id).values(**values))
         await enqueue(conn, events, now)
+        return await _escalate(conn, escalation, now)
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:
@@ -112,28 +135,31 @@ async def load_guards(db: Database) -> dict[str, tuple[list[datetime], bool]]:
         }
 
 
-async def escalate_check_alert(
-    db: Database, check: str, kind: str, comment: str, now: datetime
+async def _escalate(
+    conn: AsyncConnection, escalation: Escalation | None, now: datetime
 ) -> str | None:
-    """Note `comment` on the open alert of `check` and bring its next escalation step
-    forward to now (if its policy has one left); return the alert's id (None: no open
-    alert)."""
-    async with translated(), db.begin() as conn:
-        alert_id = await _open_alert_of(conn, check)
-        if alert_id is None:
-            return None
-        await alert_store.add_event(conn, alert_id, kind, now, "recovery", comment)
-        await conn.execute(
-            alerts.update()
-            .where(
-                alerts.c.id == alert_id,
-                alerts.c.status == AlertStatus.FIRING.value,
-                alerts.c.next_escalation_at.is_not(None),
-                alerts.c.next_escalation_at > now,
-            )
-            .values(next_escalation_at=now, updated_at=now)
+    """Note the escalation's comment on the open alert of its check and bring the alert's
+    next escalation step forward to now (if its policy has one left); return the alert's id
+    (None: nothing to escalate, or no open alert)."""
+    if escalation is None:
+        return None
+    alert_id = await _open_alert_of(conn, escalation.check)
+    if alert_id is None:
+        return None
+    await alert_store.add_event(
+        conn, alert_id, escalation.kind, now, "recovery", escalation.comment
+    )
+    await conn.execute(
+        alerts.update()
+        .where(
+            alerts.c.id == alert_id,
+            alerts.c.status == AlertStatus.FIRING.value,
+            alerts.c.next_escalation_at.is_not(None),
+            alerts.c.next_escalation_at > now,
         )
-        return alert_id
+        .values(next_escalation_at=now, updated_at=now)
+    )
+    return alert_id
 
 
 async def _open_alert_of(conn: AsyncConnection, check: str) -> str | None:
