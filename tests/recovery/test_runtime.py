@@ -260,8 +260,20 @@ async def test_a_futile_command_runs_max_attempts_times_then_escalates_once_unti
         "max_attempts": 3,
         "within": "1h",
     }
-    check = {"url": f"{target.url}/health", "recovery": "futile"}
+    check = {
+        "url": f"{target.url}/health",
+        "recovery": "futile",
+        "notify": ["hook"],
+        "escalation": "on-call",
+    }
     cfg = config(sqlite_url, receiver, check, [futile])
+    # The next step is an hour away: exhausting the recovery brings it forward.
+    cfg["notifications"].append(
+        {"name": "boss", "type": "webhook", "url": f"{receiver.hook_url}?to=boss"}
+    )
+    cfg["escalation"] = [
+        {"name": "on-call", "steps": [{"notify": ["hook"]}, {"after": "1h", "notify": ["boss"]}]}
+    ]
     async with running(cfg) as service:
         await receiver.wait_for(
             lambda r: r.accepted("recovery.exhausted"), 20, "recovery.exhausted"
@@ -283,6 +295,11 @@ async def test_a_futile_command_runs_max_attempts_times_then_escalates_once_unti
         notes = [e for e in events if e["kind"] == "recovery_exhausted"]
         assert [e["comment"] for e in notes] == ["automatic recovery exhausted after 3 attempts"]
         assert (await action_state(service, "futile"))["state"] == "exhausted"
+        (escalated,) = await receiver.wait_for(
+            lambda r: r.accepted("alert.escalated"), 10, "the escalation to the next step"
+        )
+        assert escalated.payload["escalation"]["step"] == 1
+        assert escalated.payload["alert"]["id"] == alert["id"]
 
         # Nothing more runs while the check stays DOWN: let it run three more times.
         seen = len((await service.client.get("/api/v1/checks/web/results")).json())
