@@ -170,7 +170,7 @@ async def test_a_killed_supervised_server_is_back_the_alert_resolves_and_succeed
 
         await wait_until(lambda: open_alerts(service), 15, "an alert for web")
         (succeeded,) = await receiver.wait_for(
-            lambda r: r.accepted("recovery.succeeded"), 15, "recovery.succeeded"
+            lambda r: _of_check(r, "recovery.succeeded"), 15, "recovery.succeeded"
         )
         body = succeeded.payload["recovery"]
         assert "alert" not in succeeded.payload
@@ -178,19 +178,74 @@ async def test_a_killed_supervised_server_is_back_the_alert_resolves_and_succeed
         assert body["attempt"] == 1 and body["status"] == "succeeded"
         assert body["started_at"] and body["finished_at"]
         assert succeeded.key == f"{body['id']}:recovery.succeeded"
-        (started,) = receiver.accepted("recovery.started")
+        (started,) = _of_check(receiver, "recovery.started")
         assert started.payload["recovery"]["id"] == body["id"]
+        # The supervisor's own restart (the kill) is a run too, of no check.
+        (exit_run,) = [r for r in await runs(service) if r["trigger"] == "exit"]
+        assert exit_run["action"] == "api" and exit_run["exit_code"] == -signal.SIGKILL
 
         gate.unlink()
         await wait_until(lambda: accepts(port), 15, "the server listening again")
         await wait_until(lambda: is_status(service, "up"), 15, "web up again")
         await receiver.wait_for(lambda r: r.accepted("alert.resolved"), 15, "alert.resolved")
-        (run,) = await runs(service)
-        assert run["trigger"] == "check" and run["status"] == "succeeded"
+        (run,) = [r for r in await runs(service) if r["trigger"] == "check"]
+        assert run["status"] == "succeeded" and run["id"] == body["id"]
         state = await action_state(service, "api")
         assert state["state"] == "ready" and state["attempts"] == 0  # UP again: reset
         assert state["program"]["restarts"] >= 1
     assert not accepts(port), "the supervised server stops with Watchkeeper"
+
+
+def _of_check(receiver: WebhookReceiver, event: str) -> list[Any]:
+    return [d for d in receiver.accepted(event) if d.payload["recovery"]["check"] == "web"]
+
+
+async def test_each_restart_by_the_supervisor_is_a_run_and_giving_up_is_said_once(
+    sqlite_url: str, receiver: WebhookReceiver, scripts: dict[str, Path]
+) -> None:
+    port = free_port()
+    server = {
+        "name": "api",
+        "type": "process",
+        "command": [PY, str(scripts["server"]), str(port), str(scripts["gate"])],
+        "startsecs": "0s",
+        "stop_timeout": "2s",
+    }
+    crashing = {
+        "name": "crash",
+        "type": "process",
+        "command": [PY, "-c", "raise SystemExit(7)"],
+        "startsecs": "5s",
+        "backoff": "0s",
+        "max_attempts": 2,
+        "within": "1h",
+    }
+    cfg = {
+        "storage": {"url": sqlite_url},
+        "notifications": [{"name": "hook", "type": "webhook", "url": receiver.hook_url}],
+        "recovery": [server, crashing],
+    }
+    async with running(cfg) as service:
+        (exhausted,) = await receiver.wait_for(
+            lambda r: r.accepted("recovery.exhausted"), 20, "the supervisor giving up"
+        )
+        assert exhausted.payload["recovery"]["action"] == "crash"
+        failed = receiver.accepted("recovery.failed")
+        assert {d.payload["recovery"]["action"] for d in failed} == {"crash"}
+        assert (await action_state(service, "crash"))["program"]["state"] == "exhausted"
+
+        await wait_until(lambda: accepts(port), 15, "the server listening")
+        pid = (await action_state(service, "api"))["program"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        (succeeded,) = await receiver.wait_for(
+            lambda r: r.accepted("recovery.succeeded"), 15, "recovery.succeeded"
+        )
+        body = succeeded.payload["recovery"]
+        assert body["action"] == "api" and body["check"] is None and body["attempt"] == 1
+        await wait_until(lambda: accepts(port), 15, "the server listening again")
+        (run,) = [r for r in await runs(service) if r["action"] == "api"]
+        assert run["trigger"] == "exit" and run["exit_code"] == -signal.SIGKILL
+        assert len(receiver.accepted("recovery.exhausted")) == 1
 
 
 # -- acceptance 2: a command heals; a futile one is exhausted --------------------------------

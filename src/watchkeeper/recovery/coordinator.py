@@ -11,7 +11,8 @@ escalation step is brought forward, and the dispatcher is woken. When the check 
 the lock-out is lifted and the action's `on_resolved` runs once.
 
 The guards' attempt times and lock-outs are stored, so a restart does not start the budget
-afresh. `process` actions' programs are supervised from `start()` to `stop()`.
+afresh. `process` actions' programs are supervised from `start()` to `stop()`; each restart
+the supervisor makes on its own (the program exited) is recorded and notified as a run too.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ from watchkeeper.core.redact import Redactor
 from watchkeeper.recovery.actions import ActionContext, ActionOutcome, OutcomeStatus, build_action
 from watchkeeper.recovery.actions.base import Action
 from watchkeeper.recovery.config import (
-    PROGRAM_TYPES,
     ProcessAction,
     RecoveryAction,
     RecoveryConfig,
 )
 from watchkeeper.recovery.guard import Attempt, GuardState, RecoveryGuard, Refused, TargetGuard
-from watchkeeper.recovery.supervisor import ProgramStatus, Supervisor
+from watchkeeper.recovery.supervisor import Program, ProgramState, ProgramStatus, Supervisor
 from watchkeeper.store import recovery as store
 from watchkeeper.store.database import Database
 from watchkeeper.store.outbox import OutboxEntry
@@ -58,6 +58,8 @@ class Trigger:
     """What started a run (the `trigger` of its record)."""
 
     CHECK = "check"
+    EXIT = "exit"
+    """A supervised program exited and the supervisor started it again."""
     MANUAL = "manual"
     RESOLVED = "resolved"
     """`on_resolved`: the check is UP again."""
@@ -152,6 +154,8 @@ class Recovery:
             self.guard.target(name, action).restore(ages, exhausted=exhausted)
         self._started = True
         await self.supervisor.start()
+        for program in self.supervisor.programs.values():
+            self._spawn(self._watch(program))
 
     async def stop(self) -> None:
         """Cancel the runs in progress (their records say interrupted at the next start)
@@ -227,11 +231,6 @@ class Recovery:
                 )
             )
         return out
-
-    @staticmethod
-    def runs_programs(kind: str) -> bool:
-        """Whether actions of `kind` run programs or code (config file only, never the API)."""
-        return kind in PROGRAM_TYPES
 
     # -- one run ------------------------------------------------------------------------------
 
@@ -412,6 +411,75 @@ class Recovery:
             outcome = ActionOutcome(OutcomeStatus.ERROR, 0.0, reason=f"{type(exc).__name__}")
         await self._finish(record, outcome, None)
 
+    async def _watch(self, program: Program) -> None:
+        """Record each restart the supervisor makes on its own (the program exited) as a
+        run: it succeeded once the new instance runs past `startsecs`, failed if it exited
+        sooner. When the supervisor gives up, that is said once (until it runs again)."""
+        seen = program.restarts
+        gave_up = program.state is ProgramState.EXHAUSTED
+        while True:
+            await program.wait_for(_changed_since(seen, gave_up))
+            try:
+                if program.restarts > seen:
+                    seen = program.restarts
+                    await self._exit_run(program, seen)
+                exhausted = program.state is ProgramState.EXHAUSTED
+                if exhausted and not gave_up:
+                    await self._program_gave_up(program)
+            except Exception:  # the database failed: the next restart is recorded again
+                log.exception("recording a restart of %s failed", program.name)
+                exhausted = program.state is ProgramState.EXHAUSTED
+            gave_up = exhausted
+
+    async def _exit_run(self, program: Program, restart: int) -> None:
+        name = program.name
+        attempt = Attempt(name, restart, self._clock.monotonic())
+        record = await self._begin(str(uuid.uuid4()), name, None, Trigger.EXIT, None, attempt)
+        record["reason"] = f"exited (code {program.last_exit})"
+        await program.wait_for(
+            lambda p: (
+                p.state in (ProgramState.RUNNING, ProgramState.STOPPED)
+                or p.restarts != restart
+                or p.state is ProgramState.EXHAUSTED
+            )
+        )
+        if program.state is ProgramState.RUNNING and program.restarts == restart:
+            outcome = ActionOutcome(
+                OutcomeStatus.SUCCEEDED,
+                0.0,
+                exit_code=program.last_exit,
+                reason=f"exited (code {program.last_exit}); running again as pid {program.pid}",
+            )
+        else:
+            reason = program.last_error or f"exited again at start (code {program.last_exit})"
+            outcome = ActionOutcome(
+                OutcomeStatus.FAILED, 0.0, exit_code=program.last_exit, reason=reason
+            )
+        await self._finish(record, outcome, None)
+
+    async def _program_gave_up(self, program: Program) -> None:
+        cfg = program.config
+        now = self._clock.now()
+        record = {
+            "id": str(uuid.uuid4()),
+            "action": program.name,
+            "check": None,
+            "trigger": Trigger.EXIT,
+            "actor": None,
+            "attempt": program.restarts,
+            "status": GuardState.EXHAUSTED.value,
+            "started_at": now,
+            "finished_at": now,
+            "output": "",
+            "exit_code": program.last_exit,
+            "http_status": None,
+            "reason": f"the supervisor gave up after {cfg.max_attempts} restarts",
+        }
+        alert = await store.insert_run(
+            self._db, _row(record), self._events(record, ["recovery.exhausted"]), now
+        )
+        self._told(alert)
+
     def _engage(self, check: str | None, name: str) -> None:
         if check is not None:
             self._engaged.setdefault(check, set()).add(name)
@@ -439,6 +507,11 @@ class Recovery:
             for event in events
             for channel in channels
         ]
+
+
+def _changed_since(restarts: int, gave_up: bool) -> Callable[[Program], bool]:
+    """Whether a program restarted on its own, or gave up or ran again, since then."""
+    return lambda p: p.restarts != restarts or (p.state is ProgramState.EXHAUSTED) != gave_up
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
