@@ -235,6 +235,7 @@ class Runtime:
             channels_for=self._recovery_channels,
             on_enqueued=self.outbox.wake,
             on_escalated=self.dispatcher.wake,
+            on_run_ended=self.metrics.count_recovery,
         )
         self.rules = RuleEngine(
             self.db, [], self.clock, on_change=self.dispatcher.wake, broken=self.broken

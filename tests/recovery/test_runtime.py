@@ -356,6 +356,10 @@ async def test_a_futile_command_runs_max_attempts_times_then_escalates_once_unti
         assert escalated.payload["escalation"]["step"] == 1
         assert escalated.payload["alert"]["id"] == alert["id"]
 
+        metrics = (await service.client.get("/metrics")).text
+        assert 'watchkeeper_recovery_runs_total{action="futile",status="failed"} 3.0' in metrics
+        assert 'watchkeeper_recovery_runs_total{action="futile",status="exhausted"} 1.0' in metrics
+
         # Nothing more runs while the check stays DOWN: let it run three more times.
         seen = len((await service.client.get("/api/v1/checks/web/results")).json())
         await wait_until(lambda: _more_results(service, seen + 3), 15, "three more results of web")

@@ -37,6 +37,17 @@ class ServiceMetrics:
             ["limit"],
             registry=r,
         )
+        self.recovery_runs = Counter(
+            "watchkeeper_recovery_runs",
+            "Recovery runs ended, by action and how (succeeded, failed, timed_out, error; "
+            "exhausted: the action was locked out).",
+            ["action", "status"],
+            registry=r,
+        )
+
+    def count_recovery(self, action: str, status: str) -> None:
+        """One recovery run ended (`exhausted`: an action was locked out)."""
+        self.recovery_runs.labels(action, status).inc()
 
     def count_run(self, check: str, status: Status, response_time: float | None) -> None:
         self.checks.count_run(check, status, response_time)

@@ -113,6 +113,7 @@ class Recovery:
         channels_for: Callable[[str | None], list[str]],
         on_enqueued: Callable[[], None] = lambda: None,
         on_escalated: Callable[[], None] = lambda: None,
+        on_run_ended: Callable[[str, str], None] = lambda _action, _status: None,
         log_dir: Path | None = None,
     ) -> None:
         self.config = config
@@ -123,6 +124,7 @@ class Recovery:
         self._channels_for = channels_for
         self._on_enqueued = on_enqueued
         self._on_escalated = on_escalated
+        self._on_run_ended = on_run_ended
         self.guard = RecoveryGuard(clock, config.max_concurrent)
         self.supervisor = Supervisor(clock=clock, log_dir=log_dir)
         self.actions: dict[str, Action[Any]] = {}
@@ -345,6 +347,9 @@ class Recovery:
             self._db, record["id"], values, self._events(record, events), now, escalation
         )
         self._told(alert)
+        self._on_run_ended(record["action"], record["status"])
+        if exhausted is not None:
+            self._on_run_ended(record["action"], GuardState.EXHAUSTED.value)
         log.info("recovery %s %s: %s", record["action"], record["status"], record["reason"])
         return record
 
@@ -377,6 +382,7 @@ class Recovery:
             self._escalation(record, target),
         )
         self._told(alert)
+        self._on_run_ended(name, GuardState.EXHAUSTED.value)
 
     def _escalation(self, record: dict[str, Any], target: TargetGuard) -> store.Escalation | None:
         message = target.exhausted_message()
@@ -479,6 +485,7 @@ class Recovery:
             self._db, _row(record), self._events(record, ["recovery.exhausted"]), now
         )
         self._told(alert)
+        self._on_run_ended(program.name, GuardState.EXHAUSTED.value)
 
     def _engage(self, check: str | None, name: str) -> None:
         if check is not None:
