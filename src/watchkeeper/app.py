@@ -179,6 +179,8 @@ class Runtime:
         self.redactor = redactor or Redactor()
         self.redactor.add(url_secrets(config.storage.url))
         self.metrics = ServiceMetrics()
+        if config.recovery.actions:
+            self.metrics.track_recovery()
         self.changes = ChangeFeed()
         self.db = Database(config.storage.url)
         self.authenticator = Authenticator(self.db, config.auth, self.clock)

@@ -37,17 +37,24 @@ class ServiceMetrics:
             ["limit"],
             registry=r,
         )
-        self.recovery_runs = Counter(
-            "watchkeeper_recovery_runs",
-            "Recovery runs ended, by action and how (succeeded, failed, timed_out, error; "
-            "exhausted: the action was locked out).",
-            ["action", "status"],
-            registry=r,
-        )
+        self.recovery_runs: Counter | None = None
+        """Made by `track_recovery`: only a service with recovery actions has the family."""
+
+    def track_recovery(self) -> Counter:
+        """The `watchkeeper_recovery_runs_total` family (registered on first use)."""
+        if self.recovery_runs is None:
+            self.recovery_runs = Counter(
+                "watchkeeper_recovery_runs",
+                "Recovery runs ended, by action and how (succeeded, failed, timed_out, "
+                "error; exhausted: the action was locked out).",
+                ["action", "status"],
+                registry=self.registry,
+            )
+        return self.recovery_runs
 
     def count_recovery(self, action: str, status: str) -> None:
         """One recovery run ended (`exhausted`: an action was locked out)."""
-        self.recovery_runs.labels(action, status).inc()
+        self.track_recovery().labels(action, status).inc()
 
     def count_run(self, check: str, status: Status, response_time: float | None) -> None:
         self.checks.count_run(check, status, response_time)

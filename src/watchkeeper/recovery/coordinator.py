@@ -137,6 +137,9 @@ class Recovery:
         self._engaged: dict[str, set[str]] = {}
         """check -> actions run for it since it went DOWN (their `on_resolved` is due)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        """Runs in progress."""
+        self._watchers: set[asyncio.Task[None]] = set()
+        """One per supervised program, from start to stop (see `_watch`)."""
         self._started = False
 
     # -- start and stop ---------------------------------------------------------------------
@@ -157,13 +160,14 @@ class Recovery:
         self._started = True
         await self.supervisor.start()
         for program in self.supervisor.programs.values():
-            self._spawn(self._watch(program))
+            self._watchers.add(asyncio.create_task(self._watch(program)))
 
     async def stop(self) -> None:
         """Cancel the runs in progress (their records say interrupted at the next start)
         and stop the supervised programs (unless `keep_running`)."""
         self._started = False
-        tasks = list(self._tasks)
+        tasks = [*self._watchers, *self._tasks]
+        self._watchers.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
