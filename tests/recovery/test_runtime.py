@@ -555,6 +555,36 @@ async def _run_done(service: Service, run_id: str) -> dict[str, Any] | None:
     return dict(run) if run["finished_at"] else None
 
 
+async def test_an_actions_secrets_are_known_to_the_redactor(sqlite_db: Database) -> None:
+    section = RecoveryConfig.model_validate(
+        [
+            {
+                "name": "drain",
+                "type": "http",
+                "url": "http://lb:secret-pw@127.0.0.1:9/drain?api_key=k3y-value",
+                "headers": {"Authorization": "Bearer t0ken-value"},
+                "on_resolved": {
+                    "type": "command",
+                    "command": ["undrain"],
+                    "env": {"API_TOKEN": "env-t0ken"},
+                },
+            }
+        ]
+    )
+    redactor = Redactor()
+    Recovery(
+        section,
+        db=sqlite_db,
+        clock=FakeClock(),
+        redactor=redactor,
+        payload=recovery_payload,
+        channels_for=lambda _check: [],
+    )
+    shown = redactor("secret-pw k3y-value Bearer t0ken-value env-t0ken")
+    for secret in ("secret-pw", "k3y-value", "t0ken-value", "env-t0ken"):
+        assert secret not in shown
+
+
 async def test_no_action_can_be_created_over_the_api(api_service: Service) -> None:
     """Acceptance 5: actions (above all those that run programs) come from the file only."""
     client = api_service.client

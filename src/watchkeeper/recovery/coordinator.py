@@ -29,7 +29,13 @@ from typing import Any
 from watchkeeper.core.checkstate import Transition
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Status
-from watchkeeper.core.redact import Redactor
+from watchkeeper.core.redact import (
+    Redactor,
+    body_secrets,
+    data_secrets,
+    header_secrets,
+    url_secrets,
+)
 from watchkeeper.recovery.actions import ActionContext, ActionOutcome, OutcomeStatus, build_action
 from watchkeeper.recovery.actions.base import Action
 from watchkeeper.recovery.config import (
@@ -132,6 +138,10 @@ class Recovery:
         for action in config.actions:
             self.configs[action.name] = action
             self.actions[action.name] = build_action(action)
+            # What an action sends or is run with may come back in its output or reason.
+            redactor.add(action_secrets(action))
+            if (undo := getattr(action, "on_resolved", None)) is not None:
+                redactor.add(action_secrets(undo))
             if isinstance(action, ProcessAction):
                 self.supervisor.add(action)
         self._engaged: dict[str, set[str]] = {}
@@ -520,6 +530,20 @@ class Recovery:
         ]
 
 
+def action_secrets(spec: Any) -> list[str]:
+    """The secret values an action's config carries: an HTTP action's URL password and
+    secret-named query parameters, headers and body fields; secret-named environment
+    variables and keyword arguments."""
+    found: list[str] = []
+    if (url := getattr(spec, "url", None)) is not None:
+        found += url_secrets(url)
+    found += header_secrets(getattr(spec, "headers", None) or {})
+    found += body_secrets(getattr(spec, "body", None))
+    found += data_secrets(getattr(spec, "env", None) or {})
+    found += data_secrets(getattr(spec, "kwargs", None) or {})
+    return found
+
+
 def _changed_since(restarts: int, gave_up: bool) -> Callable[[Program], bool]:
     """Whether a program restarted on its own, or gave up or ran again, since then."""
     return lambda p: p.restarts != restarts or (p.state is ProgramState.EXHAUSTED) != gave_up
@@ -531,4 +555,4 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-__all__ = ["EVENTS", "ActionStatus", "Recovery", "Trigger", "run_record"]
+__all__ = ["EVENTS", "ActionStatus", "Recovery", "Trigger", "action_secrets", "run_record"]
