@@ -45,9 +45,13 @@ class Rules:
         self.db = db
         self.clock = FakeClock(T0 + timedelta(minutes=minutes))
         self.changes = 0
+        self.failures: list[str] = []
+        """The listener raises these, one per call, before it counts again."""
         self.engine = RuleEngine(db, list(rules), self.clock, on_change=self._changed)
 
     def _changed(self) -> None:
+        if self.failures:
+            raise RuntimeError(self.failures.pop())
         self.changes += 1
 
     def at(self, minutes: float) -> None:
@@ -223,19 +227,17 @@ async def test_a_failing_pass_of_the_running_engine_is_logged_and_retried(
     running: Rules, caplog: pytest.LogCaptureFixture
 ) -> None:
     r = running
-    failures = ["boom"]
-
-    def fail_once() -> None:
-        if failures:
-            raise RuntimeError(failures.pop())
-
-    r.engine._on_change = fail_once  # a listener that fails once (e.g. a closed queue)
+    r.failures.append("boom")  # a listener that fails once (e.g. a closed queue)
     parks = r.clock.parks
     with caplog.at_level(logging.ERROR, "watchkeeper.core.loops"):
         r.engine.observe(CPU, HOST, 90, r.clock.now())
         await until_parked(r.clock, after=parks)
     assert [rec.getMessage() for rec in caplog.records] == ["evaluating rules failed; will retry"]
     assert await r.open_by_rule() == {"cpu": ["host"]}
+    parks = r.clock.parks
+    r.engine.observe(CPU, HOST, 50, r.clock.now())  # the loop goes on
+    await until_parked(r.clock, after=parks)
+    assert await r.open_by_rule() == {} and r.changes == 1
 
 
 # --- samples ---------------------------------------------------------------------------------
