@@ -191,17 +191,18 @@ async def test_a_replaced_rule_forgets_its_stored_series_even_when_a_held_batch_
     ]
 
     # The old rule's series are forgotten once: the new rule's series, held one after the
-    # other, are all kept.
+    # other (the first along with another refused series), are all kept.
+    disks.engine.observe("queue.size", {"q": "mail"}, 150, T0 + timedelta(seconds=2))
+    await disks.report(2, **{"/bad-too": 97})
     faults.refuse.clear()
-    for second, q in ((2, "mail"), (3, "jobs")):
-        disks.clock.set(T0 + timedelta(seconds=second))
-        disks.engine.observe("queue.size", {"q": q}, 150, disks.clock.now())
-        await disks.engine.evaluate()
+    disks.engine.observe("queue.size", {"q": "jobs"}, 150, T0 + timedelta(seconds=3))
+    await disks.report(3)
     assert {(p.rule, p.labels.get("q")) for p in await load_pending(db)} == {
         ("disk-full", None),
         ("queue", "mail"),
         ("queue", "jobs"),
     }
+    assert len(logged(caplog, logging.ERROR)) == 2
 
 
 async def test_storage_lost_while_writing_series_by_series_is_retried_later(
