@@ -21,8 +21,10 @@ import httpx
 import pytest
 
 from tests.support.auth import bearer, token_for
+from tests.support.browser import CHROMIUM_ARGS, artifact, require_chromium
 from tests.support.clock import FakeClock
 from tests.support.process import WatchkeeperProcess
+from tests.web.test_dashboard_browser import csp_violations
 from watchkeeper.app import NO_CREDENTIALS_HINT, SETUP_HINT, Runtime
 from watchkeeper.auth import users
 from watchkeeper.config.loader import Config
@@ -274,3 +276,35 @@ async def test_watchkeeper_run_prints_the_setup_url_on_stdout_and_logs_only_a_hi
     assert token not in log
     messages = [json.loads(line)["message"] for line in log.splitlines() if line.startswith("{")]
     assert any("one-time setup URL" in m for m in messages), log
+
+
+async def test_first_run_in_a_real_browser(tmp_path: Path) -> None:
+    chromium = require_chromium()
+    from playwright.async_api import async_playwright, expect
+
+    config = tmp_path / "watchkeeper.yaml"
+    config.write_text(f"storage: {{url: 'sqlite:///{tmp_path / 'wk.db'}'}}\n")
+    wk = await WatchkeeperProcess(config, tmp_path, split_stdout=True).start()
+    try:
+        found = SETUP_URL.search(await asyncio.to_thread(wk.stdout.read_text))
+        assert found, wk.stdout.read_text()
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            blocked = csp_violations(page)
+            await page.goto(f"{wk.url}/dashboard")
+            await expect(page).to_have_url(f"{wk.url}/setup")
+            await expect(page.get_by_test_id("setup-hint")).to_contain_text("watchkeeper run")
+            await page.screenshot(path=artifact("setup-hint.png"), full_page=True)
+            await page.goto(found.group(1))
+            await page.get_by_label("Username").fill("root")
+            await page.get_by_label("Password (at least 8 characters)").fill(PASSWORD)
+            await page.get_by_label("Password again").fill(PASSWORD)
+            await page.get_by_role("button", name="Create the admin account").click()
+            await expect(page).to_have_url(f"{wk.url}/dashboard")
+            await expect(page.get_by_test_id("current-user")).to_contain_text("root")
+            await page.screenshot(path=artifact("setup-done.png"), full_page=True)
+            await browser.close()
+        assert blocked == []
+    finally:
+        await wk.stop()
