@@ -20,7 +20,6 @@ from watchkeeper.alerting.flap_alerts import FlapTracker
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.auth import tokens as token_store
-from watchkeeper.auth import users as user_store
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
@@ -52,6 +51,7 @@ from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.rules import RuleService
 from watchkeeper.services.series import SeriesService
 from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.setup import SetupService
 from watchkeeper.services.silences import SilenceService
 from watchkeeper.services.status import StatusService
 from watchkeeper.services.tokens import TokenService
@@ -73,8 +73,16 @@ FLUSH_TIMEOUT_S = 30.0
 
 
 NO_CREDENTIALS_HINT = (
-    "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
+    "no users or tokens yet: create the first admin at the one-time setup URL that "
+    "'watchkeeper run' prints on standard output, or with 'watchkeeper user create "
+    "--username NAME --role admin'; API tokens: 'watchkeeper token create --role admin'"
 )
+SETUP_HINT = (
+    "no dashboard user yet: create the first admin at the one-time setup URL that "
+    "'watchkeeper run' prints on standard output (valid 1 h; a new one at each start), or "
+    "with 'watchkeeper user create --username NAME --role admin'"
+)
+"""Logged (never with the URL: its token is a credential, and logs are shipped and kept)."""
 
 
 def http_session(limit: int) -> aiohttp.ClientSession:
@@ -164,9 +172,17 @@ class Runtime:
     here, and `start()` loads and starts them from one task table (`stop()` in reverse)."""
 
     def __init__(
-        self, config: Config, *, clock: Clock | None = None, redactor: Redactor | None = None
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        redactor: Redactor | None = None,
+        on_setup_url: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_setup_url = on_setup_url
+        """Shown the one-time setup URL made at a start while no user exists (`watchkeeper
+        run` prints it on stdout); the URL is kept nowhere else."""
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
         self.redactor.add(url_secrets(config.storage.url))
@@ -298,6 +314,7 @@ class Runtime:
         alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)
+        users = UserService(self.db, self.clock, run=self.passwords.run)
         return Services(
             checks=checks,
             alerts=alerts,
@@ -338,7 +355,7 @@ class Runtime:
                 is_managed=lambda name: name in self.managed.managed_rules,
             ),
             series=series,
-            users=UserService(self.db, self.clock, run=self.passwords.run),
+            users=users,
             tokens=TokenService(self.db, self.clock),
             sessions=SessionService(
                 self.db,
@@ -351,6 +368,15 @@ class Runtime:
             ),
             audit=audit,
             objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
+            setup=SetupService(
+                self.db,
+                self.clock,
+                enabled=config.auth.enabled,
+                users=users,
+                throttle=self.throttle,
+                audit=audit,
+                session_ttl=config.auth.session_ttl,
+            ),
             dashboard=DashboardService(
                 clock=self.clock,
                 checks=checks,
@@ -575,9 +601,16 @@ class Runtime:
         if not self.config.auth.enabled:
             log.warning("auth.enabled is false: anyone who reaches the API is an admin")
             return
-        if not await user_store.count_users(self.db) and not await token_store.count_active(
-            self.db, self.clock.now()
-        ):
+        # While no user exists, each start makes a new setup token (see services/setup.py).
+        token = await self.services.setup.start()
+        if token is None:
+            return
+        self.redactor.add([token])  # should it ever reach a log line, it is masked there
+        if self.on_setup_url is not None:
+            self.on_setup_url(f"{self.config.server.base_url()}/setup?token={token}")
+        if await token_store.count_active(self.db, self.clock.now()):
+            log.warning(SETUP_HINT)
+        else:
             log.warning(NO_CREDENTIALS_HINT)
 
     def stalled(self) -> str | None:

@@ -124,7 +124,7 @@ def run(
     cfg, source = _load(config, listen)
     redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
-    runtime = Runtime(cfg, redactor=redactor)
+    runtime = Runtime(cfg, redactor=redactor, on_setup_url=_print_setup_url)
     application = create_app(cfg, runtime=runtime)
     base = cfg.server.base_url()
     err.print(
@@ -162,6 +162,16 @@ def run(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _print_setup_url(url: str) -> None:
+    """The first-run setup URL, on stdout only: the log (stderr, often shipped and kept)
+    says that it was printed, never the URL, whose token is a credential for an hour."""
+    print(
+        "watchkeeper: no dashboard user yet. Create the first admin account at this one-time"
+        f" URL (it works once, for 1 hour; a new one is printed at each start):\n  setup    {url}",
+        flush=True,
+    )
 
 
 @app.command()

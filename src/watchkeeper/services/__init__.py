@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.setup import SetupService
 from watchkeeper.services.tokens import TokenService
 from watchkeeper.services.users import UserService
 
@@ -50,3 +51,4 @@ class Services:
     sessions: SessionService
     audit: AuditService
     objects: ObjectService
+    setup: SetupService
