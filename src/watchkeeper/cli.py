@@ -93,6 +93,14 @@ def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     return config, str(path)
 
 
+def _reread(path: Path, listen: str | None) -> Config:
+    """The config file read again for a reload, `--listen` applied as at start."""
+    config = load_config(path)
+    if listen:
+        config.server.listen = listen
+    return config
+
+
 @app.command()
 def run(
     config: ConfigOption = None,
@@ -124,7 +132,12 @@ def run(
     cfg, source = _load(config, listen)
     redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
-    runtime = Runtime(cfg, redactor=redactor)
+    reread = None if config is None and source == "built-in default" else Path(source)
+    runtime = Runtime(
+        cfg,
+        redactor=redactor,
+        config_file=None if reread is None else (lambda: _reread(reread, listen)),
+    )
     application = create_app(cfg, runtime=runtime)
     base = cfg.server.base_url()
     err.print(
@@ -154,6 +167,8 @@ def run(
             backlog=backlog,
         ),
         before_shutdown=runtime.changes.close,
+        # SIGHUP reloads the config file (see README, "Reloading the config").
+        on_hangup=lambda: runtime.services.reload.on_signal(),
     )
     # systemd's Type=notify and WatchdogSec= (nothing happens outside systemd).
     server.notify_systemd(

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.dashboard import DashboardService
     from watchkeeper.services.heartbeats import HeartbeatService
     from watchkeeper.services.maintenance import MaintenanceService
+    from watchkeeper.services.reload import ReloadService
     from watchkeeper.services.rules import RuleService
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
@@ -50,3 +51,4 @@ class Services:
     sessions: SessionService
     audit: AuditService
     objects: ObjectService
+    reload: ReloadService
