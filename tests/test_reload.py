@@ -4,6 +4,7 @@ state and open alert; an invalid file is refused with its located errors and cha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.config.loader import load_config
 from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Role
-
+from watchkeeper.services.reload import ConfigChanges
 
 MAINTENANCE = "/api/v1/maintenances"
 
@@ -214,6 +215,35 @@ async def test_an_invalid_file_is_refused_with_its_lines_and_the_running_config_
         assert service.runtime.config.scheduler.max_concurrency != 7
 
 
+async def test_concurrent_reloads_run_one_after_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "watchkeeper.yaml"
+    base: dict[str, Any] = {"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}}
+    check = {"name": "a", "type": "tcp", "host": "127.0.0.1", "port": 9, "interval": "1h"}
+    write(path, {**base, "checks": [check]})
+    async with running_from(path) as service:
+        reload = service.runtime.services.reload
+        apply, gate = reload.apply, asyncio.Event()
+        applying: list[ConfigChanges] = []
+
+        async def held(changes: ConfigChanges) -> None:
+            applying.append(changes)
+            await gate.wait()  # the first reload stays in the middle of applying
+            await apply(changes)
+
+        reload.apply = held
+        write(path, {**base, "checks": [check, {**check, "name": "b"}]})
+        first = asyncio.create_task(service.client.post("/api/v1/reload"))
+        await wait_until(lambda: applying, 5, "the first reload applying")
+        second = asyncio.create_task(service.client.post("/api/v1/reload"))
+        done, _ = await asyncio.wait({second}, timeout=0.5)
+        assert not done and len(applying) == 1  # the second waits for the first
+        gate.set()
+        answers = [await first, await second]
+        assert [a.status_code for a in answers] == [200, 200]
+        assert [a.json()["checks"]["added"] for a in answers] == [["b"], []]
+        assert sorted(service.runtime.scheduler.scheduled) == ["a", "b"]
+
+
 async def test_a_file_clashing_with_an_api_managed_check_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "watchkeeper.yaml"
     base: dict[str, Any] = {"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}}
@@ -250,8 +280,15 @@ async def test_sighup_reloads_the_config_file_of_a_running_process(tmp_path: Pat
             return sorted(c["name"] for c in (await wk.get("/api/v1/checks"))["items"])
 
         assert await names() == ["first"]
-        write(path, {**base, "checks": [check, {**check, "name": "second"}]})
+        # An invalid file: refused, located in the log, and the service runs on.
+        path.write_text(INVALID.format(db=tmp_path / "wk.db"))
         assert wk.proc is not None
+        wk.proc.send_signal(signal.SIGHUP)
+        refused = f"{path}:7: checks[0].intervall"
+        await wait_until(lambda: refused in wk.log_text(), 15, "the refusal in the log")
+        assert await names() == ["first"]
+
+        write(path, {**base, "checks": [check, {**check, "name": "second"}]})
         wk.proc.send_signal(signal.SIGHUP)
         await wait_until(lambda: _equal(names(), ["first", "second"]), 15, "the new check")
         assert wk.proc.returncode is None  # SIGHUP reloads; it does not end the service
