@@ -17,9 +17,9 @@ import yaml
 from tests.support.auth import bearer, cli_token, token_for
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import FlippingTarget, WebhookReceiver, wait_until
-from tests.support.service import Service
+from tests.support.service import Service, running
 from watchkeeper.app import Runtime
-from watchkeeper.config.loader import load_config
+from watchkeeper.config.loader import ConfigFile, load_config
 from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Role
 from watchkeeper.services.reload import ConfigChanges
@@ -45,7 +45,7 @@ def write(path: Path, config: dict[str, Any]) -> None:
 @contextlib.asynccontextmanager
 async def running_from(path: Path) -> AsyncIterator[Service]:
     """A runtime started from the config file `path`, which a reload reads again."""
-    runtime = Runtime(load_config(path), config_file=lambda: load_config(path))
+    runtime = Runtime(load_config(path), config_file=ConfigFile(path))
     await runtime.start()
     try:
         app = create_app(runtime.config, runtime=runtime)
@@ -255,7 +255,9 @@ async def test_a_file_clashing_with_an_api_managed_check_is_refused(tmp_path: Pa
         write(path, {**base, "checks": [check]})
         refused = await service.client.post("/api/v1/reload")
         assert refused.status_code == 422, refused.text
-        assert "managed over the API" in refused.json()["errors"][0]["msg"]
+        (error,) = refused.json()["errors"]
+        assert "managed over the API" in error["msg"]
+        assert error["where"] == f"{path}:4" and error["loc"] == ["checks[0].name"]
         # The API-managed check is untouched, and a file without the clash reloads.
         write(path, {**base, "checks": [{**check, "name": "file"}]})
         reloaded = await service.client.post("/api/v1/reload")
@@ -265,6 +267,16 @@ async def test_a_file_clashing_with_an_api_managed_check_is_refused(tmp_path: Pa
             ("api", "api"),
             ("file", "config"),
         ]
+        audit = await service.client.get("/api/v1/audit", params={"action": "POST /api/v1/reload"})
+        (entry,) = audit.json()["items"]  # the refused reload changed nothing: not recorded
+        assert entry["detail"]["checks"] == {"added": ["file"]}
+
+
+async def test_a_service_on_the_built_in_config_has_no_file_to_reload(sqlite_url: str) -> None:
+    async with running({"storage": {"url": sqlite_url}}) as service:
+        refused = await service.client.post("/api/v1/reload")
+        assert refused.status_code == 409, refused.text
+        assert "no file to reload" in refused.json()["detail"]
 
 
 async def test_sighup_reloads_the_config_file_of_a_running_process(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
-from watchkeeper.config.loader import Config, EscalationPolicy
+from watchkeeper.config.loader import Config, ConfigFile, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock, SystemClock
@@ -171,11 +171,11 @@ class Runtime:
         *,
         clock: Clock | None = None,
         redactor: Redactor | None = None,
-        config_file: Callable[[], Config] | None = None,
+        config_file: ConfigFile | None = None,
     ) -> None:
         self.config = config
         self.config_file = config_file
-        """Reads the config file again, for a reload (None: not run from a file)."""
+        """The file `config` was read from, read again by a reload (None: not from a file)."""
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
         self.redactor.add(url_secrets(config.storage.url))
@@ -361,7 +361,7 @@ class Runtime:
             audit=audit,
             objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
             reload=ReloadService(
-                read=self.config_file,
+                file=self.config_file,
                 current=lambda: self.config,
                 apply=self.apply_config,
                 managed=self.managed,

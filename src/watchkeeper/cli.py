@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.auth.principals import Role
-from watchkeeper.config.loader import Config, ConfigError, load_config, split_listen
+from watchkeeper.config.loader import Config, ConfigError, ConfigFile, load_config, split_listen
 
 if TYPE_CHECKING:
     from watchkeeper.services.tokens import TokenService
@@ -93,14 +93,6 @@ def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     return config, str(path)
 
 
-def _reread(path: Path, listen: str | None) -> Config:
-    """The config file read again for a reload, `--listen` applied as at start."""
-    config = load_config(path)
-    if listen:
-        config.server.listen = listen
-    return config
-
-
 @app.command()
 def run(
     config: ConfigOption = None,
@@ -132,12 +124,8 @@ def run(
     cfg, source = _load(config, listen)
     redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
-    reread = None if config is None and source == "built-in default" else Path(source)
-    runtime = Runtime(
-        cfg,
-        redactor=redactor,
-        config_file=None if reread is None else (lambda: _reread(reread, listen)),
-    )
+    from_file = None if source == "built-in default" else ConfigFile(Path(source), listen)
+    runtime = Runtime(cfg, redactor=redactor, config_file=from_file)
     application = create_app(cfg, runtime=runtime)
     base = cfg.server.base_url()
     err.print(

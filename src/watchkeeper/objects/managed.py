@@ -150,56 +150,59 @@ class ManagedObjects:
         that is being replaced."""
         return self._lock
 
-    def clashes(self, config: Config) -> list[str]:
+    def clashes(self, config: Config) -> list[tuple[tuple[int | str, ...], str]]:
         """What in `config` (a reloaded config file) does not hold together with the
-        API-managed objects: a name taken by one, or a channel, escalation policy or check one
-        refers to that `config` no longer defines. Empty when `config` can be used."""
-        problems: list[str] = []
-        for kind, names in (
-            (Kind.CHECK, [c.name for c in config.checks]),
-            (Kind.ESCALATION_POLICY, [p.name for p in config.escalation]),
-            (Kind.RULE, [r.name for r in config.rules]),
+        API-managed objects, each with where in the file (`("checks", 2, "name")`): a name
+        taken by one, or a channel, escalation policy or check one refers to that `config` no
+        longer defines (located at the section). Empty when `config` can be used."""
+        problems: list[tuple[tuple[int | str, ...], str]] = []
+        for kind, section, names in (
+            (Kind.CHECK, "checks", [c.name for c in config.checks]),
+            (Kind.ESCALATION_POLICY, "escalation", [p.name for p in config.escalation]),
+            (Kind.RULE, "rules", [r.name for r in config.rules]),
         ):
             what = self._kinds[kind].what
             problems += [
-                f"{what} {name!r} is managed over the API; delete it there or rename this one"
-                for name in names
+                (
+                    (section, i, "name"),
+                    f"{what} {name!r} is managed over the API; delete it there or rename this one",
+                )
+                for i, name in enumerate(names)
                 if name in self._kinds[kind].managed
             ]
         channels = {c.name for c in config.notifications}
         policies = {p.name for p in config.escalation} | set(self.managed_policies)
         checks = {c.name for c in config.checks} | set(self.checks)
 
+        def gone(what: str, name: str, refers: str, missing: str) -> str:
+            return (
+                f"{what} {name!r} (managed over the API) {refers} {missing!r}, which the file "
+                "no longer defines"
+            )
+
         def refer(what: str, name: str, notify: Any, escalation: str | None) -> None:
             problems.extend(
-                f"{what} {name!r} (managed over the API) notifies channel {channel!r}, "
-                "which the file no longer defines"
+                (("notifications",), gone(what, name, "notifies channel", channel))
                 for channel in notify or ()
                 if channel not in channels
             )
             if escalation is not None and escalation not in policies:
                 problems.append(
-                    f"{what} {name!r} (managed over the API) names escalation policy "
-                    f"{escalation!r}, which the file no longer defines"
+                    (("escalation",), gone(what, name, "names escalation policy", escalation))
                 )
 
         for name, check in self.checks.items():
             refer("check", name, check.value.config.notify, check.value.config.escalation)
             problems.extend(
-                f"check {name!r} (managed over the API) depends on check {other!r}, "
-                "which the file no longer defines"
+                (("checks",), gone("check", name, "depends on check", other))
                 for other in check.value.config.depends_on
                 if other not in checks
             )
         for name, rule in self.managed_rules.items():
             refer("rule", name, rule.value.notify, rule.value.escalation)
         for name, policy in self.managed_policies.items():
-            refer(
-                "escalation policy",
-                name,
-                [c for step in policy.value.steps for c in step.notify],
-                None,
-            )
+            notify = [c for step in policy.value.steps for c in step.notify]
+            refer("escalation policy", name, notify, None)
         return problems
 
     def use_config(self, config: Config) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from watchkeeper.config.loader import Config, ConfigError
+from watchkeeper.config.loader import Config, ConfigError, ConfigFile, ConfigIssue
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed
 from watchkeeper.core.errors import Conflict, Invalid, Unavailable
 from watchkeeper.objects.managed import ManagedObjects
@@ -144,17 +144,17 @@ def diff_config(old: Config, new: Config) -> ConfigChanges:
     )
 
 
-def _issues(exc: ConfigError) -> list[dict[str, Any]]:
+def _issues(issues: list[ConfigIssue], kind: str) -> list[dict[str, Any]]:
     return [
         {
             "loc": [issue.field],
             "msg": issue.message,
-            "type": "config_invalid",
+            "type": kind,
             "file": issue.file,
             "line": issue.line,
             "where": f"{issue.file}:{issue.line}",
         }
-        for issue in exc.issues
+        for issue in issues
     ]
 
 
@@ -162,11 +162,11 @@ def _issues(exc: ConfigError) -> list[dict[str, Any]]:
 class ReloadService:
     """Re-reads the config file and applies what changed, one reload at a time.
 
-    `read` reads and validates the file (ConfigError, OSError; None: the service does not
-    run from a file); `current` is the running config; `apply` is the runtime's, taking the
-    changes in (called with the API-managed objects' write lock held)."""
+    `file` is the config file (None: the service does not run from one); `current` is the
+    running config; `apply` is the runtime's, taking the changes in (called with the
+    API-managed objects' write lock held)."""
 
-    read: Callable[[], Config] | None
+    file: ConfigFile | None
     current: Callable[[], Config]
     apply: Callable[[ConfigChanges], Awaitable[None]]
     managed: ManagedObjects
@@ -179,16 +179,17 @@ class ReloadService:
         Invalid (422, `errors` with each problem's file and line) when the file is invalid
         or clashes with API-managed objects: the running config stays. Conflict when the
         service was not started from a config file."""
-        if self.read is None:
+        if self.file is None:
             raise Conflict("the service runs on the built-in config: there is no file to reload")
         async with self._lock:  # one reload at a time, each against what the last left
             try:
-                new = await asyncio.to_thread(self.read)
+                new = await asyncio.to_thread(self.file.load)
             except ConfigError as exc:
                 for issue in exc.issues:
                     log.error("reload refused (the running config stays): %s", issue)
                 raise Invalid(
-                    "the config file is invalid; the running config stays", errors=_issues(exc)
+                    "the config file is invalid; the running config stays",
+                    errors=_issues(exc.issues, "config_invalid"),
                 ) from None
             except OSError as exc:
                 log.error("reload refused (the running config stays): %s", exc)
@@ -197,14 +198,14 @@ class ReloadService:
                     "the running config stays"
                 ) from None
             async with self.managed.writing:
-                clashes = self.managed.clashes(new)
+                clashes = [self.file.issue(*c) for c in self.managed.clashes(new)]
                 if clashes:
                     for clash in clashes:
                         log.error("reload refused (the running config stays): %s", clash)
                     raise Invalid(
                         "the config file clashes with objects managed over the API; "
                         "the running config stays",
-                        errors=[{"loc": [], "msg": c, "type": "managed_clash"} for c in clashes],
+                        errors=_issues(clashes, "managed_clash"),
                     )
                 changes = diff_config(self.current(), new)
                 try:
