@@ -27,6 +27,9 @@ from watchkeeper.services.reload import ConfigChanges
 MAINTENANCE = "/api/v1/maintenances"
 
 
+HEARTBEAT = {"name": "job", "type": "heartbeat", "period": "1h", "grace": "1h"}
+
+
 def http_check(name: str, target: FlippingTarget, **fields: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -86,7 +89,7 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
         path,
         {
             **base,
-            "checks": [http_check("keep", failing), http_check("gone", failing)],
+            "checks": [http_check("keep", failing), http_check("gone", failing), HEARTBEAT],
             "notifications": [{"name": "ops", "type": "webhook", "url": receiver.hook_url}],
             "rules": [{"name": "old-rule", "metric": "m", "op": ">", "threshold": 1}],
         },
@@ -104,7 +107,9 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
                     "checks": [
                         http_check("keep", failing, timeout="3s", labels={"team": "web"}),
                         http_check("new", healthy),
+                        {**HEARTBEAT, "grace": "2h"},
                     ],
+                    "alerting": {"routes": [{"matchers": ["check=new"], "notify": ["second"]}]},
                     "notifications": [
                         {"name": "ops", "type": "webhook", "url": receiver.hook_url},
                         {"name": "second", "type": "webhook", "url": second.hook_url},
@@ -127,7 +132,7 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
             assert summary["checks"] == {
                 "added": ["new"],
                 "removed": ["gone"],
-                "changed": ["keep"],
+                "changed": ["keep", "job"],
                 "unchanged": 0,
             }
             assert summary["notifications"]["added"] == ["second"]
@@ -135,6 +140,7 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
             assert summary["rules"]["added"] == ["new-rule"]
             assert summary["rules"]["removed"] == ["old-rule"]
             assert summary["maintenance"]["added"] == ["patching"]
+            assert summary["settings"] == ["alerting.routes"]
             assert summary["needs_restart"] == []
 
             # Removed: gone from the API and the scheduler; its open alert resolved.
@@ -149,6 +155,8 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
             assert [a["id"] for a in await open_alerts(service, "keep")] == [kept["id"]]
             assert service.runtime.check_configs["keep"].timeout.total_seconds() == 3
             assert service.runtime.check_configs["keep"].labels == {"team": "web"}
+            job = service.runtime.heartbeats.by_name("job")  # a push check: still watched
+            assert job is not None and job.config.grace.total_seconds() == 7200
 
             # Rules and maintenance windows follow the file.
             rules = (await client.get("/api/v1/rules")).json()["items"]
@@ -156,7 +164,7 @@ async def test_a_reload_adds_removes_and_changes_checks_channels_and_rules(
             windows = (await client.get(MAINTENANCE)).json()["items"]
             assert [w["name"] for w in windows] == ["patching"]
 
-            # Added: it runs; when it fails, the new channel gets the page.
+            # Added: it runs; when it fails, the new channel gets the page (by the new route).
             await wait_until(lambda: is_status(service, "new", "up"), 15, "new up")
             healthy.status = 500
             await second.wait_for(
