@@ -68,8 +68,10 @@ ADMIN_WRITES = {
     ("POST", "/api/v1/rules"),
     ("PUT", "/api/v1/rules/{name}"),
     ("DELETE", "/api/v1/rules/{name}"),
+    ("POST", "/api/v1/reload"),
 }
-"""Writes of API-managed checks, escalation policies and rules."""
+"""Writes of API-managed checks, escalation policies and rules, and reloading the config file
+(which defines them)."""
 
 
 def policy(method: str, path: str) -> Role:

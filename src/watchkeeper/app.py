@@ -13,10 +13,11 @@ from typing import Any
 
 import aiohttp
 
+from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects
-from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
-from watchkeeper.alerting.flap_alerts import FlapTracker
+from watchkeeper.alerting.flap_alerts import FlapTracker, flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.auth import tokens as token_store
@@ -25,7 +26,7 @@ from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
-from watchkeeper.config.loader import Config, EscalationPolicy
+from watchkeeper.config.loader import Config, ConfigFile, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock, SystemClock
@@ -48,6 +49,7 @@ from watchkeeper.services.dashboard import DashboardService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
+from watchkeeper.services.reload import ConfigChanges, ReloadService
 from watchkeeper.services.rules import RuleService
 from watchkeeper.services.series import SeriesService
 from watchkeeper.services.sessions import SessionService
@@ -178,11 +180,14 @@ class Runtime:
         clock: Clock | None = None,
         redactor: Redactor | None = None,
         on_setup_url: Callable[[str], None] | None = None,
+        config_file: ConfigFile | None = None,
     ) -> None:
         self.config = config
         self.on_setup_url = on_setup_url
         """Shown the one-time setup URL made at a start while no user exists (`watchkeeper
         run` prints it on stdout); the URL is kept nowhere else."""
+        self.config_file = config_file
+        """The file `config` was read from, read again by a reload (None: not from a file)."""
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
         self.redactor.add(url_secrets(config.storage.url))
@@ -377,6 +382,13 @@ class Runtime:
                 audit=audit,
                 session_ttl=config.auth.session_ttl,
             ),
+            reload=ReloadService(
+                file=self.config_file,
+                current=lambda: self.config,
+                apply=self.apply_config,
+                managed=self.managed,
+                changes=self.changes,
+            ),
             dashboard=DashboardService(
                 clock=self.clock,
                 checks=checks,
@@ -449,6 +461,86 @@ class Runtime:
         self.dispatcher.reconfigure(
             checks=self.check_configs.values(), rules=rules, policies=policies
         )
+
+    # -- a reloaded config file (watchkeeper.services.reload) ---------------------------
+
+    async def apply_config(self, changes: ConfigChanges) -> None:
+        """Run by `changes.config` from now on: channels, checks, rules, policies, windows,
+        routes and inhibit rules follow the file; a check whose name stays keeps its state
+        and open alert. The reload service holds the API-managed objects' write lock."""
+        new = changes.config
+        self.config = new
+        if self.started:
+            self._reload_channels(new, changes.kinds["notifications"].changed)
+        self.managed.use_config(new)
+        if self.started:
+            await self._reload_checks(new, changes)
+        else:  # what is built at start follows self.config; alerting reads the configs now
+            for name in changes.kinds["checks"].removed:
+                self.check_configs.pop(name, None)
+            self.check_configs.update({c.name: c for c in new.checks})
+        rules = {r.name: r for r in new.rules}
+        for name in changes.kinds["rules"].removed:
+            await self.rules.remove(name, comment="rule removed from the config file")
+        for name in [*changes.kinds["rules"].added, *changes.kinds["rules"].changed]:
+            await self.rules.put(rules[name])
+        self.services.maintenance.configured = new.maintenance
+        self.dispatcher.use_settings(new)
+        self.reconfigure_alerting(
+            rules=self.managed.rules.values(), policies=self.managed.policies.values()
+        )
+
+    def _reload_channels(self, new: Config, changed: list[str]) -> None:
+        """Replace the channels in place (the outbox worker holds this very dict): a queued
+        notification goes out through its channel as the file now defines it."""
+        context = ChannelContext(
+            self.http.session, new.delivery.timeout.total_seconds(), self.clock.now
+        )
+        wanted = {c.name for c in new.notifications}
+        for name in [n for n in self.channels if n not in wanted]:
+            del self.channels[name]
+        for config in new.notifications:
+            if config.name not in self.channels or config.name in changed:
+                channel = build_channel(config, context)
+                self.redactor.add(channel.secrets())
+                self.channels[config.name] = channel
+
+    def _running(self, name: str) -> Check[Any] | None:
+        found = next((c for c in self.checks if c.name == name), None)
+        return found if found is not None else self.heartbeats.by_name(name)
+
+    async def _reload_checks(self, new: Config, changes: ConfigChanges) -> None:
+        kinds = changes.kinds["checks"]
+        context = CheckContext(self.http.session)
+        configs = {c.name: c for c in new.checks}
+        replaced: list[Check[Any]] = []
+        for name in [*kinds.removed, *kinds.changed]:
+            running = self._running(name)
+            await self.remove_check(name, running)
+            if running is not None:
+                replaced.append(running)
+        for name in [*kinds.changed, *kinds.added]:
+            # A changed check keeps its name, so its state, history and open alert stay.
+            config = configs[name]
+            if config.enabled:
+                await self.add_check(build_check(config, context))
+            else:  # known to alerting, built only when enabled (as at start)
+                self.check_configs[name] = config
+        if kinds.removed:
+            await self.flush_results()
+            now = self.clock.now()
+            async with self.db.begin() as conn:
+                for name in kinds.removed:
+                    for fingerprint in (check_fingerprint(name), flapping_fingerprint(name)):
+                        await lifecycle.resolve(conn, fingerprint, now, comment="check removed")
+            for name in kinds.removed:
+                self.forget_check(name)
+            self.wake_dispatcher()
+        for check in replaced:
+            with contextlib.suppress(Exception):
+                await check.close()
+        for name in kinds.changed:
+            self.changes.publish(check_key(name))
 
     # -- start and stop -----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.dashboard import DashboardService
     from watchkeeper.services.heartbeats import HeartbeatService
     from watchkeeper.services.maintenance import MaintenanceService
+    from watchkeeper.services.reload import ReloadService
     from watchkeeper.services.rules import RuleService
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
@@ -52,3 +53,4 @@ class Services:
     audit: AuditService
     objects: ObjectService
     setup: SetupService
+    reload: ReloadService
