@@ -36,6 +36,7 @@ from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.selfwatch import SelfWatch
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
@@ -252,6 +253,14 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self.selfwatch = SelfWatch(
+            config.selfwatch,
+            db=self.db,
+            clock=self.clock,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            scheduler_lag=self._scheduler_lag,
+        )
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -274,6 +283,7 @@ class Runtime:
             self._task_step("dispatcher", self.dispatcher.run),
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
+            self._task_step("selfwatch", self.selfwatch.run),
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
         """The task table: `start()` runs it in order, `stop()` in reverse."""
@@ -321,6 +331,7 @@ class Runtime:
                 broken=self.broken,
                 metrics=self.metrics,
                 redactor=self.redactor,
+                selfwatch=self.selfwatch,
                 flush=self.writer.flush,
                 is_started=lambda: self.started,
                 started_at=lambda: self.started_at,
@@ -367,6 +378,10 @@ class Runtime:
     def wake_dispatcher(self) -> None:
         """An alert, silence, maintenance window or routing input changed: decide now."""
         self.dispatcher.wake()
+
+    def _scheduler_lag(self) -> float | None:
+        """How late the last check run started (None: the scheduler is not running)."""
+        return self.scheduler.last_lag if self.scheduler.running else None
 
     def _is_paused(self, name: str) -> bool:
         return bool((s := self.states.get(name)) and s.paused)

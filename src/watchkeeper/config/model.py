@@ -19,6 +19,7 @@ from watchkeeper.config.server import ServerConfig
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
 from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
+from watchkeeper.engine.selfwatch import SelfWatchConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
@@ -54,6 +55,7 @@ class Config(StrictModel):
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    selfwatch: SelfWatchConfig = Field(default_factory=SelfWatchConfig)
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:

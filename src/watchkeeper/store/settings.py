@@ -26,3 +26,13 @@ async def get_or_create(db: Database, name: str, make: Callable[[], str]) -> str
         pass  # someone else stored it first: theirs wins
     async with db.connect() as conn:
         return str((await conn.execute(query)).scalar_one())
+
+
+async def touch(db: Database, name: str, value: str) -> None:
+    """Store `value` under `name` in one short transaction (update, else insert): the
+    self-watch's timed trivial write, so it measures what every write pays."""
+    table = tables.settings
+    async with db.begin() as conn:
+        result = await conn.execute(table.update().where(table.c.name == name).values(value=value))
+        if not result.rowcount:
+            await conn.execute(table.insert().values(name=name, value=value))
