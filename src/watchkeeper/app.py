@@ -36,6 +36,7 @@ from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.selfalerts import SelfAlerts
 from watchkeeper.engine.selfwatch import SelfWatch
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
@@ -260,6 +261,15 @@ class Runtime:
             metrics=self.metrics,
             redactor=self.redactor,
             scheduler_lag=self._scheduler_lag,
+            stalled=self._loops_stalled,
+            alerts=SelfAlerts(
+                self.db,
+                self.clock,
+                channels=self.channels,
+                severity=config.selfwatch.alert_severity,
+                send_timeout=config.selfwatch.send_timeout.total_seconds(),
+                wake_dispatcher=self.wake_dispatcher,
+            ),
         )
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
@@ -600,6 +610,11 @@ class Runtime:
         are: what the systemd watchdog keep-alive depends on."""
         if not self.started:
             return "not started"
+        return self._loops_stalled()
+
+    def _loops_stalled(self) -> str | None:
+        """Which core loop is not running, the start aside: what the self-watch and the
+        watchdog ask (they run only while started)."""
         if not self.scheduler.running:
             return "scheduler not running"
         for what in ("dispatcher", "outbox"):

@@ -3,7 +3,8 @@ latency, memory and open files, each with `warn`/`fail` thresholds (the `selfwat
 
 One owned task wakes every `interval` on the injected clock; how late that wake-up fires is
 the event-loop lag. Each pass refreshes the readings (the `/health` document and `/metrics`
-show them); the database write probe runs at most every `write_every`.
+show them); the database write probe runs at most every `write_every`. A failing scheduler,
+outbox or storage opens a self-alert (watchkeeper.engine.selfalerts).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import psutil
 from pydantic import Field, model_validator
 
 from watchkeeper.core.clock import Clock
+from watchkeeper.core.domain import Severity
 from watchkeeper.core.durations import Interval, PositiveShort
 from watchkeeper.core.model import StrictModel
 from watchkeeper.core.redact import Redactor
+from watchkeeper.engine.selfalerts import SelfAlerts
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import settings as settings_store
@@ -79,6 +82,11 @@ class SelfWatchConfig(StrictModel):
     """Resident memory (RSS) of the process, in MiB."""
     open_files_ratio: Threshold = Threshold(warn=0.5, fail=0.8)
     """Open file descriptors as a share of the process's soft limit (`ulimit -n`)."""
+    alerts: bool = True
+    """Open a self-alert (`watchkeeper:scheduler`, `watchkeeper:outbox`,
+    `watchkeeper:storage`) while the scheduler stalls, the outbox backs up past a `fail`
+    threshold or storage fails; it resolves when healthy again."""
+    alert_severity: Severity = Severity.CRITICAL
     send_timeout: PositiveShort = timedelta(seconds=10)
     """How long a self-alert sent straight to a channel (database down) may take."""
 
@@ -112,6 +120,8 @@ class SelfWatch:
         metrics: ServiceMetrics,
         redactor: Redactor,
         scheduler_lag: Callable[[], float | None],
+        stalled: Callable[[], str | None] = lambda: None,
+        alerts: SelfAlerts | None = None,
     ) -> None:
         self.config = config
         self._db = db
@@ -119,6 +129,9 @@ class SelfWatch:
         self._metrics = metrics
         self._redactor = redactor
         self._scheduler_lag = scheduler_lag
+        self._stalled = stalled
+        self.alerts = alerts
+        """Opens and resolves the self-alerts (None: none are raised)."""
         self._process = psutil.Process()
         self._never = asyncio.Event()  # the loop ends by cancellation; it only waits on time
         self._written_at: float | None = None
@@ -162,7 +175,29 @@ class SelfWatch:
         self.readings = {r.key: r for r in readings}
         for reading in readings:
             self._metrics.selfwatch_status.labels(reading.key).set(LEVELS.index(reading.status))
+        if self.alerts is not None and self.config.alerts:
+            await self.alerts.update(self.problems())
         return self.readings
+
+    def problems(self) -> dict[str, str | None]:
+        """What is wrong now with the scheduler, the outbox and storage (None: healthy),
+        from the latest readings: each past its `fail` threshold, or a core loop ended."""
+        return {
+            "scheduler": self._stalled()
+            or self._failing("scheduler:lag", "scheduler lag")
+            or self._failing("eventLoop:lag", "event-loop lag"),
+            "outbox": self._failing("outbox:depth", "outbox depth")
+            or self._failing("outbox:oldestAge", "oldest undelivered notification"),
+            "storage": self._failing("storage:writeLatency", "database write"),
+        }
+
+    def _failing(self, key: str, what: str) -> str | None:
+        reading = self.readings.get(key)
+        if reading is None or reading.status != "fail":
+            return None
+        if reading.value is None:
+            return f"{what}: {reading.output}"
+        return f"{what} {reading.value:g} {reading.unit}, past its fail threshold"
 
     async def probe_write(self) -> None:
         """Time one trivial write (a settings row); a write that fails or takes past twice

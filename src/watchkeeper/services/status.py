@@ -227,9 +227,15 @@ class StatusService:
         if outbox is None:
             checks["outbox:depth"] = _entry("component", "fail", now, output="outbox not running")
         else:
-            status = self.selfwatch.config.outbox_depth.level(outbox.depth)
+            depth = outbox.depth
+            # The worker counts at the end of a pass; a stuck one keeps its old count, so the
+            # self-watch's own count (from the table) wins when it is larger.
+            counted = self.selfwatch.readings.get("outbox:depth")
+            if counted is not None and counted.value is not None:
+                depth = max(depth, int(counted.value))
+            status = self.selfwatch.config.outbox_depth.level(depth)
             extra: dict[str, Any] = {
-                "observedValue": outbox.depth,
+                "observedValue": depth,
                 "observedUnit": "notifications",
             }
             if outbox.failed:
