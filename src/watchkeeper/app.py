@@ -38,6 +38,7 @@ from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
 from watchkeeper.engine.selfalerts import SelfAlerts
 from watchkeeper.engine.selfwatch import SelfWatch
+from watchkeeper.engine.watchdog import Watchdog
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
@@ -271,6 +272,16 @@ class Runtime:
                 wake_dispatcher=self.wake_dispatcher,
             ),
         )
+        self.watchdog: Watchdog | None = None
+        """The dead man's switch (`watchdog:`), when configured."""
+        if config.watchdog is not None:
+            self.watchdog = Watchdog(
+                config.watchdog,
+                clock=self.clock,
+                session=lambda: self.http.session,
+                stalled=self._loops_stalled,
+                redactor=self.redactor,
+            )
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -294,6 +305,7 @@ class Runtime:
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
             self._task_step("selfwatch", self.selfwatch.run),
+            *([self._task_step("watchdog", self.watchdog.run)] if self.watchdog else []),
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
         """The task table: `start()` runs it in order, `stop()` in reverse."""
@@ -318,6 +330,21 @@ class Runtime:
         alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)
+        status = StatusService(
+            db=self.db,
+            clock=self.clock,
+            checks=checks,
+            alerts=alerts,
+            scheduler=self.scheduler,
+            outbox=self.outbox,
+            broken=self.broken,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            selfwatch=self.selfwatch,
+            flush=self.writer.flush,
+            is_started=lambda: self.started,
+            started_at=lambda: self.started_at,
+        )
         return Services(
             checks=checks,
             alerts=alerts,
@@ -331,21 +358,7 @@ class Runtime:
                 broken=self.broken,
                 wake_dispatcher=self.wake_dispatcher,
             ),
-            status=StatusService(
-                db=self.db,
-                clock=self.clock,
-                checks=checks,
-                alerts=alerts,
-                scheduler=self.scheduler,
-                outbox=self.outbox,
-                broken=self.broken,
-                metrics=self.metrics,
-                redactor=self.redactor,
-                selfwatch=self.selfwatch,
-                flush=self.writer.flush,
-                is_started=lambda: self.started,
-                started_at=lambda: self.started_at,
-            ),
+            status=status,
             heartbeats=HeartbeatService(
                 monitor=self.heartbeats,
                 access=self.pings,

@@ -134,6 +134,8 @@ class SelfWatch:
         """Opens and resolves the self-alerts (None: none are raised)."""
         self._process = psutil.Process()
         self._never = asyncio.Event()  # the loop ends by cancellation; it only waits on time
+        self.real_monotonic: Callable[[], float] = time.monotonic
+        """Real time, which caps the event-loop lag (a test may hand it its clock's)."""
         self._written_at: float | None = None
         self.event_loop_lag: float | None = None
         """Seconds the last timed wake-up fired late (None before the first)."""
@@ -141,6 +143,8 @@ class SelfWatch:
         """Seconds the last write probe took (None: none yet, or it failed)."""
         self.write_error: str | None = None
         """Why the last write probe failed (None: it succeeded)."""
+        self.passes = 0
+        """Passes the loop has made."""
         self.readings: dict[str, Reading] = {}
         """The latest readings by health key (empty before the first pass)."""
 
@@ -149,12 +153,17 @@ class SelfWatch:
         interval = self.config.interval.total_seconds()
         while True:
             due = self._clock.monotonic() + interval
+            real_due = self.real_monotonic() + interval
             await self._clock.wait(self._never, interval)
-            self.event_loop_lag = max(0.0, self._clock.monotonic() - due)
+            # Late on the clock, and late in real time too: a clock moved by hand (tests) or
+            # stepped is no lag, a loop blocked past its timer is.
+            late = min(self._clock.monotonic() - due, self.real_monotonic() - real_due)
+            self.event_loop_lag = max(0.0, late)
             try:
                 await self.check()
             except Exception:
                 log.exception("self-watch pass failed; will retry")
+            self.passes += 1
 
     async def check(self) -> dict[str, Reading]:
         """Take every measure now (the write probe if it is due); return the readings."""
