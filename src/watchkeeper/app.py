@@ -49,6 +49,7 @@ from watchkeeper.services.alerts import AlertService
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.checks import CheckService
 from watchkeeper.services.dashboard import DashboardService
+from watchkeeper.services.health import HealthService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
@@ -359,6 +360,15 @@ class Runtime:
                 wake_dispatcher=self.wake_dispatcher,
             ),
             status=status,
+            health=HealthService(
+                db=self.db,
+                clock=self.clock,
+                status=status,
+                selfwatch=self.selfwatch,
+                watchdog=self.watchdog,
+                redactor=self.redactor,
+                started_at=lambda: self.started_at,
+            ),
             heartbeats=HeartbeatService(
                 monitor=self.heartbeats,
                 access=self.pings,

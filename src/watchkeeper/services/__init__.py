@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.alerts import AlertService
     from watchkeeper.services.checks import CheckService
     from watchkeeper.services.dashboard import DashboardService
+    from watchkeeper.services.health import HealthService
     from watchkeeper.services.heartbeats import HeartbeatService
     from watchkeeper.services.maintenance import MaintenanceService
     from watchkeeper.services.rules import RuleService
@@ -50,3 +51,4 @@ class Services:
     sessions: SessionService
     audit: AuditService
     objects: ObjectService
+    health: HealthService
