@@ -103,7 +103,7 @@ class SelfAlerts:
                     if alert is not None:
                         self._open.setdefault(fp[len(PREFIX) :], _Open(alert, stored=True))
         except Exception as exc:
-            log.warning("cannot read the open self-alerts yet: %s", exc)
+            log.debug("cannot read the open self-alerts yet: %s", exc)
             return
         self._restored = True
 
@@ -118,9 +118,11 @@ class SelfAlerts:
             async with self._db.begin() as conn:
                 await self._store(conn, opened)
         except Exception as exc:
-            log.error("cannot store the self-alert %s (%s)", opened.alert.name, exc)
-            if opened.sent_at is None:
+            if opened.sent_at is None:  # once per outage: the passes meanwhile retry quietly
+                log.error("cannot store the self-alert %s (%s)", opened.alert.name, exc)
                 await self._send_straight(opened)
+            else:
+                log.debug("still cannot store the self-alert %s (%s)", opened.alert.name, exc)
             return
         opened.stored = True
         self._wake_dispatcher()
