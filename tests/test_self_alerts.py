@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.support.clock import FakeClock
 from tests.support.servers import WebhookReceiver, wait_until
@@ -134,6 +135,48 @@ async def test_an_outbox_backed_up_behind_a_refusing_receiver_alerts_until_it_dr
     await runtime.selfwatch.check()
     alert = await self_alert(runtime, "outbox")
     assert alert is not None and alert.status is AlertStatus.RESOLVED
+
+
+async def test_a_stopped_receiver_backs_the_outbox_up_until_it_is_back(
+    tmp_path: Path, receiver: WebhookReceiver, clock: FakeClock, start: Any
+) -> None:
+    runtime = await start(
+        make_config(tmp_path / "wk.db", receiver, outbox_oldest_age={"warn": 60, "fail": 600})
+    )
+    port = receiver.port
+    await receiver.close()  # stopped: every delivery is refused at connect and retried
+    async with runtime.db.begin() as conn:
+        entry = outbox_store.OutboxEntry("ops", "k0", "alert.firing", {"n": 0})
+        await outbox_store.enqueue(conn, [entry], clock.now())
+    runtime.outbox.wake()
+    await wait_until(lambda: _attempted(runtime), 5, "a refused delivery")
+
+    clock.advance(timedelta(minutes=11))  # the entry has waited past oldest_age's fail
+    readings = await runtime.selfwatch.check()
+    assert readings["outbox:oldestAge"].status == "fail"
+    alert = await self_alert(runtime, "outbox")
+    assert alert is not None and alert.status is AlertStatus.FIRING
+    assert alert.summary.startswith("oldest undelivered notification 660")
+
+    back = WebhookReceiver()  # started again, on the port the channel names
+    await back.runner.setup()
+    await web.TCPSite(back.runner, "127.0.0.1", port).start()
+    try:
+        clock.advance(timedelta(seconds=3))  # past every retry's backoff
+        await back.wait_for(lambda r: r.accepted("alert.firing"), 5, "the backlog")
+        await wait_until(lambda: _drained(runtime), 5, "the outbox drained")
+        await runtime.selfwatch.check()
+        alert = await self_alert(runtime, "outbox")
+        assert alert is not None and alert.status is AlertStatus.RESOLVED
+        await back.wait_for(lambda r: about(r, "outbox", "alert.resolved"), 5, "the all-clear")
+        assert len(about(back, "outbox", "alert.firing")) == 1
+    finally:
+        await back.close()
+
+
+async def _attempted(runtime: Runtime) -> bool:
+    rows = await outbox_store.list_entries(runtime.db, status="pending")
+    return bool(rows) and all(row.attempts >= 1 for row in rows)
 
 
 async def _drained(runtime: Runtime) -> bool:
