@@ -36,6 +36,9 @@ from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.selfalerts import SelfAlerts
+from watchkeeper.engine.selfwatch import SelfWatch
+from watchkeeper.engine.watchdog import Watchdog
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
@@ -46,6 +49,7 @@ from watchkeeper.services.alerts import AlertService
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.checks import CheckService
 from watchkeeper.services.dashboard import DashboardService
+from watchkeeper.services.health import HealthService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
@@ -273,6 +277,33 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self.selfwatch = SelfWatch(
+            config.selfwatch,
+            db=self.db,
+            clock=self.clock,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            scheduler_lag=self._scheduler_lag,
+            stalled=self._loops_stalled,
+            alerts=SelfAlerts(
+                self.db,
+                self.clock,
+                channels=self.channels,
+                severity=config.selfwatch.alert_severity,
+                send_timeout=config.selfwatch.send_timeout.total_seconds(),
+                wake_dispatcher=self.wake_dispatcher,
+            ),
+        )
+        self.watchdog: Watchdog | None = None
+        """The dead man's switch (`watchdog:`), when configured."""
+        if config.watchdog is not None:
+            self.watchdog = Watchdog(
+                config.watchdog,
+                clock=self.clock,
+                session=lambda: self.http.session,
+                stalled=self._loops_stalled,
+                redactor=self.redactor,
+            )
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -295,6 +326,8 @@ class Runtime:
             self._task_step("dispatcher", self.dispatcher.run),
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
+            self._task_step("selfwatch", self.selfwatch.run),
+            *([self._task_step("watchdog", self.watchdog.run)] if self.watchdog else []),
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
         """The task table: `start()` runs it in order, `stop()` in reverse."""
@@ -319,6 +352,21 @@ class Runtime:
         alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)
+        status = StatusService(
+            db=self.db,
+            clock=self.clock,
+            checks=checks,
+            alerts=alerts,
+            scheduler=self.scheduler,
+            outbox=self.outbox,
+            broken=self.broken,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            selfwatch=self.selfwatch,
+            flush=self.writer.flush,
+            is_started=lambda: self.started,
+            started_at=lambda: self.started_at,
+        )
         users = UserService(self.db, self.clock, run=self.passwords.run)
         return Services(
             checks=checks,
@@ -333,18 +381,14 @@ class Runtime:
                 broken=self.broken,
                 wake_dispatcher=self.wake_dispatcher,
             ),
-            status=StatusService(
+            status=status,
+            health=HealthService(
                 db=self.db,
                 clock=self.clock,
-                checks=checks,
-                alerts=alerts,
-                scheduler=self.scheduler,
-                outbox=self.outbox,
-                broken=self.broken,
-                metrics=self.metrics,
+                status=status,
+                selfwatch=self.selfwatch,
+                watchdog=self.watchdog,
                 redactor=self.redactor,
-                flush=self.writer.flush,
-                is_started=lambda: self.started,
                 started_at=lambda: self.started_at,
             ),
             heartbeats=HeartbeatService(
@@ -405,6 +449,10 @@ class Runtime:
     def wake_dispatcher(self) -> None:
         """An alert, silence, maintenance window or routing input changed: decide now."""
         self.dispatcher.wake()
+
+    def _scheduler_lag(self) -> float | None:
+        """How late the last check run started (None: the scheduler is not running)."""
+        return self.scheduler.last_lag if self.scheduler.running else None
 
     def _is_paused(self, name: str) -> bool:
         return bool((s := self.states.get(name)) and s.paused)
@@ -710,6 +758,11 @@ class Runtime:
         are: what the systemd watchdog keep-alive depends on."""
         if not self.started:
             return "not started"
+        return self._loops_stalled()
+
+    def _loops_stalled(self) -> str | None:
+        """Which core loop is not running, the start aside: what the self-watch and the
+        watchdog ask (they run only while started)."""
         if not self.scheduler.running:
             return "scheduler not running"
         for what in ("dispatcher", "outbox"):

@@ -19,6 +19,8 @@ from watchkeeper.config.server import ServerConfig
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
 from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
+from watchkeeper.engine.selfwatch import SelfWatchConfig
+from watchkeeper.engine.watchdog import WatchdogConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
@@ -54,6 +56,8 @@ class Config(StrictModel):
     escalation: list[EscalationPolicy] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
+    selfwatch: SelfWatchConfig = Field(default_factory=SelfWatchConfig)
+    watchdog: WatchdogConfig | None = None
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:

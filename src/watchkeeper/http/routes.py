@@ -47,6 +47,7 @@ def include_all(app: FastAPI) -> None:
         audit,
     ):
         app.include_router(module.router)
+    app.include_router(health.details)
     web.install(app)
     unguarded = [
         f"{sorted(r.methods or ())} {r.path}" for r in api_routes(app) if access_rule(r) is None

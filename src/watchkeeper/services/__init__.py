@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.alerts import AlertService
     from watchkeeper.services.checks import CheckService
     from watchkeeper.services.dashboard import DashboardService
+    from watchkeeper.services.health import HealthService
     from watchkeeper.services.heartbeats import HeartbeatService
     from watchkeeper.services.maintenance import MaintenanceService
     from watchkeeper.services.reload import ReloadService
@@ -54,3 +55,4 @@ class Services:
     objects: ObjectService
     setup: SetupService
     reload: ReloadService
+    health: HealthService

@@ -60,3 +60,13 @@ async def delete(db: Database, name: str) -> None:
     """Forget `name` (nothing happens when it is not stored)."""
     async with translated(), db.begin() as conn:
         await conn.execute(tables.settings.delete().where(tables.settings.c.name == name))
+
+
+async def touch(db: Database, name: str, value: str) -> None:
+    """Store `value` under `name` in one short transaction (update, else insert): the
+    self-watch's timed trivial write, so it measures what every write pays."""
+    table = tables.settings
+    async with db.begin() as conn:
+        result = await conn.execute(table.update().where(table.c.name == name).values(value=value))
+        if not result.rowcount:
+            await conn.execute(table.insert().values(name=name, value=value))
