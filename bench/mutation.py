@@ -124,7 +124,17 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "engine/heartbeat/evaluate.py",
         ["tests/test_heartbeat_evaluate.py", "tests/test_heartbeats.py"],
     ),
-    "rules": ("alerting/rules.py", ["tests/test_rules.py", "tests/test_rule_failures.py"]),
+    "rules": (
+        "alerting/rules.py",
+        [
+            "tests/test_rules.py",
+            "tests/test_rule_failures.py",
+            "tests/test_rules_changes.py",
+            "tests/test_rules_storage.py",
+            "tests/test_rules_evaluation.py",
+            "tests/test_managed_rules.py",
+        ],
+    ),
 }
 
 _RESULT = re.compile(r"^\s*(?P<name>\S+__mutmut_\d+): (?P<status>[\w ]+?)\s*$")

@@ -42,6 +42,8 @@ PUBLIC = {
     ("POST", "/auth/login"),
     ("GET", "/dashboard/login"),
     ("POST", "/dashboard/login"),
+    ("GET", "/setup"),  # first run: 404 once a user exists, and only its token works
+    ("POST", "/setup"),
     ("GET", "/api/v1/openapi.json"),
     ("HEAD", "/api/v1/openapi.json"),
     ("GET", "/api/docs"),
@@ -66,8 +68,10 @@ ADMIN_WRITES = {
     ("POST", "/api/v1/rules"),
     ("PUT", "/api/v1/rules/{name}"),
     ("DELETE", "/api/v1/rules/{name}"),
+    ("POST", "/api/v1/reload"),
 }
-"""Writes of API-managed checks, escalation policies and rules."""
+"""Writes of API-managed checks, escalation policies and rules, and reloading the config file
+(which defines them)."""
 
 
 def policy(method: str, path: str) -> Role:

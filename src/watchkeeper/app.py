@@ -13,20 +13,20 @@ from typing import Any
 
 import aiohttp
 
+from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects
-from watchkeeper.alerting.check_alerts import CheckAlerts
+from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
-from watchkeeper.alerting.flap_alerts import FlapTracker
+from watchkeeper.alerting.flap_alerts import FlapTracker, flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.auth import tokens as token_store
-from watchkeeper.auth import users as user_store
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
 from watchkeeper.auth.workers import PasswordWorkers
 from watchkeeper.checks import CheckContext, build_check
 from watchkeeper.checks.base import Check, CheckConfigBase
-from watchkeeper.config.loader import Config, EscalationPolicy
+from watchkeeper.config.loader import Config, ConfigFile, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.clock import Clock, SystemClock
@@ -37,6 +37,9 @@ from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.selfalerts import SelfAlerts
+from watchkeeper.engine.selfwatch import SelfWatch
+from watchkeeper.engine.watchdog import Watchdog
 from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
@@ -49,13 +52,16 @@ from watchkeeper.services.alerts import AlertService
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.checks import CheckService
 from watchkeeper.services.dashboard import DashboardService
+from watchkeeper.services.health import HealthService
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.recovery import RecoveryService
+from watchkeeper.services.reload import ConfigChanges, ReloadService
 from watchkeeper.services.rules import RuleService
 from watchkeeper.services.series import SeriesService
 from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.setup import SetupService
 from watchkeeper.services.silences import SilenceService
 from watchkeeper.services.status import StatusService
 from watchkeeper.services.tokens import TokenService
@@ -81,8 +87,16 @@ RECOVERY_STOP_TIMEOUT_S = 70.0
 
 
 NO_CREDENTIALS_HINT = (
-    "no users or tokens yet: create one with 'watchkeeper token create --role admin'"
+    "no users or tokens yet: create the first admin at the one-time setup URL that "
+    "'watchkeeper run' prints on standard output, or with 'watchkeeper user create "
+    "--username NAME --role admin'; API tokens: 'watchkeeper token create --role admin'"
 )
+SETUP_HINT = (
+    "no dashboard user yet: create the first admin at the one-time setup URL that "
+    "'watchkeeper run' prints on standard output (valid 1 h; a new one at each start), or "
+    "with 'watchkeeper user create --username NAME --role admin'"
+)
+"""Logged (never with the URL: its token is a credential, and logs are shipped and kept)."""
 
 
 def http_session(limit: int) -> aiohttp.ClientSession:
@@ -172,9 +186,20 @@ class Runtime:
     here, and `start()` loads and starts them from one task table (`stop()` in reverse)."""
 
     def __init__(
-        self, config: Config, *, clock: Clock | None = None, redactor: Redactor | None = None
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        redactor: Redactor | None = None,
+        on_setup_url: Callable[[str], None] | None = None,
+        config_file: ConfigFile | None = None,
     ) -> None:
         self.config = config
+        self.on_setup_url = on_setup_url
+        """Shown the one-time setup URL made at a start while no user exists (`watchkeeper
+        run` prints it on stdout); the URL is kept nowhere else."""
+        self.config_file = config_file
+        """The file `config` was read from, read again by a reload (None: not from a file)."""
         self.clock: Clock = clock or SystemClock()
         self.redactor = redactor or Redactor()
         self.redactor.add(url_secrets(config.storage.url))
@@ -274,6 +299,33 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self.selfwatch = SelfWatch(
+            config.selfwatch,
+            db=self.db,
+            clock=self.clock,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            scheduler_lag=self._scheduler_lag,
+            stalled=self._loops_stalled,
+            alerts=SelfAlerts(
+                self.db,
+                self.clock,
+                channels=self.channels,
+                severity=config.selfwatch.alert_severity,
+                send_timeout=config.selfwatch.send_timeout.total_seconds(),
+                wake_dispatcher=self.wake_dispatcher,
+            ),
+        )
+        self.watchdog: Watchdog | None = None
+        """The dead man's switch (`watchdog:`), when configured."""
+        if config.watchdog is not None:
+            self.watchdog = Watchdog(
+                config.watchdog,
+                clock=self.clock,
+                session=lambda: self.http.session,
+                stalled=self._loops_stalled,
+                redactor=self.redactor,
+            )
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -297,6 +349,8 @@ class Runtime:
             self._task_step("dispatcher", self.dispatcher.run),
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
+            self._task_step("selfwatch", self.selfwatch.run),
+            *([self._task_step("watchdog", self.watchdog.run)] if self.watchdog else []),
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
         """The task table: `start()` runs it in order, `stop()` in reverse."""
@@ -321,6 +375,22 @@ class Runtime:
         alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)
+        status = StatusService(
+            db=self.db,
+            clock=self.clock,
+            checks=checks,
+            alerts=alerts,
+            scheduler=self.scheduler,
+            outbox=self.outbox,
+            broken=self.broken,
+            metrics=self.metrics,
+            redactor=self.redactor,
+            selfwatch=self.selfwatch,
+            flush=self.writer.flush,
+            is_started=lambda: self.started,
+            started_at=lambda: self.started_at,
+        )
+        users = UserService(self.db, self.clock, run=self.passwords.run)
         return Services(
             checks=checks,
             alerts=alerts,
@@ -334,18 +404,14 @@ class Runtime:
                 broken=self.broken,
                 wake_dispatcher=self.wake_dispatcher,
             ),
-            status=StatusService(
+            status=status,
+            health=HealthService(
                 db=self.db,
                 clock=self.clock,
-                checks=checks,
-                alerts=alerts,
-                scheduler=self.scheduler,
-                outbox=self.outbox,
-                broken=self.broken,
-                metrics=self.metrics,
+                status=status,
+                selfwatch=self.selfwatch,
+                watchdog=self.watchdog,
                 redactor=self.redactor,
-                flush=self.writer.flush,
-                is_started=lambda: self.started,
                 started_at=lambda: self.started_at,
             ),
             heartbeats=HeartbeatService(
@@ -361,7 +427,7 @@ class Runtime:
                 is_managed=lambda name: name in self.managed.managed_rules,
             ),
             series=series,
-            users=UserService(self.db, self.clock, run=self.passwords.run),
+            users=users,
             tokens=TokenService(self.db, self.clock),
             sessions=SessionService(
                 self.db,
@@ -375,6 +441,22 @@ class Runtime:
             audit=audit,
             recovery=RecoveryService(recovery=self.recovery, db=self.db),
             objects=ObjectService(self.managed, redactor=self.redactor, broken=self.broken),
+            setup=SetupService(
+                self.db,
+                self.clock,
+                enabled=config.auth.enabled,
+                users=users,
+                throttle=self.throttle,
+                audit=audit,
+                session_ttl=config.auth.session_ttl,
+            ),
+            reload=ReloadService(
+                file=self.config_file,
+                current=lambda: self.config,
+                apply=self.apply_config,
+                managed=self.managed,
+                changes=self.changes,
+            ),
             dashboard=DashboardService(
                 clock=self.clock,
                 checks=checks,
@@ -405,6 +487,10 @@ class Runtime:
         if config is not None and config.notify is not None:
             return list(config.notify)
         return [c.name for c in self.config.notifications]
+
+    def _scheduler_lag(self) -> float | None:
+        """How late the last check run started (None: the scheduler is not running)."""
+        return self.scheduler.last_lag if self.scheduler.running else None
 
     def _is_paused(self, name: str) -> bool:
         return bool((s := self.states.get(name)) and s.paused)
@@ -461,6 +547,86 @@ class Runtime:
         self.dispatcher.reconfigure(
             checks=self.check_configs.values(), rules=rules, policies=policies
         )
+
+    # -- a reloaded config file (watchkeeper.services.reload) ---------------------------
+
+    async def apply_config(self, changes: ConfigChanges) -> None:
+        """Run by `changes.config` from now on: channels, checks, rules, policies, windows,
+        routes and inhibit rules follow the file; a check whose name stays keeps its state
+        and open alert. The reload service holds the API-managed objects' write lock."""
+        new = changes.config
+        self.config = new
+        if self.started:
+            self._reload_channels(new, changes.kinds["notifications"].changed)
+        self.managed.use_config(new)
+        if self.started:
+            await self._reload_checks(new, changes)
+        else:  # what is built at start follows self.config; alerting reads the configs now
+            for name in changes.kinds["checks"].removed:
+                self.check_configs.pop(name, None)
+            self.check_configs.update({c.name: c for c in new.checks})
+        rules = {r.name: r for r in new.rules}
+        for name in changes.kinds["rules"].removed:
+            await self.rules.remove(name, comment="rule removed from the config file")
+        for name in [*changes.kinds["rules"].added, *changes.kinds["rules"].changed]:
+            await self.rules.put(rules[name])
+        self.services.maintenance.configured = new.maintenance
+        self.dispatcher.use_settings(new)
+        self.reconfigure_alerting(
+            rules=self.managed.rules.values(), policies=self.managed.policies.values()
+        )
+
+    def _reload_channels(self, new: Config, changed: list[str]) -> None:
+        """Replace the channels in place (the outbox worker holds this very dict): a queued
+        notification goes out through its channel as the file now defines it."""
+        context = ChannelContext(
+            self.http.session, new.delivery.timeout.total_seconds(), self.clock.now
+        )
+        wanted = {c.name for c in new.notifications}
+        for name in [n for n in self.channels if n not in wanted]:
+            del self.channels[name]
+        for config in new.notifications:
+            if config.name not in self.channels or config.name in changed:
+                channel = build_channel(config, context)
+                self.redactor.add(channel.secrets())
+                self.channels[config.name] = channel
+
+    def _running(self, name: str) -> Check[Any] | None:
+        found = next((c for c in self.checks if c.name == name), None)
+        return found if found is not None else self.heartbeats.by_name(name)
+
+    async def _reload_checks(self, new: Config, changes: ConfigChanges) -> None:
+        kinds = changes.kinds["checks"]
+        context = CheckContext(self.http.session)
+        configs = {c.name: c for c in new.checks}
+        replaced: list[Check[Any]] = []
+        for name in [*kinds.removed, *kinds.changed]:
+            running = self._running(name)
+            await self.remove_check(name, running)
+            if running is not None:
+                replaced.append(running)
+        for name in [*kinds.changed, *kinds.added]:
+            # A changed check keeps its name, so its state, history and open alert stay.
+            config = configs[name]
+            if config.enabled:
+                await self.add_check(build_check(config, context))
+            else:  # known to alerting, built only when enabled (as at start)
+                self.check_configs[name] = config
+        if kinds.removed:
+            await self.flush_results()
+            now = self.clock.now()
+            async with self.db.begin() as conn:
+                for name in kinds.removed:
+                    for fingerprint in (check_fingerprint(name), flapping_fingerprint(name)):
+                        await lifecycle.resolve(conn, fingerprint, now, comment="check removed")
+            for name in kinds.removed:
+                self.forget_check(name)
+            self.wake_dispatcher()
+        for check in replaced:
+            with contextlib.suppress(Exception):
+                await check.close()
+        for name in kinds.changed:
+            self.changes.publish(check_key(name))
 
     # -- start and stop -----------------------------------------------------------------
 
@@ -613,9 +779,16 @@ class Runtime:
         if not self.config.auth.enabled:
             log.warning("auth.enabled is false: anyone who reaches the API is an admin")
             return
-        if not await user_store.count_users(self.db) and not await token_store.count_active(
-            self.db, self.clock.now()
-        ):
+        # While no user exists, each start makes a new setup token (see services/setup.py).
+        token = await self.services.setup.start()
+        if token is None:
+            return
+        self.redactor.add([token])  # should it ever reach a log line, it is masked there
+        if self.on_setup_url is not None:
+            self.on_setup_url(f"{self.config.server.base_url()}/setup?token={token}")
+        if await token_store.count_active(self.db, self.clock.now()):
+            log.warning(SETUP_HINT)
+        else:
             log.warning(NO_CREDENTIALS_HINT)
 
     def stalled(self) -> str | None:
@@ -623,6 +796,11 @@ class Runtime:
         are: what the systemd watchdog keep-alive depends on."""
         if not self.started:
             return "not started"
+        return self._loops_stalled()
+
+    def _loops_stalled(self) -> str | None:
+        """Which core loop is not running, the start aside: what the self-watch and the
+        watchdog ask (they run only while started)."""
         if not self.scheduler.running:
             return "scheduler not running"
         for what in ("dispatcher", "outbox"):

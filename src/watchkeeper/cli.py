@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.auth.principals import Role
-from watchkeeper.config.loader import Config, ConfigError, load_config, split_listen
+from watchkeeper.config.loader import Config, ConfigError, ConfigFile, load_config, split_listen
 
 if TYPE_CHECKING:
     from watchkeeper.services.tokens import TokenService
@@ -124,7 +124,8 @@ def run(
     cfg, source = _load(config, listen)
     redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
-    runtime = Runtime(cfg, redactor=redactor)
+    from_file = None if source == "built-in default" else ConfigFile(Path(source), listen)
+    runtime = Runtime(cfg, redactor=redactor, on_setup_url=_print_setup_url, config_file=from_file)
     application = create_app(cfg, runtime=runtime)
     base = cfg.server.base_url()
     err.print(
@@ -154,6 +155,8 @@ def run(
             backlog=backlog,
         ),
         before_shutdown=runtime.changes.close,
+        # SIGHUP reloads the config file (see README, "Reloading the config").
+        on_hangup=lambda: runtime.services.reload.on_signal(),
     )
     # systemd's Type=notify and WatchdogSec= (nothing happens outside systemd).
     server.notify_systemd(
@@ -162,6 +165,16 @@ def run(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _print_setup_url(url: str) -> None:
+    """The first-run setup URL, on stdout only: the log (stderr, often shipped and kept)
+    says that it was printed, never the URL, whose token is a credential for an hour."""
+    print(
+        "watchkeeper: no dashboard user yet. Create the first admin account at this one-time"
+        f" URL (it works once, for 1 hour; a new one is printed at each start):\n  setup    {url}",
+        flush=True,
+    )
 
 
 @app.command()

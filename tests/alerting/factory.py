@@ -6,12 +6,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dispatch.targets import Routing, Targets
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -89,3 +92,10 @@ async def reread(db: Database, alert_id: str) -> Alert:
     found = await alert_store.get_alert(db, alert_id)
     assert found is not None
     return found[0]
+
+
+async def outbox_alert_ids(db: Database) -> list[str | None]:
+    """The alert each outbox entry is stored against, in enqueue order."""
+    async with db.connect() as conn:
+        rows = await conn.execute(select(tables.outbox.c.alert_id).order_by(tables.outbox.c.id))
+        return [row.alert_id for row in rows]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.alerting.factory import T0, outbox, policy, reread, settings, stored_alert, targets
+from tests.alerting.factory import (
+    T0,
+    outbox,
+    outbox_alert_ids,
+    policy,
+    reread,
+    settings,
+    stored_alert,
+    targets,
+)
 from watchkeeper.alerting.dispatch.escalation import Escalation
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.alerting.dispatch.targets import Targets
@@ -118,7 +127,8 @@ async def test_without_a_policy_the_same_channels_are_paged_again(db: Database) 
         ("chat", "alert.firing", f"{alert.id}:alert.firing:repeat:1"),
     ]
     [entry, _] = await outbox_store.list_entries(db)
-    assert entry.payload["repeat"] == 1
+    assert (entry.payload["repeat"], entry.payload["event"]) == (1, "alert.firing")
+    assert await outbox_alert_ids(db) == [alert.id, alert.id]
     stored = await reread(db, alert.id)
     assert (stored.escalation_step, stored.next_escalation_at) == (1, now + timedelta(hours=2))
     assert await stage.repeat(alert, now) == 0  # step 0 is gone: another pass repeated it

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from tests.alerting.factory import T0, outbox, policy, reread, settings, stored_alert, targets
+import pytest
+
+from tests.alerting.factory import (
+    T0,
+    outbox,
+    outbox_alert_ids,
+    policy,
+    reread,
+    settings,
+    stored_alert,
+    targets,
+)
 from watchkeeper.alerting.dispatch.first_page import FirstPage
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.alerting.dispatch.targets import Targets
@@ -91,3 +103,41 @@ async def test_the_next_page_is_scheduled_by_the_policy_else_by_repeat_interval(
     plain = await stored_alert(db, "Plain")
     await first_page(db, targets()).send("kplain", [plain], NOW)
     assert (await reread(db, plain.id)).next_escalation_at is None
+
+
+async def test_a_page_names_its_event_and_is_stored_against_its_alert(db: Database) -> None:
+    api = await stored_alert(db, "ApiDown")
+    await first_page(db, targets(channels=["ops"])).send("k1", [api], NOW)
+    [entry] = await outbox_store.list_entries(db)
+    assert entry.payload["event"] == "alert.firing"
+    assert await outbox_alert_ids(db) == [api.id]
+
+
+async def test_a_group_page_names_its_event_its_first_alert_and_blank_missing_labels(
+    db: Database,
+) -> None:
+    members = [
+        await stored_alert(db, "ApiDown", labels={"zone": "eu"}),
+        await stored_alert(db, "DbDown", labels={"zone": "eu"}),
+    ]
+    stage = first_page(db, targets(settings(group_by=["zone", "team"])))
+    await stage.send("group:ops|zone=eu", members, NOW)
+    [entry] = await outbox_store.list_entries(db)
+    assert entry.payload["event"] == "alert.firing"
+    # A label the alerts do not carry groups them as blank, as the group key does.
+    assert entry.payload["group"]["labels"] == {"zone": "eu", "team": ""}
+    assert await outbox_alert_ids(db) == [members[0].id]
+
+
+async def test_the_first_page_is_logged_with_its_channels_count_and_group(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchkeeper.alerting.dispatcher")
+    api = await stored_alert(db, "ApiDown")
+    await first_page(db, targets(channels=["ops", "chat"])).send("k1", [api], NOW)
+    lonely = await stored_alert(db, "Lonely")
+    await first_page(db, targets(channels=[])).send("k2", [lonely], NOW)
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("dispatcher")] == [
+        "paged ops,chat about 1 alert(s) in k1",
+        "paged nobody about 1 alert(s) in k2",
+    ]

@@ -118,6 +118,12 @@ def test_a_silence_already_found_broken_this_pass_silences_nothing() -> None:
     assert at.wakeups == []
 
 
+def test_a_silence_after_one_found_broken_this_pass_still_silences() -> None:
+    at = Pass(T0, found={("silence", "s1"): "invalid"})
+    stage = SilenceStage([silence("s1", "alertname=ApiDown"), silence("s2", "alertname=ApiDown")])
+    assert stage.decide(alert(), at) == "s2"
+
+
 # -- maintenance ------------------------------------------------------------------------------
 
 
@@ -166,6 +172,12 @@ def test_a_window_that_raises_is_reported_and_left_out_of_the_rest_of_the_pass()
 def test_a_window_already_found_broken_this_pass_suppresses_nothing() -> None:
     at = Pass(T0, found={("maintenance", "deploy"): "invalid"})
     assert MaintenanceStage([window()]).decide(alert(labels={"check": "api"}), at) is None
+
+
+def test_a_window_after_one_found_broken_this_pass_still_suppresses() -> None:
+    at = Pass(T0, found={("maintenance", "deploy"): "invalid"})
+    stage = MaintenanceStage([window(), window("later")])
+    assert stage.decide(alert(labels={"check": "api"}), at) == "suppressed: maintenance later"
 
 
 def test_a_window_whose_schedule_cannot_be_evaluated_is_reported_and_not_active() -> None:

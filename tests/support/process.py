@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
@@ -24,6 +25,7 @@ class WatchkeeperProcess:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         open_files: int | None = None,
+        split_stdout: bool = False,
     ) -> None:
         self.open_files = open_files
         """RLIMIT_NOFILE (soft and hard) of the service, as a small systemd LimitNOFILE sets it."""
@@ -37,6 +39,8 @@ class WatchkeeperProcess:
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.log = workdir / "watchkeeper.log"
+        self.stdout = workdir / "watchkeeper.stdout" if split_stdout else self.log
+        """Where stdout goes: into the log with stderr, unless `split_stdout`."""
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -45,7 +49,11 @@ class WatchkeeperProcess:
 
     async def start(self, timeout: float = 20) -> WatchkeeperProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        with self.log.open("ab") as log:
+        split = self.stdout != self.log
+        with (
+            self.log.open("ab") as log,
+            self.stdout.open("ab") if split else contextlib.nullcontext(log) as stdout,
+        ):
             config = ["--config", str(self.config)] if self.config is not None else []
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -58,7 +66,7 @@ class WatchkeeperProcess:
                 *self.args,
                 cwd=self.workdir,
                 env=env,
-                stdout=log,
+                stdout=stdout,
                 stderr=log,
                 preexec_fn=self._limit if self.open_files is not None else None,
             )

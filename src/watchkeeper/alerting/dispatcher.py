@@ -139,6 +139,18 @@ class Dispatcher:
         self._graph = DependencyGraph({c.name: list(c.depends_on) for c in checks})
         self.wake()
 
+    def use_settings(self, settings: DispatcherSettings) -> None:
+        """Take in a reloaded config file's alerting settings, channels, routes, maintenance
+        windows, inhibit rules and storm limits: the next pass decides by them (what
+        `reconfigure` takes in is set apart, with the API-managed objects added)."""
+        self._config = settings.alerting
+        self._routing.channels = [c.name for c in settings.notifications]
+        self._routing.routes = list(settings.alerting.routes)
+        self._maintenance = list(settings.maintenance)
+        self._inhibit_rules = list(settings.alerting.inhibit_rules)
+        self._storm = StormStage(_limits(settings.notifications))
+        self.wake()
+
     async def run(self) -> None:
         """Dispatch until cancelled."""
         await run_timed(
@@ -288,6 +300,12 @@ class DispatcherSettings(Protocol):
     def escalation(self) -> Sequence[EscalationPolicy]: ...
 
 
+def _limits(channels: Iterable[ChannelConfigBase]) -> dict[str, ChannelLimit]:
+    return {
+        c.name: ChannelLimit(c.max_per_hour, c.digest_interval) for c in channels if c.max_per_hour
+    }
+
+
 def build_dispatcher(
     db: Database,
     clock: Clock,
@@ -320,11 +338,7 @@ def build_dispatcher(
         is_flapping=is_flapping,
         maintenance=config.maintenance,
         inhibit_rules=config.alerting.inhibit_rules,
-        limits={
-            c.name: ChannelLimit(c.max_per_hour, c.digest_interval)
-            for c in config.notifications
-            if c.max_per_hour
-        },
+        limits=_limits(config.notifications),
         broken=broken,
     )
     dispatcher.reconfigure(

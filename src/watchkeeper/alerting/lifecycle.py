@@ -34,8 +34,11 @@ class AlertSpec:
     escalation_policy: str | None = None
 
 
-async def fire(conn: AsyncConnection, spec: AlertSpec, at: datetime) -> tuple[Alert, bool]:
-    """Open the alert for `spec.fingerprint`, or refresh the open one; (alert, created)."""
+async def fire(
+    conn: AsyncConnection, spec: AlertSpec, at: datetime, *, alert_id: str | None = None
+) -> tuple[Alert, bool]:
+    """Open the alert for `spec.fingerprint`, or refresh the open one; (alert, created).
+    `alert_id`: the id a new alert gets (one already told about before it could be stored)."""
     existing = await alert_store.open_alert(conn, spec.fingerprint)
     if existing is not None:
         # The summary stays what it was when the alert opened: the first reason is the cause.
@@ -57,7 +60,7 @@ async def fire(conn: AsyncConnection, spec: AlertSpec, at: datetime) -> tuple[Al
         existing.updated_at = at
         return existing, False
     alert = Alert(
-        id=str(uuid.uuid4()),
+        id=alert_id or str(uuid.uuid4()),
         fingerprint=spec.fingerprint,
         name=spec.name,
         check=spec.check,

@@ -38,6 +38,7 @@ __all__ = [
     "CheckConfig",
     "Config",
     "ConfigError",
+    "ConfigFile",
     "ConfigIssue",
     "DefaultsConfig",
     "DeliveryConfig",
@@ -267,3 +268,29 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     except config_yaml.YamlProblem as exc:
         raise ConfigError([ConfigIssue(str(path), exc.line, "(yaml)", exc.message)]) from None
     return parse_config(text, str(path), environ)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    """The config file a service runs from, to read again when it reloads."""
+
+    path: Path
+    listen: str | None = None
+    """`--listen`, which overrides `server.listen` each time the file is read."""
+
+    def load(self) -> Config:
+        """Read and validate the file as `load_config` does (ConfigError, OSError)."""
+        config = load_config(self.path)
+        if self.listen:
+            config.server.listen = self.listen
+        return config
+
+    def issue(self, loc: tuple[int | str, ...], message: str) -> ConfigIssue:
+        """`message` located at `loc` (`("checks", 2, "name")`) in the file as it is now: at
+        the deepest part of `loc` the file has (its first line if it cannot be read)."""
+        try:
+            root, _data = config_yaml.load(config_yaml.decode(self.path.read_bytes()))
+        except (OSError, config_yaml.YamlProblem):
+            return ConfigIssue(str(self.path), 1, _format_loc(loc), message)
+        node, shown = _walk(root, loc)
+        return ConfigIssue(str(self.path), _line(node), "".join(shown) or "(root)", message)

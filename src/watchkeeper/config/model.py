@@ -24,6 +24,8 @@ from watchkeeper.config.server import ServerConfig
 from watchkeeper.core.model import StrictModel
 from watchkeeper.engine.config import DefaultsConfig, SchedulerConfig, apply_defaults
 from watchkeeper.engine.heartbeat.settings import HeartbeatsConfig
+from watchkeeper.engine.selfwatch import SelfWatchConfig
+from watchkeeper.engine.watchdog import WatchdogConfig
 from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
@@ -62,6 +64,8 @@ class Config(StrictModel):
     heartbeats: HeartbeatsConfig = Field(default_factory=HeartbeatsConfig)
     recovery: RecoveryConfig = Field(default_factory=RecoveryConfig)
     """A list of actions, or `{max_concurrent, actions}` (see recovery/config.py)."""
+    selfwatch: SelfWatchConfig = Field(default_factory=SelfWatchConfig)
+    watchdog: WatchdogConfig | None = None
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import ByteSize, Field, IPvAnyNetwork, field_validator
 
@@ -56,6 +56,10 @@ class ServerConfig(StrictModel):
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     """Open client connections (never more than half the open-file limit); a new one closes
     the one that has waited longest on its client, or is refused (503)."""
+
+    health_details: Literal["public", "token"] = "token"
+    """Who may read `/health/detailed`, `/health/database` and `/health/system`: `token`
+    (a viewer token or session, the default) or `public` (anyone, e.g. a load balancer)."""
 
     @field_validator("listen")
     @classmethod

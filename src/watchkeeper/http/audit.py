@@ -1,10 +1,10 @@
 """The audit log: who changed what, when, from where.
 
-`AuditMiddleware` records every successful write (POST, PUT, PATCH, DELETE) under `/api/v1/`
-and `/auth/`, with the principal the route's access rule established, before the response
-leaves: a client that saw success can find its entry. Routes add specifics with
-`add_detail(request, ...)`; failed logins are recorded by the sessions service
-(`services.sessions`).
+`AuditMiddleware` records every successful write (POST, PUT, PATCH, DELETE) under `/api/v1/`,
+`/auth/` and `/dashboard/`, and the first-run `/setup`, with the principal the route's access
+rule established, before the response leaves: a client that saw success can find its entry.
+Routes add specifics with `add_detail(request, ...)`; failed logins are recorded by the
+sessions service (`services.sessions`), refused setup attempts by the setup service.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 __all__ = ["AuditEntry", "AuditMiddleware", "add_detail", "list_entries", "record"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-AUDITED_PREFIXES = ("/api/v1/", "/auth/", "/dashboard/")
+AUDITED_PREFIXES = ("/api/v1/", "/auth/", "/dashboard/", "/setup")
 NOT_AUDITED = frozenset({"POST /api/v1/metrics"})
 """Pushed metric samples are observations arriving every few seconds, not changes anyone made."""
 

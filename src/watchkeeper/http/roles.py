@@ -109,9 +109,29 @@ class MetricsAccess:
         return "METRICS"
 
 
+class HealthDetailsAccess:
+    """The detailed health documents as `server.health_details` says: a viewer token (or
+    session), the default, or `public`. Declares the viewer rule it needs by default."""
+
+    access_rule: AccessRule = Role.VIEWER
+
+    async def __call__(
+        self,
+        request: Request,
+        _bearer: Any = Depends(_bearer),
+        _cookie: Any = Depends(_cookie),
+    ) -> None:
+        if get_config(request).server.health_details != "public":
+            await authorize(request, Role.VIEWER)
+
+    def __repr__(self) -> str:
+        return "HEALTH_DETAILS"
+
+
 _REQUIRE = {role: RequireRole(role) for role in Role}
 PUBLIC = Public()
 METRICS = MetricsAccess()
+HEALTH_DETAILS = HealthDetailsAccess()
 
 
 def require(role: Role) -> RequireRole:

@@ -16,6 +16,7 @@ from watchkeeper.http.api import (
     pings,
     prometheus,
     recovery,
+    reload,
     rules,
     series,
     silences,
@@ -40,6 +41,7 @@ def include_all(app: FastAPI) -> None:
         rules,
         recovery,
         objects,
+        reload,
         series,
         status,
         tokens,
@@ -47,6 +49,7 @@ def include_all(app: FastAPI) -> None:
         audit,
     ):
         app.include_router(module.router)
+    app.include_router(health.details)
     web.install(app)
     unguarded = [
         f"{sorted(r.methods or ())} {r.path}" for r in api_routes(app) if access_rule(r) is None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -19,9 +20,16 @@ class GracefulServer(uvicorn.Server):
     `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
     before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
 
-    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        before_shutdown: Callable[[], None],
+        on_hangup: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self._on_hangup = on_hangup
+        self._hangups: set[asyncio.Task[None]] = set()
         self._notifier: Notifier | None = None
         self._status: Callable[[], str] = lambda: "serving"
         self._stalled: Liveness = lambda: None
@@ -44,8 +52,21 @@ class GracefulServer(uvicorn.Server):
         # The app's lifespan (the runtime) has started and the sockets listen.
         if self.started and not self.should_exit and self._notifier is not None:
             self._notifier.ready(self._status(), self._stalled)
+        if self.started and self._on_hangup is not None:
+            # Only once the runtime runs: a SIGHUP before then keeps its default (ends us).
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hangup)
+
+    def _hangup(self) -> None:
+        """SIGHUP: run `on_hangup` (a config reload) as a task; a held reference keeps it
+        from being collected before it ends."""
+        assert self._on_hangup is not None
+        task = asyncio.get_running_loop().create_task(self._on_hangup(), name="sighup")
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
 
     async def shutdown(self, sockets: Any = None) -> None:
+        if self._on_hangup is not None:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if self._notifier is not None:
             await self._notifier.stopping()
         self._before_shutdown()

@@ -75,12 +75,13 @@ class CheckObjects(ObjectKind[Check[Any]]):
     def __init__(self, catalog: Catalog, redactor: Redactor) -> None:
         super().__init__(catalog)
         self._redactor = redactor
-        self._config_checks = {c.name for c in catalog.config.checks}
+        self.config_checks = {c.name for c in catalog.config.checks}
+        """The names of the config file's checks (a reload replaces them)."""
         self.context: CheckContext | None = None
         """The HTTP session checks share; set at start, before which nothing is built."""
 
     def in_config(self, name: str) -> bool:
-        return name in self._config_checks
+        return name in self.config_checks
 
     def validate(self, body: dict[str, Any]) -> Check[Any]:
         config = self._model(body)

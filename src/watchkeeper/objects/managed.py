@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -69,6 +70,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 def redact_definition(value: Any, redactor: Redactor) -> Any:
     """The definition with secrets masked, for responses: the values `redactor` knows, and
@@ -99,6 +102,7 @@ class ManagedObjects:
         self._clock = clock
         self._broken = broken
         catalog = Catalog(config, target)
+        self._catalog = catalog
         self._checks = CheckObjects(catalog, redactor)
         kinds: list[ObjectKind[Any]] = [PolicyObjects(catalog), self._checks, RuleObjects(catalog)]
         self._kinds: dict[Kind, ObjectKind[Any]] = {k.kind: k for k in kinds}
@@ -137,6 +141,81 @@ class ManagedObjects:
         if found is None:
             return None
         return redact_definition(found.record.definition, Redactor(found.value.secrets()))
+
+    # -- a reloaded config file -----------------------------------------------------------
+
+    @property
+    def writing(self) -> asyncio.Lock:
+        """Held by every write; a reload holds it too, so no write validates against a config
+        that is being replaced."""
+        return self._lock
+
+    def clashes(self, config: Config) -> list[tuple[tuple[int | str, ...], str]]:
+        """What in `config` (a reloaded config file) does not hold together with the
+        API-managed objects, each with where in the file (`("checks", 2, "name")`): a name
+        taken by one, or a channel, escalation policy or check one refers to that `config` no
+        longer defines (located at the section). Empty when `config` can be used."""
+        problems: list[tuple[tuple[int | str, ...], str]] = []
+        for kind, section, names in (
+            (Kind.CHECK, "checks", [c.name for c in config.checks]),
+            (Kind.ESCALATION_POLICY, "escalation", [p.name for p in config.escalation]),
+            (Kind.RULE, "rules", [r.name for r in config.rules]),
+        ):
+            what = self._kinds[kind].what
+            problems += [
+                (
+                    (section, i, "name"),
+                    f"{what} {name!r} is managed over the API; delete it there or rename this one",
+                )
+                for i, name in enumerate(names)
+                if name in self._kinds[kind].managed
+            ]
+        channels = {c.name for c in config.notifications}
+        policies = {p.name for p in config.escalation} | set(self.managed_policies)
+        checks = {c.name for c in config.checks} | set(self.checks)
+
+        def gone(what: str, name: str, refers: str, missing: str) -> str:
+            return (
+                f"{what} {name!r} (managed over the API) {refers} {missing!r}, which the file "
+                "no longer defines"
+            )
+
+        def refer(what: str, name: str, notify: Any, escalation: str | None) -> None:
+            problems.extend(
+                (("notifications",), gone(what, name, "notifies channel", channel))
+                for channel in notify or ()
+                if channel not in channels
+            )
+            if escalation is not None and escalation not in policies:
+                problems.append(
+                    (("escalation",), gone(what, name, "names escalation policy", escalation))
+                )
+
+        for name, check in self.checks.items():
+            refer("check", name, check.value.config.notify, check.value.config.escalation)
+            problems.extend(
+                (("checks",), gone("check", name, "depends on check", other))
+                for other in check.value.config.depends_on
+                if other not in checks
+            )
+        for name, rule in self.managed_rules.items():
+            refer("rule", name, rule.value.notify, rule.value.escalation)
+        for name, policy in self.managed_policies.items():
+            notify = [c for step in policy.value.steps for c in step.notify]
+            refer("escalation policy", name, notify, None)
+        return problems
+
+    def use_config(self, config: Config) -> None:
+        """Follow a reloaded config file (`clashes` found nothing): its policies and rules
+        replace the old file's, the API-managed ones stay, and new definitions are
+        validated against it. The caller holds `writing`."""
+        catalog = self._catalog
+        catalog.config = config
+        catalog.channels = frozenset(c.name for c in config.notifications)
+        self._checks.config_checks = {c.name for c in config.checks}
+        # In place: the dispatcher and the rule service read these very dicts.
+        _follow(self.policies, self.managed_policies, {p.name: p for p in config.escalation})
+        _follow(self.rules, self.managed_rules, {r.name: r for r in config.rules})
 
     # -- validation -------------------------------------------------------------------------
 
@@ -396,6 +475,13 @@ class ManagedObjects:
     def _reconfigure(self) -> None:
         rules, policies = self.rules.values(), self.policies.values()
         self._target.reconfigure_alerting(rules=rules, policies=policies)
+
+
+def _follow(merged: dict[str, T], managed: Mapping[str, Any], of_file: dict[str, T]) -> None:
+    """`merged` (both sources) with the config file's entries replaced by `of_file`'s."""
+    for name in [n for n in merged if n not in managed]:
+        del merged[name]
+    merged.update(of_file)
 
 
 def definition_of(value: BaseModel) -> dict[str, Any]:

@@ -30,6 +30,36 @@ class ServiceMetrics:
             "Notifications queued and not yet delivered.",
             registry=r,
         )
+        # The self-watch's measures (watchkeeper.engine.selfwatch), refreshed every pass.
+        self.outbox_oldest_age = Gauge(
+            "watchkeeper_outbox_oldest_age_seconds",
+            "How long the oldest undelivered notification has waited.",
+            registry=r,
+        )
+        self.event_loop_lag = Gauge(
+            "watchkeeper_event_loop_lag_seconds",
+            "How late the self-watch's last timed wake-up fired (a blocked event loop).",
+            registry=r,
+        )
+        self.storage_write = Gauge(
+            "watchkeeper_storage_write_seconds",
+            "How long the last timed trivial database write took.",
+            registry=r,
+        )
+        self.resident_memory = Gauge(
+            "watchkeeper_resident_memory_bytes",
+            "Resident memory (RSS) of the process.",
+            registry=r,
+        )
+        self.open_fds = Gauge(
+            "watchkeeper_open_fds", "Open file descriptors of the process.", registry=r
+        )
+        self.selfwatch_status = Gauge(
+            "watchkeeper_selfwatch_status",
+            "Each self-watch measure against its thresholds: 0 pass, 1 warn, 2 fail.",
+            ["measure"],
+            registry=r,
+        )
         self.open_alerts = Gauge("watchkeeper_alerts_open", "Alerts currently open.", registry=r)
         self.pings_rate_limited = Counter(
             "watchkeeper_pings_rate_limited",

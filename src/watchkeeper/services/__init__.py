@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from watchkeeper.services.alerts import AlertService
     from watchkeeper.services.checks import CheckService
     from watchkeeper.services.dashboard import DashboardService
+    from watchkeeper.services.health import HealthService
     from watchkeeper.services.heartbeats import HeartbeatService
     from watchkeeper.services.maintenance import MaintenanceService
     from watchkeeper.services.recovery import RecoveryService
+    from watchkeeper.services.reload import ReloadService
     from watchkeeper.services.rules import RuleService
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.sessions import SessionService
+from watchkeeper.services.setup import SetupService
 from watchkeeper.services.tokens import TokenService
 from watchkeeper.services.users import UserService
 
@@ -52,3 +55,6 @@ class Services:
     audit: AuditService
     objects: ObjectService
     recovery: RecoveryService
+    setup: SetupService
+    reload: ReloadService
+    health: HealthService

@@ -26,6 +26,7 @@ from watchkeeper.core.domain import Status
 from watchkeeper.core.redact import Redactor
 from watchkeeper.core.version import __version__
 from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.selfwatch import Reading, SelfWatch
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.services.alerts import AlertCounts, AlertService
@@ -94,6 +95,16 @@ def _entry(component_type: str, status: str, now: str, **extra: Any) -> list[dic
     return [{"componentType": component_type, "status": status, "time": now, **extra}]
 
 
+def reading_entry(reading: Reading, now: str) -> list[dict[str, Any]]:
+    """A self-watch reading as a health document entry."""
+    extra: dict[str, Any] = {"observedUnit": reading.unit}
+    if reading.value is not None:
+        extra["observedValue"] = reading.value
+    if reading.output:
+        extra["output"] = reading.output
+    return _entry(reading.component_type, reading.status, now, **extra)
+
+
 @dataclass(slots=True)
 class StatusService:
     """Reads what the running parts say about themselves; changes nothing."""
@@ -107,6 +118,7 @@ class StatusService:
     broken: BrokenObjects
     metrics: ServiceMetrics
     redactor: Redactor
+    selfwatch: SelfWatch
     flush: Callable[[], Awaitable[None]]
     """Writes the buffered results, so the newest ones count."""
     is_started: Callable[[], bool]
@@ -205,7 +217,7 @@ class StatusService:
             lag = scheduler.last_lag
             checks["scheduler:lag"] = _entry(
                 "component",
-                "pass" if lag < 1 else "warn" if lag < 10 else "fail",
+                self.selfwatch.config.scheduler_lag.level(lag),
                 now,
                 observedValue=round(lag, 4),
                 observedUnit="s",
@@ -215,15 +227,25 @@ class StatusService:
         if outbox is None:
             checks["outbox:depth"] = _entry("component", "fail", now, output="outbox not running")
         else:
-            status = "pass" if outbox.depth < 100 else "warn"
+            depth = outbox.depth
+            # The worker counts at the end of a pass; a stuck one keeps its old count, so the
+            # self-watch's own count (from the table) wins when it is larger.
+            counted = self.selfwatch.readings.get("outbox:depth")
+            if counted is not None and counted.value is not None:
+                depth = max(depth, int(counted.value))
+            status = self.selfwatch.config.outbox_depth.level(depth)
             extra: dict[str, Any] = {
-                "observedValue": outbox.depth,
+                "observedValue": depth,
                 "observedUnit": "notifications",
             }
             if outbox.failed:
                 extra["output"] = f"{outbox.failed} notifications failed for good since start"
-                status = "warn"
+                status = max(status, "warn", key=_RANK.__getitem__)
             checks["outbox:depth"] = _entry("component", status, now, **extra)
+
+        # The self-watch's latest pass: what the live figures above do not cover.
+        for key, reading in self.selfwatch.readings.items():
+            checks.setdefault(key, reading_entry(reading, now))
 
         if broken := self.broken.all():
             # Each is ignored (fail-open) and has its own alert; say which they are.

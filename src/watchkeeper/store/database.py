@@ -104,6 +104,18 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    async def size_bytes(self) -> int | None:
+        """How large the database is on disk (None: the engine cannot tell)."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                pages = (await conn.execute(text("PRAGMA page_count"))).scalar_one()
+                page_size = (await conn.execute(text("PRAGMA page_size"))).scalar_one()
+                return int(pages) * int(page_size)
+            if self.dialect == "postgresql":
+                query = text("SELECT pg_database_size(current_database())")
+                return int((await conn.execute(query)).scalar_one())
+        return None
+
     async def close(self) -> None:
         await self.engine.dispose()
 

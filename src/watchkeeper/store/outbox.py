@@ -84,6 +84,14 @@ async def depth(db: Database) -> int:
         return int(value.scalar_one())
 
 
+async def backlog(db: Database) -> tuple[int, datetime | None]:
+    """Entries waiting for delivery, and when the oldest of them was queued (None: none)."""
+    query = select(func.count(), func.min(OB.c.created_at)).where(OB.c.status == PENDING)
+    async with db.connect() as conn:
+        count, oldest = (await conn.execute(query)).one()
+        return int(count), oldest
+
+
 async def list_entries(db: Database, *, status: str | None = None, limit: int = 100) -> list[Any]:
     query = select(OB).order_by(OB.c.id.desc()).limit(limit)
     if status:

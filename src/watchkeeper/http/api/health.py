@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from watchkeeper.http.deps import get_services
-from watchkeeper.http.roles import PUBLIC
+from watchkeeper.http.roles import HEALTH_DETAILS, PUBLIC
 from watchkeeper.services import Services
 
 # Probes answer anyone: load balancers and orchestrators hold no credentials.
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
+# The detailed documents: a viewer's, unless `server.health_details: public`.
+details = APIRouter(tags=["health"], dependencies=[Depends(HEALTH_DETAILS)])
 
 HEALTH_JSON = "application/health+json"
 
@@ -81,3 +83,42 @@ async def health(services: Services = Depends(get_services)) -> JSONResponse:
     body = await services.status.health()
     failing = body["status"] == "fail"
     return JSONResponse(body, status_code=503 if failing else 200, media_type=HEALTH_JSON)
+
+
+def _answer(body: dict[str, Any]) -> JSONResponse:
+    failing = body["status"] == "fail"
+    return JSONResponse(body, status_code=503 if failing else 200, media_type=HEALTH_JSON)
+
+
+_DETAILED = {
+    "response_class": HealthJSONResponse,
+    "response_model": HealthOut,
+    "responses": {503: {"description": "A component fails", "model": HealthOut}},
+}
+
+
+@details.get(
+    "/health/detailed",
+    summary="Every component, the database, the process, self-alerts and the watchdog",
+    **_DETAILED,  # type: ignore[arg-type]
+)
+async def detailed(services: Services = Depends(get_services)) -> JSONResponse:
+    return _answer(await services.health.detailed())
+
+
+@details.get(
+    "/health/database",
+    summary="The database: reachable, read and write times, revision, size, masked URL",
+    **_DETAILED,  # type: ignore[arg-type]
+)
+async def database(services: Services = Depends(get_services)) -> JSONResponse:
+    return _answer(await services.health.database())
+
+
+@details.get(
+    "/health/system",
+    summary="The process: event-loop lag, memory, open files, CPU time, uptime, load",
+    **_DETAILED,  # type: ignore[arg-type]
+)
+async def system(services: Services = Depends(get_services)) -> JSONResponse:
+    return _answer(await services.health.system())

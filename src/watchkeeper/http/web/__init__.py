@@ -5,11 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from watchkeeper.http.web import account, actions, docs, live, login, pages
+from watchkeeper.http.web import account, actions, docs, live, login, pages, setup
 from watchkeeper.http.web.access import install_login_redirect
 from watchkeeper.http.web.templates import STATIC_DIR, build_environment
 
-ROUTERS = (login.router, live.router, actions.router, pages.router, account.router)
+ROUTERS = (
+    login.router,
+    setup.router,
+    live.router,
+    actions.router,
+    pages.router,
+    account.router,
+)
 
 
 def install(app: FastAPI) -> None:

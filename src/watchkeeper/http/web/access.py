@@ -1,4 +1,5 @@
-"""Access for HTML pages: the API's roles, but an anonymous browser is sent to the login page."""
+"""Access for HTML pages: the API's roles, but an anonymous browser is sent to the login page
+(to the first-run setup page while no user exists)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
+from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, RequireRole, Role, _bearer, _cookie, authorize
 
 LOGIN_PATH = "/dashboard/login"
+SETUP_PATH = "/setup"
+"""Where an anonymous browser goes instead while no user exists (web/setup.py)."""
 
 
 class LoginRequired(Exception):
@@ -62,8 +66,11 @@ def safe_next(value: str | None) -> str:
 
 
 def install_login_redirect(app: FastAPI) -> None:
-    async def redirect(_request: Request, exc: Exception) -> RedirectResponse:
+    async def redirect(request: Request, exc: Exception) -> RedirectResponse:
         assert isinstance(exc, LoginRequired)
+        if await get_services(request).setup.needed():
+            # Nobody could log in: the first-run page says how to get its one-time link.
+            return RedirectResponse(SETUP_PATH, 303)
         return RedirectResponse(f"{LOGIN_PATH}?next={quote(exc.next_url, safe='')}", 303)
 
     app.add_exception_handler(LoginRequired, redirect)

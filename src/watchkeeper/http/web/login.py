@@ -18,7 +18,7 @@ from watchkeeper.services import Services
 router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=[Depends(PUBLIC)])
 
 
-def _form(
+async def _form(
     request: Request,
     services: Services,
     next_url: str,
@@ -30,7 +30,13 @@ def _form(
     response = HTMLResponse("", status_code=status, headers={"Cache-Control": "no-store"})
     token = sessions.issue_login_csrf(response, secure, path=LOGIN_PATH)
     html = request.app.state.templates.get_template("login.html").render(
-        csrf=token, next=next_url, error=error, username=username, nonce=csp_nonce(request)
+        csrf=token,
+        next=next_url,
+        error=error,
+        username=username,
+        nonce=csp_nonce(request),
+        # Nobody can log in yet: say where the first account is made.
+        setup=await services.setup.needed(),
     )
     response.body = response.render(html)
     response.headers["content-length"] = str(len(response.body))
@@ -41,29 +47,29 @@ def _form(
 async def login_page(
     request: Request, next: str | None = None, services: Services = Depends(get_services)
 ) -> Response:
-    return _form(request, services, safe_next(next), None, 200)
+    return await _form(request, services, safe_next(next), None, 200)
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, services: Services = Depends(get_services)) -> Response:
     if not sessions.is_form(request):
-        return _form(request, services, "/dashboard", "Log in with the form.", 400)
+        return await _form(request, services, "/dashboard", "Log in with the form.", 400)
     form = await request.form()
     next_url = safe_next(str(form.get("next") or ""))
     given = form.get(sessions.CSRF_FIELD)
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE)
     if not sessions.tokens_match(expected, given if isinstance(given, str) else None):
-        return _form(request, services, next_url, "The form expired; please try again.", 403)
+        return await _form(request, services, next_url, "The form expired; please try again.", 403)
     try:
         credentials = LoginIn.model_validate(
             {"username": form.get("username"), "password": form.get("password")}
         )
         session_id, _session = await sign_in(request, services, credentials)
     except ValidationError:
-        return _form(request, services, next_url, "Enter a username and a password.", 400)
+        return await _form(request, services, next_url, "Enter a username and a password.", 400)
     except DomainError as exc:
         message = "Wrong username or password." if exc.status == 401 else exc.detail
-        return _form(request, services, next_url, message, exc.status, credentials.username)
+        return await _form(request, services, next_url, message, exc.status, credentials.username)
     response = RedirectResponse(next_url, 303)
     sessions.set_session_cookie(
         response,
