@@ -188,3 +188,22 @@ async def test_a_restart_spreads_the_first_runs_of_the_checks_over_five_seconds(
     assert all(0 <= at <= 5.0 for at in first_runs)
     assert len(set(first_runs)) == len(checks)
     assert first_runs[-1] - first_runs[0] > 2.0
+
+
+async def test_a_deadline_that_passed_while_stopped_fires_once_at_the_restart(
+    tmp_path: Path, receiver: WebhookReceiver, clock: FakeClock, runtimes: Runtimes
+) -> None:
+    config = make_config(tmp_path / "wk.db", receiver, HEARTBEATS[1:])
+    first = await runtimes.start(config)
+    await ping(first, "backup", PingKind.SUCCESS)
+    await runtimes.stop(first)
+
+    clock.advance(2 * timedelta(hours=1))  # down at T0 + 1h 5m, while nothing ran
+    await runtimes.start(config)
+    (down,) = await receiver.wait_for(
+        lambda r: about(r, "backup", "alert.firing"), 5, "backup's page"
+    )
+    assert sent_at(down) == T0 + 2 * timedelta(hours=1)
+    await run_until(clock, T0 + 3 * timedelta(hours=1), loops=LOOPS)
+    assert receiver.redeliveries == {}
+    assert len(about(receiver, "backup", "alert.firing")) == 1
