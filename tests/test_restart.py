@@ -207,3 +207,55 @@ async def test_a_deadline_that_passed_while_stopped_fires_once_at_the_restart(
     await run_until(clock, T0 + 3 * timedelta(hours=1), loops=LOOPS)
     assert receiver.redeliveries == {}
     assert len(about(receiver, "backup", "alert.firing")) == 1
+
+
+async def test_a_check_flapping_at_the_restart_still_flaps_and_its_alert_resolves_when_it_settles(
+    tmp_path: Path, receiver: WebhookReceiver, clock: FakeClock, runtimes: Runtimes
+) -> None:
+    config = make_config(tmp_path / "wk.db", receiver, HEARTBEATS[1:])
+    config = config.model_copy(
+        update={
+            "alerting": config.alerting.model_copy(
+                update={
+                    "flapping": config.alerting.flapping.model_copy(
+                        update={"window": 4, "high": 50.0, "low": 25.0}
+                    )
+                }
+            )
+        }
+    )
+    first = await runtimes.start(config)
+    for kind in (PingKind.SUCCESS, PingKind.FAIL, PingKind.SUCCESS, PingKind.FAIL):
+        clock.advance(1)  # a failure and a success at one instant would be one failure
+        await ping(first, "backup", kind)
+    assert first.flaps.is_flapping("backup")
+    await receiver.wait_for(
+        lambda r: [
+            d
+            for d in r.accepted("alert.firing")
+            if d.payload["alert"]["fingerprint"] == "flapping:backup"
+        ],
+        5,
+        "the flapping alert's page",
+    )
+    await runtimes.stop(first)
+
+    second = await runtimes.start(config)
+    # Its recent results and verdict come back from the database.
+    assert second.flaps.is_flapping("backup")
+    for _ in range(4):  # it settles: four passes in a row
+        clock.advance(1)
+        await ping(second, "backup", PingKind.SUCCESS)
+    assert not second.flaps.is_flapping("backup")
+    await receiver.wait_for(
+        lambda r: [
+            d
+            for d in r.accepted("alert.resolved")
+            if d.payload["alert"]["fingerprint"] == "flapping:backup"
+        ],
+        5,
+        "the flapping alert's all-clear",
+    )
+    assert receiver.redeliveries == {}
+    resolved = [d for d in receiver.accepted("alert.resolved")]
+    assert [d.payload["alert"]["fingerprint"] for d in resolved] == ["flapping:backup"]

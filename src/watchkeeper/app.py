@@ -683,6 +683,7 @@ class Runtime:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.rules.load(list(self.managed.rules.values()))
         await self.rules.restore()
+        await self.flaps.restore()
         for name, state in self.states.items():
             if name in self.check_configs:
                 self.metrics.observe_state(name, state.status)
