@@ -18,7 +18,10 @@ from tests.support.clock import FakeClock, run_until, until_parked
 from tests.support.servers import WebhookReceiver
 from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.engine.heartbeat.monitor import PingKind
+from watchkeeper.store.database import Database
+from watchkeeper.store.results import ResultWriter, recent_statuses
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -259,3 +262,17 @@ async def test_a_check_flapping_at_the_restart_still_flaps_and_its_alert_resolve
     assert receiver.redeliveries == {}
     resolved = [d for d in receiver.accepted("alert.resolved")]
     assert [d.payload["alert"]["fingerprint"] for d in resolved] == ["flapping:backup"]
+
+
+async def test_the_latest_statuses_of_every_check_come_back_oldest_first(db: Database) -> None:
+    writer = ResultWriter(db, lambda _name: None)
+    for i, status in enumerate(["up", "down", "up", "down", "degraded"]):
+        at = T0 + timedelta(seconds=i)
+        writer.record("api", at, CheckResult(Status(status), status))
+        if i < 2:
+            writer.record("web", at, CheckResult(Status(status), status))
+    await writer.flush()
+    assert await recent_statuses(db, 3) == {
+        "api": ["up", "down", "degraded"],
+        "web": ["up", "down"],
+    }
