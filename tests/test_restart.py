@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.clock import FakeClock, run_until, until_parked
 from tests.support.servers import WebhookReceiver
+from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.core.domain import CheckResult, Status
@@ -131,7 +132,7 @@ async def test_an_escalation_and_a_heartbeat_deadline_in_flight_fire_at_their_ti
     await ping(first, "nightly", PingKind.FAIL)
     await ping(first, "backup", PingKind.SUCCESS)
     (page,) = await receiver.wait_for(
-        lambda r: about(r, "nightly", "alert.firing"), 5, "the first page"
+        lambda r: about(r, "nightly", "alert.firing"), 15, "the first page"
     )
     assert sent_at(page) == T0
 
@@ -145,7 +146,7 @@ async def test_an_escalation_and_a_heartbeat_deadline_in_flight_fire_at_their_ti
     assert about(receiver, "nightly", "alert.escalated") == []
     await run_until(clock, T0 + 10 * MINUTE + SOON, loops=LOOPS)
     (escalated,) = await receiver.wait_for(
-        lambda r: about(r, "nightly", "alert.escalated"), 5, "manager's page"
+        lambda r: about(r, "nightly", "alert.escalated"), 15, "manager's page"
     )
     # At its original time, not ten minutes after the restart.
     assert T0 + 10 * MINUTE <= sent_at(escalated) <= T0 + 10 * MINUTE + SOON
@@ -156,7 +157,7 @@ async def test_an_escalation_and_a_heartbeat_deadline_in_flight_fire_at_their_ti
     assert about(receiver, "backup", "alert.firing") == []
     await run_until(clock, backup_down + SOON, loops=LOOPS)
     (down,) = await receiver.wait_for(
-        lambda r: about(r, "backup", "alert.firing"), 5, "backup's page"
+        lambda r: about(r, "backup", "alert.firing"), 15, "backup's page"
     )
     assert backup_down <= sent_at(down) <= backup_down + SOON
 
@@ -204,7 +205,7 @@ async def test_a_deadline_that_passed_while_stopped_fires_once_at_the_restart(
     clock.advance(2 * timedelta(hours=1))  # down at T0 + 1h 5m, while nothing ran
     await runtimes.start(config)
     (down,) = await receiver.wait_for(
-        lambda r: about(r, "backup", "alert.firing"), 5, "backup's page"
+        lambda r: about(r, "backup", "alert.firing"), 15, "backup's page"
     )
     assert sent_at(down) == T0 + 2 * timedelta(hours=1)
     await run_until(clock, T0 + 3 * timedelta(hours=1), loops=LOOPS)
@@ -238,7 +239,7 @@ async def test_a_check_flapping_at_the_restart_still_flaps_and_its_alert_resolve
             for d in r.accepted("alert.firing")
             if d.payload["alert"]["fingerprint"] == "flapping:backup"
         ],
-        5,
+        15,
         "the flapping alert's page",
     )
     await runtimes.stop(first)
@@ -256,12 +257,13 @@ async def test_a_check_flapping_at_the_restart_still_flaps_and_its_alert_resolve
             for d in r.accepted("alert.resolved")
             if d.payload["alert"]["fingerprint"] == "flapping:backup"
         ],
-        5,
+        15,
         "the flapping alert's all-clear",
     )
     assert receiver.redeliveries == {}
-    resolved = [d for d in receiver.accepted("alert.resolved")]
-    assert [d.payload["alert"]["fingerprint"] for d in resolved] == ["flapping:backup"]
+    # (The check's own first alert may have paged and cleared before it was seen to flap.)
+    resolved = [d.payload["alert"]["fingerprint"] for d in receiver.accepted("alert.resolved")]
+    assert resolved.count("flapping:backup") == 1
 
 
 async def test_the_latest_statuses_of_every_check_come_back_oldest_first(db: Database) -> None:
@@ -276,3 +278,57 @@ async def test_the_latest_statuses_of_every_check_come_back_oldest_first(db: Dat
         "api": ["up", "down", "degraded"],
         "web": ["up", "down"],
     }
+
+
+async def test_a_rule_pending_at_the_restart_fires_when_its_for_wait_ends_not_later(
+    tmp_path: Path, receiver: WebhookReceiver, clock: FakeClock, runtimes: Runtimes
+) -> None:
+    config = make_config(tmp_path / "wk.db", receiver, []).model_copy(
+        update={
+            "rules": [
+                RuleConfig.model_validate(
+                    {"name": "queue", "metric": "queue.depth", "threshold": 100, "for": "5m"}
+                )
+            ]
+        }
+    )
+    labels = {"queue": "mail"}
+    first = await runtimes.start(config)
+    for minute in (0, 1, 2):
+        await run_until(clock, T0 + minute * MINUTE, loops=LOOPS)
+        await observe(first, clock, labels)
+    await run_until(clock, T0 + 2 * MINUTE + SOON, loops=LOOPS)
+    await runtimes.stop(first)
+
+    second = await runtimes.start(config)
+    for minute in (3, 4):
+        await run_until(clock, T0 + minute * MINUTE, loops=LOOPS)
+        await observe(second, clock, labels)
+    await run_until(clock, T0 + 5 * MINUTE - SOON, loops=LOOPS)
+    assert about_rule(receiver, "queue", "alert.firing") == []
+    await run_until(clock, T0 + 5 * MINUTE, loops=LOOPS)
+    await observe(second, clock, labels)
+    await run_until(clock, T0 + 5 * MINUTE + SOON, loops=LOOPS)
+    (page,) = await receiver.wait_for(
+        lambda r: about_rule(r, "queue", "alert.firing"), 15, "the rule's page"
+    )
+    # Five minutes after the condition started to hold, not five after the restart.
+    assert T0 + 5 * MINUTE <= sent_at(page) <= T0 + 5 * MINUTE + SOON
+    await run_until(clock, T0 + 20 * MINUTE, loops=LOOPS)
+    assert len(about_rule(receiver, "queue", "alert.firing")) == 1
+    assert receiver.redeliveries == {}
+
+
+async def observe(runtime: Runtime, clock: FakeClock, labels: dict[str, str]) -> None:
+    """A sample above the threshold now, evaluated before the clock moves on."""
+    parks = clock.parks
+    runtime.rules.observe("queue.depth", labels, 250, clock.now())
+    await until_parked(clock, LOOPS, after=parks)
+
+
+def about_rule(hook: WebhookReceiver, rule: str, event: str) -> list[Any]:
+    return [
+        d
+        for d in hook.attempts
+        if d.answered < 300 and d.event == event and d.payload["alert"].get("rule") == rule
+    ]
