@@ -159,3 +159,19 @@ async def test_health_detailed_shows_each_jobs_last_run(tmp_path: Path) -> None:
     (vacuum,) = checks["housekeeping:vacuum"]
     assert (vacuum["status"], vacuum["outcome"]) == ("pass", SKIPPED)
     assert "auto_vacuum" in vacuum["output"]
+
+
+async def test_a_job_whose_last_run_failed_warns_in_health_detailed_with_its_error(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    config = {"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}}
+    async with running(config, clock=clock) as service:
+        housekeeping = service.runtime.housekeeping
+        housekeeping.jobs["broken"] = Job("broken", HOUR, Counted(clock, fail_on=(1,)))
+        await housekeeping.run_job("broken")
+        body = (await service.client.get("/health/detailed")).json()
+    (broken,) = body["checks"]["housekeeping:broken"]
+    assert (broken["status"], broken["outcome"]) == ("warn", FAILED)
+    assert broken["output"] == "RuntimeError: run 1 broke"
+    assert body["status"] == "warn"
