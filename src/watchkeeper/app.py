@@ -35,6 +35,12 @@ from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.core.version import __version__
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
+from watchkeeper.engine.housekeeping import (
+    Housekeeping,
+    optimize_job,
+    retention_job,
+    vacuum_job,
+)
 from watchkeeper.engine.pipeline import ResultPipeline
 from watchkeeper.engine.scheduler import Scheduler
 from watchkeeper.engine.selfalerts import SelfAlerts
@@ -299,6 +305,11 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        self.housekeeping = Housekeeping(
+            [retention_job(self.retention), optimize_job(self.db), vacuum_job(self.db)],
+            self.clock,
+            redactor=self.redactor,
+        )
         self.selfwatch = SelfWatch(
             config.selfwatch,
             db=self.db,
@@ -342,7 +353,7 @@ class Runtime:
                 self._stop_writer,
                 FLUSH_TIMEOUT_S,
             ),
-            self._task_step("retention", self.retention.run),
+            self._task_step("housekeeping", self.housekeeping.run),
             Step("outbox", self._task("outbox", self.outbox.run), self._stop_outbox),
             Step("rules", self._task("rules", self.rules.run), self._stop_rules),
             Step("recovery", self.recovery.start, self.recovery.stop, RECOVERY_STOP_TIMEOUT_S),
@@ -413,6 +424,7 @@ class Runtime:
                 watchdog=self.watchdog,
                 redactor=self.redactor,
                 started_at=lambda: self.started_at,
+                housekeeping=self.housekeeping,
             ),
             heartbeats=HeartbeatService(
                 monitor=self.heartbeats,
@@ -709,6 +721,7 @@ class Runtime:
             log.warning("repaired %d alerts that did not match their check's state", repaired)
         self.rules.load(list(self.managed.rules.values()))
         await self.rules.restore()
+        await self.flaps.restore()
         for name, state in self.states.items():
             if name in self.check_configs:
                 self.metrics.observe_state(name, state.status)

@@ -18,6 +18,7 @@ class FakeClock:
             raise ValueError("FakeClock needs an aware datetime")
         self._mono = 1000.0
         self._alarms: list[tuple[float, asyncio.Future[None]]] = []
+        self._parked_by: dict[int, str] = {}
         self.parks = 0
         """How many times a `wait` has parked on this clock (to see that a loop went round)."""
 
@@ -37,6 +38,15 @@ class FakeClock:
         """Seconds from now to the earliest parked `wait` deadline (None: nobody waits)."""
         pending = [at for at, alarm in self._alarms if not alarm.done()]
         return min(pending) - self._mono if pending else None
+
+    @property
+    def parked(self) -> dict[str, float]:
+        """Name of each task parked in `wait` -> seconds from now to its deadline."""
+        return {
+            self._parked_by[id(alarm)]: at - self._mono
+            for at, alarm in self._alarms
+            if not alarm.done()
+        }
 
     def set(self, when: datetime) -> None:
         if when.tzinfo is None:
@@ -69,6 +79,8 @@ class FakeClock:
         alarm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (self._mono + seconds, alarm)
         self._alarms.append(entry)
+        task = asyncio.current_task()
+        self._parked_by[id(alarm)] = task.get_name() if task is not None else "?"
         self.parks += 1
         setter = asyncio.ensure_future(event.wait())
         try:
@@ -77,6 +89,7 @@ class FakeClock:
             setter.cancel()
             alarm.cancel()
             self._alarms.remove(entry)
+            self._parked_by.pop(id(alarm), None)
         return event.is_set()
 
 

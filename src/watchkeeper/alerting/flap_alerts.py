@@ -16,9 +16,13 @@ from watchkeeper.alerting.config import FlappingConfig
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.core.domain import Status
 from watchkeeper.core.flapping import FlapChange, FlapDetector
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import results as result_store
 from watchkeeper.store.database import Database
 
 log = logging.getLogger(__name__)
+
+_OBSERVED = frozenset({Status.UP, Status.DEGRADED, Status.DOWN, Status.UNKNOWN})
 
 
 def flapping_fingerprint(check: str) -> str:
@@ -35,6 +39,28 @@ class FlapTracker:
         self._config = config
         self._on_change = on_change
         self._detectors: dict[str, FlapDetector] = {}
+
+    async def restore(self) -> None:
+        """Rebuild each check's detector from its latest stored results, flapping when its
+        flapping alert is open: after a restart a flapping check still holds its alerts back,
+        and its flapping alert resolves when it settles (a fresh detector never would)."""
+        if not self._config.enabled:
+            return
+        window = self._config.window
+        async with self._db.connect() as conn:
+            flapping = set(await alert_store.open_fingerprints(conn, "flapping"))
+        recent = await result_store.recent_statuses(self._db, window)
+        for fingerprint in flapping:  # an open flapping alert with no results left
+            recent.setdefault(fingerprint.removeprefix(flapping_fingerprint("")), [])
+        for check, statuses in recent.items():
+            # What the pipeline observes: results, never a pause.
+            history = [s for s in statuses if s in _OBSERVED]
+            self._detectors[check] = FlapDetector.from_state(
+                {"history": history, "flapping": flapping_fingerprint(check) in flapping},
+                window=window,
+                high=self._config.high,
+                low=self._config.low,
+            )
 
     def forget(self, check: str) -> None:
         self._detectors.pop(check, None)

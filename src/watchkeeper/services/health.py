@@ -22,6 +22,7 @@ import psutil
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.redact import Redactor, redact_url
 from watchkeeper.core.version import __version__
+from watchkeeper.engine.housekeeping import FAILED, Housekeeping
 from watchkeeper.engine.selfwatch import SelfWatch
 from watchkeeper.engine.watchdog import Watchdog
 from watchkeeper.services.status import StatusService, reading_entry
@@ -60,6 +61,7 @@ class HealthService:
     watchdog: Watchdog | None
     redactor: Redactor
     started_at: Callable[[], datetime | None]
+    housekeeping: Housekeeping | None = None
 
     async def detailed(self) -> dict[str, Any]:
         """`/health` with every database and system entry, the self-alerts open now and the
@@ -89,6 +91,7 @@ class HealthService:
             ]
         if self.watchdog is not None:
             checks["watchdog:lastPing"] = self._watchdog(now)
+        checks.update(self._housekeeping(now))
         return _document(checks, notes=["thresholds: README, Self-watch"])
 
     async def database(self) -> dict[str, Any]:
@@ -174,6 +177,33 @@ class HealthService:
         checks["runtime:python"] = [
             {**system, "observedValue": platform.python_version(), "componentId": str(os.getpid())}
         ]
+        return checks
+
+    def _housekeeping(self, now: str) -> dict[str, list[dict[str, Any]]]:
+        """`housekeeping:<job>`: each job's last run (when, how long, how it ended); a job
+        whose last run failed warns (it runs again at its next turn)."""
+        if self.housekeeping is None:
+            return {}
+        checks: dict[str, list[dict[str, Any]]] = {}
+        for name in self.housekeeping.jobs:
+            entry: dict[str, Any] = {"componentType": "component", "time": now}
+            last = self.housekeeping.last_runs.get(name)
+            if last is None:
+                checks[f"housekeeping:{name}"] = [
+                    {**entry, "status": "pass", "observedValue": None, "output": "not run yet"}
+                ]
+                continue
+            checks[f"housekeeping:{name}"] = [
+                {
+                    **entry,
+                    "status": "warn" if last.outcome == FAILED else "pass",
+                    "observedValue": round(last.duration * 1000, 3),
+                    "observedUnit": "ms",
+                    "lastRun": _ts(last.at),
+                    "outcome": last.outcome,
+                    **({"output": last.detail} if last.detail else {}),
+                }
+            ]
         return checks
 
     def _watchdog(self, now: str) -> list[dict[str, Any]]:

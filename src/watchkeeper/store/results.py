@@ -121,6 +121,28 @@ async def recent_results(db: Database, check: str, limit: int = 100) -> list[Any
         return list((await conn.execute(query)).all())
 
 
+async def recent_statuses(db: Database, per_check: int) -> dict[str, list[str]]:
+    """The statuses of each check's latest `per_check` results, oldest first (one query,
+    whatever the number of checks)."""
+    r = tables.check_results
+    rank = (
+        func.row_number()
+        .over(partition_by=r.c.check_name, order_by=(r.c.started_at.desc(), r.c.id.desc()))
+        .label("rank")
+    )
+    latest = select(r.c.check_name, r.c.status, r.c.started_at, r.c.id, rank).subquery()
+    query = (
+        select(latest.c.check_name, latest.c.status)
+        .where(latest.c.rank <= per_check)
+        .order_by(latest.c.check_name, latest.c.started_at, latest.c.id)
+    )
+    statuses: dict[str, list[str]] = {}
+    async with db.connect() as conn:
+        for row in (await conn.execute(query)).all():
+            statuses.setdefault(row.check_name, []).append(row.status)
+    return statuses
+
+
 async def delete_results_before(db: Database, cutoff: datetime) -> int:
     async with db.begin() as conn:
         result = await conn.execute(

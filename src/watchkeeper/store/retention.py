@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -32,13 +31,13 @@ class Pruned:
 
 
 class Retention:
-    def __init__(
-        self, db: Database, config: RetentionConfig, clock: Clock, every: float = 3600.0
-    ) -> None:
+    """Prunes every kind of history past its `storage.retention` (the housekeeping job
+    `retention` runs it each hour; see watchkeeper.engine.housekeeping)."""
+
+    def __init__(self, db: Database, config: RetentionConfig, clock: Clock) -> None:
         self._db = db
         self._config = config
         self._clock = clock
-        self._every = every
 
     async def prune(self) -> Pruned:
         """Delete expired rows now. Open alerts and undelivered notifications are never touched."""
@@ -95,14 +94,3 @@ class Retention:
         if any(dataclasses.astuple(pruned)):
             log.info("retention pruned %s", pruned)
         return pruned
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.prune()
-            except Exception:
-                log.exception("retention pass failed; will try again")
-            # Real time between passes: how often to prune is no business of the injected
-            # clock (a fake one would otherwise race ahead an hour per pass); the cutoffs
-            # above do come from it.
-            await asyncio.sleep(self._every)
