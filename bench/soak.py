@@ -289,7 +289,7 @@ async def receiver_outages(
 ) -> None:
     """Down about 10 % of the flip window: each outage followed by about 9x its length up."""
     rng = random.Random(f"{seed}:receiver")
-    t = rng.uniform(0, 9 * prof.receiver_outage[1])
+    t = rng.uniform(0, 9 * sum(prof.receiver_outage) / 2)
     while t < prof.flip_window:
         length = rng.uniform(*prof.receiver_outage)
         mode = rng.choice(["refused", "503"])
@@ -365,7 +365,7 @@ def sample(wk: WatchkeeperProcess, life: Life) -> None:
 async def sampler(holder: list[tuple[WatchkeeperProcess, Life]], every: float) -> None:
     while True:
         await asyncio.sleep(every)
-        if holder:
+        if holder and not holder[-1][1].ended:  # not while it stops: its files are closing
             sample(*holder[-1])
 
 
@@ -555,7 +555,8 @@ async def soak(opts: Namespace, prof: Profile, workdir: Path) -> int:
         me += ["--targets", str(opts.targets)]
     me += ["--minutes", str(opts.minutes)]
     targets = await asyncio.create_subprocess_exec(*me, "--serve-targets", str(port_file))
-    receiver = await SoakReceiver(secret="soak-secret").start()
+    receiver = SoakReceiver(secret="soak-secret")
+    await receiver.start()
     os.environ["HOOK_SECRET"] = "soak-secret"
     locker: asyncio.subprocess.Process | None = None
     lives: list[Life] = []
@@ -609,7 +610,10 @@ async def soak(opts: Namespace, prof: Profile, workdir: Path) -> int:
         drain_started = time.time()
         settled = False
         while time.time() - drain_started < prof.drain:
-            open_alerts, depth = await health_of(wk)
+            try:
+                open_alerts, depth = await health_of(wk)
+            except (aiohttp.ClientError, TimeoutError):
+                open_alerts = depth = -1  # a busy machine: ask again
             if open_alerts == 0 and depth == 0:
                 settled = True
                 break
