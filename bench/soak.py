@@ -31,7 +31,8 @@ outbox is empty the service is stopped and the receiver's log is compared with t
 * RSS and open file descriptors of the service (psutil): the first process at start, the last
   one at start, after warm-up and at the end.
 
-Exit status 1 when lost, false or duplicates is above 0 (or a SIGTERM stop did not exit 0).
+Exit status 1 when lost, false or duplicates is above 0, a SIGTERM stop did not exit 0, or
+the end did not settle.
 
 Run from the project root:
 
