@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.alerting.factory import T0, alert, outbox, reread, stored_alert, targets
+from tests.alerting.factory import (
+    T0,
+    alert,
+    outbox,
+    outbox_alert_ids,
+    reread,
+    stored_alert,
+    targets,
+)
 from watchkeeper.alerting.dispatch.context import Pass
 from watchkeeper.alerting.dispatch.resolution import Expiry, Resolution
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.core.domain import AlertStatus
 from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
 HOUR = timedelta(hours=1)
@@ -39,6 +48,10 @@ async def test_an_external_alert_resolves_exactly_when_it_expires(db: Database) 
     assert external.status is AlertStatus.RESOLVED and due.wakeups == []
     stored = await reread(db, external.id)
     assert stored.status is AlertStatus.RESOLVED and stored.resolved_at == T0 + HOUR
+    found = await alert_store.get_alert(db, external.id)
+    assert found is not None
+    # The history says why it resolved without anyone saying so.
+    assert [e.comment for e in found[1] if e.kind == "resolved"] == ["auto-resolved: not re-sent"]
 
 
 async def test_an_alert_that_never_expires_is_left_alone(db: Database) -> None:
@@ -55,6 +68,9 @@ async def test_an_acknowledgement_is_told_once_to_everyone_paged(db: Database) -
     stage = Resolution(db, targets(channels=["elsewhere"]), StormStage())
     now = T0 + HOUR
     assert await stage.acknowledged(api, now) == 2
+    [entry, _] = await outbox_store.list_entries(db)
+    assert entry.payload["event"] == "alert.acknowledged"
+    assert await outbox_alert_ids(db) == [api.id, api.id]
     assert await outbox(db) == [
         ("ops", "alert.acknowledged", f"{api.id}:alert.acknowledged"),
         ("pager", "alert.acknowledged", f"{api.id}:alert.acknowledged"),
