@@ -60,6 +60,8 @@ def test_a_policy_whose_delays_overflow_is_reported_and_unusable() -> None:
         ("escalation_policy", "oncall"),
         ("escalation_policy", "repeating"),
     }
+    # What is reported broken says why: the overflow itself.
+    assert all(isinstance(e, OverflowError) for e in near_the_end.found.values())
     at = Pass(T0)
     assert unusable_policies({"oncall": ONCALL, "repeating": repeating}, at) == set()
     assert at.found == {}
