@@ -21,9 +21,16 @@ class FakeClock:
         self._parked_by: dict[int, str] = {}
         self.parks = 0
         """How many times a `wait` has parked on this clock (to see that a loop went round)."""
+        self._park_watchers: list[asyncio.Future[None]] = []
 
     def now(self) -> datetime:
         return self._now
+
+    def next_park(self) -> asyncio.Future[None]:
+        """Done when the next `wait` parks on this clock."""
+        watcher: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._park_watchers.append(watcher)
+        return watcher
 
     def monotonic(self) -> float:
         return self._mono
@@ -82,6 +89,10 @@ class FakeClock:
         task = asyncio.current_task()
         self._parked_by[id(alarm)] = task.get_name() if task is not None else "?"
         self.parks += 1
+        watchers, self._park_watchers = self._park_watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(None)
         setter = asyncio.ensure_future(event.wait())
         try:
             await asyncio.wait({setter, alarm}, return_when=asyncio.FIRST_COMPLETED)
@@ -98,7 +109,7 @@ async def until_parked(clock: FakeClock, loops: int = 1, *, after: int = 0) -> N
     `after` parks happened in all: every loop has done what was due and sleeps again."""
     async with asyncio.timeout(5):
         while clock.waiting < loops or clock.parks <= after:
-            await asyncio.sleep(0.002)
+            await clock.next_park()  # only a park can make either count grow
 
 
 async def run_until(clock: FakeClock, until: datetime, loops: int = 1) -> None:
