@@ -60,6 +60,7 @@ from watchkeeper.services.checks import CheckService
 from watchkeeper.services.dashboard import DashboardService
 from watchkeeper.services.health import HealthService
 from watchkeeper.services.heartbeats import HeartbeatService
+from watchkeeper.services.incidents import IncidentService
 from watchkeeper.services.maintenance import MaintenanceService
 from watchkeeper.services.objects import ObjectService
 from watchkeeper.services.recovery import RecoveryService
@@ -72,6 +73,8 @@ from watchkeeper.services.silences import SilenceService
 from watchkeeper.services.status import StatusService
 from watchkeeper.services.tokens import TokenService
 from watchkeeper.services.users import UserService
+from watchkeeper.statuspage.events import StatusEventSink
+from watchkeeper.statuspage.snapshot import StatusPages
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -199,6 +202,7 @@ class Runtime:
         redactor: Redactor | None = None,
         on_setup_url: Callable[[str], None] | None = None,
         config_file: ConfigFile | None = None,
+        status_sink: StatusEventSink | None = None,
     ) -> None:
         self.config = config
         self.on_setup_url = on_setup_url
@@ -228,6 +232,8 @@ class Runtime:
         )
         self.started = False
         self.started_at: datetime | None = None
+        self.status_sink: StatusEventSink | None = status_sink
+        """Told of public incident and maintenance changes (the status page subscriptions)."""
         self._runs = 0
         self._wire()
 
@@ -337,6 +343,19 @@ class Runtime:
                 stalled=self._loops_stalled,
                 redactor=self.redactor,
             )
+        self.status_pages = StatusPages(
+            db=self.db,
+            clock=self.clock,
+            pages=lambda: self.config.pages,
+            checks=self.check_configs,
+            states=self.states,
+            windows=lambda: self.config.maintenance,
+            changes=self.changes,
+            public_url=config.server.base_url(),
+            sink=self.status_sink,
+            on_alerts=self._auto_incidents,
+        )
+        """The public status pages, kept in memory (see watchkeeper.statuspage.snapshot)."""
         self.services = self._services()
         """What routes, pages and the CLI call (see watchkeeper.services)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -361,6 +380,7 @@ class Runtime:
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
             self._task_step("selfwatch", self.selfwatch.run),
+            Step("status pages", self._start_status_pages, self._cancel("status-pages")),
             *([self._task_step("watchdog", self.watchdog.run)] if self.watchdog else []),
             Step("gc settle", self._freeze, self._cancel("gc-settle")),
         ]
@@ -469,6 +489,13 @@ class Runtime:
                 managed=self.managed,
                 changes=self.changes,
             ),
+            incidents=IncidentService(
+                db=self.db,
+                clock=self.clock,
+                pages=self.status_pages,
+                sink=self.status_pages.sink,
+            ),
+            status_pages=self.status_pages,
             dashboard=DashboardService(
                 clock=self.clock,
                 checks=checks,
@@ -766,6 +793,14 @@ class Runtime:
             await asyncio.wait_for(self.rules.persist(), timeout=3)
         except Exception:
             log.exception("storing the pending rule series at shutdown failed")
+
+    async def _start_status_pages(self) -> None:
+        # The first snapshot is there before the server answers its first request.
+        await self.status_pages.rebuild()
+        await self._task("status-pages", self.status_pages.run)()
+
+    async def _auto_incidents(self) -> None:
+        await self.services.incidents.open_for_alerts()
 
     async def _start_scheduler(self) -> None:
         self.scheduler.start()

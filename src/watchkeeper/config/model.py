@@ -30,6 +30,7 @@ from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
 from watchkeeper.recovery.config import RecoveryConfig
+from watchkeeper.statuspage.config import StatusPageConfig, resolve_pages
 from watchkeeper.store.config import StorageConfig
 
 
@@ -66,6 +67,10 @@ class Config(StrictModel):
     """A list of actions, or `{max_concurrent, actions}` (see recovery/config.py)."""
     selfwatch: SelfWatchConfig = Field(default_factory=SelfWatchConfig)
     watchdog: WatchdogConfig | None = None
+    status_page: StatusPageConfig | None = None
+    """The short form of one public status page (the first one, at /status)."""
+    status_pages: list[StatusPageConfig] = Field(default_factory=list)
+    """Public status pages (see watchkeeper.statuspage.config)."""
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -108,10 +113,16 @@ class Config(StrictModel):
                 raise ValueError(f"rules[{i}].escalation: {problem}")
         if problem := unknown_policy(self.alerting.default_escalation, policies):
             raise ValueError(f"alerting.default_escalation: {problem}")
+        resolve_pages(self.status_page, self.status_pages)
         cycle = find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")
         return self
+
+    @property
+    def pages(self) -> list[StatusPageConfig]:
+        """Every public status page: the short form `status_page:` first."""
+        return resolve_pages(self.status_page, self.status_pages)
 
     def check(self, name: str) -> CheckConfigBase:
         for check in self.checks:

@@ -13,6 +13,7 @@ from watchkeeper.config.loader import Config
 from watchkeeper.core.version import __version__
 from watchkeeper.http import edge, routes
 from watchkeeper.http.audit import AuditMiddleware
+from watchkeeper.http.status_pages import StatusPageMiddleware
 
 
 def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
@@ -44,5 +45,7 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     edge.install(
         app, rt.config.server, rt.authenticator
     )  # body limits, authentication before bodies, security headers
+    # Outermost: the public status pages answer from memory before anything else runs.
+    app.add_middleware(StatusPageMiddleware, pages=lambda: rt.services.status_pages)
     routes.include_all(app)
     return app

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.dashboard import DashboardService
     from watchkeeper.services.health import HealthService
     from watchkeeper.services.heartbeats import HeartbeatService
+    from watchkeeper.services.incidents import IncidentService
     from watchkeeper.services.maintenance import MaintenanceService
     from watchkeeper.services.recovery import RecoveryService
     from watchkeeper.services.reload import ReloadService
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
     from watchkeeper.services.status import StatusService
+    from watchkeeper.statuspage.snapshot import StatusPages
 
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService
@@ -58,3 +60,6 @@ class Services:
     setup: SetupService
     reload: ReloadService
     health: HealthService
+    incidents: IncidentService
+    status_pages: StatusPages
+    """The public status pages' snapshots (served as they are, without the database)."""

@@ -367,3 +367,60 @@ recovery_guards = Table(
     Column("exhausted", Boolean, nullable=False, server_default=text("false")),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Incidents on the public status pages (issue #18): what customers are told, by page.
+status_incidents = Table(
+    "status_incidents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("page", String(64), nullable=False),  # the status page's slug
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # investigating ... resolved, postmortem
+    Column("impact", String(16), nullable=False),  # none, minor, major, critical
+    Column("draft", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("monitoring_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    Column("postmortem", Text),
+    Column("source", String(16), nullable=False, server_default="api"),  # api, auto
+    Column("alert_fingerprint", String(255)),  # the alert an automatic incident follows
+    Column("created_by", String(255)),
+    Index("ix_status_incidents_page_started", "page", "started_at"),
+)
+
+# The public timeline of an incident: each update's status, Markdown body and what it did
+# to the affected components.
+status_incident_updates = Table(
+    "status_incident_updates",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("status_incidents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("display_at", UTCDateTime(), nullable=False),
+    Column("affected", JSON, nullable=False),  # [{name, old_status, new_status}]
+    Column("created_by", String(255)),
+    Index("ix_status_incident_updates_incident", "incident_id", "created_at"),
+)
+
+# The components an incident affects, with the status each shows while it is open.
+status_incident_components = Table(
+    "status_incident_components",
+    metadata,
+    Column(
+        "incident_id",
+        String(36),
+        ForeignKey("status_incidents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("component", String(100), primary_key=True),
+    Column("status", String(32), nullable=False),
+)
