@@ -201,3 +201,15 @@ async def test_etag_and_last_modified_answer_304_and_heads_are_set(service: Serv
     assert page.status_code == 200 and "Example status" in page.text
     assert "script-src" not in page.headers["content-security-policy"]
     assert "default-src 'none'" in page.headers["content-security-policy"]
+    badge = await service.client.get("/status/badge/API.svg")
+    assert badge.status_code == 200 and badge.headers["content-type"] == "image/svg+xml"
+    assert "API: " in badge.text
+    uptime = await service.client.get("/status/badge/API/uptime.svg?days=7")
+    assert uptime.status_code == 200 and "uptime 7d" in uptime.text
+    assert (await service.client.get("/status/badge/API/uptime.svg?days=91")).status_code == 404
+    assert (await service.client.get("/status/badge/Nope.svg")).status_code == 404
+    history = await service.client.get("/status/history")
+    assert history.status_code == 200 and "Page 1 of 1" in history.text
+    assert (await service.client.get("/status/history?page=2")).status_code == 404
+    head = await service.client.head("/status/summary.json")
+    assert head.status_code == 200 and head.content == b""
