@@ -433,7 +433,7 @@ class Runtime:
                 clock=self.clock,
                 configured=config.maintenance,
                 broken=self.broken,
-                wake_dispatcher=self.wake_dispatcher,
+                wake_dispatcher=self._maintenance_changed,
             ),
             status=status,
             health=HealthService(
@@ -512,6 +512,11 @@ class Runtime:
     def wake_dispatcher(self) -> None:
         """An alert, silence, maintenance window or routing input changed: decide now."""
         self.dispatcher.wake()
+
+    def _maintenance_changed(self) -> None:
+        """A maintenance window was made or deleted: alerts and the status pages follow."""
+        self.dispatcher.wake()
+        self.status_pages.invalidate()
 
     def _observe_recovery(
         self, check: CheckConfigBase, status: Status, transition: Transition | None
@@ -610,6 +615,7 @@ class Runtime:
         for name in [*changes.kinds["rules"].added, *changes.kinds["rules"].changed]:
             await self.rules.put(rules[name])
         self.services.maintenance.configured = new.maintenance
+        self.status_pages.invalidate()  # pages, components and windows may have changed
         self.dispatcher.use_settings(new)
         self.reconfigure_alerting(
             rules=self.managed.rules.values(), policies=self.managed.policies.values()
