@@ -346,7 +346,7 @@ class Runtime:
         self.status_pages = StatusPages(
             db=self.db,
             clock=self.clock,
-            pages=lambda: self.config.pages,
+            pages=self.managed.every_status_page,
             checks=self.check_configs,
             states=self.states,
             windows=lambda: self.config.maintenance,
@@ -512,6 +512,10 @@ class Runtime:
     def wake_dispatcher(self) -> None:
         """An alert, silence, maintenance window or routing input changed: decide now."""
         self.dispatcher.wake()
+
+    def status_pages_changed(self) -> None:
+        """A status page was made, replaced or deleted over the API: rebuild the pages."""
+        self.status_pages.invalidate()
 
     def _maintenance_changed(self) -> None:
         """A maintenance window was made or deleted: alerts and the status pages follow."""

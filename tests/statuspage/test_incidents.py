@@ -255,3 +255,58 @@ async def test_a_firing_critical_alert_on_a_component_opens_one_draft_incident(
         listed = (await client.get("/api/v1/incidents")).json()["items"]
         assert [i["source"] for i in listed] == ["auto"]
         assert (await client.get("/status/summary.json")).json()["incidents"] == []
+
+
+async def test_status_pages_are_managed_over_the_api_by_admins(
+    svc: tuple[Runtime, httpx.AsyncClient],
+) -> None:
+    runtime, client = svc
+    admin = bearer(await token_for(runtime, Role.ADMIN, name="admin"))
+    page = {"slug": "partners", "title": "Partner status", "components": [{"name": "Feeds"}]}
+    refused = await client.post("/api/v1/status-pages", json=page)  # an operator
+    assert refused.status_code == 403
+    pages = runtime.status_pages
+    build = pages.builds
+    created = await client.post("/api/v1/status-pages", json=page, headers=admin)
+    assert created.status_code == 201, created.text
+    await pages.wait_built(build, timeout=5)  # the pages are rebuilt on the change
+    assert created.json()["source"] == "api" and created.json()["name"] == "partners"
+    summary = (await client.get("/status/partners/summary.json")).json()
+    assert summary["page"]["name"] == "Partner status"
+    assert [c["name"] for c in summary["components"]] == ["Feeds"]
+    listed = (await client.get("/api/v1/status-pages")).json()["items"]
+    assert [(p["name"], p["source"]) for p in listed] == [
+        ("main", "config"),
+        ("internal", "config"),
+        ("partners", "api"),
+    ]
+    incident = await client.post(
+        "/api/v1/incidents",
+        json={
+            "name": "Feed delays",
+            "page": "partners",
+            "components": {"Feeds": "degraded_performance"},
+        },
+    )
+    assert incident.status_code == 201, incident.text
+    build = pages.builds
+    replaced = await client.put(
+        "/api/v1/status-pages/partners", json={**page, "title": "Partners"}, headers=admin
+    )
+    assert replaced.status_code == 200, replaced.text
+    await pages.wait_built(build, timeout=5)
+    summary = (await client.get("/status/partners/summary.json")).json()
+    assert summary["page"]["name"] == "Partners"
+    assert [i["name"] for i in summary["incidents"]] == ["Feed delays"]
+
+    reserved = await client.post("/api/v1/status-pages", json={"slug": "history"}, headers=admin)
+    assert reserved.status_code == 422 and "slug" in reserved.text
+    taken = await client.post("/api/v1/status-pages", json={"slug": "main"}, headers=admin)
+    assert taken.status_code == 409
+    config_one = await client.delete("/api/v1/status-pages/main", headers=admin)
+    assert config_one.status_code == 409
+    build = pages.builds
+    gone = await client.delete("/api/v1/status-pages/partners", headers=admin)
+    assert gone.status_code == 204
+    await pages.wait_built(build, timeout=5)
+    assert (await client.get("/status/partners/summary.json")).status_code == 404

@@ -118,6 +118,10 @@ class ObjectTarget(Protocol):
         """Let the dispatcher decide now (an alert resolved, say)."""
         ...
 
+    def status_pages_changed(self) -> None:
+        """Rebuild the public status pages (a page was made, replaced or deleted)."""
+        ...
+
 
 class Catalog:
     """What definitions may refer to: the config, the running service's checks, and every

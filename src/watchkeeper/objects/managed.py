@@ -43,6 +43,8 @@ from watchkeeper.objects.base import (
 from watchkeeper.objects.checks import HOST_CODE_TYPES, CheckObjects, api_ca_file
 from watchkeeper.objects.policies import PolicyObjects
 from watchkeeper.objects.rules import RuleObjects
+from watchkeeper.objects.status_pages import StatusPageObjects
+from watchkeeper.statuspage.config import StatusPageConfig
 from watchkeeper.store.database import Database
 from watchkeeper.store.objects import (
     Kind,
@@ -104,7 +106,12 @@ class ManagedObjects:
         catalog = Catalog(config, target)
         self._catalog = catalog
         self._checks = CheckObjects(catalog, redactor)
-        kinds: list[ObjectKind[Any]] = [PolicyObjects(catalog), self._checks, RuleObjects(catalog)]
+        kinds: list[ObjectKind[Any]] = [
+            PolicyObjects(catalog),
+            self._checks,
+            RuleObjects(catalog),
+            StatusPageObjects(catalog),
+        ]
         self._kinds: dict[Kind, ObjectKind[Any]] = {k.kind: k for k in kinds}
         """Each kind's handler, in the order they load (checks and rules name policies)."""
         self.policies: dict[str, EscalationPolicy] = catalog.policies
@@ -114,6 +121,10 @@ class ManagedObjects:
             Kind.ESCALATION_POLICY
         ].managed
         self.managed_rules: dict[str, Managed[RuleConfig]] = self._kinds[Kind.RULE].managed
+        self.status_pages: dict[str, Managed[StatusPageConfig]] = self._kinds[
+            Kind.STATUS_PAGE
+        ].managed
+        """Status pages made over the API, by slug (shown after the config file's)."""
         self._skipped: dict[tuple[Kind, str], ManagedRecord] = {}
         """Stored objects that did not validate at start: PUT fixes them, DELETE removes."""
         self._why: dict[tuple[Kind, str], str] = {}
@@ -134,6 +145,13 @@ class ManagedObjects:
         """The stored record of an API-managed object (None for the config file's)."""
         found = self._kinds[kind].managed.get(name)
         return found.record if found is not None else None
+
+    def every_status_page(self) -> list[StatusPageConfig]:
+        """The config file's status pages, then those made over the API (by slug)."""
+        return [
+            *self._catalog.config.pages,
+            *(m.value for _, m in sorted(self.status_pages.items())),
+        ]
 
     def check_definition(self, name: str) -> dict[str, Any] | None:
         """A managed check's stored definition with its secrets masked."""
@@ -160,6 +178,7 @@ class ManagedObjects:
             (Kind.CHECK, "checks", [c.name for c in config.checks]),
             (Kind.ESCALATION_POLICY, "escalation", [p.name for p in config.escalation]),
             (Kind.RULE, "rules", [r.name for r in config.rules]),
+            (Kind.STATUS_PAGE, "status_pages", [p.slug for p in config.pages]),
         ):
             what = self._kinds[kind].what
             problems += [

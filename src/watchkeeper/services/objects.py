@@ -22,6 +22,7 @@ from watchkeeper.objects.managed import (
     definition_of,
     redact_definition,
 )
+from watchkeeper.statuspage.config import StatusPageConfig
 from watchkeeper.store.objects import Kind, ManagedRecord
 
 _ERRORS: dict[int, type[DomainError]] = {
@@ -90,7 +91,20 @@ class ObjectService:
             raise NotFound(f"no rule named {name!r}")
         return self._view(Kind.RULE, rule)
 
-    def _view(self, kind: Kind, value: EscalationPolicy | RuleConfig) -> ObjectView:
+    def status_pages(self) -> list[ObjectView]:
+        """Every status page, the config file's and the API's."""
+        return [self._view(Kind.STATUS_PAGE, p) for p in self.managed.every_status_page()]
+
+    def status_page(self, slug: str) -> ObjectView:
+        """One status page; NotFound."""
+        for page in self.managed.every_status_page():
+            if page.slug == slug:
+                return self._view(Kind.STATUS_PAGE, page)
+        raise NotFound(f"no status page with the slug {slug!r}")
+
+    def _view(
+        self, kind: Kind, value: EscalationPolicy | RuleConfig | StatusPageConfig
+    ) -> ObjectView:
         record = self.managed.record(kind, value.name)
         return ObjectView(
             name=value.name,

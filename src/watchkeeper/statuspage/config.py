@@ -95,6 +95,11 @@ class StatusPageConfig(StrictModel):
     """A firing critical alert on a component opens an incident (a draft, or published)."""
     time_zone: str = "UTC"
 
+    @property
+    def name(self) -> str:
+        """The slug: what names a page managed over the API."""
+        return self.slug
+
     @field_validator("auto_incidents", mode="before")
     @classmethod
     def _yaml_off(cls, value: object) -> object:

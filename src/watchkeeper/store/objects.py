@@ -25,6 +25,7 @@ class Kind(StrEnum):
     CHECK = "check"
     ESCALATION_POLICY = "escalation_policy"
     RULE = "rule"
+    STATUS_PAGE = "status_page"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,11 @@ policies_router = APIRouter(
 rules_router = APIRouter(
     prefix="/api/v1/rules", tags=["rules"], dependencies=[Depends(require(Role.VIEWER))]
 )
+status_pages_router = APIRouter(
+    prefix="/api/v1/status-pages",
+    tags=["status pages"],
+    dependencies=[Depends(require(Role.VIEWER))],
+)
 
 _WRITE_PROBLEMS = problems.responses(409, 503)
 
@@ -145,6 +150,28 @@ async def get_rule(name: str, services: Services = Depends(get_services)) -> Any
     return _definition_out(services.objects.rule(name), RuleDefinitionOut)
 
 
+# -- status pages (their incidents: /api/v1/incidents) ------------------------------------
+
+
+class StatusPageOut(DefinitionOut):
+    """A status page's definition, as in the config file (`status_pages:`)."""
+
+
+@status_pages_router.get(
+    "", response_model=Page[StatusPageOut], summary="Status pages (config and API)"
+)
+async def list_status_pages(
+    services: Services = Depends(get_services), limit: Limit = 100, offset: Offset = 0
+) -> Page[StatusPageOut]:
+    views = services.objects.status_pages()
+    return Page.of([_definition_out(v, StatusPageOut) for v in views], limit, offset)
+
+
+@status_pages_router.get("/{slug}", response_model=StatusPageOut, summary="One status page")
+async def get_status_page(slug: str, services: Services = Depends(get_services)) -> Any:
+    return _definition_out(services.objects.status_page(slug), StatusPageOut)
+
+
 def _writes(
     router: APIRouter,
     kind: Kind,
@@ -242,6 +269,18 @@ _writes(
     delete="Delete an API-managed rule: its open alerts resolve",
 )
 
+_writes(
+    status_pages_router,
+    Kind.STATUS_PAGE,
+    StatusPageOut,
+    lambda _request, services, name: _definition_out(
+        services.objects.status_page(name), StatusPageOut
+    ),
+    create="Create a status page (same fields as a `status_pages:` entry; `slug` names it)",
+    replace="Replace an API-managed status page (config-file ones: 409)",
+    delete="Delete an API-managed status page (its incidents stay stored)",
+)
+
 router = APIRouter()
-for _router in (checks_router, policies_router, rules_router):
+for _router in (checks_router, policies_router, rules_router, status_pages_router):
     router.include_router(_router)
