@@ -168,3 +168,31 @@ def test_config_short_form_pages_and_clear_errors() -> None:
         with pytest.raises(ValidationError) as caught:
             Config.model_validate(document)
         assert needle in str(caught.value), (document, str(caught.value))
+
+
+async def test_without_a_status_page_the_paths_go_on_to_the_app() -> None:
+    from types import SimpleNamespace
+
+    from watchkeeper.http.status_pages import StatusPageMiddleware
+
+    sent: list[dict[str, object]] = []
+    reached: list[str] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        reached.append(str(scope["path"]))
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request"}
+
+    pages = SimpleNamespace(builds=0, first=None, domains={}, snapshot=lambda slug=None: None)
+    middleware = StatusPageMiddleware(app, lambda: pages)  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "path": "/status", "headers": [], "query_string": b""}
+    await middleware(scope, receive, send)
+    assert sent[0]["status"] == 503 and reached == []  # not built yet: starting
+    pages.builds = 1
+    await middleware(scope, receive, send)
+    await middleware({**scope, "path": "/status/summary.json"}, receive, send)
+    assert reached == ["/status", "/status/summary.json"]  # none configured: the app's 404

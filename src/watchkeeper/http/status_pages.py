@@ -42,12 +42,14 @@ _NOT_FOUND = b"Not Found"
 
 def _split(path: str, pages: StatusPages) -> tuple[PageSnapshot | None, str] | None:
     """(the page's snapshot, the path under its prefix) when `path` is a status path."""
-    if path == "/status" or path == "/status/":
-        return pages.snapshot(), ""
-    if not path.startswith("/status/"):
+    if not (path == "/status" or path.startswith("/status/")):
         return None
-    rest = path[len("/status") :]
     first = pages.snapshot()
+    if first is None and pages.builds:
+        return None  # no status page is configured
+    if path == "/status" or path == "/status/":
+        return first, ""
+    rest = path[len("/status") :]
     if first is not None and (rest in first.fixed or _dynamic(rest)):
         return first, rest
     slug, _, under = rest[1:].partition("/")
