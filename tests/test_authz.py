@@ -68,10 +68,13 @@ ADMIN_WRITES = {
     ("POST", "/api/v1/rules"),
     ("PUT", "/api/v1/rules/{name}"),
     ("DELETE", "/api/v1/rules/{name}"),
+    ("POST", "/api/v1/status-pages"),
+    ("PUT", "/api/v1/status-pages/{name}"),
+    ("DELETE", "/api/v1/status-pages/{name}"),
     ("POST", "/api/v1/reload"),
 }
-"""Writes of API-managed checks, escalation policies and rules, and reloading the config file
-(which defines them)."""
+"""Writes of API-managed checks, escalation policies, rules and status pages, and reloading
+the config file (which defines them)."""
 
 
 def policy(method: str, path: str) -> Role:

@@ -114,7 +114,9 @@ def _same_shape(expected: Any, actual: Any, where: str) -> None:
             datetime.fromisoformat(actual.replace("Z", "+00:00"))
 
 
-async def test_summary_json_has_every_documented_field_with_its_type(service: Service) -> None:
+async def test_summary_json_has_every_documented_field_and_is_cached_right(
+    service: Service,
+) -> None:
     fixture = json.loads(FIXTURE.read_text())
     created = await service.client.post(
         "/api/v1/incidents",
@@ -170,26 +172,7 @@ async def test_summary_json_has_every_documented_field_with_its_type(service: Se
     assert [m["name"] for m in upcoming["scheduled_maintenances"]] == ["Network work"]
     assert [m["status"] for m in active["scheduled_maintenances"]] == ["in_progress"]
 
-
-async def test_a_failing_check_leaves_operational_within_one_interval_and_a_window_shows(
-    service: Service, target: FlippingTarget
-) -> None:
-    assert await until_component(service, "API", {"operational"}, 5) == "operational"
-    # The active window covers the Database component.
-    db = await until_component(service, "Database", {"under_maintenance"}, 1)
-    assert db == "under_maintenance"
-    target.status = 500
-    failed_at = datetime.now(UTC)
-    status = await until_component(
-        service, "API", {"partial_outage", "major_outage", "degraded_performance"}, 3
-    )
-    assert status == "major_outage", status  # its only check is down
-    assert datetime.now(UTC) - failed_at < timedelta(seconds=2.5)  # one 1 s interval (+ run)
-    status_doc = (await service.client.get("/status/status.json")).json()
-    assert status_doc["status"]["indicator"] == "critical"
-
-
-async def test_etag_and_last_modified_answer_304_and_heads_are_set(service: Service) -> None:
+    # Served from the snapshot with validators and cache headers.
     first = await service.client.get("/status/summary.json")
     etag = first.headers["etag"]
     assert first.headers["last-modified"].endswith("GMT")
@@ -213,3 +196,21 @@ async def test_etag_and_last_modified_answer_304_and_heads_are_set(service: Serv
     assert (await service.client.get("/status/history?page=2")).status_code == 404
     head = await service.client.head("/status/summary.json")
     assert head.status_code == 200 and head.content == b""
+
+
+async def test_a_failing_check_leaves_operational_within_one_interval_and_a_window_shows(
+    service: Service, target: FlippingTarget
+) -> None:
+    assert await until_component(service, "API", {"operational"}, 5) == "operational"
+    # The active window covers the Database component.
+    db = await until_component(service, "Database", {"under_maintenance"}, 1)
+    assert db == "under_maintenance"
+    target.status = 500
+    failed_at = datetime.now(UTC)
+    status = await until_component(
+        service, "API", {"partial_outage", "major_outage", "degraded_performance"}, 3
+    )
+    assert status == "major_outage", status  # its only check is down
+    assert datetime.now(UTC) - failed_at < timedelta(seconds=2.5)  # one 1 s interval (+ run)
+    status_doc = (await service.client.get("/status/status.json")).json()
+    assert status_doc["status"]["indicator"] == "critical"
