@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import Limit, Offset, Text
@@ -47,7 +47,7 @@ class IncidentCreate(_Strict):
     components: dict[Text, ComponentStatus] = Field(default_factory=dict)
     """Affected components and the status each shows while the incident is open."""
     draft: bool = False
-    started_at: datetime | None = None
+    started_at: AwareDatetime | None = None
 
 
 class IncidentPatch(_Strict):
