@@ -310,3 +310,49 @@ async def test_status_pages_are_managed_over_the_api_by_admins(
     assert gone.status_code == 204
     await pages.wait_built(build, timeout=5)
     assert (await client.get("/status/partners/summary.json")).status_code == 404
+
+
+async def test_operators_open_and_update_incidents_from_the_dashboard(
+    svc: tuple[Runtime, httpx.AsyncClient], sink: Sink
+) -> None:
+    from tests.web.test_dashboard import PASSWORD, csrf_of, log_in
+    from watchkeeper.auth.users import create_user
+
+    runtime, _ = svc
+    await create_user(runtime.db, "olga", PASSWORD, Role.OPERATOR, runtime.clock.now())
+    app = create_app(runtime.config, runtime=runtime)
+    # public_url is https: the session cookie is Secure, so the browser speaks https.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://status.example.com"
+    ) as browser:
+        assert (await log_in(browser, "olga")).status_code == 303
+        page = await browser.get("/dashboard/incidents")
+        assert page.status_code == 200 and "Open an incident" in page.text
+        opened = await browser.post(
+            "/dashboard/incidents",
+            data={
+                "csrf_token": csrf_of(page),
+                "page": "main",
+                "name": "Checkout errors",
+                "impact": "major",
+                "components": ["API"],
+                "body": "Looking.",
+            },
+        )
+        assert opened.status_code == 303 and "incident%20opened" in opened.headers["location"]
+        (incident,) = (await runtime.services.incidents.list_incidents())[0]
+        assert incident.components == {"API": "partial_outage"}
+        page = await browser.get("/dashboard/incidents")
+        assert f'data-incident="{incident.id}"' in page.text
+        resolved = await browser.post(
+            f"/dashboard/incidents/{incident.id}/update",
+            data={"csrf_token": csrf_of(page), "status": "resolved", "body": "Fixed."},
+        )
+        assert resolved.status_code == 303
+        forged = await browser.post(
+            f"/dashboard/incidents/{incident.id}/update", data={"status": "monitoring"}
+        )
+        assert forged.status_code == 403
+    done = await runtime.services.incidents.get(incident.id)
+    assert done.status == "resolved" and done.updates[0].body == "Fixed."
+    assert [e.kind for e in sink.events] == ["incident.created", "incident.resolved"]

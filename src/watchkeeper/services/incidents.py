@@ -61,6 +61,10 @@ class IncidentService:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def configured_pages(self) -> list[StatusPageConfig]:
+        """Every status page, in page order (the first is at /status)."""
+        return self.pages.pages()
+
     def page(self, slug: str | None) -> StatusPageConfig:
         """The page `slug` (None: the first); Invalid when there is no such page."""
         configs = self.pages.pages()

@@ -183,6 +183,56 @@ async def create_window(
     return back(next, f"maintenance {name} started")
 
 
+@router.post("/incidents")
+async def create_incident(
+    name: str = Form(max_length=200),
+    page: str = Form(max_length=64),
+    impact: str = Form("minor", max_length=16),
+    components: list[str] = Form(default_factory=list),
+    body: str = Form("", max_length=20000),
+    draft: str = Form(""),
+    next: str = Form("/dashboard/incidents"),
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    try:
+        await services.incidents.create(
+            name=name,
+            actor=principal.name,
+            page=page,
+            impact=impact,
+            body=body or None,
+            components=dict.fromkeys(components, ""),
+            draft=bool(draft),
+        )
+    except Invalid as exc:
+        return back(next, f"not opened: {exc.detail}")
+    return back(next, "incident opened")
+
+
+@router.post("/incidents/{incident_id}/update")
+async def update_incident(
+    incident_id: str,
+    status: str = Form(max_length=16),
+    body: str = Form("", max_length=20000),
+    publish: str = Form(""),
+    next: str = Form("/dashboard/incidents"),
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    try:
+        await services.incidents.update(
+            incident_id,
+            actor=principal.name,
+            status=status,
+            body=body or None,
+            draft=False if publish else None,
+        )
+    except (Invalid, Conflict, NotFound) as exc:
+        return back(next, f"not updated: {exc.detail}")
+    return back(next, f"incident {status}")
+
+
 @router.post("/maintenance/{name}/delete")
 async def delete_maintenance(
     name: str,

@@ -231,6 +231,25 @@ async def silences_page(
     return render(request, "silences.html", principal, silences=silences)
 
 
+@router.get("/incidents", response_class=HTMLResponse)
+async def incidents_page(
+    request: Request, services: Services = Depends(get_services), principal: Principal = VIEWER
+) -> HTMLResponse:
+    incidents, _total = await services.incidents.list_incidents(limit=200)
+    incidents.sort(key=lambda i: i.resolved)  # open ones first, each group newest first
+    pages = services.incidents.configured_pages()
+    return render(
+        request,
+        "incidents.html",
+        principal,
+        incidents=incidents,
+        pages=pages,
+        page_urls={
+            p.slug: "/status" if i == 0 else f"/status/{p.slug}" for i, p in enumerate(pages)
+        },
+    )
+
+
 @router.get("/maintenance", response_class=HTMLResponse)
 async def maintenance_page(
     request: Request, services: Services = Depends(get_services), principal: Principal = VIEWER
