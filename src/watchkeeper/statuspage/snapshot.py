@@ -233,7 +233,8 @@ class StatusPages:
         self._stale = False
         self._dirty = True
         self._since: dict[str, tuple[str, datetime]] = {}
-        self._maintenance_seen: dict[str, str] = {}
+        self._maintenance_seen: dict[str, dict[str, str]] = {}
+        """Per page: each listed maintenance's status at the last rebuild."""
         self._created_at = clock.now()
         self._lock = asyncio.Lock()
         self._built = asyncio.Condition()
@@ -313,7 +314,6 @@ class StatusPages:
         self._daily_at = now
 
     async def _read(self, configs: list[StatusPageConfig], now: datetime) -> None:
-        since = now - timedelta(days=HISTORY_DAYS)
         incidents: dict[str, list[Incident]] = {}
         for config in configs:
             rows, _total = await status_incidents.list_incidents(
@@ -326,7 +326,6 @@ class StatusPages:
             (int(now.timestamp()) // 86400 - HISTORY_DAYS + 1) * 86400, UTC
         )
         daily = await status_history.daily_counts(self.db, names, start, now + timedelta(hours=1))
-        del since
         self._incidents, self._stored_windows, self._daily = incidents, stored, daily
 
     def _feeding(self, config: StatusPageConfig) -> set[str]:
@@ -383,10 +382,11 @@ class StatusPages:
             key = f"{config.slug}\x1f{shown.name}"
             if self._since.get(key, ("",))[0] != shown.status:
                 self._since[key] = (shown.status, now)
+        seen = self._maintenance_seen.setdefault(config.slug, {})
+        current: dict[str, str] = {}
         for m in maintenances:
-            key = f"{config.slug}\x1f{m.id}"
-            previous = self._maintenance_seen.get(key)
-            self._maintenance_seen[key] = m.status
+            previous = seen.get(m.id)
+            current[m.id] = m.status
             kind = None
             if m.status == "in_progress" and previous not in (None, "in_progress"):
                 kind = "maintenance.started"
@@ -407,6 +407,7 @@ class StatusPages:
                         at=now,
                     )
                 )
+        self._maintenance_seen[config.slug] = current  # forgets what is no longer listed
         return view
 
     def _render(self, view: PageView) -> PageSnapshot:
