@@ -1,18 +1,23 @@
-"""The public status page in Debian's Chromium against `watchkeeper run`: uptime bars with 90
-days of history and an incident, with and without JavaScript, on a phone, in the dark."""
+"""The public status page in Debian's Chromium against a real uvicorn server (in-process, one
+per test): uptime bars with 90 days of history and an incident, with and without JavaScript,
+on a phone, in the dark."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvicorn
 
 from tests.support.browser import CHROMIUM_ARGS, artifact, require_chromium
-from tests.support.process import WatchkeeperProcess
-from tests.support.servers import FlippingTarget
+from tests.support.servers import FlippingTarget, free_port, wait_until
+from watchkeeper.app import Runtime
 from watchkeeper.auth import tokens
+from watchkeeper.config.loader import Config
+from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Role
 from watchkeeper.store import rollups
 from watchkeeper.store.database import Database
@@ -46,27 +51,57 @@ async def test_status_page_in_chromium_with_and_without_javascript_and_on_a_phon
     from playwright.async_api import async_playwright, expect
 
     db_url = f"sqlite:///{tmp_path / 'wk.db'}"
-    config = tmp_path / "watchkeeper.yaml"
-    port = target.url.rsplit(":", 1)[1]
-    config.write_text(
-        f"storage: {{url: '{db_url}'}}\n"
-        "checks:\n"
-        f"  - {{name: api, type: http, url: '{target.url}/health', interval: 1s,"
-        " timeout: 1s, component: API}\n"
-        f"  - {{name: web, type: tcp, host: 127.0.0.1, port: {port}, interval: 5s,"
-        " component: Website}\n"
-        "status_page:\n"
-        "  title: Example status\n"
-        "  components:\n"
-        "    - {name: API, description: Public REST API, group: Platform}\n"
-        "    - {name: Website, group: Platform}\n"
+    port = int(target.url.rsplit(":", 1)[1])
+    config = Config.model_validate(
+        {
+            "storage": {"url": db_url},
+            "checks": [
+                {
+                    "name": "api",
+                    "type": "http",
+                    "url": f"{target.url}/health",
+                    "interval": "1s",
+                    "timeout": "1s",
+                    "component": "API",
+                },
+                {
+                    "name": "web",
+                    "type": "tcp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "interval": "5s",
+                    "component": "Website",
+                },
+            ],
+            "status_page": {
+                "title": "Example status",
+                "components": [
+                    {"name": "API", "description": "Public REST API", "group": "Platform"},
+                    {"name": "Website", "group": "Platform"},
+                ],
+            },
+        }
     )
     token = await seed(db_url)
-    wk = await WatchkeeperProcess(config, tmp_path, token=token).start()
+    runtime = Runtime(config)
+    await runtime.start()
+    server_port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, runtime=runtime),
+            host="127.0.0.1",
+            port=server_port,
+            lifespan="off",
+            log_config=None,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{server_port}"
     try:
+        await wait_until(lambda: server.started, 10, "uvicorn serving")
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
             created = await http.post(
-                f"{wk.url}/api/v1/incidents",
+                f"{base}/api/v1/incidents",
                 json={
                     "name": "Elevated API error rates",
                     "impact": "major",
@@ -85,7 +120,7 @@ async def test_status_page_in_chromium_with_and_without_javascript_and_on_a_phon
                 "console",
                 lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None,
             )
-            await page.goto(f"{wk.url}/status")
+            await page.goto(f"{base}/status")
             await expect(page.get_by_role("heading", level=1)).to_have_text("Partial System Outage")
             api = page.locator("li.comp", has_text="Public REST API")
             await expect(api.locator("li.day")).to_have_count(90)
@@ -111,7 +146,7 @@ async def test_status_page_in_chromium_with_and_without_javascript_and_on_a_phon
                 java_script_enabled=False, viewport={"width": 1280, "height": 900}
             )
             plain = await nojs.new_page()
-            await plain.goto(f"{wk.url}/status")
+            await plain.goto(f"{base}/status")
             await expect(plain.locator("li.comp")).to_have_count(2)
             await expect(plain.locator("li.day")).to_have_count(180)
             await expect(plain.get_by_text("Elevated API error rates").first).to_be_visible()
@@ -123,7 +158,7 @@ async def test_status_page_in_chromium_with_and_without_javascript_and_on_a_phon
                 viewport={"width": 390, "height": 844}, color_scheme="dark", is_mobile=True
             )
             small = await phone.new_page()
-            await small.goto(f"{wk.url}/status")
+            await small.goto(f"{base}/status")
             await expect(small.locator("li.comp")).to_have_count(2)
             width = await small.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, width
@@ -133,4 +168,7 @@ async def test_status_page_in_chromium_with_and_without_javascript_and_on_a_phon
             await phone.close()
             await browser.close()
     finally:
-        await wk.stop()
+        runtime.changes.close()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        await runtime.stop()
