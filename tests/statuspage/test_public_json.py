@@ -180,6 +180,13 @@ async def test_summary_json_has_every_documented_field_and_is_cached_right(
     assert int(first.headers["age"]) >= 0
     again = await service.client.get("/status/summary.json", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
+    since = first.headers["last-modified"]
+    unchanged = await service.client.get(
+        "/status/summary.json", headers={"If-Modified-Since": since}
+    )
+    assert unchanged.status_code == 304
+    stale = await service.client.get("/status/summary.json", headers={"If-None-Match": '"x"'})
+    assert stale.status_code == 200 and stale.headers["etag"] == etag
     page = await service.client.get("/status", headers={"Accept-Encoding": "gzip"})
     assert page.status_code == 200 and "Example status" in page.text
     assert "script-src" not in page.headers["content-security-policy"]

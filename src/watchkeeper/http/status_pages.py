@@ -125,7 +125,11 @@ class StatusPageMiddleware:
         if scope.get("scheme") == "https":
             headers.append((b"strict-transport-security", b"max-age=31536000"))
         match = _header(scope, b"if-none-match")
-        if match is not None and rendered.etag.encode() in match:
+        if match is not None:
+            fresh = rendered.etag.encode() in match
+        else:  # If-Modified-Since counts only without If-None-Match (RFC 9110)
+            fresh = _header(scope, b"if-modified-since") == snapshot.last_modified.encode()
+        if fresh:
             await _send(send, scope, 304, None, b"", headers)
             return
         body = rendered.body
