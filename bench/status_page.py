@@ -184,6 +184,11 @@ async def main() -> None:
             )
             for path in ("/status/summary.json", "/status"):
                 url = base + path
+                # Warm up (connections opened, the first checks run), not counted.
+                if use_wrk:
+                    await asyncio.to_thread(run_wrk, url, args.connections, 2, args.threads)
+                else:
+                    await run_asyncio(url, args.connections, 2)
                 if use_wrk:
                     rate, p99 = await asyncio.to_thread(
                         run_wrk, url, args.connections, args.duration, args.threads
