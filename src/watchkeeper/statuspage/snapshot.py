@@ -261,9 +261,13 @@ class StatusPages:
         self.changes.publish(STATUS_PAGE)
 
     async def refresh(self) -> None:
-        """Read the database again and rebuild now (after an incident was written)."""
+        """Read the database again and rebuild now (after an incident was written); a
+        failure is logged (the write it follows is made; the loop tries again)."""
         self._dirty = True
-        await self.rebuild()
+        try:
+            await self.rebuild()
+        except Exception:
+            log.exception("status pages: rebuilding failed")
 
     async def wait_built(self, after: int, timeout: float) -> int:
         """Wait until a build later than number `after` finished; its number."""
