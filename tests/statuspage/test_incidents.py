@@ -247,7 +247,14 @@ async def test_a_firing_critical_alert_on_a_component_opens_one_draft_incident(
             "/api/v1/alerts", json=alert, headers=bearer(await token_for(runtime, Role.ADMIN))
         )
         assert posted.status_code in (200, 201), posted.text
-        made = await runtime.services.incidents.open_for_alerts()
+        # The status page loop opens it once the dispatcher has seen the alert.
+        pages = runtime.status_pages
+        build = pages.builds
+        for _ in range(20):
+            made, _ = await runtime.services.incidents.list_incidents()
+            if made:
+                break
+            build = await pages.wait_built(build, timeout=5)
         assert [(i.name, i.draft, i.components) for i in made] == [
             ("API: API is down", True, {"API": "major_outage"})
         ]

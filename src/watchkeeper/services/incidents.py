@@ -8,6 +8,7 @@ draft is not shown publicly until it is published (`draft: false`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
@@ -58,6 +59,9 @@ class IncidentService:
     clock: Clock
     pages: StatusPages
     sink: StatusEventSink = field(default_factory=NoSink)
+    _auto: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One pass of automatic incidents at a time (the loop's and any other), so none is
+    opened twice for one alert."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -334,6 +338,10 @@ class IncidentService:
         pages = [p for p in self.pages.pages() if p.auto_incidents != "off"]
         if not pages:
             return []
+        async with self._auto:
+            return await self._open_for_alerts(pages)
+
+    async def _open_for_alerts(self, pages: list[StatusPageConfig]) -> list[Incident]:
         alerts, _ = await alert_store.list_alerts(
             self.db, status="firing", severity="critical", limit=1000
         )
