@@ -30,6 +30,7 @@ from watchkeeper.notify import channels as _channels
 from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
 from watchkeeper.recovery.config import RecoveryConfig
+from watchkeeper.statuspage.subscriptions.config import StatusSubscriptionsConfig
 from watchkeeper.store.config import StorageConfig
 
 
@@ -66,6 +67,10 @@ class Config(StrictModel):
     """A list of actions, or `{max_concurrent, actions}` (see recovery/config.py)."""
     selfwatch: SelfWatchConfig = Field(default_factory=SelfWatchConfig)
     watchdog: WatchdogConfig | None = None
+    status_subscriptions: StatusSubscriptionsConfig = Field(
+        default_factory=StatusSubscriptionsConfig
+    )
+    """Email and webhook subscribers of the public status page."""
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -108,6 +113,9 @@ class Config(StrictModel):
                 raise ValueError(f"rules[{i}].escalation: {problem}")
         if problem := unknown_policy(self.alerting.default_escalation, policies):
             raise ValueError(f"alerting.default_escalation: {problem}")
+        channel_types = {n.name: n.type for n in self.notifications}
+        if problem := self.status_subscriptions.channel_problem(channel_types):
+            raise ValueError(f"status_subscriptions.email_channel: {problem}")
         cycle = find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")

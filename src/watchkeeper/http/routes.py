@@ -21,6 +21,7 @@ from watchkeeper.http.api import (
     series,
     silences,
     status,
+    status_subscribers,
     tokens,
     users,
 )
@@ -44,6 +45,7 @@ def include_all(app: FastAPI) -> None:
         reload,
         series,
         status,
+        status_subscribers,
         tokens,
         users,
         audit,

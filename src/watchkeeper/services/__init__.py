@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
     from watchkeeper.services.status import StatusService
+    from watchkeeper.services.status_subscriptions import StatusSubscriptionService
 
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService
@@ -58,3 +59,4 @@ class Services:
     setup: SetupService
     reload: ReloadService
     health: HealthService
+    status_subscriptions: StatusSubscriptionService
