@@ -10,6 +10,7 @@ answer never tells whether an address is subscribed. Only its owner learns it, b
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,9 +196,9 @@ class StatusSubscriptionService:
                     prefix=self.config.subject_prefix,
                 )
                 event = "subscription.exists"
-            entry = outbox_store.OutboxEntry(
-                EMAIL_CHANNEL, f"status-subscribe:{subscriber.id}:{now.isoformat()}", event, payload
-            )
+            # Each request is its own mail (the rate limits bound how many).
+            key = f"status-subscribe:{subscriber.id}:{secrets.token_hex(8)}"
+            entry = outbox_store.OutboxEntry(EMAIL_CHANNEL, key, event, payload)
             await outbox_store.enqueue_new(conn, [entry], now)
         self._on_enqueued()
         return SubscribeForm(page, title, offered)
