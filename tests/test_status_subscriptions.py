@@ -353,14 +353,14 @@ async def test_webhook_subscribers_are_managed_by_admins_and_get_statuspage_bodi
         await receiver.close()
 
 
-async def test_a_publish_repeated_sends_each_subscriber_one_mail(sqlite_db: Database) -> None:
+async def test_a_publish_repeated_sends_each_subscriber_one_mail(db: Database) -> None:
     """Exactly once through the outbox: the Idempotency-Key is the event's and the
-    subscriber's, so the same event published again queues nothing."""
+    subscriber's, so the same event published again queues nothing (on SQLite and PostgreSQL)."""
     clock = FakeClock(T0)
     signer = Signer(b"k" * 32)
     pages = PageDirectory(dict(PAGES))
     mailbox = Mailbox()
-    async with sqlite_db.begin() as conn:
+    async with db.begin() as conn:
         for address, confirmed in (("ann@example.org", True), ("bob@example.org", False)):
             await store.add(
                 conn,
@@ -374,7 +374,7 @@ async def test_a_publish_repeated_sends_each_subscriber_one_mail(sqlite_db: Data
                 confirmed=confirmed,
             )
     notifier = SubscriberNotifier(
-        sqlite_db, clock, signer=signer, links=Links(BASE), pages=pages, enabled=True
+        db, clock, signer=signer, links=Links(BASE), pages=pages, enabled=True
     )
     async with smtp_server(mailbox) as port, aiohttp.ClientSession() as http:
         mailer = SubscriberMailer(
@@ -382,7 +382,7 @@ async def test_a_publish_repeated_sends_each_subscriber_one_mail(sqlite_db: Data
             "status@example.com",
             ChannelContext(http, 5, clock.now),
         )
-        worker = OutboxWorker(sqlite_db, {EMAIL_CHANNEL: mailer}, DeliveryConfig(), clock)
+        worker = OutboxWorker(db, {EMAIL_CHANNEL: mailer}, DeliveryConfig(), clock)
         await notifier.publish(event())
         await notifier.publish(event())  # e.g. the status page retrying after a timeout
         assert await worker.deliver_due() == 1

@@ -43,9 +43,6 @@ class Links:
     def unsubscribe(self, token: str) -> str:
         return f"{self.base}/status/unsubscribe/{quote(token, safe='')}"
 
-    def page(self, slug: str, default: str | None) -> str:
-        return f"{self.base}/status" if slug == default else f"{self.base}/status/{quote(slug)}"
-
 
 def _isoformat(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
