@@ -16,14 +16,17 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+import pytest_asyncio
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.notify.test_email import Inbox, smtp_server
 from tests.support.clock import FakeClock, run_until
 from tests.support.servers import WebhookReceiver
 from tests.support.service import Service, running
+from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.engine.housekeeping import Housekeeping
+from watchkeeper.http.factory import create_app
 from watchkeeper.http.roles import Role
 from watchkeeper.notify.channels.base import ChannelContext
 from watchkeeper.notify.config import DeliveryConfig
@@ -42,7 +45,17 @@ from watchkeeper.store.database import Database
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 BASE = "https://status.example.com"
-PAGES = {"acme": PageInfo(title="Acme Cloud", components=("api", "db"))}
+PAGES = {
+    slug: PageInfo(title=title, components=("api", "db"))
+    for slug, title in (
+        ("acme", "Acme Cloud"),  # the first page: /status/subscribe
+        ("known", "Known"),
+        ("typos", "Typos"),
+        ("limits", "Limits"),
+        ("tokens", "Tokens"),
+        ("hooks", "Hooks"),
+    )
+}
 _LINK = re.compile(re.escape(BASE) + r"(/status/(?:confirm|unsubscribe)/[A-Za-z0-9._-]+)")
 
 
@@ -107,11 +120,16 @@ class Setup:
     service: Service
     mailbox: Mailbox
     public: httpx.AsyncClient
-    """Anonymous, like a visitor of the status page."""
+    """Anonymous, like a visitor of the status page (each test from its own address)."""
+    page: str
+    """The status page this test subscribes to (each test has its own)."""
 
-    async def subscribe(self, email: str, *components: str) -> httpx.Response:
-        return await self.public.post(
-            "/status/subscribe", data={"email": email, "components": list(components)}
+    async def subscribe(
+        self, email: str, *components: str, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
+        path = "/status/subscribe" if self.page == "acme" else f"/status/{self.page}/subscribe"
+        return await (client or self.public).post(
+            path, data={"email": email, "components": list(components)}
         )
 
     async def subscribed(self, email: str, *components: str) -> None:
@@ -124,8 +142,15 @@ class Setup:
     async def publish(self, status_event: StatusEvent) -> None:
         await self.service.runtime.status_events.publish(status_event)
 
+    def visitor(self, address: str) -> httpx.AsyncClient:
+        """Another anonymous client, from `address`."""
+        app = self.service.client._transport.app  # type: ignore[attr-defined]
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://wk")
+
 
 def config(tmp_path: Path, smtp_port: int, **section: Any) -> dict[str, Any]:
+    """`section` adds to `status_subscriptions:`; mails go through the `mail` channel's server."""
     return {
         "storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"},
         "notifications": [
@@ -135,41 +160,63 @@ def config(tmp_path: Path, smtp_port: int, **section: Any) -> dict[str, Any]:
                 "host": "127.0.0.1",
                 "port": smtp_port,
                 "security": "none",
-                "from_addr": "alerts@example.com",
+                "from_addr": "status@example.com",
                 "to": ["ops@example.com"],
             }
         ],
         "status_subscriptions": {
             "enabled": True,
             "email_channel": "mail",
-            "from": "status@example.com",
             "public_url": BASE,
             **section,
         },
     }
 
 
-@pytest.fixture
-def section() -> dict[str, Any]:
-    """The `status_subscriptions:` settings a test adds (override in a test module)."""
-    return {}
+SHARED = pytest.mark.asyncio(loop_scope="module")
+"""The tests on the module's one runtime run in its event loop."""
+LIMITS = {
+    "per_address": {"per_hour": 1, "burst": 2},
+    "per_client": {"per_hour": 60, "burst": 3},
+}
+_clients = iter(range(1, 250))
 
 
-@pytest.fixture
-async def setup(tmp_path: Path, section: dict[str, Any]) -> AsyncIterator[Setup]:
+@dataclass
+class Shared:
+    service: Service
+    mailbox: Mailbox
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shared]:
+    """One runtime for the module's HTTP tests (each on its own page, from its own client
+    address, with its own email addresses): starting one is the slow part."""
     mailbox = Mailbox()
+    folder = tmp_path_factory.mktemp("subscriptions")
     async with (
         smtp_server(mailbox) as port,
-        running(config(tmp_path, port, **section), clock=FakeClock(T0)) as service,
+        running(config(folder, port, rate_limit=LIMITS), clock=FakeClock(T0)) as service,
     ):
         service.runtime.status_pages.use(PAGES)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=service.client._transport.app),  # type: ignore[attr-defined]
-            base_url="http://wk",
-        ) as public:
-            yield Setup(service, mailbox, public)
+        yield Shared(service, mailbox)
 
 
+@pytest.fixture
+def page() -> str:
+    """The page a test subscribes to (`acme`, the default page, unless parametrized)."""
+    return "acme"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def setup(shared: Shared, page: str) -> AsyncIterator[Setup]:
+    async with Setup(shared.service, shared.mailbox, httpx.AsyncClient(), page).visitor(
+        f"10.0.0.{next(_clients)}"
+    ) as public:
+        yield Setup(shared.service, shared.mailbox, public, page)
+
+
+@SHARED
 async def test_a_confirmed_subscriber_gets_incidents_until_unsubscribing(setup: Setup) -> None:
     form = await setup.public.get("/status/subscribe")
     assert form.status_code == 200
@@ -178,7 +225,7 @@ async def test_a_confirmed_subscriber_gets_incidents_until_unsubscribing(setup: 
     answer = await setup.subscribe("ann@example.org")
     assert answer.status_code == 202, answer.text
     [confirmation] = await setup.mailbox.wait("ann@example.org", 1)
-    assert confirmation["From"] == "status@example.com"
+    assert confirmation["From"] == "status@example.com"  # the email channel's from_addr
     assert "Confirm your subscription" in confirmation["Subject"]
     unsubscribe = link(confirmation, "unsubscribe")
     # Folded (a long URL), as RFC 5322 allows: clients unfold it.
@@ -198,11 +245,15 @@ async def test_a_confirmed_subscriber_gets_incidents_until_unsubscribing(setup: 
     assert f"Details: {BASE}/status/incidents/inc-1" in text
     assert link(incident, "unsubscribe") == unsubscribe
     html_part = incident.get_body(("html",))
-    assert html_part is not None and "<script>" not in str(html_part.get_content())  # type: ignore[attr-defined]
-    entries = await outbox_store.list_entries(setup.service.runtime.db)
-    assert [e.payload["to"] for e in entries if e.event == "incident.created"] == [
-        "ann@example.org"
-    ], "the unconfirmed address must get nothing"
+    assert html_part is not None
+    assert "<script>" not in str(html_part.get_content())  # type: ignore[attr-defined]
+    mine = {"ann@example.org", "bob@example.org"}
+
+    async def queued(kind: str) -> list[str]:
+        entries = await outbox_store.list_entries(setup.service.runtime.db, limit=1000)
+        return [e.payload["to"] for e in entries if e.event == kind and e.payload["to"] in mine]
+
+    assert await queued("incident.created") == ["ann@example.org"], "bob never confirmed"
 
     shown = await setup.public.get(unsubscribe)
     assert shown.status_code == 200 and 'method="post"' in shown.text
@@ -213,10 +264,11 @@ async def test_a_confirmed_subscriber_gets_incidents_until_unsubscribing(setup: 
     assert (await setup.public.get(unsubscribe)).status_code == 404
 
     await setup.publish(event("incident.resolved", status="resolved", at=T0 + timedelta(hours=1)))
-    entries = await outbox_store.list_entries(setup.service.runtime.db)
-    assert not [e for e in entries if e.event == "incident.resolved"]
+    assert await queued("incident.resolved") == []
 
 
+@SHARED
+@pytest.mark.parametrize("page", ["known"])
 async def test_the_answer_is_the_same_for_a_known_and_an_unknown_address(setup: Setup) -> None:
     await setup.subscribed("known@example.org")
     known = await setup.subscribe("known@example.org", "api")
@@ -230,7 +282,7 @@ async def test_the_answer_is_the_same_for_a_known_and_an_unknown_address(setup: 
     [first] = await setup.mailbox.wait("new@example.org", 1)
     assert "Confirm your subscription" in first["Subject"]
     views, _ = await setup.service.runtime.services.status_subscriptions.list(
-        kind="email", page=None, limit=10, offset=0
+        kind="email", page="known", limit=10, offset=0
     )
     assert {v.address: v.components for v in views} == {
         "known@example.org": None,
@@ -238,51 +290,62 @@ async def test_the_answer_is_the_same_for_a_known_and_an_unknown_address(setup: 
     }
 
 
+@SHARED
+@pytest.mark.parametrize("page", ["typos"])
 async def test_bad_input_is_answered_with_the_form_naming_what_is_wrong(setup: Setup) -> None:
-    for data in ({"email": "not an address"}, {"email": "a@example.org, b@example.org"}):
-        answer = await setup.public.post("/status/subscribe", data=data)
+    for email in ("not an address", "a@example.org, b@example.org", "a@example.org\\nBcc: x@y.z"):
+        answer = await setup.public.post("/status/typos/subscribe", data={"email": email})
         assert answer.status_code == 422 and "one email address" in answer.text
     answer = await setup.subscribe("a@example.org", "nope")
     assert answer.status_code == 422 and "no such component" in answer.text
-    answer = await setup.public.post("/status/subscribe", json={"email": "x"})
+    answer = await setup.public.post("/status/typos/subscribe", json={"email": "x"})
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert (await setup.public.get("/status/elsewhere/subscribe")).status_code == 404
 
 
-@pytest.mark.parametrize("section", [{"rate_limit": {"per_address": {"per_hour": 1, "burst": 2}}}])
+@SHARED
+@pytest.mark.parametrize("page", ["limits"])
 async def test_subscribing_is_rate_limited_per_address_with_retry_after(setup: Setup) -> None:
-    assert (await setup.subscribe("ann@example.org")).status_code == 202
-    assert (await setup.subscribe("ANN@example.org")).status_code == 202
-    refused = await setup.subscribe("Ann@Example.org")
-    assert refused.status_code == 429
-    assert int(refused.headers["Retry-After"]) == 3600
-    # The address is what is limited: another one from the same client still goes through.
-    assert (await setup.subscribe("bob@example.org")).status_code == 202
+    # per_address: 2 at once, then 1 an hour, whoever asks.
+    assert (await setup.subscribe("ann@limits.example")).status_code == 202
+    assert (await setup.subscribe("ANN@limits.example")).status_code == 202
+    async with setup.visitor("10.0.1.1") as elsewhere:
+        refused = await setup.subscribe("Ann@Limits.example", client=elsewhere)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "3600"
+        # The address is what is limited: another one from the same client still goes through.
+        assert (await setup.subscribe("bob@limits.example", client=elsewhere)).status_code == 202
     setup.service.runtime.clock.advance(3600)  # type: ignore[attr-defined]
-    assert (await setup.subscribe("ann@example.org")).status_code == 202
+    assert (await setup.subscribe("ann@limits.example")).status_code == 202
 
 
-@pytest.mark.parametrize("section", [{"rate_limit": {"per_client": {"per_hour": 60, "burst": 3}}}])
+@SHARED
+@pytest.mark.parametrize("page", ["limits"])
 async def test_subscribing_is_rate_limited_per_client(setup: Setup) -> None:
+    # per_client: 3 at once, then 1 a minute, whichever the addresses.
     for n in range(3):
-        assert (await setup.subscribe(f"user{n}@example.org")).status_code == 202
-    refused = await setup.public.post("/status/subscribe", json={"email": "user9@example.org"})
+        assert (await setup.subscribe(f"user{n}@limits.example")).status_code == 202
+    refused = await setup.public.post(
+        "/status/limits/subscribe", json={"email": "u9@limits.example"}
+    )
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
     assert refused.headers["content-type"].startswith("application/problem+json")
-    _, total = await store.listing(
-        setup.service.runtime.db, kind=None, page=None, limit=10, offset=0
+    views, _ = await setup.service.runtime.services.status_subscriptions.list(
+        kind="email", page="limits", limit=100, offset=0
     )
-    assert total == 3, "a refused request stores nothing"
+    assert "u9@limits.example" not in {v.address for v in views}, "a refusal stores nothing"
 
 
+@SHARED
+@pytest.mark.parametrize("page", ["tokens"])
 async def test_tokens_cannot_be_forged_or_used_for_another_purpose_or_address(
     setup: Setup,
 ) -> None:
-    await setup.subscribe("ann@example.org")
-    await setup.subscribe("bob@example.org")
-    [ann] = await setup.mailbox.wait("ann@example.org", 1)
-    [bob] = await setup.mailbox.wait("bob@example.org", 1)
+    await setup.subscribe("ann@tokens.example")
+    await setup.subscribe("bob@tokens.example")
+    [ann] = await setup.mailbox.wait("ann@tokens.example", 1)
+    [bob] = await setup.mailbox.wait("bob@tokens.example", 1)
     ann_confirm, bob_confirm = link(ann, "confirm"), link(bob, "confirm")
     ann_id, ann_mac = ann_confirm.rsplit("/", 1)[1].split(".")
     bob_id, _ = bob_confirm.rsplit("/", 1)[1].split(".")
@@ -291,50 +354,49 @@ async def test_tokens_cannot_be_forged_or_used_for_another_purpose_or_address(
         f"/status/confirm/{bob_id}.{ann_mac}",  # Ann's MAC on Bob's subscription
         f"/status/confirm/{ann_id}.{flipped}",  # forged
         "/status/confirm/" + link(ann, "unsubscribe").rsplit("/", 1)[1],  # another purpose
-        "/status/confirm/99.AAAAAAAAAAAAAAAAAAAAAAAA",
+        "/status/confirm/999999.AAAAAAAAAAAAAAAAAAAAAAAA",
         "/status/confirm/garbage",
     ):
         answer = await setup.public.get(path)
         assert answer.status_code == 404, path
     assert (await setup.public.post(f"/status/unsubscribe/{bob_id}.{ann_mac}")).status_code == 404
     views, _ = await setup.service.runtime.services.status_subscriptions.list(
-        kind=None, page=None, limit=10, offset=0
+        kind=None, page="tokens", limit=10, offset=0
     )
     assert [v.confirmed_at for v in views] == [None, None]
     assert (await setup.public.get(bob_confirm)).status_code == 200
 
 
+@SHARED
+@pytest.mark.parametrize("page", ["hooks"])
 async def test_webhook_subscribers_are_managed_by_admins_and_get_statuspage_bodies(
     setup: Setup,
 ) -> None:
     receiver = await WebhookReceiver().start()
     try:
         admin = setup.service.client
-        added = await admin.post(
-            "/api/v1/status-subscribers",
-            json={"url": receiver.hook_url + "?token=s3cret", "components": ["db"]},
-        )
+        url = receiver.hook_url + "?token=s3cret"
+        spec = {"url": url, "page": "hooks", "components": ["db"]}
+        added = await admin.post("/api/v1/status-subscribers", json=spec)
         assert added.status_code == 201, added.text
         view = added.json()
-        assert (view["kind"], view["page"], view["components"]) == ("webhook", "acme", ["db"])
+        assert (view["kind"], view["page"], view["components"]) == ("webhook", "hooks", ["db"])
         assert "s3cret" not in view["address"] and view["confirmed_at"] is not None
-        again = await admin.post(
-            "/api/v1/status-subscribers", json={"url": receiver.hook_url + "?token=s3cret"}
-        )
+        again = await admin.post("/api/v1/status-subscribers", json=spec)
         assert again.status_code == 409
-        viewer = await setup.service.as_role(Role.OPERATOR)
-        assert (await admin.get("/api/v1/status-subscribers", headers=viewer)).status_code == 403
+        operator = await setup.service.as_role(Role.OPERATOR)
+        assert (await admin.get("/api/v1/status-subscribers", headers=operator)).status_code == 403
         assert (await setup.public.get("/api/v1/status-subscribers")).status_code == 401
 
-        await setup.publish(event(components=("api",)))  # not a component it follows
-        await setup.publish(event(at=T0 + timedelta(minutes=5)))
+        await setup.publish(event(page="hooks", components=("api",)))  # not one it follows
+        await setup.publish(event(page="hooks", at=T0 + timedelta(minutes=5)))
         [delivery] = await receiver.wait_for(
             lambda r: r.accepted(), timeout=10, what="the incident"
         )
         body = delivery.payload
         assert set(body) == {"meta", "page", "incident"}
         assert body["meta"]["unsubscribe"].startswith(f"{BASE}/status/unsubscribe/")
-        assert body["page"]["id"] == "acme" and body["page"]["status_indicator"] == "major"
+        assert body["page"]["id"] == "hooks" and body["page"]["status_indicator"] == "major"
         incident = body["incident"]
         assert (incident["id"], incident["name"], incident["status"]) == (
             "inc-1",
@@ -345,7 +407,7 @@ async def test_webhook_subscribers_are_managed_by_admins_and_get_statuspage_bodi
         assert incident["shortlink"] == f"{BASE}/status/incidents/inc-1"
         assert delivery.key and delivery.key.startswith("status:")
 
-        listed = (await admin.get("/api/v1/status-subscribers?kind=webhook")).json()
+        listed = (await admin.get("/api/v1/status-subscribers?kind=webhook&page=hooks")).json()
         assert [s["id"] for s in listed["items"]] == [view["id"]] and listed["total"] == 1
         assert (await admin.delete(f"/api/v1/status-subscribers/{view['id']}")).status_code == 204
         assert (await admin.delete(f"/api/v1/status-subscribers/{view['id']}")).status_code == 404
@@ -442,17 +504,29 @@ async def test_unconfirmed_addresses_are_deleted_after_the_ttl_by_housekeeping(
     assert housekeeping.last_runs[JOB_NAME].detail.endswith("unconfirmed deleted")
 
 
-async def test_subscriptions_turned_off_answer_404(tmp_path: Path) -> None:
-    async with running({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}}) as service:
-        public = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=service.client._transport.app),  # type: ignore[attr-defined]
-            base_url="http://wk",
-        )
-        async with public:
-            assert (await public.get("/status/subscribe")).status_code == 404
-            answer = await public.post("/status/subscribe", data={"email": "a@example.org"})
-            assert answer.status_code == 404
-        assert "status-subscribers" not in service.runtime.housekeeping.jobs
+async def test_subscriptions_turned_off_answer_404_and_run_no_job(tmp_path: Path) -> None:
+    settings = Config.model_validate({"storage": {"url": f"sqlite:///{tmp_path / 'wk.db'}"}})
+    runtime = Runtime(settings)  # not started: the pages refuse before any database work
+    transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://wk") as public:
+        assert (await public.get("/status/subscribe")).status_code == 404
+        answer = await public.post("/status/subscribe", data={"email": "a@example.org"})
+        assert answer.status_code == 404
+        assert (await public.get("/status/confirm/1.AAAAAAAAAAAAAAAAAAAAAAAA")).status_code == 404
+    assert JOB_NAME not in runtime.housekeeping.jobs
+
+
+async def test_the_sections_own_smtp_server_and_sender_send_the_mails(tmp_path: Path) -> None:
+    smtp = {"host": "127.0.0.1", "port": 2626, "username": "u", "password": "pw-s3cret"}
+    spec = config(tmp_path, 25, email_channel=None, smtp=smtp, **{"from": "Acme <s@acme.test>"})
+    runtime = Runtime(Config.model_validate(spec))
+    assert JOB_NAME in runtime.housekeeping.jobs
+    async with aiohttp.ClientSession() as http:
+        mailer = runtime._subscriber_channels(http)[EMAIL_CHANNEL]
+    assert isinstance(mailer, SubscriberMailer)
+    assert (mailer.smtp.host, mailer.smtp.effective_port) == ("127.0.0.1", 2626)
+    assert mailer.sender == "Acme <s@acme.test>"
+    assert mailer.secrets() == ["pw-s3cret"]
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,6 @@ from urllib.parse import quote
 from watchkeeper.notify.channels.email import message_id
 from watchkeeper.statuspage.events import StatusEvent
 
-DOCUMENTATION = "https://github.com/watchkeeper/watchkeeper#status-page-subscriptions"
-
 _KIND_LABEL = {
     "incident.created": "New incident",
     "incident.updated": "Incident update",
@@ -197,7 +195,7 @@ def webhook_body(
     return {
         "meta": {
             "unsubscribe": unsubscribe_url,
-            "documentation": DOCUMENTATION,
+            "documentation": None,  # Statuspage links its docs here; we have none online
             "generated_at": _isoformat(now),
             "event": event.kind,
         },
