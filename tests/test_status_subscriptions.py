@@ -37,7 +37,11 @@ from watchkeeper.statuspage.subscriptions.expiry import JOB_NAME, expiry_job
 from watchkeeper.statuspage.subscriptions.messages import Links
 from watchkeeper.statuspage.subscriptions.notifier import SubscriberNotifier
 from watchkeeper.statuspage.subscriptions.pages import PageDirectory, PageInfo
-from watchkeeper.statuspage.subscriptions.senders import EMAIL_CHANNEL, SubscriberMailer
+from watchkeeper.statuspage.subscriptions.senders import (
+    EMAIL_CHANNEL,
+    WEBHOOK_CHANNEL,
+    SubscriberMailer,
+)
 from watchkeeper.statuspage.subscriptions.tokens import Signer, address_key
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import status_subscribers as store
@@ -405,6 +409,13 @@ async def test_webhook_subscribers_are_managed_by_admins_and_get_statuspage_bodi
         )
         assert incident["incident_updates"][0]["body"].startswith("We are looking")
         assert incident["shortlink"] == f"{BASE}/status/incidents/inc-1"
+        # The event about `api` was not queued for it at all.
+        assert (incident["updated_at"], incident["components"]) == (
+            "2030-01-01T12:05:00Z",
+            [{"name": "db"}],
+        )
+        entries = await outbox_store.list_entries(setup.service.runtime.db, limit=1000)
+        assert [e.channel for e in entries].count(WEBHOOK_CHANNEL) == 1
         assert delivery.key and delivery.key.startswith("status:")
 
         listed = (await admin.get("/api/v1/status-subscribers?kind=webhook&page=hooks")).json()

@@ -772,6 +772,15 @@ class Runtime:
         for channel in self.channels.values():
             self.redactor.add(channel.secrets())
         self.subscriber_channels.update(self._subscriber_channels(http))
+        subscriptions = self.config.status_subscriptions
+        if subscriptions.enabled and not (
+            subscriptions.public_url or self.config.server.public_url
+        ):
+            log.warning(
+                "status_subscriptions: neither its public_url nor server.public_url is set; "
+                "the links in subscribers' mails point at %s",
+                self.config.server.base_url(),
+            )
         for channel in self.subscriber_channels.values():
             self.redactor.add(channel.secrets())
         self.subscription_signer.use_key(
