@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import httpx
@@ -306,6 +307,30 @@ async def test_bad_input_is_answered_with_the_form_naming_what_is_wrong(setup: S
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert (await setup.public.get("/status/elsewhere/subscribe")).status_code == 404
+
+
+HOSTILE = ["\x00", "a\x00b@example.org", "\ud800", "\u202e\u200b", "x" * 5000, "../..", "%2F"]
+
+
+@SHARED
+@pytest.mark.parametrize("page", ["typos"])
+async def test_hostile_text_is_never_answered_with_a_500(setup: Setup) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    failures = []
+    for value in HOSTILE:
+        encoded = quote(value.encode("utf-8", "surrogatepass"), safe="")
+        requests = [
+            ("POST", "/status/typos/subscribe", f"email={encoded}"),
+            ("POST", "/status/typos/subscribe", f"email=ok%40example.org&components={encoded}"),
+            ("GET", f"/status/{encoded}/subscribe", ""),
+            ("GET", f"/status/confirm/{encoded}", ""),
+            ("POST", f"/status/unsubscribe/{encoded}", ""),
+        ]
+        for method, path, body in requests:
+            answer = await setup.public.request(method, path, content=body, headers=form)
+            if answer.status_code >= 500 or answer.status_code == 202:
+                failures.append((method, path[:60], body[:60], answer.status_code))
+    assert failures == []
 
 
 @SHARED

@@ -33,8 +33,11 @@ from watchkeeper.store.errors import translated
 from watchkeeper.store.status_subscribers import Subscriber
 
 _EMAIL = re.compile(
-    r"^[^@\s<>(),;:\"\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})\.[A-Za-z]{2,63}$"
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"
 )
+"""A plain ASCII address (what every SMTP server takes): no display name, comments, quotes,
+control characters or list."""
 MAX_COMPONENTS = 100
 NOT_FOUND = "this link is not valid (it may have been used up or the subscription removed)"
 DISABLED = "status page subscriptions are not enabled"
@@ -80,7 +83,7 @@ def _view(subscriber: Subscriber) -> SubscriptionView:
 def valid_email(value: str) -> str:
     """The address, trimmed, if it is one plain address (no display name, no list)."""
     address = value.strip()
-    if len(address) > 254 or not _EMAIL.match(address) or parseaddr(address)[1] != address:
+    if len(address) > 254 or not _EMAIL.fullmatch(address) or parseaddr(address)[1] != address:
         raise Invalid("enter one email address, such as you@example.com", field="email")
     return address
 
