@@ -50,6 +50,13 @@ PUBLIC = {
     ("HEAD", "/api/docs"),
     ("GET", "/api/redoc"),
     ("HEAD", "/api/redoc"),
+    # Status page subscriptions: the tokens in the links are the credentials.
+    *(
+        (m, p)
+        for p in ("/status/subscribe", "/status/{slug}/subscribe", "/status/unsubscribe/{token}")
+        for m in ("GET", "POST")
+    ),
+    ("GET", "/status/confirm/{token}"),
 }
 SELF_SERVICE = {
     ("POST", "/auth/logout"),
@@ -57,7 +64,13 @@ SELF_SERVICE = {
     ("POST", "/dashboard/account/password"),
 }
 """Writes any logged-in principal may make about itself."""
-ADMIN_ONLY = ("/api/v1/tokens", "/api/v1/users", "/api/v1/audit", "/api/v1/heartbeats/ping-key")
+ADMIN_ONLY = (
+    "/api/v1/tokens",
+    "/api/v1/users",
+    "/api/v1/audit",
+    "/api/v1/heartbeats/ping-key",
+    "/api/v1/status-subscribers",
+)
 ADMIN_WRITES = {
     ("POST", "/api/v1/checks"),
     ("PUT", "/api/v1/checks/{name}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -71,10 +72,18 @@ from watchkeeper.services.sessions import SessionService
 from watchkeeper.services.setup import SetupService
 from watchkeeper.services.silences import SilenceService
 from watchkeeper.services.status import StatusService
+from watchkeeper.services.status_subscriptions import StatusSubscriptionService
 from watchkeeper.services.tokens import TokenService
 from watchkeeper.services.users import UserService
+from watchkeeper.statuspage.config import StatusPageConfig
 from watchkeeper.statuspage.events import StatusEventSink
 from watchkeeper.statuspage.snapshot import StatusPages
+from watchkeeper.statuspage.subscriptions import senders as subscriber_senders
+from watchkeeper.statuspage.subscriptions.expiry import expiry_job
+from watchkeeper.statuspage.subscriptions.messages import Links
+from watchkeeper.statuspage.subscriptions.notifier import SubscriberNotifier
+from watchkeeper.statuspage.subscriptions.pages import PageDirectory, PageInfo
+from watchkeeper.statuspage.subscriptions.tokens import Signer, load_key
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -230,6 +239,12 @@ class Runtime:
         self.managed = ManagedObjects(
             self, config, db=self.db, clock=self.clock, redactor=self.redactor, broken=self.broken
         )
+        self.subscribable_pages = PageDirectory()
+        """The status pages subscribers may follow (slug -> title, components); the status
+        pages keep it current at each rebuild."""
+        self.subscribable_pages.use(subscribable_pages(config.pages))
+        self.subscription_signer = Signer()
+        """Signs the subscription links; its key is loaded from the database at start."""
         self.started = False
         self.started_at: datetime | None = None
         self.status_sink: StatusEventSink | None = status_sink
@@ -246,8 +261,28 @@ class Runtime:
         self.states: dict[str, CheckState] = {}
         self.checks: list[Check[Any]] = []
         self.channels: dict[str, Channel[Any]] = {}
+        self.subscriber_channels: dict[str, Channel[Any]] = {}
+        """The outbox's channels to status page subscribers (kept out of `channels`, which
+        self-alerts and recovery notices go to)."""
 
-        self.outbox = OutboxWorker(self.db, self.channels, config.delivery, self.clock)
+        self.outbox = OutboxWorker(
+            self.db,
+            collections.ChainMap(self.channels, self.subscriber_channels),
+            config.delivery,
+            self.clock,
+        )
+        subscriptions = config.status_subscriptions
+        self.status_events: StatusEventSink = SubscriberNotifier(
+            self.db,
+            self.clock,
+            signer=self.subscription_signer,
+            links=self._subscription_links(),
+            pages=self.subscribable_pages,
+            enabled=subscriptions.enabled,
+            subject_prefix=subscriptions.subject_prefix,
+            on_enqueued=self.outbox.wake,
+        )
+        """Where the status page publishes its incidents and maintenance (to subscribers)."""
         self.flaps = FlapTracker(self.db, config.alerting.flapping, on_change=self.wake_dispatcher)
         self.dispatcher: Dispatcher = build_dispatcher(
             self.db,
@@ -311,8 +346,11 @@ class Runtime:
         self.pings = PingAccess(config.heartbeats, "", self.clock.monotonic)
         """Answers no ping until start loads the install's ping key."""
         self.retention = Retention(self.db, config.storage.retention, self.clock)
+        jobs = [retention_job(self.retention), optimize_job(self.db), vacuum_job(self.db)]
+        if subscriptions.enabled:
+            jobs.append(expiry_job(self.db, self.clock, subscriptions.unconfirmed_ttl))
         self.housekeeping = Housekeeping(
-            [retention_job(self.retention), optimize_job(self.db), vacuum_job(self.db)],
+            jobs,
             self.clock,
             redactor=self.redactor,
         )
@@ -352,8 +390,9 @@ class Runtime:
             windows=lambda: self.config.maintenance,
             changes=self.changes,
             public_url=config.server.base_url(),
-            sink=self.status_sink,
+            sink=self.status_sink or self.status_events,
             on_alerts=self._auto_incidents,
+            on_pages=lambda pages: self.subscribable_pages.use(subscribable_pages(pages)),
         )
         """The public status pages, kept in memory (see watchkeeper.statuspage.snapshot)."""
         self.services = self._services()
@@ -423,6 +462,15 @@ class Runtime:
         )
         users = UserService(self.db, self.clock, run=self.passwords.run)
         return Services(
+            status_subscriptions=StatusSubscriptionService(
+                db=self.db,
+                clock=self.clock,
+                config=config.status_subscriptions,
+                signer=self.subscription_signer,
+                pages=self.subscribable_pages,
+                links=self._subscription_links(),
+                on_enqueued=self.outbox.wake,
+            ),
             checks=checks,
             alerts=alerts,
             silences=SilenceService(
@@ -506,6 +554,29 @@ class Runtime:
                 max_streams_per_owner=config.server.max_event_streams_per_user,
             ),
         )
+
+    def _subscription_links(self) -> Links:
+        base = self.config.status_subscriptions.public_url or self.config.server.base_url()
+        return Links(str(base).rstrip("/"))
+
+    def _subscriber_channels(self, http: aiohttp.ClientSession) -> dict[str, Channel[Any]]:
+        """The senders to status page subscribers: mail through the configured SMTP server
+        (an email channel's, or the section's own), webhooks by HTTP POST."""
+        config = self.config.status_subscriptions
+        context = ChannelContext(http, self.config.delivery.timeout.total_seconds(), self.clock.now)
+        found: dict[str, Channel[Any]] = {
+            subscriber_senders.WEBHOOK_CHANNEL: subscriber_senders.SubscriberWebhooks(context)
+        }
+        smtp: Any = config.smtp
+        sender = config.from_addr
+        if config.email_channel is not None:
+            smtp = self.config.channel(config.email_channel)
+            sender = sender or smtp.from_addr
+        if smtp is not None and sender is not None:
+            found[subscriber_senders.EMAIL_CHANNEL] = subscriber_senders.SubscriberMailer(
+                smtp, sender, context
+            )
+        return found
 
     # -- what callers share -------------------------------------------------------------
 
@@ -739,6 +810,21 @@ class Runtime:
         )
         for channel in self.channels.values():
             self.redactor.add(channel.secrets())
+        self.subscriber_channels.update(self._subscriber_channels(http))
+        subscriptions = self.config.status_subscriptions
+        if subscriptions.enabled and not (
+            subscriptions.public_url or self.config.server.public_url
+        ):
+            log.warning(
+                "status_subscriptions: neither its public_url nor server.public_url is set; "
+                "the links in subscribers' mails point at %s",
+                self.config.server.base_url(),
+            )
+        for channel in self.subscriber_channels.values():
+            self.redactor.add(channel.secrets())
+        self.subscription_signer.use_key(
+            await load_key(self.db, secret=lambda value: self.redactor.add([value]))
+        )
         context = CheckContext(http)
         built = [build_check(c, context) for c in self.config.checks if c.enabled]
         built += await self.managed.load(context)
@@ -866,3 +952,12 @@ class Runtime:
             if task is None or task.done():
                 return f"{what} loop ended"
         return None
+
+
+def subscribable_pages(pages: list[StatusPageConfig]) -> dict[str, PageInfo]:
+    """The pages one may subscribe to, by slug (the first is the one at /status), with the
+    component names a subscription may follow."""
+    return {
+        page.slug: PageInfo(title=page.title, components=tuple(c.name for c in page.components))
+        for page in pages
+    }

@@ -31,6 +31,7 @@ from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.config import DeliveryConfig
 from watchkeeper.recovery.config import RecoveryConfig
 from watchkeeper.statuspage.config import StatusPageConfig, resolve_pages
+from watchkeeper.statuspage.subscriptions.config import StatusSubscriptionsConfig
 from watchkeeper.store.config import StorageConfig
 
 
@@ -71,6 +72,10 @@ class Config(StrictModel):
     """The short form of one public status page (the first one, at /status)."""
     status_pages: list[StatusPageConfig] = Field(default_factory=list)
     """Public status pages (see watchkeeper.statuspage.config)."""
+    status_subscriptions: StatusSubscriptionsConfig = Field(
+        default_factory=StatusSubscriptionsConfig
+    )
+    """Email and webhook subscribers of the public status page."""
 
     @model_validator(mode="after")
     def _apply_defaults_and_references(self) -> Config:
@@ -114,6 +119,9 @@ class Config(StrictModel):
         if problem := unknown_policy(self.alerting.default_escalation, policies):
             raise ValueError(f"alerting.default_escalation: {problem}")
         resolve_pages(self.status_page, self.status_pages)
+        channel_types = {n.name: n.type for n in self.notifications}
+        if problem := self.status_subscriptions.channel_problem(channel_types):
+            raise ValueError(f"status_subscriptions.email_channel: {problem}")
         cycle = find_cycle({c.name: list(c.depends_on) for c in self.checks})
         if cycle:
             raise ValueError(f"checks: depends_on has a cycle: {' -> '.join(cycle)}")

@@ -22,6 +22,7 @@ from watchkeeper.http.api import (
     series,
     silences,
     status,
+    status_subscribers,
     tokens,
     users,
 )
@@ -46,6 +47,7 @@ def include_all(app: FastAPI) -> None:
         reload,
         series,
         status,
+        status_subscribers,
         tokens,
         users,
         audit,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from watchkeeper.services.silences import SilenceService
     from watchkeeper.services.status import StatusService
     from watchkeeper.statuspage.snapshot import StatusPages
+    from watchkeeper.services.status_subscriptions import StatusSubscriptionService
 
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService
@@ -63,3 +64,4 @@ class Services:
     incidents: IncidentService
     status_pages: StatusPages
     """The public status pages' snapshots (served as they are, without the database)."""
+    status_subscriptions: StatusSubscriptionService

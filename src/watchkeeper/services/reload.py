@@ -34,10 +34,11 @@ RESTART_SECTIONS = (
     "auth",
     "heartbeats",
     "recovery",
+    "status_subscriptions",
 )
 """Sections read once at start (sockets, the database, loops' sizes, credentials, the
-recovery actions and the programs they supervise): a reload keeps them as they are and says
-which of their settings changed."""
+recovery actions and the programs they supervise, the status page's subscription settings):
+a reload keeps them as they are and says which of their settings changed."""
 
 RESTART_ALERTING = ("flapping",)
 """`alerting:` settings read once at start (the flap detector is built with them)."""

@@ -207,6 +207,7 @@ class StatusPages:
         public_url: str,
         sink: StatusEventSink | None = None,
         on_alerts: Callable[[], Awaitable[None]] | None = None,
+        on_pages: Callable[[list[StatusPageConfig]], None] | None = None,
         db_timeout: float = 3.0,
     ) -> None:
         self.db = db
@@ -220,6 +221,8 @@ class StatusPages:
         self.sink: StatusEventSink = sink or NoSink()
         self.on_alerts = on_alerts
         """Called when alerts changed (automatic incidents)."""
+        self.on_pages = on_pages
+        """Told the pages at each rebuild (the subscriptions follow the pages that exist)."""
         self.db_timeout = db_timeout
         self.renderer = html.PageRenderer()
         self.snapshots: dict[str, PageSnapshot] = {}
@@ -279,6 +282,8 @@ class StatusPages:
         async with self._lock:
             now = self.clock.now()
             configs = self.pages()
+            if self.on_pages is not None:
+                self.on_pages(configs)
             if self._dirty or self._daily_at is None or now - self._daily_at >= HISTORY_EVERY:
                 await self._read_database(configs, now)
             snapshots: dict[str, PageSnapshot] = {}

@@ -136,3 +136,38 @@ async def sent_since(conn: AsyncConnection, channel: str, since: datetime, but: 
         )
     )
     return int(value.scalar_one())
+
+
+async def enqueue_new(conn: AsyncConnection, entries: list[OutboxEntry], now: datetime) -> int:
+    """Queue the entries whose (channel, idempotency key) is not queued yet, in the caller's
+    transaction: what a repeated fan-out queues again is skipped. Returns how many were new."""
+    if not entries:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(OB)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(OB)  # type: ignore[assignment]
+    rows = [
+        {
+            "channel": e.channel,
+            "idempotency_key": e.idempotency_key,
+            "event": e.event,
+            "alert_id": e.alert_id,
+            "payload": e.payload,
+            "status": PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for e in entries
+    ]
+    done = stmt.on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+    added = 0
+    for start in range(0, len(rows), 500):  # bounded statements for large fan-outs
+        result = await conn.execute(done.returning(OB.c.id), rows[start : start + 500])
+        added += len(result.all())
+    return added

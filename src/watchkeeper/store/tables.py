@@ -423,4 +423,22 @@ status_incident_components = Table(
     ),
     Column("component", String(100), primary_key=True),
     Column("status", String(32), nullable=False),
+# Subscribers of a public status page (issue #18): email addresses (double opt-in: confirmed
+# when `confirmed_at` is set) and webhook URLs (added by admins, confirmed at once). Tokens
+# (confirm, unsubscribe) are never stored: each is a MAC over the row's id, `salt`, page,
+# kind and `address_key`, under a key derived from a stored secret.
+status_subscribers = Table(
+    "status_subscribers",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("page", String(100), nullable=False),  # the status page's slug
+    Column("kind", String(16), nullable=False),  # email | webhook
+    Column("address", Text, nullable=False),  # the email address or the webhook URL
+    Column("address_key", String(64), nullable=False),  # sha256 of the normalised address
+    Column("components", JSON),  # names of the components followed; NULL: all of them
+    Column("salt", String(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("confirmed_at", UTCDateTime()),
+    UniqueConstraint("page", "kind", "address_key"),
+    Index("ix_status_subscribers_confirmed_at", "confirmed_at", "created_at"),
 )

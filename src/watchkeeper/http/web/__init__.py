@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from watchkeeper.http.web import account, actions, docs, live, login, pages, setup
+from watchkeeper.http.web import (
+    account,
+    actions,
+    docs,
+    live,
+    login,
+    pages,
+    setup,
+    status_subscriptions,
+)
 from watchkeeper.http.web.access import install_login_redirect
 from watchkeeper.http.web.templates import STATIC_DIR, build_environment
 
@@ -16,6 +25,7 @@ ROUTERS = (
     actions.router,
     pages.router,
     account.router,
+    status_subscriptions.router,
 )
 
 

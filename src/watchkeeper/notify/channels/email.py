@@ -17,7 +17,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 from pydantic import Field, field_validator, model_validator
@@ -33,7 +33,8 @@ DEFAULT_PORTS = {"starttls": 587, "none": 587, "tls": 465}
 SUBJECT_MAX = 200
 
 
-def _check_address(value: str) -> str:
+def check_address(value: str) -> str:
+    """`value` if it is one email address (a display name allowed); else ValueError."""
     if "\n" in value or "\r" in value or not _ADDRESS.match(parseaddr(value)[1]):
         raise ValueError(f"expected an email address such as ops@example.com, got {value!r}")
     return value
@@ -56,12 +57,12 @@ class EmailChannelConfig(ChannelConfigBase):
     @field_validator("from_addr")
     @classmethod
     def _check_from(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
     @field_validator("to")
     @classmethod
     def _check_to(cls, value: list[str]) -> list[str]:
-        return [_check_address(v) for v in value]
+        return [check_address(v) for v in value]
 
     @field_validator("subject_prefix")
     @classmethod
@@ -199,6 +200,64 @@ def classify(exc: BaseException, where: str) -> Outcome:
     return Outcome.temporary(f"{type(exc).__name__} talking to {where}: {exc}")
 
 
+class SmtpSettings(Protocol):
+    """Where and how to reach an SMTP server (an email channel's config has these fields)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def effective_port(self) -> int: ...
+    @property
+    def security(self) -> str: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+    @property
+    def ca_file(self) -> Path | None: ...
+
+
+async def smtp_send(
+    server: SmtpSettings,
+    mail: EmailMessage,
+    *,
+    sender: str,
+    recipients: list[str],
+    timeout: float,
+) -> Outcome:
+    """Send `mail` once through `server` and classify the answer (never raises for SMTP or
+    network errors). Delivered with an `error` when some recipients were refused for good."""
+    where = f"{server.host}:{server.effective_port}"
+    try:
+        # aiosmtplib's timeout applies per command; this bounds the whole conversation.
+        async with asyncio.timeout(timeout):
+            refused, _ = await aiosmtplib.send(
+                mail,
+                sender=parseaddr(sender)[1],
+                recipients=[parseaddr(address)[1] for address in recipients],
+                hostname=server.host,
+                port=server.effective_port,
+                username=server.username,
+                password=server.password,
+                timeout=timeout,
+                use_tls=server.security == "tls",
+                start_tls=server.security == "starttls",
+                cert_bundle=str(server.ca_file) if server.ca_file else None,
+            )
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return classify(exc, where)
+    if not refused:
+        return Outcome.ok()
+    error = f"some recipients refused by {where}: " + "; ".join(
+        f"{rcpt}: {reply.code} {reply.message}" for rcpt, reply in refused.items()
+    )
+    if any(400 <= reply.code < 500 for reply in refused.values()):
+        # Retrying re-sends to those who got it too; the stable Message-ID marks the repeat.
+        return Outcome.temporary(error)
+    # Delivered to the others; retrying cannot reach addresses the server says don't exist.
+    return Outcome(delivered=True, error=error)
+
+
 @register
 class EmailChannel(Channel[EmailChannelConfig]):
     """Sends each notification as one email to every address in `to`."""
@@ -207,39 +266,17 @@ class EmailChannel(Channel[EmailChannelConfig]):
     config_model = EmailChannelConfig
 
     async def send(self, message: Message) -> Outcome:
-        config = self.config
-        mail = build_email(config, message, self.context.now())
-        recipients = [parseaddr(address)[1] for address in config.to]
-        where = f"{config.host}:{config.effective_port}"
-        try:
-            # aiosmtplib's timeout applies per command; this bounds the whole conversation.
-            async with asyncio.timeout(self.context.timeout):
-                refused, _ = await aiosmtplib.send(
-                    mail,
-                    sender=parseaddr(config.from_addr)[1],
-                    recipients=recipients,
-                    hostname=config.host,
-                    port=config.effective_port,
-                    username=config.username,
-                    password=config.password,
-                    timeout=self.context.timeout,
-                    use_tls=config.security == "tls",
-                    start_tls=config.security == "starttls",
-                    cert_bundle=str(config.ca_file) if config.ca_file else None,
-                )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            return classify(exc, where)
-        if not refused:
-            return Outcome.ok()
-        error = f"some recipients refused by {where}: " + "; ".join(
-            f"{rcpt}: {reply.code} {reply.message}" for rcpt, reply in refused.items()
+        mail = build_email(self.config, message, self.context.now())
+        outcome = await smtp_send(
+            self.config,
+            mail,
+            sender=self.config.from_addr,
+            recipients=self.config.to,
+            timeout=self.context.timeout,
         )
-        if any(400 <= reply.code < 500 for reply in refused.values()):
-            # Retrying re-sends to those who got it too; the stable Message-ID marks the repeat.
-            return Outcome.temporary(error)
-        # Delivered to the others; retrying cannot reach addresses the server says don't exist.
-        log.warning("email channel %s: %s", self.name, error)
-        return Outcome(delivered=True, error=error)
+        if outcome.delivered and outcome.error:
+            log.warning("email channel %s: %s", self.name, outcome.error)
+        return outcome
 
     def secrets(self) -> list[str]:
         return [self.config.password] if self.config.password else []
