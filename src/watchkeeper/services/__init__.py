@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from watchkeeper.services.series import SeriesService
     from watchkeeper.services.silences import SilenceService
     from watchkeeper.services.status import StatusService
-    from watchkeeper.statuspage.snapshot import StatusPages
     from watchkeeper.services.status_subscriptions import StatusSubscriptionService
+    from watchkeeper.statuspage.snapshot import StatusPages
 
 from watchkeeper.services.audit import AuditService
 from watchkeeper.services.objects import ObjectService

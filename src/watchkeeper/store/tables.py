@@ -423,6 +423,8 @@ status_incident_components = Table(
     ),
     Column("component", String(100), primary_key=True),
     Column("status", String(32), nullable=False),
+)
+
 # Subscribers of a public status page (issue #18): email addresses (double opt-in: confirmed
 # when `confirmed_at` is set) and webhook URLs (added by admins, confirmed at once). Tokens
 # (confirm, unsubscribe) are never stored: each is a MAC over the row's id, `salt`, page,
