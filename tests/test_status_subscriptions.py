@@ -169,6 +169,14 @@ def config(tmp_path: Path, smtp_port: int, **section: Any) -> dict[str, Any]:
                 "to": ["ops@example.com"],
             }
         ],
+        "status_pages": [
+            {
+                "slug": slug,
+                "title": info.title,
+                "components": [{"name": name} for name in info.components],
+            }
+            for slug, info in PAGES.items()
+        ],
         "status_subscriptions": {
             "enabled": True,
             "email_channel": "mail",
@@ -203,7 +211,6 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shar
         smtp_server(mailbox) as port,
         running(config(folder, port, rate_limit=LIMITS), clock=FakeClock(T0)) as service,
     ):
-        service.runtime.status_pages.use(PAGES)
         yield Shared(service, mailbox)
 
 

@@ -38,6 +38,8 @@ _COMMON = [
 ]
 _HTML_EXTRA = [(b"content-security-policy", CSP), (b"x-frame-options", b"DENY")]
 _NOT_FOUND = b"Not Found"
+_APP_PATHS = ("/subscribe", "/confirm", "/unsubscribe")
+"""Under a page's prefix, the subscription pages' own routes (served by the app)."""
 
 
 def _split(path: str, pages: StatusPages) -> tuple[PageSnapshot | None, str] | None:
@@ -92,12 +94,15 @@ class StatusPageMiddleware:
             return
         snapshot, under = found
         if snapshot is None:
+            if under.startswith(_APP_PATHS):
+                await self.app(scope, receive, send)  # they answer without a snapshot
+                return
             await _send(send, scope, 503, b"text/plain", b"The status page is starting.", [])
             return
         query = scope.get("query_string", b"").decode("latin-1")
         rendered = snapshot.get(under, query)
         if rendered is None:
-            if under.startswith(("/subscribe", "/confirm", "/unsubscribe")):
+            if under.startswith(_APP_PATHS):
                 await self.app(scope, receive, send)  # the subscription pages' own routes
                 return
             await _send(send, scope, 404, b"text/plain", _NOT_FOUND, [])
