@@ -15,11 +15,12 @@ import aiohttp
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects
-from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint
+from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint, check_labels
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker, flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
+from watchkeeper.alerting.stored_windows import load_stored_windows
 from watchkeeper.auth import tokens as token_store
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
@@ -42,7 +43,7 @@ from watchkeeper.engine.housekeeping import (
     vacuum_job,
 )
 from watchkeeper.engine.pipeline import ResultPipeline
-from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.scheduler import Scheduler, run_once
 from watchkeeper.engine.selfalerts import SelfAlerts
 from watchkeeper.engine.selfwatch import SelfWatch
 from watchkeeper.engine.watchdog import Watchdog
@@ -50,6 +51,7 @@ from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.notify.payload import recovery_payload
+from watchkeeper.notify.recovery import OutboxNotifier
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.recovery.coordinator import Recovery
@@ -269,9 +271,24 @@ class Runtime:
             on_enqueued=self.outbox.wake,
             on_escalated=self.dispatcher.wake,
             on_run_ended=self.metrics.count_recovery,
+            notifier=OutboxNotifier(
+                self.db,
+                self.clock,
+                channels_for=self._recovery_channels,
+                known=lambda: self.channels.keys(),
+                on_enqueued=self.outbox.wake,
+            ),
+            probe=self._probe_check,
+            hold=self._recovery_hold,
+            dashboard_url=config.server.base_url(),
         )
         self.rules = RuleEngine(
-            self.db, [], self.clock, on_change=self.dispatcher.wake, broken=self.broken
+            self.db,
+            [],
+            self.clock,
+            on_change=self.dispatcher.wake,
+            broken=self.broken,
+            on_fire=self._rule_fired,
         )
         self.pipeline = ResultPipeline(
             self.states,
@@ -491,6 +508,46 @@ class Runtime:
     ) -> None:
         if check.recovery is not None:
             self.recovery.observe(check.name, check.recovery, status, transition)
+
+    def _rule_fired(self, rule: RuleConfig, labels: dict[str, str]) -> None:
+        """A rule's alert fired: its `recovery:` runs (the check it is about, if a label
+        says, is the run's check)."""
+        if rule.recovery is not None:
+            check = labels.get("check")
+            self.recovery.trigger(
+                rule.recovery, check if check in self.check_configs else None, "rule"
+            )
+
+    async def _probe_check(self, name: str) -> bool | None:
+        """A runbook's `verify:` step: run the check once now (its result is not recorded;
+        the scheduler's next run is); whether it is UP, None: no such check."""
+        check = next((c for c in self.checks if c.name == name), None)
+        if check is None:  # a push check cannot be run: its latest state says
+            state = self.states.get(name)
+            return None if state is None else state.status is Status.UP
+        return (await run_once(check)).status is Status.UP
+
+    async def _recovery_hold(self, check: str) -> str | None:
+        """Why the automatic recovery of `check` waits now, or None: a dependency of it is
+        DOWN (healing it is pointless, the dependency is the cause), or a maintenance
+        window covers it (people are working on it). By hand it still runs."""
+        config = self.check_configs.get(check)
+        if config is None:
+            return None
+        for dependency in config.depends_on:
+            state = self.states.get(dependency)
+            if state is not None and state.status is Status.DOWN:
+                return f"its dependency {dependency} is DOWN"
+        labels = check_labels(config)
+        now = self.clock.now()
+        stored = [w.window for w in await load_stored_windows(self.db) if w.window is not None]
+        for window in [*self.config.maintenance, *stored]:
+            try:
+                if window.covers(labels) and window.active_at(now):
+                    return f"maintenance window {window.name}"
+            except Exception:  # a broken window is reported by the dispatcher
+                continue
+        return None
 
     def _recovery_channels(self, check: str | None) -> list[str]:
         """Where a recovery run of `check` is told: the check's channels (every channel
