@@ -208,6 +208,8 @@ class Recovery:
         self._watchers: set[asyncio.Task[None]] = set()
         """One per supervised program, from start to stop (see `_watch`)."""
         self._started = False
+        self._program_saves: set[asyncio.Task[None]] = set()
+        self._program_lock = asyncio.Lock()
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -226,7 +228,10 @@ class Recovery:
             self.guard.target(name, action).restore(ages, exhausted=exhausted)
         await self._take_back_pending()
         self._started = True
-        await self.supervisor.start()
+        recorded = await store.load_programs(self._db) if self.supervisor.programs else {}
+        for program in self.supervisor.programs.values():
+            program.on_spawn = self._record_program
+        await self.supervisor.start(recorded)
         for program in self.supervisor.programs.values():
             self._watchers.add(asyncio.create_task(self._watch(program)))
         self._watchers.add(asyncio.create_task(self._expire_loop(), name="recovery-approvals"))
@@ -240,7 +245,20 @@ class Recovery:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # What keeps running (keep_running) stays recorded, to be adopted at the next start.
+        left = {
+            name: (p.pid, p.identity)
+            for name, p in self.supervisor.programs.items()
+            if p.config.keep_running and p.pid is not None
+        }
         await self.supervisor.stop()
+        await asyncio.gather(*self._program_saves, return_exceptions=True)
+        for name in self.supervisor.programs:
+            pid, identity = left.get(name, (None, None))
+            try:
+                await store.save_program(self._db, name, pid, identity, self._clock.now())
+            except Exception:
+                log.exception("recording the program of %s failed", name)
 
     # -- what the result pipeline tells us ----------------------------------------------------
 
@@ -826,6 +844,23 @@ class Recovery:
         )
         self._told(alert)
         self._on_run_ended(program.name, GuardState.EXHAUSTED.value)
+
+    def _record_program(self, program: Program) -> None:
+        """A supervised instance started or ended: record it, to adopt it after a restart."""
+        if not self._started:
+            return
+        task = asyncio.create_task(self._save_program(program))
+        self._program_saves.add(task)
+        task.add_done_callback(self._program_saves.discard)
+
+    async def _save_program(self, program: Program) -> None:
+        async with self._program_lock:  # each write stores the state as it is by then
+            try:
+                await store.save_program(
+                    self._db, program.name, program.pid, program.identity, self._clock.now()
+                )
+            except Exception:
+                log.exception("recording the program of %s failed", program.name)
 
     def _engage(self, check: str | None, name: str) -> None:
         if check is not None:

@@ -15,10 +15,11 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.errors import translated
 from watchkeeper.store.outbox import OutboxEntry, enqueue
-from watchkeeper.store.tables import alerts, recovery_guards, recovery_runs
+from watchkeeper.store.tables import alerts, recovery_guards, recovery_programs, recovery_runs
 
 R = recovery_runs
 G = recovery_guards
+P = recovery_programs
 
 Run = sa.Row[Any]
 """A run: the columns of `recovery_runs` (`check_name` is the check)."""
@@ -168,6 +169,25 @@ async def load_guards(db: Database) -> dict[str, tuple[list[datetime], bool]]:
             row.action: ([datetime.fromisoformat(at) for at in row.attempts], row.exhausted)
             for row in rows
         }
+
+
+async def save_program(
+    db: Database, action: str, pid: int | None, identity: str | None, now: datetime
+) -> None:
+    """Record the running instance of a supervised program (None: none runs any more)."""
+    async with translated(), db.begin() as conn:
+        await conn.execute(P.delete().where(P.c.action == action))
+        if pid is not None and identity is not None:
+            await conn.execute(
+                P.insert().values(action=action, pid=pid, identity=identity, updated_at=now)
+            )
+
+
+async def load_programs(db: Database) -> dict[str, tuple[int, str]]:
+    """Every recorded program instance: action -> (pid, identity)."""
+    async with translated(), db.connect() as conn:
+        rows = await conn.execute(sa.select(P))
+        return {row.action: (row.pid, row.identity) for row in rows}
 
 
 async def _escalate(
