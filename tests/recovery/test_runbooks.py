@@ -13,7 +13,8 @@ import pytest
 
 from tests.support.clock import FakeClock, until_parked
 from watchkeeper.alerting import lifecycle
-from watchkeeper.core.domain import Severity, Status
+from watchkeeper.core.checkstate import Transition
+from watchkeeper.core.domain import CheckResult, Severity, Status
 from watchkeeper.core.redact import Redactor
 from watchkeeper.notify.payload import recovery_payload
 from watchkeeper.recovery.actions import ActionContext, ActionOutcome, OutcomeStatus, build_action
@@ -356,6 +357,25 @@ async def test_expiry_escalates_the_checks_alert(
     assert told.messages == []
     with pytest.raises(NotPending):
         await recovery.approve(pending.id, actor="late")
+
+
+async def test_a_request_for_a_down_check_is_cancelled_when_it_is_up_again(
+    sqlite_db: Database, started: tuple[Recovery, FakeClock, Told]
+) -> None:
+    recovery, clock, _told = started
+    recovery.observe("web", "db-runbook", Status.DOWN, None)
+    await recovery.settled()
+    by_hand = await recovery.run("fix", actor="carol")  # not a runbook: no approval
+    (pending,) = await run_store.pending_runs(sqlite_db)
+    up = Transition("web", Status.DOWN, Status.UP, clock.now(), CheckResult.up())
+    recovery.observe("web", "db-runbook", Status.UP, up)
+    await recovery.settled()
+    row = await run_store.get_run(sqlite_db, pending.id)
+    assert row is not None and row.status == "cancelled"
+    assert row.reason == "not needed: web is UP again"
+    assert len(await queued(sqlite_db, "recovery.cancelled")) == 1
+    assert not recovery.pending
+    assert (await run_store.get_run(sqlite_db, by_hand)).status == "succeeded"  # type: ignore[union-attr]
 
 
 async def test_a_pending_run_survives_a_restart_with_its_deadline(sqlite_db: Database) -> None:

@@ -52,6 +52,7 @@ _EVENT_EMOJI = {
     "recovery.approval_requested": "🙋",
     "recovery.rejected": "🚫",
     "recovery.expired": "⌛",
+    "recovery.cancelled": "🆗",
     "recovery.notify": "📣",
 }
 

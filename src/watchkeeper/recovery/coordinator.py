@@ -73,12 +73,14 @@ EVENTS = (
     "recovery.approval_requested",
     "recovery.rejected",
     "recovery.expired",
+    "recovery.cancelled",
 )
 
 APPROVAL_REQUESTED = "recovery.approval_requested"
 
 REJECTED = "rejected"
 EXPIRED = "expired"
+CANCELLED = "cancelled"
 
 PayloadBuilder = Callable[[dict[str, Any], str], dict[str, Any]]
 """(the run's record, the event) -> the notification body (notify/payload.py builds it)."""
@@ -754,9 +756,21 @@ class Recovery:
             self._on_escalated()
 
     async def _resolved(self, check: str, name: str) -> None:
-        """The check is UP again: lift the lock-out; undo a fallback that ran for it."""
+        """The check is UP again: lift the lock-out; a request for approval made for its
+        DOWN is not needed any more (cancelled); undo a fallback that ran for it."""
         self.guard.reset(name)
         await self._save_guard(name)
+        for run_id, pending in list(self.pending.items()):
+            record = pending.record
+            if record["check"] == check and record["trigger"] in (Trigger.CHECK, Trigger.RULE):
+                self._take_pending(run_id)
+                await self._decide(
+                    record,
+                    CANCELLED,
+                    f"not needed: {check} is UP again",
+                    "recovery.cancelled",
+                    escalate=False,
+                )
         if name not in self._engaged.pop(check, set()):
             return
         spec = getattr(self.configs[name], "on_resolved", None)
