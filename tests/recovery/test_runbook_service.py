@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import free_port, wait_until
+from tests.support.servers import WebhookReceiver, free_port, wait_until
 from tests.support.service import Service, running
 from watchkeeper.config.model import Config
 from watchkeeper.core.domain import Status
@@ -39,7 +39,7 @@ def section() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def service(sqlite_url: str) -> AsyncIterator[Service]:
+async def service(sqlite_url: str, receiver: WebhookReceiver) -> AsyncIterator[Service]:
     closed = free_port()  # nothing listens there: the check is DOWN at once
     cfg = {
         "storage": {"url": sqlite_url},
@@ -56,6 +56,8 @@ async def service(sqlite_url: str) -> AsyncIterator[Service]:
             },
         ],
         "rules": [{"name": "hot", "metric": "temp", "threshold": 50, "recovery": "fix"}],
+        "notifications": [{"name": "hook", "type": "webhook", "url": receiver.hook_url}],
+        "server": {"public_url": "https://wk.example"},
         "recovery": section(),
     }
     async with running(cfg) as svc:
@@ -71,7 +73,9 @@ async def _finished(service: Service, run_id: str) -> dict[str, Any] | None:
     return run if run["finished_at"] else None
 
 
-async def test_approve_and_reject_over_the_api_by_operators_audited(service: Service) -> None:
+async def test_approve_and_reject_over_the_api_by_operators_audited(
+    service: Service, receiver: WebhookReceiver
+) -> None:
     client = service.client
     viewer = await service.as_role(Role.VIEWER)
     operator = await service.as_role(Role.OPERATOR)
@@ -79,6 +83,13 @@ async def test_approve_and_reject_over_the_api_by_operators_audited(service: Ser
     assert asked.status_code == 202, asked.text
     run = asked.json()
     assert run["status"] == "pending_approval" and run["expires_at"] is not None
+    (asked_hook,) = await receiver.wait_for(
+        lambda r: r.accepted("recovery.approval_requested"), 15, "the request for approval"
+    )
+    assert asked_hook.payload["recovery"]["id"] == run["id"]
+    assert asked_hook.payload["links"] == {
+        "approval": f"https://wk.example/dashboard/recovery#run-{run['id']}"
+    }
     state = (await client.get("/api/v1/recovery/db-runbook")).json()
     assert state["state"] == "pending_approval"
     pending = await client.get("/api/v1/recovery/runs", params={"status": "pending_approval"})

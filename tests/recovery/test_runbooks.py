@@ -4,6 +4,7 @@ a pending run survives a restart) driven through the real coordinator and databa
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support.clock import FakeClock, until_parked
 from watchkeeper.alerting import lifecycle
+from watchkeeper.config.model import Config
 from watchkeeper.core.checkstate import Transition
 from watchkeeper.core.domain import CheckResult, Severity, Status
 from watchkeeper.core.redact import Redactor
@@ -21,6 +23,7 @@ from watchkeeper.recovery.actions import ActionContext, ActionOutcome, OutcomeSt
 from watchkeeper.recovery.config import RecoveryConfig
 from watchkeeper.recovery.coordinator import NotPending, Recovery
 from watchkeeper.recovery.guard import GuardState
+from watchkeeper.services.recovery import RecoveryService
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import recovery as run_store
@@ -201,8 +204,6 @@ async def test_the_notify_action_hands_its_message_to_the_notifier() -> None:
 
 
 def test_the_config_refuses_a_notify_channel_that_does_not_exist() -> None:
-    from watchkeeper.config.model import Config
-
     body: dict[str, Any] = {
         "notifications": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/"}],
         "recovery": [
@@ -410,3 +411,51 @@ async def test_a_second_run_while_one_waits_for_approval_is_refused(
     await recovery.run("db-runbook", actor="carol")
     with pytest.raises(Exception, match="waiting for approval"):
         await recovery.run("db-runbook", actor="carol")
+
+
+async def test_a_running_runbook_shows_its_steps_so_far(sqlite_db: Database) -> None:
+    section = RecoveryConfig.model_validate(
+        [
+            {
+                "name": "rb",
+                "type": "runbook",
+                "steps": [{"action": "notify", "message": "going"}, {"verify": "web"}],
+            }
+        ]
+    )
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def probe(_check: str) -> bool:
+        asked.set()
+        await release.wait()  # the verify step is in progress until the test says
+        return True
+
+    recovery = Recovery(
+        section,
+        db=sqlite_db,
+        clock=FakeClock(),
+        redactor=Redactor(),
+        payload=recovery_payload,
+        channels_for=lambda _check: [],
+        notifier=Told(),
+        probe=probe,
+    )
+    service = RecoveryService(recovery=recovery, db=sqlite_db)
+    await recovery.start()
+    try:
+        run_id = await recovery.run("rb", actor="carol")
+        async with asyncio.timeout(5):
+            await asked.wait()
+        during = await service.run(run_id)
+        assert during["status"] == "running"
+        assert during["output"] == "1. notify: succeeded (notified hook)"
+        release.set()
+        await recovery.settled()
+        after = await service.run(run_id)
+        assert after["status"] == "succeeded" and after["output"].splitlines()[-1] == (
+            "2. verify web: succeeded (UP after 1 try)"
+        )
+        assert run_id not in recovery.live
+    finally:
+        release.set()
+        await recovery.stop()
