@@ -31,9 +31,10 @@ from watchkeeper.config.loader import Config, ConfigFile, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.clock import Clock, SystemClock
-from watchkeeper.core.domain import Status
+from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.core.version import __version__
+from watchkeeper.engine.breakers import CheckBreakers
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.housekeeping import (
@@ -54,6 +55,7 @@ from watchkeeper.notify.payload import recovery_payload
 from watchkeeper.notify.recovery import OutboxNotifier
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
+from watchkeeper.recovery.breaker import BreakerState
 from watchkeeper.recovery.coordinator import Recovery
 from watchkeeper.services import Services
 from watchkeeper.services.alerts import AlertService
@@ -300,14 +302,17 @@ class Runtime:
             on_change=lambda name: self.changes.publish(check_key(name)),
             on_hard_state=self._observe_recovery,
         )
+        self.breakers = CheckBreakers(self.clock)
+        """Checks' circuit breakers (`breaker:`): fed each scheduled result."""
         self.scheduler = Scheduler(
             [],
-            self.pipeline.handle,
+            self._scheduled_result,
             self.clock,
             max_concurrency=config.scheduler.max_concurrency,
             shutdown_grace=config.scheduler.shutdown_grace.total_seconds(),
             on_lag=self.metrics.scheduler_lag.observe,
             is_paused=self._is_paused,
+            is_held=self.breakers.is_open,
         )
         self.heartbeats = HeartbeatMonitor(
             self.db,
@@ -509,6 +514,12 @@ class Runtime:
         if check.recovery is not None:
             self.recovery.observe(check.name, check.recovery, status, transition)
 
+    async def _scheduled_result(
+        self, check: Check[Any], started_at: datetime, result: CheckResult
+    ) -> None:
+        self.breakers.record(check.config, result.status)
+        await self.pipeline.handle(check, started_at, result)
+
     def _rule_fired(self, rule: RuleConfig, labels: dict[str, str]) -> None:
         """A rule's alert fired: its `recovery:` runs (the check it is about, if a label
         says, is the run's check)."""
@@ -528,12 +539,16 @@ class Runtime:
         return (await run_once(check)).status is Status.UP
 
     async def _recovery_hold(self, check: str) -> str | None:
-        """Why the automatic recovery of `check` waits now, or None: a dependency of it is
-        DOWN (healing it is pointless, the dependency is the cause), or a maintenance
-        window covers it (people are working on it). By hand it still runs."""
+        """Why the automatic recovery of `check` waits now, or None: its circuit breaker is
+        not closed (the target keeps failing: probed less often, not healed in a loop), a
+        dependency of it is DOWN (healing it is pointless, the dependency is the cause), or
+        a maintenance window covers it (people are working on it). By hand it still runs."""
         config = self.check_configs.get(check)
         if config is None:
             return None
+        breaker = self.breakers.state(check)
+        if breaker is not None and breaker is not BreakerState.CLOSED:
+            return f"its circuit breaker is {breaker.value.replace('_', '-')}"
         for dependency in config.depends_on:
             state = self.states.get(dependency)
             if state is not None and state.status is Status.DOWN:
@@ -596,6 +611,7 @@ class Runtime:
     def forget_check(self, name: str) -> None:
         """Drop what the result pipeline remembers of a deleted check."""
         self.pipeline.forget(name)
+        self.breakers.forget(name)
 
     def checks_changed(self) -> None:
         """Open overviews re-fetch their list of checks."""

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.servers import WebhookReceiver, free_port, wait_until
 from tests.support.service import Service, running
+from watchkeeper.checks.base import BreakerSettings
 from watchkeeper.config.model import Config
 from watchkeeper.core.domain import Status
 from watchkeeper.http.roles import Role
@@ -176,6 +177,12 @@ async def test_automatic_runs_wait_while_a_dependency_is_down_or_in_maintenance(
     }
     assert (await service.client.post("/api/v1/maintenances", json=window)).status_code == 201
     assert await runtime._recovery_hold("db") == "maintenance window deploy"
+    # A check whose circuit breaker is not closed: probed less often, not healed meanwhile.
+    with_breaker = runtime.check_configs["db"].model_copy(
+        update={"breaker": BreakerSettings(min_results=1, window=1)}
+    )
+    runtime.breakers.record(with_breaker, Status.DOWN)
+    assert await runtime._recovery_hold("db") == "its circuit breaker is open"
     # By hand it still runs.
     manual = await service.client.post("/api/v1/recovery/fix/run")
     assert manual.status_code == 202, manual.text
