@@ -297,7 +297,7 @@ class Recovery:
                 log.exception("deciding whether recovery of %s waits failed", check)
                 why = None
             if why is not None:
-                log.info("automatic recovery of %s waits: %s", check, why)
+                log.debug("automatic recovery of %s waits: %s", check, why)
                 return
         await self._attempt(action, check, trigger, None, None)
 
