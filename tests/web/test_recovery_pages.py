@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,16 +119,19 @@ async def test_the_recovery_pages_and_forms(app: tuple[Runtime, object]) -> None
         assert run["status"] == "succeeded" and "approved by operator: ok by me" in run["output"]
 
         # The check page: the action with its buttons, and the runs for this check, escaped.
-        await runtime.recovery.settled()
+        async def automatic() -> list[dict[str, Any]]:
+            runs, _ = await runtime.services.recovery.runs(
+                action=None, check="db", limit=10, offset=0
+            )
+            return [r for r in runs if r["finished_at"]]
+
+        (auto,) = await wait_until(automatic, 15, "the run for db's DOWN")
+        assert auto["trigger"] == "check" and auto["action"] == "restart-db"
         check = await operator.get("/dashboard/checks/db", headers=HTML)
         assert check.status_code == 200
         assert 'action="/dashboard/recovery/restart-db/reset"' in check.text
         assert "db &lt;restarted&gt;" in check.text and "<restarted>" not in check.text
         partial = await operator.get("/dashboard/recovery/runs?check=db", headers=HTML)
-        (auto,), _ = await runtime.services.recovery.runs(
-            action=None, check="db", limit=10, offset=0
-        )
-        assert auto["trigger"] == "check" and auto["action"] == "restart-db"
         assert partial.status_code == 200 and f'id="run-{auto["id"]}"' in partial.text
         assert f'id="run-{pending["id"]}"' not in partial.text, "a run for no check"
 
