@@ -23,6 +23,7 @@ PY = sys.executable
 
 def section() -> list[dict[str, Any]]:
     return [
+        {"name": "cool", "type": "command", "command": [PY, "-c", "print('cooled')"]},
         {
             "name": "fix",
             "type": "command",
@@ -56,7 +57,7 @@ async def service(sqlite_url: str, receiver: WebhookReceiver) -> AsyncIterator[S
                 "recovery": "fix",
             },
         ],
-        "rules": [{"name": "hot", "metric": "temp", "threshold": 50, "recovery": "fix"}],
+        "rules": [{"name": "hot", "metric": "temp", "threshold": 50, "recovery": "cool"}],
         "notifications": [{"name": "hook", "type": "webhook", "url": receiver.hook_url}],
         "server": {"public_url": "https://wk.example"},
         "recovery": section(),
@@ -139,7 +140,7 @@ async def test_a_rules_alert_runs_its_recovery_and_names_only_a_file_action(
         return [r for r in items if r["trigger"] == "rule" and r["finished_at"]]
 
     (run,) = await wait_until(by_rule, 15, "a run for the rule")
-    assert run["action"] == "fix" and run["status"] == "succeeded" and run["check"] is None
+    assert run["action"] == "cool" and run["status"] == "succeeded" and run["check"] is None
 
     # A rule made over the API may name only an action of the file.
     rule = {"name": "cold", "metric": "temp", "op": "<", "threshold": 5}
