@@ -236,11 +236,13 @@ APPROVAL = [
 
 
 def build(db: Database, clock: FakeClock, told: Told | None = None) -> Recovery:
+    redactor = Redactor()
+    redactor.add(["s3cret-t0ken"])
     return Recovery(
         RecoveryConfig.model_validate(APPROVAL),
         db=db,
         clock=clock,
-        redactor=Redactor(),
+        redactor=redactor,
         payload=recovery_payload,
         channels_for=lambda _check: ["hook"],
         notifier=told or Told(),
@@ -314,10 +316,11 @@ async def test_rejected_ends_with_the_reason_and_nothing_runs(
     row = await run_store.get_run(sqlite_db, run_id)
     assert row is not None and row.status == "pending_approval" and row.actor == "carol"
 
-    await recovery.reject(run_id, actor="dave", comment="not during the backup")
+    await recovery.reject(run_id, actor="dave", comment="not during the backup s3cret-t0ken")
     row = await run_store.get_run(sqlite_db, run_id)
     assert row is not None and row.status == "rejected"
-    assert row.reason == "rejected by dave: not during the backup"
+    assert row.reason.startswith("rejected by dave: not during the backup ")
+    assert "s3cret-t0ken" not in row.reason, "a comment passes the redactor"
     assert row.finished_at is not None
     (rejected,) = await queued(sqlite_db, "recovery.rejected")
     assert rejected.payload["recovery"]["status"] == "rejected"

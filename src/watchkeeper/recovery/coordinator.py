@@ -369,6 +369,7 @@ class Recovery:
     ) -> dict[str, Any]:
         """A pending run ends without running (rejected, expired): stored, told once."""
         now = self._clock.now()
+        reason = self._redactor(reason)  # an operator's comment may quote anything
         record = {**record, "status": status, "finished_at": now, "reason": reason}
         escalation = None
         if escalate and record["check"] is not None:
@@ -623,13 +624,14 @@ class Recovery:
     ) -> dict[str, Any]:
         """The approved run starts: pending -> running, `recovery.started` queued."""
         now = self._clock.now()
+        note = self._redactor(note)
         record = {
             **record,
             "status": store.RUNNING,
             "attempt": attempt.number,
             "reason": note,
         }
-        self.live.setdefault(record["id"], []).append(self._redactor(note))
+        self.live.setdefault(record["id"], []).append(note)
         changed, _ = await store.decide_run(
             self._db,
             record["id"],
