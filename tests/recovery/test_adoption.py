@@ -79,7 +79,7 @@ async def test_a_program_left_running_is_adopted_and_restarted_when_it_dies(
         assert adopted.pid == pid and adopted.adopted and adopted.restarts == 0
         assert adopted.state is ProgramState.RUNNING
         status = adopted.status()
-        assert status.uptime is not None and status.uptime >= 0
+        assert status.adopted and status.uptime is not None and status.uptime >= 0
 
         os.kill(pid, signal.SIGKILL)  # its exit is noticed (pidfd), not polled
         async with asyncio.timeout(10):

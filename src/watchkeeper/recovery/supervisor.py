@@ -74,6 +74,8 @@ class ProgramStatus:
     """Automatic restarts since Watchkeeper started supervising it."""
     last_exit: int | None
     """Exit code of the last instance; negative: killed by that signal."""
+    adopted: bool = False
+    """The running instance was started by an earlier Watchkeeper and adopted."""
 
 
 class RotatingFile:
@@ -291,7 +293,9 @@ class Program:
         uptime = None
         if self.pid is not None and self._started_at is not None:
             uptime = self._clock.monotonic() - self._started_at
-        return ProgramStatus(self.name, self.state, self.pid, uptime, self.restarts, self.last_exit)
+        return ProgramStatus(
+            self.name, self.state, self.pid, uptime, self.restarts, self.last_exit, self.adopted
+        )
 
     def detached(self) -> list[int]:
         """Pids of instances left running by `stop()` that still run (reaps the others)."""

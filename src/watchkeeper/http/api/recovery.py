@@ -33,6 +33,8 @@ class ProgramOut(BaseModel):
     uptime_seconds: float | None
     restarts: int
     last_exit: int | None
+    adopted: bool = False
+    """Started by an earlier Watchkeeper (`keep_running`) and adopted at this start."""
 
 
 class ActionOut(BaseModel):
@@ -94,6 +96,7 @@ def _action(status: ActionStatus) -> ActionOut:
             uptime_seconds=program.uptime,
             restarts=program.restarts,
             last_exit=program.last_exit,
+            adopted=program.adopted,
         ),
     )
 
