@@ -160,6 +160,7 @@ async def test_automatic_runs_wait_while_a_dependency_is_down_or_in_maintenance(
         state = runtime.states.get("db")
         return state is not None and state.status is Status.DOWN
 
+    runtime.scheduler.run_now("db")  # not at its spread first run, up to 5 s away
     await wait_until(db_down, 15, "db DOWN")
     assert await runtime._recovery_hold("web") == "its dependency db is DOWN"
     assert await runtime._recovery_hold("db") is None
