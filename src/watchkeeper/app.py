@@ -16,11 +16,12 @@ import aiohttp
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.broken import BrokenObjects
-from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint
+from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint, check_labels
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker, flapping_fingerprint
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
+from watchkeeper.alerting.stored_windows import load_stored_windows
 from watchkeeper.auth import tokens as token_store
 from watchkeeper.auth.credentials import Authenticator
 from watchkeeper.auth.throttle import LoginThrottle
@@ -31,9 +32,10 @@ from watchkeeper.config.loader import Config, ConfigFile, EscalationPolicy
 from watchkeeper.core.changes import ALERTS, CHECKS, ChangeFeed, check_key
 from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.clock import Clock, SystemClock
-from watchkeeper.core.domain import Status
+from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.core.version import __version__
+from watchkeeper.engine.breakers import CheckBreakers
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.housekeeping import (
@@ -43,7 +45,7 @@ from watchkeeper.engine.housekeeping import (
     vacuum_job,
 )
 from watchkeeper.engine.pipeline import ResultPipeline
-from watchkeeper.engine.scheduler import Scheduler
+from watchkeeper.engine.scheduler import Scheduler, run_once
 from watchkeeper.engine.selfalerts import SelfAlerts
 from watchkeeper.engine.selfwatch import SelfWatch
 from watchkeeper.engine.watchdog import Watchdog
@@ -51,8 +53,10 @@ from watchkeeper.notify.channels import build_channel
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.outbox import OutboxWorker
 from watchkeeper.notify.payload import recovery_payload
+from watchkeeper.notify.recovery import OutboxNotifier
 from watchkeeper.objects.managed import ManagedObjects
 from watchkeeper.prometheus.service import ServiceMetrics
+from watchkeeper.recovery.breaker import BreakerState
 from watchkeeper.recovery.coordinator import Recovery
 from watchkeeper.services import Services
 from watchkeeper.services.alerts import AlertService
@@ -310,9 +314,24 @@ class Runtime:
             on_enqueued=self.outbox.wake,
             on_escalated=self.dispatcher.wake,
             on_run_ended=self.metrics.count_recovery,
+            notifier=OutboxNotifier(
+                self.db,
+                self.clock,
+                channels_for=self._recovery_channels,
+                known=lambda: self.channels.keys(),
+                on_enqueued=self.outbox.wake,
+            ),
+            probe=self._probe_check,
+            hold=self._recovery_hold,
+            dashboard_url=config.server.base_url(),
         )
         self.rules = RuleEngine(
-            self.db, [], self.clock, on_change=self.dispatcher.wake, broken=self.broken
+            self.db,
+            [],
+            self.clock,
+            on_change=self.dispatcher.wake,
+            broken=self.broken,
+            on_fire=self._rule_fired,
         )
         self.pipeline = ResultPipeline(
             self.states,
@@ -324,14 +343,17 @@ class Runtime:
             on_change=lambda name: self.changes.publish(check_key(name)),
             on_hard_state=self._observe_recovery,
         )
+        self.breakers = CheckBreakers(self.clock)
+        """Checks' circuit breakers (`breaker:`): fed each scheduled result."""
         self.scheduler = Scheduler(
             [],
-            self.pipeline.handle,
+            self._scheduled_result,
             self.clock,
             max_concurrency=config.scheduler.max_concurrency,
             shutdown_grace=config.scheduler.shutdown_grace.total_seconds(),
             on_lag=self.metrics.scheduler_lag.observe,
             is_paused=self._is_paused,
+            is_held=self.breakers.is_open,
         )
         self.heartbeats = HeartbeatMonitor(
             self.db,
@@ -599,6 +621,56 @@ class Runtime:
         if check.recovery is not None:
             self.recovery.observe(check.name, check.recovery, status, transition)
 
+    async def _scheduled_result(
+        self, check: Check[Any], started_at: datetime, result: CheckResult
+    ) -> None:
+        self.breakers.record(check.config, result.status)
+        await self.pipeline.handle(check, started_at, result)
+
+    def _rule_fired(self, rule: RuleConfig, labels: dict[str, str]) -> None:
+        """A rule's alert fired: its `recovery:` runs (the check it is about, if a label
+        says, is the run's check)."""
+        if rule.recovery is not None:
+            check = labels.get("check")
+            self.recovery.trigger(
+                rule.recovery, check if check in self.check_configs else None, "rule"
+            )
+
+    async def _probe_check(self, name: str) -> bool | None:
+        """A runbook's `verify:` step: run the check once now (its result is not recorded;
+        the scheduler's next run is); whether it is UP, None: no such check."""
+        check = next((c for c in self.checks if c.name == name), None)
+        if check is None:  # a push check cannot be run: its latest state says
+            state = self.states.get(name)
+            return None if state is None else state.status is Status.UP
+        return (await run_once(check)).status is Status.UP
+
+    async def _recovery_hold(self, check: str) -> str | None:
+        """Why the automatic recovery of `check` waits now, or None: its circuit breaker is
+        not closed (the target keeps failing: probed less often, not healed in a loop), a
+        dependency of it is DOWN (healing it is pointless, the dependency is the cause), or
+        a maintenance window covers it (people are working on it). By hand it still runs."""
+        config = self.check_configs.get(check)
+        if config is None:
+            return None
+        breaker = self.breakers.state(check)
+        if breaker is not None and breaker is not BreakerState.CLOSED:
+            return f"its circuit breaker is {breaker.value.replace('_', '-')}"
+        for dependency in config.depends_on:
+            state = self.states.get(dependency)
+            if state is not None and state.status is Status.DOWN:
+                return f"its dependency {dependency} is DOWN"
+        labels = check_labels(config)
+        now = self.clock.now()
+        stored = [w.window for w in await load_stored_windows(self.db) if w.window is not None]
+        for window in [*self.config.maintenance, *stored]:
+            try:
+                if window.covers(labels) and window.active_at(now):
+                    return f"maintenance window {window.name}"
+            except Exception:  # a broken window is reported by the dispatcher
+                continue
+        return None
+
     def _recovery_channels(self, check: str | None) -> list[str]:
         """Where a recovery run of `check` is told: the check's channels (every channel
         when it names none, or for a run by hand)."""
@@ -646,6 +718,7 @@ class Runtime:
     def forget_check(self, name: str) -> None:
         """Drop what the result pipeline remembers of a deleted check."""
         self.pipeline.forget(name)
+        self.breakers.forget(name)
 
     def checks_changed(self) -> None:
         """Open overviews re-fetch their list of checks."""

@@ -291,11 +291,3 @@ async def test_docker_without_an_engine_is_an_error(tmp_path: Path) -> None:
     outcome = await run(type="docker", container="web", socket=str(tmp_path / "none.sock"))
     assert outcome.status is OutcomeStatus.ERROR
     assert outcome.reason == f"no Docker socket at {tmp_path / 'none.sock'}"
-
-
-# -- still to be built -------------------------------------------------------------------------
-
-
-async def test_types_still_to_be_built_say_so() -> None:
-    with pytest.raises(NotImplementedError, match="'notify' is not implemented yet"):
-        await run(type="notify", message="hello")

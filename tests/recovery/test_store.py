@@ -95,3 +95,20 @@ async def test_exhausting_notes_the_open_alert_and_brings_its_next_step_forward(
     # No open alert of that check: nothing to escalate.
     other = run_store.Escalation("db", "recovery_exhausted", "x")
     assert await run_store.insert_run(db, run("r2"), [], later, other) is None
+
+
+async def test_a_pending_run_is_decided_once_and_listed_while_pending(db: Database) -> None:
+    await run_store.insert_run(db, run("p1", status=run_store.PENDING_APPROVAL), [], NOW)
+    await run_store.insert_run(db, run("r2"), [], NOW)
+    assert [r.id for r in await run_store.pending_runs(db)] == ["p1"]
+    assert await run_store.interrupt_running(db, NOW) == 1  # r2; a pending run stays
+    entry = OutboxEntry("hook", "p1:recovery.rejected", "recovery.rejected", {"recovery": {}})
+    rejected = {"status": "rejected", "finished_at": NOW, "reason": "rejected by ann: no"}
+    assert await run_store.decide_run(db, "p1", rejected, [entry], NOW) == (True, None)
+    # Decided already: a second decision changes nothing and queues nothing.
+    again = await run_store.decide_run(db, "p1", {"status": "running"}, [entry], NOW)
+    assert again == (False, None)
+    row = await run_store.get_run(db, "p1")
+    assert row is not None and row.status == "rejected" and row.reason == "rejected by ann: no"
+    assert len(await outbox_store.list_entries(db)) == 1
+    assert await run_store.pending_runs(db) == []

@@ -47,6 +47,9 @@ class RuleConfig(StrictModel):
     summary: str | None = None
     notify: list[Name] | None = None
     escalation: Name | None = None
+    recovery: Name | None = None
+    """A recovery action (of the config file's `recovery:` section) run when the rule's
+    alert fires, under that action's guard."""
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 

@@ -159,11 +159,14 @@ class RuleEngine:
         on_change: Callable[[], None] = lambda: None,
         tick: float = 15.0,
         broken: BrokenObjects | None = None,
+        on_fire: Callable[[RuleConfig, dict[str, str]], None] = lambda _rule, _labels: None,
     ) -> None:
         self._broken = broken if broken is not None else BrokenObjects()
         self._db = db
         self._clock = clock
         self._on_change = on_change
+        self._on_fire = on_fire
+        """Told each time a rule's alert fires (or changes severity): its `recovery:` runs."""
         self._tick = tick
         self._rules = [_Rule(r, r.parsed_matchers()) for r in rules]
         self._by_metric: dict[str, list[_Rule]] = {}
@@ -574,6 +577,10 @@ class RuleEngine:
         async with self._db.begin() as conn:
             await lifecycle.fire(conn, spec, now)
         log.info("rule %s firing (%s): %s", rule.name, severity.value, summary)
+        try:
+            self._on_fire(rule, labels)
+        except Exception:
+            log.exception("rule %s: acting on its alert failed", rule.name)
 
     async def _resolve(self, rule: RuleConfig, series: RuleSeries, now: datetime) -> None:
         async with self._db.begin() as conn:

@@ -10,15 +10,33 @@ from datetime import timedelta
 from typing import ClassVar, Generic, TypeVar
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from watchkeeper.core.domain import CheckResult, Severity
-from watchkeeper.core.durations import Interval, Timeout
+from watchkeeper.core.durations import Interval, LongSpan, Timeout
 from watchkeeper.core.model import Name, StrictModel
 from watchkeeper.core.redact import Redactor
 
 MAX_THRESHOLD = 100
 """Most consecutive results a state change may wait for: beyond it a check never alerts."""
+
+
+class BreakerSettings(StrictModel):
+    """A check's circuit breaker: once `failure_rate` of its last `window` results (at
+    least `min_results` of them) are DOWN it opens: the check is probed only every
+    `wait_in_open` (one trial run; UP closes it, DOWN opens it again) and its recovery
+    pauses."""
+
+    failure_rate: float = Field(default=1.0, gt=0, le=1)
+    min_results: int = Field(default=5, ge=1, le=1000)
+    window: int = Field(default=10, ge=1, le=1000)
+    wait_in_open: LongSpan = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> BreakerSettings:
+        if self.min_results > self.window:
+            raise ValueError("min_results must not be more than window")
+        return self
 
 
 class CheckConfigBase(StrictModel):
@@ -43,6 +61,8 @@ class CheckConfigBase(StrictModel):
     recovery: Name | None = None
     escalation: Name | None = None
     enabled: bool = True
+    breaker: BreakerSettings | None = None
+    """Probe a target that keeps failing less often, and pause its recovery meanwhile."""
 
 
 @dataclass(slots=True)

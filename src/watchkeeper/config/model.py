@@ -105,6 +105,11 @@ class Config(StrictModel):
             if problem := unknown_policy(check.escalation, policies):
                 raise ValueError(f"checks[{i}].escalation: {problem}")
         _unique("rules", [r.name for r in self.rules])
+        for i, rule in enumerate(self.rules):
+            if problem := unknown_recovery(rule.recovery, self.recovery.names()):
+                raise ValueError(f"rules[{i}].recovery: {problem}")
+        for problem in self.recovery.channel_problems(channel_names):
+            raise ValueError(f"recovery: {problem}")
         _unique("maintenance", [w.name for w in self.maintenance])
         route_errors = validate_channels(
             self.alerting.routes, channel_names, path="alerting.routes"

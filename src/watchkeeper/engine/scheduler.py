@@ -55,6 +55,7 @@ class Scheduler:
         shutdown_grace: float = 5.0,
         on_lag: LagObserver | None = None,
         is_paused: Callable[[str], bool] = lambda _name: False,
+        is_held: Callable[[str], bool] = lambda _name: False,
         rng: random.Random | None = None,
     ) -> None:
         self._checks = {c.name: c for c in checks}
@@ -64,6 +65,9 @@ class Scheduler:
         self._shutdown_grace = shutdown_grace
         self._on_lag = on_lag
         self._is_paused = is_paused
+        self._is_held = is_held
+        """A check whose run is skipped now (its circuit breaker is open); `run_now` still
+        runs it."""
         self._rng = rng or random.Random()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._kicks: dict[str, asyncio.Event] = {}
@@ -131,7 +135,7 @@ class Scheduler:
         # A removed check's loop ends after the run in hand (see `remove`).
         while not self._stopping and self._checks.get(check.name) is check:
             kicked = await self._sleep_or_kick(kick, next_due - self._clock.monotonic())
-            if self._is_paused(check.name) and not kicked:
+            if (self._is_paused(check.name) or self._is_held(check.name)) and not kicked:
                 next_due += interval
                 continue
             self._in_flight.add(check.name)

@@ -49,6 +49,11 @@ _EVENT_EMOJI = {
     "recovery.succeeded": "✅",
     "recovery.failed": "❌",
     "recovery.exhausted": "🛑",
+    "recovery.approval_requested": "🙋",
+    "recovery.rejected": "🚫",
+    "recovery.expired": "⌛",
+    "recovery.cancelled": "🆗",
+    "recovery.notify": "📣",
 }
 
 MAX_LISTED = 10
@@ -137,7 +142,7 @@ def severity_of(event: str, payload: Mapping[str, Any]) -> str:
     severity = top_severity(alerts_of(payload))
     if severity:
         return severity
-    if event in ("recovery.failed", "recovery.exhausted"):
+    if event in ("recovery.failed", "recovery.exhausted", "recovery.expired"):
         return "high"
     if event == DIGEST_EVENT:
         return "medium"
@@ -245,6 +250,8 @@ def _plain_title(event: str, payload: Mapping[str, Any]) -> str:
         return f"{_str(digest.get('suppressed'), '?')} notifications suppressed" + (
             f" since {since}" if since else ""
         )
+    if event == "recovery.notify" and payload.get("message"):
+        return truncate(_str(payload.get("message")), 200)
     if event.startswith(RECOVERY_PREFIX):
         recovery = as_mapping(payload.get("recovery"))
         action = _str(recovery.get("action"), "recovery")

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from watchkeeper.alerting.rule_config import RuleConfig
-from watchkeeper.objects.base import Managed, ObjectKind, from_validation_error
+from watchkeeper.config.references import unknown_recovery
+from watchkeeper.objects.base import Managed, ObjectKind, from_validation_error, invalid
 from watchkeeper.store.objects import Kind
 
 
@@ -26,6 +27,10 @@ class RuleObjects(ObjectKind[RuleConfig]):
             raise from_validation_error(exc) from None
         self.catalog.known_channels("notify", rule.notify or ())
         self.catalog.known_policy(rule.escalation)
+        # The action itself comes from the config file: a rule may only name one.
+        recovery = self.catalog.config.recovery.names()
+        if (problem := unknown_recovery(rule.recovery, recovery)) is not None:
+            raise invalid("recovery", problem)
         return rule
 
     def hold(self, managed: Managed[RuleConfig]) -> None:

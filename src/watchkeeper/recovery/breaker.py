@@ -211,6 +211,10 @@ class CircuitBreaker:
             ):
                 self._move(BreakerState.OPEN)
 
+    def record(self, *, failed: bool) -> None:
+        """Count one outcome observed outside the breaker (a check's result), as a call's."""
+        self._record(failed)
+
     def _counts(self, exc: BaseException) -> bool:
         return isinstance(exc, self.failure_on)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Container
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -441,6 +442,28 @@ class RecoveryConfig(StrictModel):
                 if kind == "process":
                     raise ValueError(f"{where}: {step.action!r} is a supervised process")
         return self
+
+    def channel_problems(self, known: Container[str]) -> list[str]:
+        """Notification channels named by `notify` actions and runbook steps that are not
+        configured, as messages naming where."""
+        problems = []
+        for action in self.actions:
+            named: list[tuple[str, list[str] | None]] = []
+            if isinstance(action, NotifyAction):
+                named.append((f"action {action.name!r}", action.channels))
+            elif isinstance(action, RunbookAction):
+                named += [
+                    (f"runbook {action.name!r} step {i + 1}", step.channels)
+                    for i, step in enumerate(action.steps)
+                    if isinstance(step, NotifyStep)
+                ]
+            for where, channels in named:
+                problems += [
+                    f"{where}: no notification channel named {c!r}"
+                    for c in channels or ()
+                    if c not in known
+                ]
+        return problems
 
     def names(self) -> frozenset[str]:
         """Every action's name."""

@@ -42,6 +42,8 @@ class GuardState(enum.StrEnum):
 
     READY = "ready"
     RUNNING = "running"
+    PENDING_APPROVAL = "pending_approval"
+    """A runbook run waits for a person to approve it."""
     COOLING_DOWN = "cooling_down"
     EXHAUSTED = "exhausted"
 
@@ -79,6 +81,8 @@ class TargetGuard:
         self._last_end: float | None = None
         self.running = False
         self.exhausted = False
+        self.pending: str | None = None
+        """The id of a run waiting for approval (no other run starts meanwhile)."""
 
     def _prune(self) -> None:
         horizon = self._clock.monotonic() - self.settings.within.total_seconds()
@@ -104,18 +108,15 @@ class TargetGuard:
             return GuardState.EXHAUSTED
         if self.running:
             return GuardState.RUNNING
+        if self.pending is not None:
+            return GuardState.PENDING_APPROVAL
         if self.cooldown_left() > 0:
             return GuardState.COOLING_DOWN
         return GuardState.READY
 
     def begin(self) -> Attempt:
         """Allow one attempt now, or raise `Refused`. Every allowed attempt must `end`."""
-        if self.exhausted:
-            raise Refused(GuardState.EXHAUSTED, self.exhausted_message())
-        if self.running:
-            raise Refused(GuardState.RUNNING, f"{self.name}: an attempt is already running")
-        if (left := self.cooldown_left()) > 0:
-            raise Refused(GuardState.COOLING_DOWN, f"{self.name}: cooling down ({left:.0f}s left)")
+        self.admit()
         if self.attempts >= self.settings.max_attempts:
             # The budget was spent by attempts that each looked successful (a flapping
             # target): stop here too rather than restart it forever.
@@ -125,6 +126,21 @@ class TargetGuard:
         self._attempts.append(now)
         self.running = True
         return Attempt(self.name, len(self._attempts), now)
+
+    def admit(self) -> None:
+        """Raise `Refused` if an attempt could not start now (locked out, running, waiting
+        for approval, cooling down); changes nothing."""
+        if self.exhausted:
+            raise Refused(GuardState.EXHAUSTED, self.exhausted_message())
+        if self.running:
+            raise Refused(GuardState.RUNNING, f"{self.name}: an attempt is already running")
+        if self.pending is not None:
+            raise Refused(
+                GuardState.PENDING_APPROVAL,
+                f"{self.name}: run {self.pending} is waiting for approval",
+            )
+        if (left := self.cooldown_left()) > 0:
+            raise Refused(GuardState.COOLING_DOWN, f"{self.name}: cooling down ({left:.0f}s left)")
 
     def end(self, *, succeeded: bool) -> bool:
         """Record the end of the running attempt; return whether the target is now

@@ -12,6 +12,13 @@ stdout and stderr go through pipes into size-rotated files. Programs with `keep_
 write straight to their files instead (rotated only when started), because a pipe would die
 with Watchkeeper and take the program with it (SIGPIPE); `stop()` leaves them running.
 
+After Watchkeeper's own restart, a program instance it recorded as running (pid and
+identity: boot id and start time, so a reused pid never passes) is *adopted* when it was
+left running on purpose (`keep_running`, writing straight to its files): watched through a
+pidfd like any instance, its exit noticed at once (its exit code is not ours to read). An
+instance of a program without `keep_running` (left behind by a crash, its output pipe gone)
+is stopped (its group: `stop_signal`, then SIGKILL) and the program started cleanly.
+
 Every task and file descriptor here belongs to its `Program` and is released by `stop()`.
 Times (startsecs, backoff, stop_timeout, the restart window) are read from an injected clock.
 """
@@ -67,6 +74,8 @@ class ProgramStatus:
     """Automatic restarts since Watchkeeper started supervising it."""
     last_exit: int | None
     """Exit code of the last instance; negative: killed by that signal."""
+    adopted: bool = False
+    """The running instance was started by an earlier Watchkeeper and adopted."""
 
 
 class RotatingFile:
@@ -127,16 +136,21 @@ class _Child:
 
     def __init__(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: subprocess.Popen[bytes] | None,
         loop: asyncio.AbstractEventLoop,
         outputs: list[tuple[int, RotatingFile]],
+        pid: int | None = None,
     ) -> None:
         self.proc = proc
-        self.pid = proc.pid
+        """None: an adopted instance (not our child: its exit code is not ours to read)."""
+        resolved = proc.pid if proc is not None else pid
+        if resolved is None:
+            raise ValueError("a child needs a process or a pid")
+        self.pid: int = resolved
         self.exited = asyncio.Event()
         self.returncode: int | None = None
         self._loop = loop
-        self._pidfd: int | None = os.pidfd_open(proc.pid)
+        self._pidfd: int | None = os.pidfd_open(self.pid)
         loop.add_reader(self._pidfd, self._on_exit)
         self._outputs: dict[int, RotatingFile] = {}
         for fd, sink in outputs:
@@ -147,7 +161,7 @@ class _Child:
     def _on_exit(self) -> None:
         self._close_pidfd()
         # The pidfd is readable once the process is a zombie: this reaps it without blocking.
-        self.returncode = self.proc.poll()
+        self.returncode = self.proc.poll() if self.proc is not None else None
         self.exited.set()
 
     def _close_pidfd(self) -> None:
@@ -189,6 +203,27 @@ class _Child:
         self._close_pidfd()
         for fd in list(self._outputs):
             self._close_output(fd)
+
+
+def process_identity(pid: int) -> str | None:
+    """`boot id:start time` of a live process (None: no such process, or a zombie): the
+    same pid with the same identity is the same process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return f"{boot}:{fields[19]}"  # field 22: start time, in clock ticks since boot
+
+
+def _leads_its_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -233,6 +268,12 @@ class Program:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._window: deque[float] = deque()
+        self.identity: str | None = None
+        """The running instance's `process_identity` (to adopt it after a restart)."""
+        self.adopted = False
+        """The running instance was adopted at start (started by an earlier Watchkeeper)."""
+        self.on_spawn: Callable[[Program], None] = lambda _program: None
+        """Told each time an instance starts or ends (to record it for adoption)."""
         self._stdout = self._sink(config.stdout_log, "out")
         self._stderr = self._sink(config.stderr_log, "err")
 
@@ -252,7 +293,9 @@ class Program:
         uptime = None
         if self.pid is not None and self._started_at is not None:
             uptime = self._clock.monotonic() - self._started_at
-        return ProgramStatus(self.name, self.state, self.pid, uptime, self.restarts, self.last_exit)
+        return ProgramStatus(
+            self.name, self.state, self.pid, uptime, self.restarts, self.last_exit, self.adopted
+        )
 
     def detached(self) -> list[int]:
         """Pids of instances left running by `stop()` that still run (reaps the others)."""
@@ -276,26 +319,72 @@ class Program:
 
     # -- running --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start supervising; return once the first start was attempted."""
+    async def start(self, recorded: tuple[int, str] | None = None) -> None:
+        """Start supervising; return once the first start was attempted. `recorded`: the
+        (pid, identity) of an instance an earlier Watchkeeper started, to adopt (when left
+        running on purpose) or to stop before starting cleanly."""
         if self._task is not None and not self._task.done():
             return
         self._stopping = False
         self._window.clear()
+        adopted = await self._take_over(recorded) if recorded is not None else None
         spawns = self.spawns
-        self._task = asyncio.create_task(self._run(), name=f"supervise {self.name}")
-        await self.wait_for(lambda p: p.spawns > spawns or p._task_done())
+        self._task = asyncio.create_task(self._run(adopted), name=f"supervise {self.name}")
+        await self.wait_for(lambda p: p.spawns > spawns or p.adopted or p._task_done())
+
+    async def _take_over(self, recorded: tuple[int, str]) -> _Child | None:
+        pid, identity = recorded
+        if process_identity(pid) != identity or not _leads_its_group(pid):
+            return None  # gone (or its pid reused by another process)
+        if self.config.keep_running:
+            try:
+                child = _Child(None, asyncio.get_running_loop(), [], pid=pid)
+            except OSError:
+                return None
+            log.info("%s: adopted the running instance (pid %d)", self.name, pid)
+            self._child, self.pid, self.identity, self.adopted = child, pid, identity, True
+            self._started_at = self._clock.monotonic() - _age(pid)
+            self._set(ProgramState.RUNNING)
+            return child
+        # Its output pipe died with the last Watchkeeper: stop it, start it cleanly.
+        log.info("%s: stopping the instance left behind (pid %d)", self.name, pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return None
+        loop = asyncio.get_running_loop()
+        gone = asyncio.Event()
+        loop.add_reader(pidfd, gone.set)
+        try:
+            _signal_group(pid, self.config.stop_signum)
+            if not await self._clock.wait(gone, self.config.stop_timeout.total_seconds()):
+                _signal_group(pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_KILL_WAIT):
+                        await gone.wait()
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        _signal_group(pid, signal.SIGKILL)  # what it left in its group
+        return None
 
     def _task_done(self) -> bool:
         return self._task is None or self._task.done()
 
-    async def _run(self) -> None:
+    async def _run(self, adopted: _Child | None = None) -> None:
         quick_failures = 0
         while not self._stopping:
             self._restart_now = False  # a restart asked for during a backoff wait is this one
-            self._set(ProgramState.STARTING)
-            child = self._spawn()
-            quick = True
+            child: _Child | None
+            if adopted is not None:  # started by an earlier Watchkeeper, running since
+                taken, adopted, quick, child = adopted, None, False, None
+                self._set(ProgramState.RUNNING)
+                await taken.exited.wait()
+                self._reap(taken)
+            else:
+                self._set(ProgramState.STARTING)
+                child = self._spawn()
+                quick = True
             if child is not None:
                 startsecs = self.config.startsecs.total_seconds()
                 quick = await self._clock.wait(child.exited, startsecs)
@@ -395,15 +484,21 @@ class Program:
             return None
         self._child = child
         self.pid = child.pid
+        self.identity = process_identity(child.pid)
+        self.adopted = False
         self.last_error = None
         self._started_at = self._clock.monotonic()
         self._notify()
+        self.on_spawn(self)
         return child
 
     def _reap(self, child: _Child) -> None:
         self.last_exit = child.returncode
         self.pid = None
+        self.identity = None
+        self.adopted = False
         self._child = None
+        self.on_spawn(self)
         # What the program left in its group would hold its port and pipes.
         _signal_group(child.pid, signal.SIGKILL)
         self._leftovers = [c for c in self._leftovers if not c.done]
@@ -452,7 +547,8 @@ class Program:
         if child is not None:
             if self.config.keep_running and not child.exited.is_set():
                 log.info("%s: left running (pid %d)", self.name, child.pid)
-                self._detached.append(child.proc)
+                if child.proc is not None:
+                    self._detached.append(child.proc)
             child.release()
         for leftover in self._leftovers:
             leftover.release()
@@ -484,9 +580,11 @@ class Supervisor:
         """The program called `name`; KeyError if there is none."""
         return self.programs[name]
 
-    async def start(self) -> None:
-        for program in self.programs.values():
-            await program.start()
+    async def start(self, recorded: dict[str, tuple[int, str]] | None = None) -> None:
+        """Start every program; `recorded`: instances an earlier Watchkeeper left (see
+        `Program.start`)."""
+        for name, program in self.programs.items():
+            await program.start((recorded or {}).get(name))
 
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self.programs.values()))
@@ -495,4 +593,22 @@ class Supervisor:
         return [p.status() for p in self.programs.values()]
 
 
-__all__ = ["Program", "ProgramState", "ProgramStatus", "RotatingFile", "Supervisor"]
+def _age(pid: int) -> float:
+    """Seconds since the process started (0 when unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError):
+        return 0.0
+    ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+    return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+__all__ = [
+    "Program",
+    "ProgramState",
+    "ProgramStatus",
+    "RotatingFile",
+    "Supervisor",
+    "process_identity",
+]

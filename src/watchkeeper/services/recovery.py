@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.core.errors import Conflict, NotFound
-from watchkeeper.recovery.coordinator import ActionStatus, Recovery, run_record
+from watchkeeper.recovery.coordinator import ActionStatus, NotPending, Recovery, run_record
 from watchkeeper.recovery.guard import Refused
 from watchkeeper.store import recovery as run_store
 from watchkeeper.store.database import Database
@@ -40,20 +40,61 @@ class RecoveryService:
         raise NotFound(NO_SUCH_ACTION.format(name))
 
     async def runs(
-        self, *, action: str | None, check: str | None, limit: int, offset: int
+        self,
+        *,
+        action: str | None,
+        check: str | None,
+        limit: int,
+        offset: int,
+        status: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Runs, newest first, with the total matching count."""
+        """Runs, newest first, with the total matching count (a running one with its
+        output so far)."""
         rows, total = await run_store.list_runs(
-            self.db, action=action, check=check, limit=limit, offset=offset
+            self.db, action=action, check=check, status=status, limit=limit, offset=offset
         )
-        return [run_record(row) for row in rows], total
+        return [self._with_live(run_record(row)) for row in rows], total
+
+    async def pending(self) -> list[dict[str, Any]]:
+        """Runs waiting for approval, newest first, each with its `expires_at`."""
+        rows, _ = await run_store.list_runs(self.db, status=run_store.PENDING_APPROVAL, limit=1000)
+        return [self._with_live(run_record(row)) for row in rows]
 
     async def run(self, run_id: str) -> dict[str, Any]:
         """One run; NotFound if there is none."""
         row = await run_store.get_run(self.db, run_id)
         if row is None:
             raise NotFound(NO_SUCH_RUN)
-        return run_record(row)
+        return self._with_live(run_record(row))
+
+    def _with_live(self, record: dict[str, Any]) -> dict[str, Any]:
+        lines = self.recovery.live.get(record["id"])
+        if record["status"] == run_store.RUNNING and lines:
+            record["output"] = "\n".join(lines)
+        pending = self.recovery.pending.get(record["id"])
+        record["expires_at"] = pending.deadline if pending is not None else None
+        return record
+
+    async def approve(self, run_id: str, *, actor: str, comment: str) -> dict[str, Any]:
+        """Run a pending runbook run (a person approved it); its record once started.
+        NotFound: no such run; Conflict: it is not waiting for approval."""
+        try:
+            await self.recovery.approve(run_id, actor=actor, comment=comment)
+        except NotPending:
+            raise await self._not_pending(run_id) from None
+        return await self.run(run_id)
+
+    async def reject(self, run_id: str, *, actor: str, comment: str) -> dict[str, Any]:
+        """End a pending runbook run without running it, with the reason."""
+        try:
+            await self.recovery.reject(run_id, actor=actor, comment=comment)
+        except NotPending:
+            raise await self._not_pending(run_id) from None
+        return await self.run(run_id)
+
+    async def _not_pending(self, run_id: str) -> Exception:
+        record = await self.run(run_id)  # NotFound when there is no such run
+        return Conflict(f"the run is {record['status']}, not waiting for approval")
 
     async def start(self, name: str, *, actor: str) -> dict[str, Any]:
         """Run `name` now, by hand; return its record once it started. NotFound for an

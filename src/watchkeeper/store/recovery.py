@@ -15,10 +15,11 @@ from watchkeeper.store import alerts as alert_store
 from watchkeeper.store.database import Database
 from watchkeeper.store.errors import translated
 from watchkeeper.store.outbox import OutboxEntry, enqueue
-from watchkeeper.store.tables import alerts, recovery_guards, recovery_runs
+from watchkeeper.store.tables import alerts, recovery_guards, recovery_programs, recovery_runs
 
 R = recovery_runs
 G = recovery_guards
+P = recovery_programs
 
 Run = sa.Row[Any]
 """A run: the columns of `recovery_runs` (`check_name` is the check)."""
@@ -26,6 +27,8 @@ Run = sa.Row[Any]
 RUNNING = "running"
 INTERRUPTED = "interrupted"
 """A run that was in progress when Watchkeeper stopped."""
+PENDING_APPROVAL = "pending_approval"
+"""A runbook run waiting for a person to approve it (kept across a restart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,36 @@ async def finish_run(
         return await _escalate(conn, escalation, now)
 
 
+async def decide_run(
+    db: Database,
+    run_id: str,
+    values: dict[str, Any],
+    events: list[OutboxEntry],
+    now: datetime,
+    escalation: Escalation | None = None,
+) -> tuple[bool, str | None]:
+    """Move a run that is pending approval on (approved, rejected, expired), with its
+    notifications (and escalation), in one transaction. Returns (whether it was still
+    pending, the id of the alert escalated): a run decided twice changes once."""
+    async with translated(), db.begin() as conn:
+        updated = await conn.execute(
+            R.update().where(R.c.id == run_id, R.c.status == PENDING_APPROVAL).values(**values)
+        )
+        if not updated.rowcount:
+            return False, None
+        await enqueue(conn, events, now)
+        return True, await _escalate(conn, escalation, now)
+
+
+async def pending_runs(db: Database) -> list[Run]:
+    """Runs waiting for approval, oldest first."""
+    async with translated(), db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(R).where(R.c.status == PENDING_APPROVAL).order_by(R.c.started_at, R.c.id)
+        )
+        return list(rows.all())
+
+
 async def get_run(db: Database, run_id: str) -> Run | None:
     async with translated(), db.connect() as conn:
         return (await conn.execute(sa.select(R).where(R.c.id == run_id))).first()
@@ -78,11 +111,14 @@ async def list_runs(
     *,
     action: str | None = None,
     check: str | None = None,
+    status: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Run], int]:
     """Newest first, with the total matching count."""
     where = []
+    if status is not None:
+        where.append(R.c.status == status)
     if action is not None:
         where.append(R.c.action == action)
     if check is not None:
@@ -133,6 +169,25 @@ async def load_guards(db: Database) -> dict[str, tuple[list[datetime], bool]]:
             row.action: ([datetime.fromisoformat(at) for at in row.attempts], row.exhausted)
             for row in rows
         }
+
+
+async def save_program(
+    db: Database, action: str, pid: int | None, identity: str | None, now: datetime
+) -> None:
+    """Record the running instance of a supervised program (None: none runs any more)."""
+    async with translated(), db.begin() as conn:
+        await conn.execute(P.delete().where(P.c.action == action))
+        if pid is not None and identity is not None:
+            await conn.execute(
+                P.insert().values(action=action, pid=pid, identity=identity, updated_at=now)
+            )
+
+
+async def load_programs(db: Database) -> dict[str, tuple[int, str]]:
+    """Every recorded program instance: action -> (pid, identity)."""
+    async with translated(), db.connect() as conn:
+        rows = await conn.execute(sa.select(P))
+        return {row.action: (row.pid, row.identity) for row in rows}
 
 
 async def _escalate(

@@ -444,3 +444,15 @@ status_subscribers = Table(
     UniqueConstraint("page", "kind", "address_key"),
     Index("ix_status_subscribers_confirmed_at", "confirmed_at", "created_at"),
 )
+
+# The supervised program of each `process` action that was running when Watchkeeper last
+# recorded it: at the next start it is adopted (the same process, by its identity: boot and
+# start time, so a reused pid is never taken for it) or stopped and started cleanly.
+recovery_programs = Table(
+    "recovery_programs",
+    metadata,
+    Column("action", String(100), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("identity", String(100), nullable=False),  # boot id : start time in clock ticks
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
 from watchkeeper.http.api.schemas import Limit, Offset, Page
+from watchkeeper.http.audit import add_detail
 from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.recovery.coordinator import ActionStatus
@@ -32,12 +33,14 @@ class ProgramOut(BaseModel):
     uptime_seconds: float | None
     restarts: int
     last_exit: int | None
+    adopted: bool = False
+    """Started by an earlier Watchkeeper (`keep_running`) and adopted at this start."""
 
 
 class ActionOut(BaseModel):
     name: str
     type: str
-    state: Literal["ready", "running", "cooling_down", "exhausted"]
+    state: Literal["ready", "running", "pending_approval", "cooling_down", "exhausted"]
     attempts: int
     """Attempts within the current window."""
     max_attempts: int
@@ -50,18 +53,30 @@ class RunOut(BaseModel):
     action: str
     check: str | None
     trigger: str
-    """check, manual or resolved (`on_resolved`)."""
+    """check, rule, manual, exit (a supervised program exited) or resolved (`on_resolved`)."""
     actor: str | None
     attempt: int
     status: str
-    """running, succeeded, failed, timed_out, error, exhausted or interrupted."""
+    """pending_approval, running, succeeded, failed, timed_out, error, exhausted,
+    interrupted, rejected or expired."""
     started_at: datetime
+    """When it was triggered (for a runbook waiting for approval: when it was asked)."""
     finished_at: datetime | None
     output: str
-    """Redacted, at most 64 KiB."""
+    """Redacted, at most 64 KiB; a running runbook's steps so far."""
     exit_code: int | None
     http_status: int | None
     reason: str
+    """How it went; for an approved run `approved by NAME: comment`, for a rejected one
+    `rejected by NAME: comment`."""
+    expires_at: datetime | None = None
+    """A run waiting for approval expires (and escalates) then."""
+
+
+class Decision(BaseModel):
+    """An operator's approval or rejection of a runbook run."""
+
+    comment: str = Field(default="", max_length=1000)
 
 
 def _action(status: ActionStatus) -> ActionOut:
@@ -81,6 +96,7 @@ def _action(status: ActionStatus) -> ActionOut:
             uptime_seconds=program.uptime,
             restarts=program.restarts,
             last_exit=program.last_exit,
+            adopted=program.adopted,
         ),
     )
 
@@ -97,11 +113,12 @@ async def list_runs(
     services: Services = Depends(get_services),
     action: str | None = Query(default=None, max_length=100),
     check: str | None = Query(default=None, max_length=100),
+    status: str | None = Query(default=None, max_length=32),
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[RunOut]:
     items, total = await services.recovery.runs(
-        action=action, check=check, limit=limit, offset=offset
+        action=action, check=check, status=status, limit=limit, offset=offset
     )
     return Page(items=[RunOut(**r) for r in items], total=total, limit=limit, offset=offset)
 
@@ -109,6 +126,40 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One recovery run")
 async def get_run(run_id: str, services: Services = Depends(get_services)) -> RunOut:
     return RunOut(**await services.recovery.run(run_id))
+
+
+@router.post(
+    "/runs/{run_id}/approve",
+    response_model=RunOut,
+    summary="Approve a runbook run waiting for approval: it runs now (409 if not waiting)",
+)
+async def approve_run(
+    run_id: str,
+    request: Request,
+    decision: Decision | None = None,
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RunOut:
+    comment = decision.comment if decision is not None else ""
+    add_detail(request, run=run_id, decision="approved", comment=comment)
+    return RunOut(**await services.recovery.approve(run_id, actor=principal.name, comment=comment))
+
+
+@router.post(
+    "/runs/{run_id}/reject",
+    response_model=RunOut,
+    summary="Reject a runbook run waiting for approval: it ends without running",
+)
+async def reject_run(
+    run_id: str,
+    request: Request,
+    decision: Decision | None = None,
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RunOut:
+    comment = decision.comment if decision is not None else ""
+    add_detail(request, run=run_id, decision="rejected", comment=comment)
+    return RunOut(**await services.recovery.reject(run_id, actor=principal.name, comment=comment))
 
 
 @router.get("/{name}", response_model=ActionOut, summary="One recovery action and its state")

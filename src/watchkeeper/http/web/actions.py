@@ -10,10 +10,11 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from watchkeeper.core.errors import Conflict, Invalid, NotFound
+from watchkeeper.http.audit import add_detail
 from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page, safe_next
@@ -245,3 +246,67 @@ async def delete_maintenance(
     except (Conflict, NotFound) as exc:
         return back(next, exc.detail)
     return back(next, f"maintenance {name} ended")
+
+
+@router.post("/recovery/{name}/run")
+async def run_recovery(
+    name: str,
+    next: str = Form("/dashboard/recovery"),
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    try:
+        run = await services.recovery.start(name, actor=principal.name)
+    except (NotFound, Conflict) as exc:
+        return back(next, exc.detail)
+    if run["status"] == "pending_approval":
+        return back(next, f"{name} is waiting for approval")
+    return back(next, f"{name} started")
+
+
+@router.post("/recovery/{name}/reset")
+async def reset_recovery(
+    name: str,
+    next: str = Form("/dashboard/recovery"),
+    _p: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    try:
+        await services.recovery.reset(name)
+    except NotFound as exc:
+        return back(next, exc.detail)
+    return back(next, f"{name} reset")
+
+
+@router.post("/recovery/runs/{run_id}/approve")
+async def approve_recovery(
+    run_id: str,
+    request: Request,
+    comment: str = Form("", max_length=1000),
+    next: str = Form("/dashboard/recovery"),
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    add_detail(request, run=run_id, decision="approved", comment=comment)
+    try:
+        run = await services.recovery.approve(run_id, actor=principal.name, comment=comment)
+    except (NotFound, Conflict) as exc:
+        return back(next, exc.detail)
+    return back(next, f"{run['action']} approved")
+
+
+@router.post("/recovery/runs/{run_id}/reject")
+async def reject_recovery(
+    run_id: str,
+    request: Request,
+    comment: str = Form("", max_length=1000),
+    next: str = Form("/dashboard/recovery"),
+    principal: Principal = OPERATOR,
+    services: Services = Depends(get_services),
+) -> RedirectResponse:
+    add_detail(request, run=run_id, decision="rejected", comment=comment)
+    try:
+        run = await services.recovery.reject(run_id, actor=principal.name, comment=comment)
+    except (NotFound, Conflict) as exc:
+        return back(next, exc.detail)
+    return back(next, f"{run['action']} rejected")

@@ -93,6 +93,7 @@ async def check_page(
         "check.html",
         principal,
         **context,
+        **await _recovery_of_check(services, context["check"]),
         range=range,
         ranges=list(RANGES),
         timeline=timeline(series),
@@ -100,6 +101,60 @@ async def check_page(
         results=await services.checks.history(name, 30),
         alerts=alerts,
     )
+
+
+RECOVERY_RUNS_SHOWN = 20
+
+
+async def _recovery_of_check(services: Services, config: Any) -> dict[str, Any]:
+    """The check page's recovery section: its action's state and the runs for it."""
+    action = None
+    if getattr(config, "recovery", None) is not None:
+        action = next((a for a in services.recovery.actions() if a.name == config.recovery), None)
+    runs, _ = await services.recovery.runs(
+        action=None, check=config.name, limit=RECOVERY_RUNS_SHOWN, offset=0
+    )
+    return {
+        "recovery_action": action,
+        **_runs_context(runs, f"/dashboard/recovery/runs?check={config.name}"),
+    }
+
+
+def _runs_context(runs: list[dict[str, Any]], src: str) -> dict[str, Any]:
+    # While a run is in progress the table reloads itself, showing its output as it grows.
+    return {"runs": runs, "runs_src": src, "live": any(r["status"] == "running" for r in runs)}
+
+
+@router.get("/recovery", response_class=HTMLResponse)
+async def recovery_page(
+    request: Request, services: Services = Depends(get_services), principal: Principal = VIEWER
+) -> HTMLResponse:
+    runs, _ = await services.recovery.runs(
+        action=None, check=None, limit=RECOVERY_RUNS_SHOWN, offset=0
+    )
+    return render(
+        request,
+        "recovery.html",
+        principal,
+        actions=services.recovery.actions(),
+        pending=await services.recovery.pending(),
+        **_runs_context(runs, "/dashboard/recovery/runs"),
+    )
+
+
+@router.get("/recovery/runs", response_class=HTMLResponse)
+async def recovery_runs(
+    request: Request,
+    check: str | None = Query(default=None, max_length=100),
+    services: Services = Depends(get_services),
+    principal: Principal = VIEWER,
+) -> HTMLResponse:
+    """The runs table alone (it reloads itself while a run is in progress)."""
+    runs, _ = await services.recovery.runs(
+        action=None, check=check, limit=RECOVERY_RUNS_SHOWN, offset=0
+    )
+    src = "/dashboard/recovery/runs" + (f"?{urlencode({'check': check})}" if check else "")
+    return render(request, "_recovery_runs.html", principal, **_runs_context(runs, src))
 
 
 @router.get("/checks/{name}/header", response_class=HTMLResponse)

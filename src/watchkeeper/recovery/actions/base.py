@@ -5,8 +5,9 @@ from __future__ import annotations
 import abc
 import builtins
 import enum
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from watchkeeper.core.model import StrictModel
 from watchkeeper.core.registry import Registry
@@ -14,6 +15,7 @@ from watchkeeper.core.registry import Registry
 if TYPE_CHECKING:
     import aiohttp
 
+    from watchkeeper.core.clock import Clock
     from watchkeeper.recovery.supervisor import Supervisor
 
 
@@ -42,10 +44,37 @@ class ActionOutcome:
     http_status: int | None = None
     reason: str = ""
     """One line for people: `exit code 1`, `timed out after 5s`, `HTTP 503`."""
+    escalate: bool = False
+    """The alert of the check should escalate now (a runbook's `if_failed: escalate`)."""
 
     @property
     def ok(self) -> bool:
         return self.status is OutcomeStatus.SUCCEEDED
+
+
+class Notifier(Protocol):
+    """How a `notify` action (or runbook step) tells people: given from outside (app.py
+    hands the notification outbox over), since recovery sits below notify in the layers."""
+
+    async def send(
+        self,
+        message: str,
+        channels: Sequence[str] | None,
+        *,
+        action: str,
+        check: str | None,
+        run_id: str | None,
+    ) -> list[str]:
+        """Queue `message` for `channels` (None: the check's, else every channel); return
+        the channels it was queued for. Raises ValueError for an unknown channel."""
+        ...
+
+
+CheckProbe = Callable[[str], Awaitable[bool | None]]
+"""Run the check called so once, now: whether it is UP (None: no such check)."""
+
+StepRunner = Callable[[str], Awaitable[ActionOutcome]]
+"""Run the named action of the `recovery:` section once (a runbook's `action:` step)."""
 
 
 @dataclass(slots=True)
@@ -59,6 +88,18 @@ class ActionContext:
     """Shared HTTP session; an action without one opens its own for the run."""
     supervisor: Supervisor | None = None
     """Where `process` actions' programs live."""
+    action: str | None = None
+    """The name of the action run (a runbook step's action: the runbook's)."""
+    run_id: str | None = None
+    clock: Clock | None = None
+    """For a runbook's waits and verify deadlines; None: the system clock."""
+    notifier: Notifier | None = None
+    probe: CheckProbe | None = None
+    """For a runbook's `verify:` steps."""
+    run_step: StepRunner | None = None
+    """For a runbook's `action:` steps."""
+    on_output: Callable[[str], None] | None = None
+    """Told each line a long run (a runbook) adds to its output as it goes (live output)."""
 
 
 S = TypeVar("S", bound=StrictModel)
@@ -96,14 +137,3 @@ def truncate(data: bytes, limit: int) -> tuple[str, bool]:
     """`data` decoded, cut to `limit` bytes; and whether it was cut."""
     cut = len(data) > limit
     return data[:limit].decode("utf-8", "replace"), cut
-
-
-class NotYetImplemented(Action[StrictModel]):
-    """Base of the types whose config is accepted but whose run is still to be built."""
-
-    what: ClassVar[str] = ""
-
-    async def run(self, context: ActionContext) -> ActionOutcome:
-        raise NotImplementedError(
-            f"recovery action type {self.type!r} is not implemented yet ({self.what}; issue #17)"
-        )
