@@ -161,19 +161,22 @@ class AlertIngest:
         events: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         async with self._db.begin() as conn:
-            if fresh:
-                await alert_store.insert_open_alerts(
-                    conn, [alert_store.alert_row(a) for a in fresh.values()]
-                )
-            current = await alert_store.open_by_fingerprint(conn, [*fresh, *resolving])
+            inserted = await alert_store.insert_open_alerts(
+                conn, [alert_store.alert_row(a) for a in fresh.values()]
+            )
+            # Open already (in another node's index, or a concurrent request's): read them.
+            others = [fp for fp, a in fresh.items() if a.id not in inserted]
+            current = await alert_store.open_by_fingerprint(conn, [*others, *resolving])
             opened: dict[str, Alert] = {}
             for spec in firing:
-                stored = current[spec.fingerprint]
-                if stored.id == fresh[spec.fingerprint].id:
-                    events.append(_event(stored.id, AlertEventKind.FIRING.value, now, spec.summary))
-                else:  # open already: in another node's index, or a concurrent request's
+                mine = fresh[spec.fingerprint]
+                if mine.id in inserted:
+                    events.append(_event(mine.id, AlertEventKind.FIRING.value, now, spec.summary))
+                    opened[spec.fingerprint] = mine
+                else:
+                    stored = current[spec.fingerprint]
                     updates.append(_changes(stored, spec, now, events))
-                opened[spec.fingerprint] = stored
+                    opened[spec.fingerprint] = stored
             await alert_store.update_open(conn, updates)
             to_close = {current[fp].id: fp for fp in resolving if fp in current}
             closed_ids = await alert_store.resolve_open(conn, list(to_close), now)

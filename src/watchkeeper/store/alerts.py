@@ -389,22 +389,24 @@ def alert_row(alert: Alert) -> dict[str, Any]:
     }
 
 
-async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Insert new open alerts, a few hundred per statement; a fingerprint that is open
-    already (a concurrent request's, committed first) is skipped, not an error."""
-    for start in range(0, len(rows), _CHUNK):
-        stmt = (
-            _insert_into(conn)
-            .values(rows[start : start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
-        )
-        await conn.execute(stmt)
+async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert new open alerts (one statement, compiled once, run for every row); a
+    fingerprint that is open already (a concurrent request's, committed first) is skipped,
+    not an error. Returns the ids inserted."""
+    if not rows:
+        return set()
+    stmt = (
+        _insert_into(conn)
+        .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
+        .returning(A.c.id)
+    )
+    return {r.id for r in await conn.execute(stmt, rows)}
 
 
 async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert many events (`alert_id`, `kind`, `at`, `actor`, `comment`) at once."""
-    for start in range(0, len(rows), _CHUNK):
-        await conn.execute(tables.alert_events.insert().values(rows[start : start + _CHUNK]))
+    if rows:
+        await conn.execute(tables.alert_events.insert(), rows)
 
 
 async def open_by_fingerprint(conn: AsyncConnection, fingerprints: list[str]) -> dict[str, Alert]:

@@ -27,6 +27,7 @@ from watchkeeper.core.domain import Alert
 from watchkeeper.core.errors import Invalid
 from watchkeeper.core.model import Text
 from watchkeeper.core.version import __version__
+from watchkeeper.http import problems
 from watchkeeper.http.deps import get_config, get_services
 from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.services import Services
@@ -140,7 +141,7 @@ class AlertmanagerStatus(BaseModel):
     ),
     dependencies=[OPERATOR],
     response_class=Response,
-    responses={200: {"description": "Taken in"}, 400: {"description": "Bad request"}},
+    responses={200: {"description": "Taken in"}, **problems.responses(400)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -224,6 +225,7 @@ async def _alerts(
     return out
 
 
+_BAD_FILTER = problems.responses(400)  # a filter that is no matcher, a bad receiver regex
 Flag = Annotated[bool, Query()]
 Filters = Annotated[list[str], Query(max_length=50)]
 
@@ -232,6 +234,7 @@ Filters = Annotated[list[str], Query(max_length=50)]
     "/alerts",
     response_model=list[GettableAlert],
     response_model_exclude_none=True,
+    responses=_BAD_FILTER,
     summary="Open alerts, filtered",
 )
 async def get_alerts(
@@ -251,6 +254,7 @@ async def get_alerts(
     "/alerts/groups",
     response_model=list[AlertGroup],
     response_model_exclude_none=True,
+    responses=_BAD_FILTER,
     summary="Open alerts grouped by alertname and receiver",
 )
 async def get_alert_groups(
@@ -293,7 +297,12 @@ def _silence_labels(silence: Silence) -> dict[str, str]:
     return {m.name: m.value for m in silence.matchers if m.is_equal and not m.is_regex}
 
 
-@router.get("/silences", response_model=list[GettableSilence], summary="Every silence")
+@router.get(
+    "/silences",
+    response_model=list[GettableSilence],
+    responses=_BAD_FILTER,
+    summary="Every silence",
+)
 async def get_silences(
     services: Services = Depends(get_services),
     filter: Filters = [],  # noqa: B006
@@ -315,7 +324,7 @@ async def get_silences(
     "/silences",
     response_model=SilenceCreated,
     summary="Create a silence, or replace one (with `id`)",
-    responses={400: {"description": "Bad request"}, 404: {"description": "No such silence"}},
+    responses=problems.responses(400, 404),
 )
 async def post_silence(
     body: PostableSilence,
