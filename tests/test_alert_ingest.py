@@ -183,11 +183,13 @@ async def test_identical_alerts_posted_at_once_make_one_alert_each(db: Database)
     clock = FakeClock(T0)
     shared = AlertIngest(db, clock)
     indexes = [shared] * 6 + [AlertIngest(db, clock) for _ in range(6)]
-    raw = body(*[am_alert(f"C{i}", T0 + timedelta(hours=1)) for i in range(30)])
+    alerts = [am_alert(f"C{i}", T0 + timedelta(hours=1)) for i in range(30)]
+    # Half of them in the opposite order: the writes must not deadlock (PostgreSQL).
+    bodies = [body(*alerts), body(*reversed(alerts))]
     services = [
         AlertService(db=db, clock=clock, wake_dispatcher=Wakes(), posted=index) for index in indexes
     ]
-    await asyncio.gather(*(s.post_alertmanager(raw) for s in services))
+    await asyncio.gather(*(s.post_alertmanager(bodies[i % 2]) for i, s in enumerate(services)))
     async with db.connect() as conn:
         open_count = (
             await conn.execute(select(func.count()).select_from(A).where(A.c.status == "firing"))

@@ -157,6 +157,9 @@ class AlertIngest:
     ) -> tuple[dict[str, Alert], dict[str, str]]:
         """One transaction: open or update `firing`, resolve `resolving`; (open alerts by
         fingerprint, resolved alert ids by fingerprint)."""
+        # Rows are written in fingerprint order: two requests with the same alerts in other
+        # orders wait for each other instead of deadlocking (PostgreSQL).
+        firing = sorted(firing, key=lambda spec: spec.fingerprint)
         fresh = {spec.fingerprint: _new_alert(spec, now) for spec in firing}
         events: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -177,7 +180,7 @@ class AlertIngest:
                     stored = current[spec.fingerprint]
                     updates.append(_changes(stored, spec, now, events))
                     opened[spec.fingerprint] = stored
-            await alert_store.update_open(conn, updates)
+            await alert_store.update_open(conn, sorted(updates, key=lambda row: row["id"]))
             to_close = {current[fp].id: fp for fp in resolving if fp in current}
             closed_ids = await alert_store.resolve_open(conn, list(to_close), now)
             for alert_id in closed_ids:
@@ -198,7 +201,7 @@ class AlertIngest:
         if not self._dirty:
             return 0
         batch, self._dirty = self._dirty, {}
-        rows = [(e.id, e.seen, e.ends_at) for e in batch.values()]
+        rows = sorted((e.id, e.seen, e.ends_at) for e in batch.values())
         try:
             async with self._db.begin() as conn:
                 closed = await alert_store.touch_open(conn, rows)
