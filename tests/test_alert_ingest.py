@@ -202,3 +202,26 @@ async def test_identical_alerts_posted_at_once_make_one_alert_each(db: Database)
             )
         ).scalar_one()
     assert (open_count, events) == (30, 30)
+
+
+async def test_the_flush_task_writes_re_posts_a_second_after_the_first(
+    sqlite_db: Database, clock: FakeClock
+) -> None:
+    ingest = AlertIngest(sqlite_db, clock)
+    alerts = AlertService(db=sqlite_db, clock=clock, wake_dispatcher=Wakes(), posted=ingest)
+    await alerts.post_alertmanager(body(am_alert("F", T0 + timedelta(minutes=5))))
+    flushing = asyncio.create_task(ingest.run(), name="alert-ingest")
+    try:
+        later = T0 + timedelta(minutes=7)
+        await alerts.post_alertmanager(body(am_alert("F", later)))
+        await until_parked(clock)
+        ingest.flushed.clear()
+        clock.advance(1)
+        async with asyncio.timeout(5):
+            await ingest.flushed.wait()
+        async with sqlite_db.connect() as conn:
+            assert (await conn.execute(select(A.c.ends_at))).scalar_one() == later
+        assert ingest.pending == 0
+    finally:
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)

@@ -80,7 +80,10 @@ class AlertIngest:
         self._dirty: dict[str, _Open] = {}
         """Re-posted since the last flush, by fingerprint."""
         self._resolved: OrderedDict[str, None] = OrderedDict()
-        self._flushed = asyncio.Event()
+        self.flushed = asyncio.Event()
+        """Set by each flush that wrote something (clear it to wait for the next)."""
+        self._pending = asyncio.Event()
+        """Set while re-posts wait for the flush."""
 
     # -- what other parts ask ------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class AlertIngest:
                 if entry is not None and entry.same(spec):
                     entry.seen, entry.ends_at = now, spec.ends_at
                     self._dirty[fp] = entry
+                    self._pending.set()
                 else:
                     to_write.append(spec)
             elif entry is not None or fp not in self._resolved:
@@ -208,27 +212,26 @@ class AlertIngest:
         except BaseException:
             for fp, entry in batch.items():  # written with the next flush
                 self._dirty.setdefault(fp, entry)
+            self._pending.set()
             raise
         for fp, entry in batch.items():
             if entry.id in closed and self._open.get(fp) is entry:
                 self.forget(fp)
-        self._flushed.set()
+        self.flushed.set()
         return len(rows)
 
     async def run(self) -> None:
-        """Flush every `flush_every` seconds until cancelled."""
+        """Flush `flush_every` seconds after the first re-post of a batch, until cancelled
+        (idle, it waits for a re-post, not on the clock)."""
         never = asyncio.Event()
         while True:
+            await self._pending.wait()
             await self._clock.wait(never, self._flush_every)
+            self._pending.clear()
             try:
                 await self.flush()
             except Exception:
                 log.exception("writing re-posted alerts failed; will retry")
-
-    async def wait_flushed(self) -> None:
-        """Return after the next flush that wrote something (for tests)."""
-        self._flushed.clear()
-        await self._flushed.wait()
 
 
 def _entry(alert: Alert) -> _Open:
