@@ -130,29 +130,30 @@ async def test_a_past_ends_at_resolves_at_once(service: AlertService, sqlite_db:
 
 
 async def test_an_unchanged_re_post_writes_nothing_until_the_batched_flush(
-    service: AlertService, sqlite_db: Database, clock: FakeClock
+    db: Database, clock: FakeClock, wakes: Wakes
 ) -> None:
+    service = AlertService(db=db, clock=clock, wake_dispatcher=wakes, posted=AlertIngest(db, clock))
     batch = [am_alert(f"A{i}", T0 + timedelta(minutes=5)) for i in range(50)]
     await service.post_alertmanager(body(*batch))
     clock.advance(60)
     later = T0 + timedelta(minutes=6)
-    with writes(sqlite_db) as seen:
+    with writes(db) as seen:
         await service.post_alertmanager(body(*[am_alert(f"A{i}", later) for i in range(50)]))
     assert seen == []
     assert service.posted.pending == 50
-    with writes(sqlite_db) as seen:
+    with writes(db) as seen:
         assert await service.posted.flush() == 50
     assert len([s for s in seen if s.lstrip().upper().startswith("UPDATE")]) == 1
-    async with sqlite_db.connect() as conn:
+    async with db.connect() as conn:
         ends = {r.ends_at for r in await conn.execute(select(A.c.ends_at))}
         seen_at = {r.updated_at for r in await conn.execute(select(A.c.updated_at))}
     assert ends == {later} and seen_at == {clock.now()}
 
     # A restart rebuilds the index from the database: still nothing to write.
-    restarted = AlertIngest(sqlite_db, clock)
+    restarted = AlertIngest(db, clock)
     await restarted.load()
     service.posted = restarted
-    with writes(sqlite_db) as seen:
+    with writes(db) as seen:
         await service.post_alertmanager(body(*[am_alert(f"A{i}", later) for i in range(50)]))
     assert seen == []
 
