@@ -192,6 +192,14 @@ async def test_silences_round_trip_and_mute_matching_alerts(am: Am) -> None:
     assert (
         new_id != sid and (await am.get(f"/api/v2/silence/{sid}"))["status"]["state"] == "expired"
     )
+    # A replacement that is refused leaves the silence it would replace alone.
+    refused = await am.client.post(
+        "/api/v2/silences",
+        json={**body, "id": new_id, "endsAt": iso(now - timedelta(hours=1))},
+        headers=am.as_(Role.OPERATOR),
+    )
+    assert refused.status_code == 400, refused.text
+    assert (await am.get(f"/api/v2/silence/{new_id}"))["status"]["state"] == "active"
     deleted = await am.client.delete(f"/api/v2/silence/{new_id}", headers=am.as_(Role.OPERATOR))
     assert deleted.status_code == 200
     assert (await am.get(f"/api/v2/silence/{new_id}"))["status"]["state"] == "expired"

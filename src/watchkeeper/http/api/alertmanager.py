@@ -334,7 +334,7 @@ async def post_silence(
     silences = services.silences
     now = silences.clock.now()
     if body.id:
-        await silences.expire(body.id)
+        await silences.get(body.id)  # 404 before anything changes
     try:
         silence = await silences.create(
             [m.model_dump() for m in body.matchers],
@@ -345,6 +345,8 @@ async def post_silence(
         )
     except Invalid as exc:
         raise HTTPException(400, str(exc)) from None
+    if body.id:
+        await silences.expire(body.id)
     return SilenceCreated(silenceID=silence.id)
 
 
