@@ -19,6 +19,7 @@ from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.check_alerts import CheckAlerts, check_fingerprint, check_labels
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.alerting.flap_alerts import FlapTracker, flapping_fingerprint
+from watchkeeper.alerting.ingest import AlertIngest
 from watchkeeper.alerting.rule_config import RuleConfig
 from watchkeeper.alerting.rules import RuleEngine
 from watchkeeper.alerting.stored_windows import load_stored_windows
@@ -288,6 +289,8 @@ class Runtime:
         )
         """Where the status page publishes its incidents and maintenance (to subscribers)."""
         self.flaps = FlapTracker(self.db, config.alerting.flapping, on_change=self.wake_dispatcher)
+        self.ingest = AlertIngest(self.db, self.clock)
+        """Alerts posted by other systems: the open ones indexed, re-posts written in batches."""
         self.dispatcher: Dispatcher = build_dispatcher(
             self.db,
             self.clock,
@@ -300,6 +303,7 @@ class Runtime:
             rules=self.managed.rules.values(),
             policies=self.managed.policies.values(),
             broken=self.broken,
+            posted=self.ingest,
         )
         self.broken.on_change = self.dispatcher.wake
         self.alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
@@ -437,6 +441,7 @@ class Runtime:
             Step("outbox", self._task("outbox", self.outbox.run), self._stop_outbox),
             Step("rules", self._task("rules", self.rules.run), self._stop_rules),
             Step("recovery", self.recovery.start, self.recovery.stop, RECOVERY_STOP_TIMEOUT_S),
+            Step("alert ingest", self._start_ingest, self._stop_ingest),
             self._task_step("dispatcher", self.dispatcher.run),
             self._task_step("heartbeats", self.heartbeats.run),
             Step("scheduler", self._start_scheduler, self._stop_scheduler, grace + STOP_TIMEOUT_S),
@@ -464,7 +469,9 @@ class Runtime:
             base_url=config.server.base_url(),
             is_managed=lambda name: name in self.managed.checks,
         )
-        alerts = AlertService(db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher)
+        alerts = AlertService(
+            db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher, posted=self.ingest
+        )
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)
         status = StatusService(
@@ -862,6 +869,14 @@ class Runtime:
                 await asyncio.gather(task, return_exceptions=True)
 
         return stop
+
+    async def _start_ingest(self) -> None:
+        await self.ingest.load()
+        await self._task("alert-ingest", self.ingest.run)()
+
+    async def _stop_ingest(self) -> None:
+        await self._cancel("alert-ingest")()
+        await self.ingest.flush()
 
     def _task_step(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Step:
         return Step(name, self._task(name, run), self._cancel(name))

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.clock import FakeClock
 from watchkeeper.alerting.external import InvalidAlerts
+from watchkeeper.alerting.ingest import AlertIngest
 from watchkeeper.core.errors import Conflict, NotFound
 from watchkeeper.services.alerts import AlertService
 from watchkeeper.store.database import Database
@@ -28,7 +29,10 @@ def wakes() -> Wakes:
 
 @pytest.fixture
 def alerts(sqlite_db: Database, wakes: Wakes) -> AlertService:
-    return AlertService(db=sqlite_db, clock=FakeClock(), wake_dispatcher=wakes)
+    clock = FakeClock()
+    return AlertService(
+        db=sqlite_db, clock=clock, wake_dispatcher=wakes, posted=AlertIngest(sqlite_db, clock)
+    )
 
 
 async def _fire(alerts: AlertService, name: str = "disk", severity: str = "high") -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from tests.services.test_alerts import Wakes
 from tests.support.clock import FakeClock
+from watchkeeper.alerting.ingest import AlertIngest
 from watchkeeper.core.errors import Invalid, NotFound
 from watchkeeper.services.alerts import AlertService
 from watchkeeper.services.silences import SilenceService
@@ -93,7 +94,9 @@ async def test_create_for_a_typed_length_names_the_duration_when_it_is_bad(
 async def test_silencing_an_alert_matches_its_name_and_check(
     sqlite_db: Database, silences: SilenceService, clock: FakeClock, wakes: Wakes
 ) -> None:
-    alerts = AlertService(db=sqlite_db, clock=clock, wake_dispatcher=wakes)
+    alerts = AlertService(
+        db=sqlite_db, clock=clock, wake_dispatcher=wakes, posted=AlertIngest(sqlite_db, clock)
+    )
     [alert] = await alerts.ingest({"name": "disk", "labels": {"check": "db"}})
     silence = await silences.silence_alert(alert.id, "1h", created_by="ann")
     assert [str(m) for m in silence.matchers] == ["alertname=disk"]

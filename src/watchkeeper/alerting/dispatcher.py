@@ -35,7 +35,7 @@ from watchkeeper.alerting.dispatch.context import Pass, refused_by_storage
 from watchkeeper.alerting.dispatch.escalation import Escalation
 from watchkeeper.alerting.dispatch.first_page import FirstPage, group_payload
 from watchkeeper.alerting.dispatch.grouping import Grouping
-from watchkeeper.alerting.dispatch.resolution import Expiry, Resolution
+from watchkeeper.alerting.dispatch.resolution import Expiry, Posted, Resolution
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.alerting.dispatch.suppression import (
     DependencyStage,
@@ -102,7 +102,9 @@ class Dispatcher:
         inhibit_rules: Sequence[InhibitRule] = (),
         limits: Mapping[str, ChannelLimit] | None = None,
         broken: BrokenObjects | None = None,
+        posted: Posted | None = None,
     ) -> None:
+        self._posted = posted
         self.broken = broken if broken is not None else BrokenObjects()
         self._storm = StormStage(limits)
         self._is_flapping = is_flapping
@@ -202,7 +204,7 @@ class Dispatcher:
         # Inhibition sources: what is firing right now (before this pass's own decisions).
         firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
         stages = _Stages(
-            expiry=Expiry(self._db, self._config.auto_resolve_after),
+            expiry=Expiry(self._db, self._config.auto_resolve_after, self._posted),
             suppression=Suppression(
                 [
                     DependencyStage(self._graph, self._is_down),
@@ -319,6 +321,7 @@ def build_dispatcher(
     rules: Iterable[RuleConfig] | None = None,
     policies: Iterable[EscalationPolicy] | None = None,
     broken: BrokenObjects | None = None,
+    posted: Posted | None = None,
 ) -> Dispatcher:
     """A dispatcher wired from the config: policies, routing and the dependency graph.
 
@@ -340,6 +343,7 @@ def build_dispatcher(
         inhibit_rules=config.alerting.inhibit_rules,
         limits=_limits(config.notifications),
         broken=broken,
+        posted=posted,
     )
     dispatcher.reconfigure(
         checks=config.checks if checks is None else checks,

@@ -8,7 +8,9 @@ so no engine is given one), and labels, annotations and summaries have bounded s
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -132,6 +134,8 @@ class AlertmanagerAlert(BaseModel):
             summary=summary,
             labels={**self.labels, "severity": severity.value},
             source="external",
+            annotations=dict(self.annotations),
+            generator_url=self.generatorURL or None,
         )
 
 
@@ -180,3 +184,84 @@ def _located(exc: ValidationError) -> list[dict[str, Any]]:
         errors = errors[:MAX_ERRORS]
         errors.append({"loc": [], "msg": f"and {more} more", "type": "too_many_errors"})
     return errors
+
+
+# -- Alertmanager's v2 API: `POST /api/v2/alerts` (what Prometheus and amtool send) ----------
+
+_UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
+"""Go clients send an unset time as `0001-01-01T00:00:00Z`: anything this early is unset."""
+
+
+class PostableAlert(BaseModel):
+    """Alertmanager's `postableAlert`: labels (at least one), annotations, startsAt, endsAt,
+    generatorURL. No status: an `endsAt` in the past says it resolved."""
+
+    labels: Labels = Field(min_length=1)
+    annotations: Annotations = Field(default_factory=dict)
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+    generatorURL: str | None = Field(default=None, max_length=MAX_TEXT)
+
+    @field_validator("labels")
+    @classmethod
+    def _name_fits(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels.get("alertname", "")) > MAX_NAME:
+            raise ValueError(f"alertname: at most {MAX_NAME} characters (it is the alert's name)")
+        return labels
+
+    def spec(self, now: datetime) -> tuple[AlertSpec, bool]:
+        """(spec, firing) as of `now`: firing unless `endsAt` has passed."""
+        ends = _set(self.endsAt)
+        starts = _set(self.startsAt)
+        name = self.labels.get("alertname", "alertmanager")
+        severity = severity_from(self.labels.get("severity"))
+        annotations = self.annotations
+        summary = (
+            annotations.get("summary")
+            or annotations.get("description")
+            or annotations.get("message")
+            or name
+        )
+        spec = AlertSpec(
+            fingerprint=f"am:{_label_hash(name, self.labels)}",
+            name=name,
+            severity=severity,
+            summary=summary,
+            labels={**self.labels, "severity": severity.value},
+            source="external",
+            annotations=dict(annotations),
+            generator_url=self.generatorURL or None,
+            starts_at=starts if starts is not None and starts <= now else None,
+            ends_at=ends,
+        )
+        return spec, ends is None or ends > now
+
+
+def _set(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return None if at < _UNSET_BEFORE else at
+
+
+_POSTABLE = TypeAdapter(
+    Annotated[list[PostableAlert], BeforeValidator(_at_most(MAX_ALERTS, "alerts"))]
+)
+
+
+def parse_postable(raw: bytes, now: datetime) -> list[tuple[AlertSpec, bool]]:
+    """(spec, firing) for each alert of a `POST /api/v2/alerts` body (JSON bytes, parsed and
+    validated in one pass); InvalidAlerts naming every problem."""
+    if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
+        try:
+            where = nul_loc(json.loads(raw))
+        except ValueError:
+            where = None
+        if where is not None:
+            raise InvalidAlerts([{"loc": list(where), "msg": NUL_MESSAGE, "type": "value_error"}])
+    try:
+        alerts = _POSTABLE.validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidAlerts(_located(exc)) from None
+    return [a.spec(now) for a in alerts]

@@ -32,6 +32,12 @@ class AlertSpec:
     check: str | None = None
     rule: str | None = None
     escalation_policy: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    generator_url: str | None = None
+    starts_at: datetime | None = None
+    """When the source says it started (default: when it is first taken in)."""
+    ends_at: datetime | None = None
+    """When it resolves unless re-sent (Alertmanager's `endsAt`; None: never by itself)."""
 
 
 async def fire(

@@ -111,6 +111,11 @@ class Alert:
     group_key: str | None = None
     updated_at: datetime | None = None
     """Last time the source re-asserted or changed the alert."""
+    ends_at: datetime | None = None
+    """When the alert resolves unless re-sent (an Alertmanager client's `endsAt`)."""
+    annotations: dict[str, str] = field(default_factory=dict)
+    """Alertmanager-style annotations (summary, description, runbook_url...) as posted."""
+    generator_url: str | None = None
 
     @property
     def match_labels(self) -> dict[str, str]:

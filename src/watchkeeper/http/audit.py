@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 __all__ = ["AuditEntry", "AuditMiddleware", "add_detail", "list_entries", "record"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-AUDITED_PREFIXES = ("/api/v1/", "/auth/", "/dashboard/", "/setup")
+AUDITED_PREFIXES = ("/api/v1/", "/api/v2/silence", "/auth/", "/dashboard/", "/setup")
 NOT_AUDITED = frozenset({"POST /api/v1/metrics"})
 """Pushed metric samples are observations arriving every few seconds, not changes anyone made."""
 

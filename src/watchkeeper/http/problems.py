@@ -31,6 +31,16 @@ from watchkeeper.store.errors import DriverError, StorageError, sqlstate
 PROBLEM_JSON = "application/problem+json"
 
 
+def _negotiated(accept: str | None) -> str:
+    """problem+json, unless the client accepts only `application/json` (Alertmanager's
+    clients, amtool and Grafana, built with go-swagger, cannot read anything else): then the
+    same body is sent as that."""
+    if not accept or "application/json" not in accept:
+        return PROBLEM_JSON
+    generic = ("problem+json", "*/*", "application/*")
+    return PROBLEM_JSON if any(g in accept for g in generic) else "application/json"
+
+
 class Problem(BaseModel):
     """An error (RFC 9457 problem details)."""
 
@@ -81,6 +91,7 @@ def problem(
     *,
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
+    accept: str | None = None,
     **extensions: Any,
 ) -> JSONResponse:
     try:
@@ -93,7 +104,10 @@ def problem(
         body["instance"] = instance
     body.update(extensions)
     return JSONResponse(
-        jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
+        jsonable_encoder(body),
+        status_code=status,
+        headers=headers,
+        media_type=_negotiated(accept),
     )
 
 
@@ -113,7 +127,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         extensions["errors"] = detail
         detail = "the request is invalid"
     return problem(
-        exc.status_code, detail, instance=request.url.path, headers=exc.headers, **extensions
+        exc.status_code,
+        detail,
+        instance=request.url.path,
+        accept=request.headers.get("accept"),
+        headers=exc.headers,
+        **extensions,
     )
 
 
@@ -124,7 +143,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     ]
     detail = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in errors)
     return problem(
-        422, detail or "the request is invalid", instance=request.url.path, errors=errors
+        422,
+        detail or "the request is invalid",
+        instance=request.url.path,
+        accept=request.headers.get("accept"),
+        errors=errors,
     )
 
 
@@ -142,7 +165,12 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Throttled):
         headers["Retry-After"] = str(exc.retry_after)
     return problem(
-        exc.status, exc.detail, instance=request.url.path, headers=headers or None, **extensions
+        exc.status,
+        exc.detail,
+        instance=request.url.path,
+        accept=request.headers.get("accept"),
+        headers=headers or None,
+        **extensions,
     )
 
 
@@ -154,7 +182,9 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     """Text the database cannot store is the client's error (422); anything else is ours."""
     if sqlstate(exc) not in _TEXT_REFUSED:
         raise exc
-    return problem(422, NUL_MESSAGE, instance=request.url.path)
+    return problem(
+        422, NUL_MESSAGE, instance=request.url.path, accept=request.headers.get("accept")
+    )
 
 
 def _uses(document: Any, ref: str) -> bool:

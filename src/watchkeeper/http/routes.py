@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from watchkeeper.http import problems, web
 from watchkeeper.http.api import (
+    alertmanager,
     alerts,
     audit,
     auth,
@@ -38,6 +39,7 @@ def include_all(app: FastAPI) -> None:
         auth,
         checks,
         alerts,
+        alertmanager,
         silences,
         maintenance,
         incidents,

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from watchkeeper.alerting import lifecycle
-from watchkeeper.alerting.external import parse_external
+from watchkeeper.alerting.external import parse_external, parse_postable
+from watchkeeper.alerting.ingest import AlertIngest
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Alert, Severity
 from watchkeeper.core.errors import Conflict, NotFound
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.conflicts import retrying
 from watchkeeper.store.database import Database
 
 SEVERITIES = [s.value for s in Severity]
@@ -49,6 +49,8 @@ class AlertService:
     clock: Clock
     wake_dispatcher: Callable[[], None]
     """Someone must be told (or stop being paged): the dispatcher decides now."""
+    posted: AlertIngest
+    """The write path (and index) of alerts posted by other systems."""
 
     async def list_alerts(
         self,
@@ -104,7 +106,9 @@ class AlertService:
     async def resolve(self, alert_id: str, actor: str, comment: str | None = None) -> Alert:
         """Resolve the alert by hand. NotFound for an unknown alert, Conflict for a resolved
         one."""
-        return await self._change(alert_id, lifecycle.resolve_by_id, actor, comment)
+        alert = await self._change(alert_id, lifecycle.resolve_by_id, actor, comment)
+        self.posted.forget(alert.fingerprint)
+        return alert
 
     async def comment(self, alert_id: str, actor: str, comment: str) -> Alert:
         """Add a comment to the alert's events. NotFound for an unknown alert."""
@@ -129,24 +133,29 @@ class AlertService:
         Alertmanager's webhook); the alerts touched, in the body's order. Raises
         `alerting.external.InvalidAlerts` (every problem, by location) and stores nothing
         if any alert is invalid."""
-        items = parse_external(body)
-        now = self.clock.now()
+        taken = await self.posted.take(parse_external(body))
+        if taken.changed:
+            self.wake_dispatcher()
+        ids = [i for i in taken.ids if i is not None]
+        async with self.db.connect() as conn:
+            found = await alert_store.by_ids(conn, list(dict.fromkeys(ids)))
+        return [found[i] for i in ids if i in found]
 
-        async def apply() -> list[Alert]:
-            touched: list[Alert] = []
-            async with self.db.begin() as conn:
-                for spec, firing in items:
-                    if firing:
-                        alert, _ = await lifecycle.fire(conn, spec, now)
-                        touched.append(alert)
-                    elif (
-                        resolved := await lifecycle.resolve(conn, spec.fingerprint, now)
-                    ) is not None:
-                        touched.append(resolved)
-            return touched
+    async def post_alertmanager(self, raw: bytes) -> None:
+        """`POST /api/v2/alerts`: Alertmanager's postable alerts (JSON bytes). An alert whose
+        `endsAt` passed resolves; one re-sent unchanged costs no write until the next flush.
+        Raises InvalidAlerts and stores nothing if any alert is invalid."""
+        taken = await self.posted.take(parse_postable(raw, self.clock.now()))
+        if taken.changed:
+            self.wake_dispatcher()
 
-        # The same alert posted at once by both Alertmanagers of a pair: the second run finds
-        # the first's open alert and refreshes it.
-        touched = await retrying(apply)
-        self.wake_dispatcher()
-        return touched
+    async def open_alerts(self) -> list[Alert]:
+        """Every open alert, oldest first, with the last-seen time and `endsAt` of posted
+        ones as last re-sent."""
+        async with self.db.connect() as conn:
+            alerts = await alert_store.open_alerts(conn)
+        for alert in alerts:
+            latest = self.posted.latest(alert.fingerprint)
+            if latest is not None:
+                alert.updated_at, alert.ends_at = latest
+        return alerts

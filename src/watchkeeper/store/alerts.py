@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
@@ -42,6 +42,9 @@ def alert_from_row(row: Any) -> Alert:
         resolved_notified_at=row.resolved_notified_at,
         group_key=row.group_key,
         updated_at=row.updated_at,
+        ends_at=row.ends_at,
+        annotations=dict(row.annotations or {}),
+        generator_url=row.generator_url,
     )
 
 
@@ -85,6 +88,9 @@ async def insert_alert(conn: AsyncConnection, alert: Alert) -> None:
             source=alert.source,
             escalation_policy=alert.escalation_policy,
             escalation_step=alert.escalation_step,
+            ends_at=alert.ends_at,
+            annotations=alert.annotations or None,
+            generator_url=alert.generator_url,
         )
     )
 
@@ -179,6 +185,15 @@ async def get_alert(db: Database, alert_id: str) -> tuple[Alert, list[Any]] | No
 
 
 # -- the lifecycle's writes (inside the caller's transaction) ----------------------------------
+
+
+async def by_ids(conn: AsyncConnection, ids: list[str]) -> dict[str, Alert]:
+    """The alerts of these ids, by id."""
+    found: dict[str, Alert] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = await conn.execute(select(A).where(A.c.id.in_(ids[start : start + _CHUNK])))
+        found.update((r.id, alert_from_row(r)) for r in rows)
+    return found
 
 
 async def by_id(conn: AsyncConnection, alert_id: str) -> Alert | None:
@@ -331,3 +346,142 @@ async def mark_told(
         A.update().where(A.c.id == alert_id, A.c[mark].is_(None)).values({mark: at})
     )
     return bool(result.rowcount)
+
+
+# -- set-based writes of posted alerts (alerting.ingest) -----------------------------------
+
+_CHUNK = 400
+"""Rows per multi-row statement: well under either engine's limit on bound parameters."""
+_OPEN_WHERE = text("status != 'resolved'")
+
+
+def _insert_into(conn: AsyncConnection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(A)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(A)
+
+
+def alert_row(alert: Alert) -> dict[str, Any]:
+    """The row of a new alert, as `insert_open_alerts` takes it."""
+    return {
+        "id": alert.id,
+        "fingerprint": alert.fingerprint,
+        "name": alert.name,
+        "check_name": alert.check,
+        "rule_name": alert.rule,
+        "severity": alert.severity.value,
+        "status": alert.status.value,
+        "summary": alert.summary,
+        "labels": alert.labels,
+        "started_at": alert.started_at,
+        "resolved_at": None,
+        "updated_at": alert.updated_at or alert.started_at,
+        "source": alert.source,
+        "escalation_policy": alert.escalation_policy,
+        "escalation_step": 0,
+        "ends_at": alert.ends_at,
+        "annotations": alert.annotations or None,
+        "generator_url": alert.generator_url,
+    }
+
+
+async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert new open alerts (one statement, compiled once, run for every row); a
+    fingerprint that is open already (a concurrent request's, committed first) is skipped,
+    not an error. Returns the ids inserted."""
+    if not rows:
+        return set()
+    stmt = (
+        _insert_into(conn)
+        .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
+        .returning(A.c.id)
+    )
+    return {r.id for r in await conn.execute(stmt, rows)}
+
+
+async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert many events (`alert_id`, `kind`, `at`, `actor`, `comment`) at once."""
+    if rows:
+        await conn.execute(tables.alert_events.insert(), rows)
+
+
+async def open_by_fingerprint(conn: AsyncConnection, fingerprints: list[str]) -> dict[str, Alert]:
+    """The open alerts of these fingerprints, by fingerprint."""
+    found: dict[str, Alert] = {}
+    for start in range(0, len(fingerprints), _CHUNK):
+        chunk = fingerprints[start : start + _CHUNK]
+        rows = await conn.execute(
+            select(A).where(A.c.fingerprint.in_(chunk), A.c.status != AlertStatus.RESOLVED.value)
+        )
+        for row in rows:
+            found[row.fingerprint] = alert_from_row(row)
+    return found
+
+
+async def update_open(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """One statement run for each row: `b_id` names the alert, the other keys (all rows
+    alike) are the new values. Resolved alerts are left as they are."""
+    if not rows:
+        return
+    values: dict[str, Any] = {k: bindparam(f"b_{k}") for k in rows[0] if k != "id"}
+    stmt = (
+        A.update()
+        .where(A.c.id == bindparam("b_id"), A.c.status != AlertStatus.RESOLVED.value)
+        .values(values)
+    )
+    await conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+
+async def resolve_open(conn: AsyncConnection, ids: list[str], at: datetime) -> list[str]:
+    """Resolve these alerts (those still open); the ids that were."""
+    done: list[str] = []
+    for start in range(0, len(ids), _CHUNK):
+        stmt = (
+            A.update()
+            .where(A.c.id.in_(ids[start : start + _CHUNK]), A.c.status != "resolved")
+            .values(
+                status=AlertStatus.RESOLVED.value,
+                resolved_at=at,
+                updated_at=at,
+                next_escalation_at=None,
+            )
+            .returning(A.c.id)
+        )
+        done.extend(r.id for r in await conn.execute(stmt))
+    return done
+
+
+async def touch_open(
+    conn: AsyncConnection, seen: list[tuple[str, datetime, datetime | None]]
+) -> set[str]:
+    """Record that open alerts were re-sent: (id, last seen, new `ends_at`) each. Returns
+    the ids that are no longer open (resolved meanwhile, e.g. by another node)."""
+    await update_open(conn, [{"id": i, "updated_at": at, "ends_at": ends} for i, at, ends in seen])
+    closed: set[str] = set()
+    ids = [i for i, _, _ in seen]
+    for start in range(0, len(ids), _CHUNK):
+        rows = await conn.execute(
+            select(A.c.id).where(A.c.id.in_(ids[start : start + _CHUNK]), A.c.status == "resolved")
+        )
+        closed.update(r.id for r in rows)
+    return closed
+
+
+async def open_posted(conn: AsyncConnection) -> list[Alert]:
+    """Every open alert posted by another system (the ingest index is built from them)."""
+    rows = await conn.execute(
+        select(A).where(A.c.source == "external", A.c.status != AlertStatus.RESOLVED.value)
+    )
+    return [alert_from_row(r) for r in rows]
+
+
+async def open_alerts(conn: AsyncConnection) -> list[Alert]:
+    """Every open alert, oldest first."""
+    rows = await conn.execute(
+        select(A).where(A.c.status != AlertStatus.RESOLVED.value).order_by(A.c.started_at, A.c.id)
+    )
+    return [alert_from_row(r) for r in rows]

@@ -95,6 +95,11 @@ alerts = Table(
     Column("ack_notified_at", UTCDateTime()),
     Column("resolved_notified_at", UTCDateTime()),
     Column("group_key", String(255)),
+    # Posted by Alertmanager clients (Prometheus, amtool): the alert resolves at `ends_at`
+    # unless re-sent; annotations and the generator URL are kept as posted.
+    Column("ends_at", UTCDateTime()),
+    Column("annotations", JSON),
+    Column("generator_url", Text),
     # The database itself guarantees one open alert per fingerprint, whatever the code does.
     Index(
         "uq_alerts_open_fingerprint",

@@ -7,7 +7,7 @@ An acknowledgement or a resolution is told once to everyone who was paged about 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dispatch.context import Pass
@@ -20,22 +20,42 @@ from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
 
-class Expiry:
-    """`auto_resolve_after`: an open external alert not re-sent for that long resolves."""
+class Posted(Protocol):
+    """What the ingest path knows fresher than the database (`alerting.ingest`)."""
 
-    def __init__(self, db: Database, after: timedelta | None) -> None:
+    def latest(self, fingerprint: str) -> tuple[datetime, datetime | None] | None: ...
+
+    def forget(self, fingerprint: str) -> None: ...
+
+
+class _NothingPosted:
+    def latest(self, fingerprint: str) -> tuple[datetime, datetime | None] | None:
+        return None
+
+    def forget(self, fingerprint: str) -> None:
+        return None
+
+
+class Expiry:
+    """An open external alert resolves at its `endsAt` (Alertmanager's semantics: unless
+    re-sent with a later one), or, without one, when not re-sent for `auto_resolve_after`."""
+
+    def __init__(self, db: Database, after: timedelta | None, posted: Posted | None = None) -> None:
         self._db = db
         self._after = after
+        self._posted = posted if posted is not None else _NothingPosted()
 
     def expires_at(self, alert: Alert) -> datetime | None:
         """When the alert resolves unless re-sent (None: never by itself)."""
-        if (
-            self._after is None
-            or alert.source != "external"
-            or alert.status is AlertStatus.RESOLVED
-        ):
+        if alert.source != "external" or alert.status is AlertStatus.RESOLVED:
             return None
-        return (alert.updated_at or alert.started_at) + self._after
+        seen, ends_at = alert.updated_at or alert.started_at, alert.ends_at
+        latest = self._posted.latest(alert.fingerprint)
+        if latest is not None:
+            seen, ends_at = latest
+        if ends_at is not None:
+            return ends_at
+        return None if self._after is None else seen + self._after
 
     async def apply(self, alert: Alert, at: Pass) -> None:
         """Resolve the alert, in its own transaction, if it expired by `at.now`; else the
@@ -50,6 +70,7 @@ class Expiry:
             await lifecycle.resolve(
                 conn, alert.fingerprint, at.now, comment="auto-resolved: not re-sent"
             )
+        self._posted.forget(alert.fingerprint)
         alert.status = AlertStatus.RESOLVED
 
 

@@ -84,7 +84,11 @@ class AuthGate:
         except HTTPException as exc:
             headers = {**(exc.headers or {}), **CLOSE}
             response = problems.problem(
-                exc.status_code, str(exc.detail), instance=scope["path"], headers=headers
+                exc.status_code,
+                str(exc.detail),
+                instance=scope["path"],
+                headers=headers,
+                accept=request.headers.get("accept"),
             )
             await response(scope, receive, send)
             return

@@ -108,6 +108,11 @@ class BodyLimitMiddleware:
     @staticmethod
     async def _refuse(exc: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(
-            413, exc.detail, instance=scope["path"], headers=exc.headers, **exc.problem_extensions
+            413,
+            exc.detail,
+            instance=scope["path"],
+            headers=exc.headers,
+            accept=Headers(scope=scope).get("accept"),
+            limit=exc.limit,
         )
         await response(scope, receive, send)
