@@ -1,7 +1,7 @@
 """alerts: ends_at, annotations and generator_url (Alertmanager v2 clients)
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03 13:20:00
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import watchkeeper.store.types
 
-revision = "0011"
-down_revision = "0010"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
