@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,14 @@ class HeartbeatRecord:
     body_bytes: int = 0
     """Bytes of ping bodies stored on `body_day` (see `heartbeats.body_bytes_per_day`)."""
 
+    def row(self) -> dict[str, Any]:
+        """The record as a `heartbeats` row (`asdict` without its deep copies: every field
+        is immutable)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(HeartbeatRecord))
+
 
 async def load_heartbeats(db: Database) -> dict[str, HeartbeatRecord]:
     async with db.connect() as conn:
@@ -42,7 +50,15 @@ async def save_heartbeats(
 ) -> None:
     """Upsert `records`; `results` (check_results rows: pings that change no state, such as
     `/log`) go into the history in the same transaction, outside the rollups."""
+    await save_heartbeat_rows(db, [r.row() for r in records], results)
+
+
+async def save_heartbeat_rows(
+    db: Database, rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]] = ()
+) -> None:
+    """`save_heartbeats` of records already made rows (`row()`), one per check at most: a
+    group of pings in one transaction."""
     async with db.begin() as conn:
-        await upsert(conn, tables.heartbeats, [asdict(r) for r in records], ["check_name"])
+        await upsert(conn, tables.heartbeats, list(rows), ["check_name"])
         if results:
             await conn.execute(tables.check_results.insert(), list(results))
