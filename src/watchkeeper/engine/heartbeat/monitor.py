@@ -17,7 +17,7 @@ from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.loops import run_timed
 from watchkeeper.engine.heartbeat.evaluate import Verdict, evaluate
-from watchkeeper.engine.heartbeat.writer import PingWriter
+from watchkeeper.engine.heartbeat.writer import LINGER, PingWriter
 from watchkeeper.store.database import Database
 from watchkeeper.store.heartbeats import (
     HeartbeatRecord,
@@ -63,6 +63,7 @@ class HeartbeatMonitor:
         on_paused_result: ResultHandler | None = None,
         body_bytes_per_day: int | None = None,
         broken: BrokenObjects | None = None,
+        ping_linger: float = LINGER,
     ) -> None:
         self._body_bytes_per_day = body_bytes_per_day
         self._broken = broken if broken is not None else BrokenObjects()
@@ -81,7 +82,9 @@ class HeartbeatMonitor:
         self._wake = asyncio.Event()
         self._committing: dict[str, int] = {}
         """Heartbeats with pings waiting for their commit: each reports its own result."""
-        self.writer = PingWriter(lambda rows, notes: save_heartbeat_rows(db, rows, notes))
+        self.writer = PingWriter(
+            lambda rows, notes: save_heartbeat_rows(db, rows, notes), linger=ping_linger
+        )
         """The one writer of records once loaded: pings are committed in groups."""
 
     async def load(
@@ -215,22 +218,31 @@ class HeartbeatMonitor:
         elif kind is PingKind.FAIL:
             record.last_fail_at = now
             record.last_exit_code = exit_code
-        note = None
+        # The ping's verdict as of its own change (later pings may change the record while
+        # this one waits for its commit).
+        verdict = self.verdict(check.name, now)
+        note = result = None
         if kind is PingKind.LOG or kind is PingKind.START:
             # No state change, but the history shows it (and a /log ping's body).
             note = {
                 "check_name": check.name,
                 "started_at": now,
-                "status": self.verdict(check.name, now).status.value,
+                "status": verdict.status.value,
                 "reason": "log received" if kind is PingKind.LOG else "run started",
                 "response_time": None,
                 "metrics": None,
                 "details": details,
             }
-        # A failure, or a success of a heartbeat not up (late, down, new): a state change,
-        # committed without waiting for company. Answered only once committed.
+        else:
+            reason = verdict.reason
+            if kind is PingKind.SUCCESS:
+                took = record.last_duration
+                reason = "ping received" + (f" (run took {took:.1f}s)" if took is not None else "")
+            result = CheckResult(verdict.status, reason, metrics=metrics, details=details)
+        # A failure, or a ping that changes the heartbeat's state (a late one coming back):
+        # committed without lingering for company. Answered only once committed.
         urgent = kind is PingKind.FAIL or (
-            kind is PingKind.SUCCESS and self._reported.get(check.name) is not Status.UP
+            result is not None and self._reported.get(check.name) is not result.status
         )
         # Until then the ping's own result is not reported: evaluate leaves the heartbeat
         # alone (it would report the same change twice, or one that was never stored).
@@ -243,17 +255,8 @@ class HeartbeatMonitor:
         finally:
             if (left := self._committing.pop(check.name) - 1) > 0:
                 self._committing[check.name] = left
-        if kind is PingKind.LOG or kind is PingKind.START:
-            result = None
-            if kind is PingKind.START:
-                log.info("heartbeat %s: run started", check.name)
-        else:
-            verdict = self.verdict(check.name, now)
-            reason = verdict.reason
-            if kind is PingKind.SUCCESS:
-                took = record.last_duration
-                reason = "ping received" + (f" (run took {took:.1f}s)" if took is not None else "")
-            result = CheckResult(verdict.status, reason, metrics=metrics, details=details)
+        if kind is PingKind.START:
+            log.info("heartbeat %s: run started", check.name)
         if result is not None and self._is_paused(check.name):
             # Recorded, shown as the last result, but the paused check's state stays put.
             if self._on_paused_result is not None:
