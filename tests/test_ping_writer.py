@@ -5,8 +5,12 @@ full backlog is refused (503 + Retry-After) instead of queued without bound."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,17 +94,15 @@ async def stored_counts(db: Database) -> dict[str, int]:
     return {name: r.ping_count for name, r in (await load_heartbeats(db)).items()}
 
 
-async def test_concurrent_pings_share_one_transaction_and_each_is_stored(
-    sqlite_db: Database,
-) -> None:
+async def test_concurrent_pings_share_one_transaction_and_each_is_stored(db: Database) -> None:
     checks = heartbeats(20)
-    monitor, results, saves = await monitor_with(sqlite_db, checks)
+    monitor, results, saves = await monitor_with(db, checks)
     # Each heartbeat is new, so each first ping is a state change: none lingers.
     async with asyncio.timeout(10):
         await asyncio.gather(*(monitor.ping(c, PingKind.SUCCESS) for c in checks * 3))
     assert len(saves.batches) == 1
     assert saves.batches[0] == sorted(c.name for c in checks)  # one row per heartbeat
-    assert await stored_counts(sqlite_db) == {c.name: 3 for c in checks}
+    assert await stored_counts(db) == {c.name: 3 for c in checks}
     assert sorted(results.seen) == sorted((c.name, Status.UP) for c in checks * 3)
     await monitor.close()
 
@@ -218,3 +220,24 @@ async def test_closing_commits_what_is_queued_and_fails_what_cannot_be(
         pending.result()
     with pytest.raises(PingNotStored):
         hung.submit(stored)  # closed: refused, never left waiting
+
+
+async def test_on_sqlite_a_locked_database_defers_the_commit_without_blocking_the_loop(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Pings commit on the loop's own thread only when SQLite is free: while another writer
+    holds it, the group waits off the loop (the loop goes on) and is stored once it is free."""
+    await save_heartbeat_rows(sqlite_db, [HeartbeatRecord("job", "u-1").row()])
+    with contextlib.closing(sqlite3.connect(tmp_path / "wk.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        began = time.monotonic()
+        save = asyncio.create_task(
+            save_heartbeat_rows(sqlite_db, [HeartbeatRecord("job", "u-1", ping_count=7).row()])
+        )
+        done, _ = await asyncio.wait([save], timeout=0.2)
+        assert not done
+        assert time.monotonic() - began < 2, "the loop was blocked by the locked database"
+        other.execute("COMMIT")
+    async with asyncio.timeout(10):
+        await save
+    assert await stored_counts(sqlite_db) == {"job": 7}

@@ -7,7 +7,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
@@ -57,8 +60,43 @@ async def save_heartbeat_rows(
     db: Database, rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]] = ()
 ) -> None:
     """`save_heartbeats` of records already made rows (`row()`), one per check at most: a
-    group of pings in one transaction."""
+    group of pings in one transaction. On SQLite it is committed on the loop's own thread
+    when the database is free (see `Database.loop_engine`), else as usual."""
+    if not rows and not results:
+        return
+    engine = db.loop_engine()
+    if engine is not None:
+        try:
+            with engine.begin() as conn:
+                _upsert_sqlite(conn, list(rows))
+                if results:
+                    conn.execute(tables.check_results.insert(), list(results))
+            return
+        except OperationalError as exc:
+            if not _locked(exc):
+                raise
+            # Another writer holds the database: wait for it off the loop, as usual.
     async with db.begin() as conn:
         await upsert(conn, tables.heartbeats, list(rows), ["check_name"])
         if results:
             await conn.execute(tables.check_results.insert(), list(results))
+
+
+def _sqlite_upsert() -> Any:
+    stmt = sqlite_insert(tables.heartbeats)
+    update = {c: stmt.excluded[c] for c in _FIELDS if c != "check_name"}
+    return stmt.on_conflict_do_update(index_elements=["check_name"], set_=update)
+
+
+_SQLITE_UPSERT = _sqlite_upsert()
+"""Built once: building it takes longer than running it."""
+
+
+def _upsert_sqlite(conn: SyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(_SQLITE_UPSERT, rows)
+
+
+def _locked(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message
