@@ -4,8 +4,8 @@ A ping changes its heartbeat's record in memory at once and hands the record (an
 `/start` and `/log`, a history row) to the `PingWriter`; it is answered when the transaction
 holding it has committed, so an answered ping survives a crash (`kill -9`). Committing each
 ping alone caps pings at what one writer commits per second (SQLite: a few hundred); the
-writer instead takes everything that arrived while the previous commit ran (and, when idle,
-what arrives within `linger`), and commits it in one transaction: one upsert per heartbeat
+writer instead takes everything that arrived while the previous commit ran (or, when it was
+idle, what arrives within `linger`), and commits it in one transaction: one upsert per heartbeat
 (its latest record) and the history rows.
 
 - A ping that changes its heartbeat's state (a `/fail`, a late heartbeat coming back) is
@@ -140,10 +140,12 @@ class PingWriter:
 
     async def _run(self) -> None:
         while True:
+            # Pings that arrived while the last commit ran go at once: they have waited.
+            idle = not self._queue
             await self._wake.wait()
             if not self._queue and self._closed:
                 return
-            if not self._urgent.is_set() and len(self._queue) < self._max_batch:
+            if idle and not self._urgent.is_set() and len(self._queue) < self._max_batch:
                 # Idle until now: give the pings arriving together a moment to join.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger):
