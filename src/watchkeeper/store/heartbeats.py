@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -66,16 +67,21 @@ async def save_heartbeat_rows(
         return
     engine = db.loop_engine()
     if engine is not None:
-        try:
-            with engine.begin() as conn:
-                _upsert_sqlite(conn, list(rows))
-                if results:
-                    conn.execute(tables.check_results.insert(), list(results))
-            return
-        except OperationalError as exc:
-            if not _locked(exc):
-                raise
-            # Another writer holds the database: wait for it off the loop, as usual.
+        for pause in _RETRY_PAUSES:
+            try:
+                with engine.begin() as conn:
+                    _upsert_sqlite(conn, list(rows))
+                    if results:
+                        conn.execute(tables.check_results.insert(), list(results))
+                return
+            except OperationalError as exc:
+                if not _locked(exc):
+                    raise
+            # Another writer holds the database, usually for a few trips to aiosqlite's
+            # thread: SQLite tells no one when it is free, so look again shortly (as its
+            # own busy handler does, but without blocking the loop meanwhile).
+            await asyncio.sleep(pause)
+        # Still held: wait for it off the loop, as every other write does.
     async with db.begin() as conn:
         await upsert(conn, tables.heartbeats, list(rows), ["check_name"])
         if results:
@@ -90,6 +96,10 @@ def _sqlite_upsert() -> Any:
 
 _SQLITE_UPSERT = _sqlite_upsert()
 """Built once: building it takes longer than running it."""
+
+
+_RETRY_PAUSES = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+"""Seconds between attempts on the loop's thread while SQLite is locked (31.5 ms in all)."""
 
 
 def _upsert_sqlite(conn: SyncConnection, rows: list[dict[str, Any]]) -> None:
