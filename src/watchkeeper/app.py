@@ -428,6 +428,8 @@ class Runtime:
         grace = config.scheduler.shutdown_grace.total_seconds()
         self.steps: list[Step] = [
             Step("database", self._open_database, self.db.close),
+            # Stopped after the pings (the HTTP server) and before the database.
+            Step("ping writer", self.heartbeats.writer.open, self.heartbeats.close),
             Step("password workers", _nothing, self.passwords.shutdown),
             Step("http session", self.http.open, self.http.close),
             Step("components", self._load, self._close_checks),

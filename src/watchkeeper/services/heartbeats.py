@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from watchkeeper.engine.heartbeat.access import BadExitCode, PingAccess
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor
+from watchkeeper.engine.heartbeat.writer import PingBacklog, PingNotStored
 from watchkeeper.prometheus.service import ServiceMetrics
 
 
 @dataclass(frozen=True, slots=True)
 class PingAnswer:
-    """What a ping gets back: a status code, a short text, and with 429 the seconds to
-    wait. Pings answer in plain text (cron wrappers read it), not with problem documents."""
+    """What a ping gets back: a status code, a short text, and with 429 and 503 the
+    seconds to wait. Pings answer in plain text (cron wrappers read it), not with problem
+    documents."""
 
     status: int
     text: str
@@ -61,9 +63,15 @@ class HeartbeatService:
         if (wait := self.access.admit_check(ping.check.name)) is not None:
             return self._too_many("check", wait)
         log = await body() if body is not None else b""
-        await self.monitor.ping(
-            ping.check, ping.kind, exit_code=ping.exit_code, body=log, source=source
-        )
+        try:
+            await self.monitor.ping(
+                ping.check, ping.kind, exit_code=ping.exit_code, body=log, source=source
+            )
+        except PingBacklog as exc:
+            return PingAnswer(503, "too many pings waiting to be stored", exc.retry_after)
+        except PingNotStored:
+            # Logged by the writer; the job's retry (curl --retry) pings again.
+            return PingAnswer(503, "ping not stored, try again", retry_after=1.0)
         return PingAnswer(200, "OK")
 
     def _too_many(self, limit: str, wait: float) -> PingAnswer:

