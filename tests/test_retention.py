@@ -22,7 +22,7 @@ from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter
-from watchkeeper.store.retention import Retention
+from watchkeeper.store.retention import KEEP_LATEST, Retention
 
 
 async def count(db: Database, table) -> int:  # type: ignore[no-untyped-def]
@@ -154,6 +154,11 @@ async def test_plain_successes_go_after_raw_success_and_failures_recoveries_and_
     writer.record("host", clock.now() - timedelta(days=9), CheckResult.up(metrics=cpu))
     writer.record("host", clock.now() - timedelta(days=5), CheckResult.up(metrics=cpu))
     writer.record("host", clock.now() - timedelta(days=4), CheckResult.up())
+    for i in range(KEEP_LATEST):  # each check's latest results stay whatever their age
+        for name in ("api", "host"):
+            writer.record(name, clock.now() - timedelta(hours=1, seconds=-i), CheckResult.up())
+    for days in (10, 9):  # a slow check: all of its results are among its latest
+        writer.record("nightly", clock.now() - timedelta(days=days), CheckResult.up())
     await writer.flush()
     config = RetentionConfig(
         results=timedelta(days=30), metrics=timedelta(days=7), raw_success=timedelta(days=2)
@@ -171,8 +176,19 @@ async def test_plain_successes_go_after_raw_success_and_failures_recoveries_and_
     r = tables.check_results
     async with db.connect() as conn:
         rows = (await conn.execute(select(r.c.check_name, r.c.started_at).order_by(r.c.id))).all()
-    left = [(row.check_name, (clock.now() - row.started_at).days) for row in rows]
-    assert left == [("api", 8), ("api", 7), ("api", 5), ("api", 4), ("api", 1), ("host", 5)]
+    ages = [(row.check_name, (clock.now() - row.started_at).days) for row in rows]
+    left = [(name, days) for name, days in ages if days > 0]
+    assert left == [
+        ("api", 8),
+        ("api", 7),
+        ("api", 5),
+        ("api", 4),
+        ("api", 1),
+        ("host", 5),
+        ("nightly", 10),
+        ("nightly", 9),
+    ]
+    assert len(ages) - len(left) == 2 * KEEP_LATEST
     # Availability is answered from the rollups, which keep every result.
     assert await rollups.uptime(db, None, since, until) == uptime_before
     assert (await Retention(db, config, clock).prune()).successes == 0  # stable

@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import AlertStatus, Status
+from watchkeeper.core.flapping import MAX_WINDOW
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups as rollup_store
 from watchkeeper.store import tables
@@ -202,13 +203,20 @@ class Retention:
                 return done
 
 
+KEEP_LATEST = MAX_WINDOW
+"""Each check's latest results stay whatever their age: a restart rebuilds the flap
+detector from them (a window of at most this many), and a slow check's results page keeps
+its recent history."""
+
+
 def _plain_success(before: datetime, metrics_before: datetime) -> ColumnElement[bool]:
     """Results older than `retention.raw_success` that tell nothing the rollups do not: `up`,
-    after an `up` result of the same check (or none), and without metrics that are still
-    kept (`retention.metrics`, which charts read from raw results). A failure, and the first
-    success after one (the recovery), stay until `retention.results`."""
+    after an `up` result of the same check (or none), not among the check's latest
+    KEEP_LATEST, and without metrics that are still kept (`retention.metrics`, which charts
+    read from raw results). A failure, and the first success after one (the recovery), stay
+    until `retention.results`."""
     r = tables.check_results
-    p = r.alias("previous")
+    p, n = r.alias("previous"), r.alias("newer")
     previous = (
         select(p.c.status)
         .where(p.c.check_name == r.c.check_name, p.c.started_at < r.c.started_at)
@@ -216,10 +224,19 @@ def _plain_success(before: datetime, metrics_before: datetime) -> ColumnElement[
         .limit(1)
         .scalar_subquery()
     )
+    enough_newer = (
+        select(n.c.id)
+        .where(n.c.check_name == r.c.check_name, n.c.started_at > r.c.started_at)
+        .order_by(n.c.started_at)
+        .limit(1)
+        .offset(KEEP_LATEST - 1)
+        .exists()
+    )
     return and_(
         r.c.started_at < before,
         r.c.status == Status.UP.value,
         func.coalesce(previous, Status.UP.value) == Status.UP.value,
+        enough_newer,
         or_(
             r.c.metrics.is_(None),
             cast(r.c.metrics, Text) == "null",
