@@ -232,14 +232,16 @@ def _plain_success(before: datetime, metrics_before: datetime) -> ColumnElement[
         .offset(KEEP_LATEST - 1)
         .exists()
     )
+    # The cheap tests first: the kept failures and metric-carrying rows an hourly pass meets
+    # again never reach the subqueries.
     return and_(
         r.c.started_at < before,
         r.c.status == Status.UP.value,
-        func.coalesce(previous, Status.UP.value) == Status.UP.value,
-        enough_newer,
         or_(
             r.c.metrics.is_(None),
             cast(r.c.metrics, Text) == "null",
             r.c.started_at < metrics_before,
         ),
+        func.coalesce(previous, Status.UP.value) == Status.UP.value,
+        enough_newer,
     )
