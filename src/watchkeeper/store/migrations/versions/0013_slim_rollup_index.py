@@ -19,7 +19,7 @@ housekeeping job) replaces them with measured ones once the table has grown.
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"  # LOCAL: "0012" at merge (0011, 0012 are other helpers')
+down_revision = "0012"  # 0011 and 0012 come from other branches; to run this branch alone: "0010"
 branch_labels = None
 depends_on = None
 
