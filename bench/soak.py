@@ -683,6 +683,13 @@ async def soak(opts: Namespace, prof: Profile, workdir: Path) -> int:
         f"{mem(last.samples[0])}, after warm-up: {mem(warm)}, at end: {mem(last.samples[-1])} "
         f"({(last.samples[-1][0] - last.ready) / 60:.1f} min up)"
     )
+    after = [s for s in last.samples if s[0] >= warm[0]] or [last.samples[-1]]
+    growth = 100 * (last.samples[-1][1] - warm[1]) / warm[1]
+    print(
+        f"  RSS growth after warm-up: {growth:+.1f} % (peak {max(s[1] for s in after) / 2**20:.0f}"
+        f" MiB); open fds after warm-up: min {min(s[2] for s in after)}, "
+        f"max {max(s[2] for s in after)}, at end {last.samples[-1][2]} ({len(after)} samples)"
+    )
     if not settled:
         print("  the end did not settle (open alerts or undelivered notifications remained)")
     for line in [*result["lost"], *result["false"], *result["duplicates"]][:30]:

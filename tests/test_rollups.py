@@ -17,7 +17,8 @@ from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects import sqlite
 
 from tests.support.clock import FakeClock
 from watchkeeper.config.loader import RetentionConfig
@@ -389,3 +390,22 @@ async def test_result_metrics_are_averaged_per_bucket_on_both_engines(db: Databa
         "host": [70.0, None, None, None]
     }
     assert await result_metrics.metric_by_check(db, "system", since, until, step) == {}
+
+
+async def test_one_checks_series_reads_its_rows_through_the_slim_index(sqlite_db: Database) -> None:
+    """The check index is not covering (migration 0013): without the statistics the
+    migration seeds, SQLite would scan every check's rollups of the range instead."""
+    since, until, step = rollups.window("30d", datetime(2030, 1, 1, tzinfo=UTC))
+    since_s, until_s = int(since.timestamp()), int(until.timestamp())
+    step_s = int(step.total_seconds())
+    for names in (["api"], None):
+        query = rollups._series_query("sqlite", names, since_s, until_s, step_s)
+        sql = str(query.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+        async with sqlite_db.connect() as conn:
+            plan = " ".join(row[3] for row in await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        if names:
+            assert (
+                "INDEX ix_check_rollups_check (check_name=? AND resolution=? AND bucket>?" in plan
+            )
+        else:
+            assert "PRIMARY KEY (resolution=? AND bucket>?" in plan

@@ -15,6 +15,9 @@ class RetentionConfig(StrictModel):
     """`storage.retention`: how long each kind of history is kept before it is pruned."""
 
     results: Retention = timedelta(days=30)
+    raw_success: Retention = timedelta(days=2)
+    """Plain successful results (`up` after `up`, without metrics still kept): the rollups
+    keep their counts and response times, so the raw rows go sooner than failures."""
     metrics: Retention = timedelta(days=30)
     alerts: Retention = timedelta(days=90)
     audit: Retention = timedelta(days=365)
@@ -29,6 +32,15 @@ class RetentionConfig(StrictModel):
             raise ValueError(
                 "rollups_1h must be at least rollups_5m: hourly rollups are what remains of "
                 "older history"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _successes_go_first(self) -> RetentionConfig:
+        if self.raw_success > self.results:
+            raise ValueError(
+                "raw_success must be at most results: successful results are pruned sooner "
+                "than the others, never later"
             )
         return self
 

@@ -22,11 +22,13 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    and_,
     case,
     cast,
     delete,
     func,
     select,
+    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -167,11 +169,18 @@ async def add_results(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) 
     )
 
 
-async def delete_before(conn: AsyncConnection, resolution: int, cutoff: datetime) -> int:
-    """Drop rollups of one resolution whose bucket starts before `cutoff` (retention)."""
-    result = await conn.execute(
-        delete(R).where(R.c.resolution == resolution, R.c.bucket < math.floor(cutoff.timestamp()))
-    )
+async def delete_before(
+    conn: AsyncConnection, resolution: int, cutoff: datetime, limit: int | None = None
+) -> int:
+    """Drop rollups of one resolution whose bucket starts before `cutoff` (retention), at
+    most `limit` of them (the oldest first; retention deletes in batches)."""
+    old = and_(R.c.resolution == resolution, R.c.bucket < math.floor(cutoff.timestamp()))
+    if limit is None:
+        result = await conn.execute(delete(R).where(old))
+    else:
+        key = (R.c.resolution, R.c.bucket, R.c.check_name)
+        oldest = select(*key).where(old).order_by(*key).limit(limit)
+        result = await conn.execute(delete(R).where(tuple_(*key).in_(oldest)))
     return int(result.rowcount or 0)
 
 
