@@ -1,7 +1,7 @@
 """slimmer check_rollups index: the check's key only, not a copy of every column
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-03 13:40:00
 
 `ix_check_rollups_check` held every read column (a covering index), which on SQLite doubled
@@ -18,8 +18,8 @@ housekeeping job) replaces them with measured ones once the table has grown.
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"  # 0011 and 0012 come from other branches; to run this branch alone: "0010"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
