@@ -468,6 +468,10 @@ def analyse(
     false: list[str] = []
     detection: list[float] = []
     notification: list[float] = []
+    # A result is stamped with its check's start; what it saw is the target at some moment of
+    # the run that followed (up to the check's timeout later), so a result stamped shortly
+    # before a flip may already report the new state.
+    early = prof.timeout
     for name, periods in downs.items():
         mine = sorted(by_check.get(name, []), key=lambda s: s.started_at)
         # The up after the last down period lasts until the end (everything up, drained).
@@ -487,7 +491,7 @@ def analyse(
                     lost.append(f"{name}: down {a - t0:.1f}-{b - t0:.1f}s never alerted")
             else:
                 ambiguous += 1
-            starts_here = [s for s in mine if a - 0.5 <= s.started_at <= b + tol]
+            starts_here = [s for s in mine if a - early <= s.started_at <= b + tol]
             for extra in starts_here[1:]:
                 false.append(f"{name}: second alert {extra.id} in down {a - t0:.1f}s")
             if starts_here and covers(a - prof.interval, a + prof.seen_down, watching):
@@ -502,10 +506,10 @@ def analyse(
                     if s.started_at < a and (s.resolved_at is None or s.resolved_at > b + tol):
                         lost.append(f"{name}: alert {s.id} stayed open through up {a - t0:.1f}s")
         for s in mine:
-            if not any(a - 0.5 <= s.started_at <= b + tol for a, b in periods):
+            if not any(a - early <= s.started_at <= b + tol for a, b in periods):
                 false.append(f"{name}: alert {s.id} opened at {s.started_at - t0:.1f}s, target up")
             if s.resolved_at is not None and any(
-                a + tol < s.resolved_at < b - 0.5 for a, b in periods
+                a + tol < s.resolved_at < b - early for a, b in periods
             ):
                 false.append(
                     f"{name}: alert {s.id} resolved at {s.resolved_at - t0:.1f}s, target down"

@@ -393,7 +393,7 @@ async def test_result_metrics_are_averaged_per_bucket_on_both_engines(db: Databa
 
 
 async def test_one_checks_series_reads_its_rows_through_the_slim_index(sqlite_db: Database) -> None:
-    """The check index is not covering (migration 0013): without the statistics the
+    """The check index is not covering (migration 0015): without the statistics the
     migration seeds, SQLite would scan every check's rollups of the range instead."""
     since, until, step = rollups.window("30d", datetime(2030, 1, 1, tzinfo=UTC))
     since_s, until_s = int(since.timestamp()), int(until.timestamp())
