@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.store import tables
@@ -53,21 +54,59 @@ async def enqueue(
     )
 
 
-async def due(db: Database, now: datetime, limit: int = 100) -> list[Any]:
-    async with db.connect() as conn:
-        rows = await conn.execute(
-            select(OB)
-            .where(OB.c.status == PENDING, OB.c.next_attempt_at <= now)
-            .order_by(OB.c.next_attempt_at, OB.c.id)
+def _claimable(
+    now: datetime | None, skip_ids: Collection[int], skip_channels: Collection[str]
+) -> ColumnElement[bool]:
+    """Pending entries not in hand (`skip_ids`) of lanes with a free slot (not `skip_channels`),
+    due by `now` when given."""
+    conditions = [OB.c.status == PENDING]
+    if now is not None:
+        conditions.append(OB.c.next_attempt_at <= now)
+    if skip_ids:
+        conditions.append(OB.c.id.notin_(sorted(skip_ids)))
+    if skip_channels:
+        conditions.append(OB.c.channel.notin_(sorted(skip_channels)))
+    return and_(*conditions)
+
+
+async def due(
+    db: Database,
+    now: datetime,
+    limit: int = 100,
+    *,
+    per_channel: int | None = None,
+    skip_ids: Collection[int] = (),
+    skip_channels: Collection[str] = (),
+) -> list[Any]:
+    """Entries due by `now`, oldest first, at most `limit`; with `per_channel`, at most that
+    many of each channel (the oldest of each), so one channel's backlog cannot fill the batch.
+    `skip_ids` (entries in hand) and `skip_channels` (full lanes) are left out."""
+    where = _claimable(now, skip_ids, skip_channels)
+    if per_channel is None:
+        query = select(OB).where(where).order_by(OB.c.next_attempt_at, OB.c.id).limit(limit)
+    else:
+        rank = func.row_number().over(
+            partition_by=OB.c.channel, order_by=(OB.c.next_attempt_at, OB.c.id)
+        )
+        ranked = select(OB, rank.label("lane_rank")).where(where).subquery()
+        query = (
+            select(*(ranked.c[c.name] for c in OB.columns))
+            .where(ranked.c.lane_rank <= per_channel)
+            .order_by(ranked.c.next_attempt_at, ranked.c.id)
             .limit(limit)
         )
+    async with db.connect() as conn:
+        rows = await conn.execute(query)
         return list(rows.all())
 
 
-async def next_due_at(db: Database) -> datetime | None:
+async def next_due_at(
+    db: Database, *, skip_ids: Collection[int] = (), skip_channels: Collection[str] = ()
+) -> datetime | None:
+    """When the next entry falls due, leaving out those in hand and those of full lanes."""
     async with db.connect() as conn:
         value = await conn.execute(
-            select(func.min(OB.c.next_attempt_at)).where(OB.c.status == PENDING)
+            select(func.min(OB.c.next_attempt_at)).where(_claimable(None, skip_ids, skip_channels))
         )
         result: datetime | None = value.scalar_one_or_none()
         return result
