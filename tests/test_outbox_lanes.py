@@ -423,6 +423,15 @@ async def test_due_per_channel_takes_the_oldest_of_each_lane_and_skips_what_is_i
     assert await outbox_store.next_due_at(
         db, skip_ids=b_ids, skip_channels=["a"]
     ) == T0 + timedelta(minutes=1)
+    # The depth (every pending entry) and the next due (of what may be claimed) in one.
+    minute = timedelta(minutes=1)
+    assert await outbox_store.pending(db) == (8, T0 - minute)
+    assert await outbox_store.pending(db, skip_channels=["a"]) == (8, T0)
+    assert await outbox_store.pending(db, skip_ids=b_ids, skip_channels=["a"]) == (8, T0 + minute)
+    assert await outbox_store.pending(db, skip_channels=["a", "b", "c"]) == (8, None)
+    async with db.begin() as conn:  # delivered and failed entries count for neither
+        await conn.execute(outbox_store.OB.update().values(status="delivered"))
+    assert await outbox_store.pending(db) == (0, None)
 
 
 # -- config ---------------------------------------------------------------------------------------

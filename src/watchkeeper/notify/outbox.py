@@ -121,15 +121,14 @@ class OutboxWorker:
                 send.cancel()
 
     async def _seconds_until_next(self) -> float:
-        self.depth = await store.depth(self._db)
-        if len(self._sends) >= self._parallel:
-            return _IDLE_POLL  # a delivery that ends wakes the loop
-        next_at = await store.next_due_at(
+        self.depth, next_at = await store.pending(
             self._db,
             skip_ids=self._in_hand_ids() | self._cooling.keys(),
             skip_channels=self._full_lanes(),
         )
         wait = _IDLE_POLL
+        if len(self._sends) >= self._parallel:
+            return wait  # a delivery that ends wakes the loop
         if next_at is not None:
             wait = min(wait, max(0.0, (next_at - self._clock.now()).total_seconds()))
         if self._cooling:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.store import tables
@@ -110,6 +110,19 @@ async def next_due_at(
         )
         result: datetime | None = value.scalar_one_or_none()
         return result
+
+
+async def pending(
+    db: Database, *, skip_ids: Collection[int] = (), skip_channels: Collection[str] = ()
+) -> tuple[int, datetime | None]:
+    """In one statement: how many entries are pending (the depth), and when the next one
+    falls due, leaving out those in hand and those of full lanes (None: none)."""
+    claimable = _claimable(None, skip_ids, skip_channels)
+    next_at = func.min(case((claimable, OB.c.next_attempt_at), else_=None))
+    query = select(func.count(), next_at).where(OB.c.status == PENDING)
+    async with db.connect() as conn:
+        count, due_at = (await conn.execute(query)).one()
+        return int(count), due_at
 
 
 async def settle(db: Database, entry_id: int, **values: Any) -> None:
