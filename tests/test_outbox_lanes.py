@@ -413,16 +413,23 @@ async def test_due_per_channel_takes_the_oldest_of_each_lane_and_skips_what_is_i
     assert [r.idempotency_key for r in rows] == ["a-001", "a-002", "b-001"]
     rows = await outbox_store.due(db, T0, 10, per_channel=3, skip_channels=["a"])
     assert [r.idempotency_key for r in rows] == ["b-000", "b-001"]
-    # Without per_channel: the oldest overall.
-    assert len(await outbox_store.due(db, T0, 10)) == 7
+    # Without per_channel: the oldest overall, the same skips.
+    oldest = await outbox_store.due(db, T0, 10)
+    assert [r.idempotency_key for r in oldest] == [f"a-{i:03d}" for i in range(5)] + [
+        "b-000",
+        "b-001",
+    ]
+    assert len(await outbox_store.due(db, T0, 3)) == 3
+    assert [r.idempotency_key for r in await outbox_store.due(db, T0, 10, skip_ids=in_hand)] == [
+        "a-001",
+        "a-002",
+        "a-003",
+        "a-004",
+        "b-001",
+    ]
 
-    assert await outbox_store.next_due_at(db) == T0 - timedelta(minutes=1)
-    assert await outbox_store.next_due_at(db, skip_channels=["a"]) == T0
-    assert await outbox_store.next_due_at(db, skip_channels=["a", "b"]) == T0 + timedelta(minutes=1)
     b_ids = {r.id for r in await outbox_store.due(db, T0, 10, skip_channels=["a"])}
-    assert await outbox_store.next_due_at(
-        db, skip_ids=b_ids, skip_channels=["a"]
-    ) == T0 + timedelta(minutes=1)
+    assert await outbox_store.due(db, T0, 10, skip_ids=b_ids, skip_channels=["a"]) == []
     # The depth (every pending entry) and the next due (of what may be claimed) in one.
     minute = timedelta(minutes=1)
     assert await outbox_store.pending(db) == (8, T0 - minute)

@@ -219,18 +219,12 @@ class Dispatcher:
         )
 
         pending: dict[str, list[Alert]] = {}
-        for alert in alerts:
-            # Each alert is checked against every silence and window: with thousands of
-            # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
-            # its turn between alerts rather than after the pass.
-            await asyncio.sleep(0)
-            try:
-                queued += await self._handle(alert, stages, at, pending)
-            except Exception as exc:
-                if refused_by_storage(exc):
-                    raise
-                at.found[("alert", alert.fingerprint)] = exc
-
+        # Alerts that owe a first page go first, and their pages leave (the outbox is woken)
+        # before the alerts already paged are looked at: a new alert's notification does not
+        # wait for a pass over every open alert.
+        fresh = [a for a in alerts if a.notified_at is None]
+        paged = [a for a in alerts if a.notified_at is not None]
+        queued += await self._handle_all(fresh, stages, at, pending)
         for key, members in pending.items():
             try:
                 due = stages.grouping.due(members, groups.get(key))
@@ -243,11 +237,32 @@ class Dispatcher:
                     raise
                 for alert in members:
                     at.found[("alert", alert.fingerprint)] = exc
-        self.broken.update("dispatcher", at.found, now)
-        queued += await self._storm.flush_digests(self._db, at)
         if queued:
             self._on_enqueued()
+        later = await self._handle_all(paged, stages, at, pending)
+        self.broken.update("dispatcher", at.found, now)
+        later += await self._storm.flush_digests(self._db, at)
+        if later:
+            self._on_enqueued()
         return at.next_wakeup()
+
+    async def _handle_all(
+        self, alerts: list[Alert], stages: _Stages, at: Pass, pending: dict[str, list[Alert]]
+    ) -> int:
+        """`_handle` each alert; one that cannot be handled is reported, not fatal."""
+        queued = 0
+        for alert in alerts:
+            # Each alert is checked against every silence and window: with thousands of
+            # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
+            # its turn between alerts rather than after the pass.
+            await asyncio.sleep(0)
+            try:
+                queued += await self._handle(alert, stages, at, pending)
+            except Exception as exc:
+                if refused_by_storage(exc):
+                    raise
+                at.found[("alert", alert.fingerprint)] = exc
+        return queued
 
     async def _handle(
         self, alert: Alert, stages: _Stages, at: Pass, pending: dict[str, list[Alert]]
