@@ -179,8 +179,15 @@ class Dispatcher:
         except Exception:
             log.exception("raising or resolving alerts about broken objects failed")
         at = Pass(now)
+        # Without inhibit rules the alerts already paged are read after the first pages left:
+        # with many open alerts, reading them all is the larger part of a pass.
+        paged: list[Alert] | None = None
         async with self._db.connect() as conn:
-            alerts = await alert_store.dispatchable(conn)
+            if self._inhibit_rules:  # their sources: every alert firing at the pass's start
+                alerts = await alert_store.dispatchable(conn)
+                paged = [a for a in alerts if a.notified_at is not None]
+            else:
+                alerts = await alert_store.dispatchable(conn, paged=False)
             groups = await group_store.load(conn)
         silences = await list_silences(self._db, include_expired_since=now)
         for silence in silences:
@@ -223,7 +230,6 @@ class Dispatcher:
         # before the alerts already paged are looked at: a new alert's notification does not
         # wait for a pass over every open alert.
         fresh = [a for a in alerts if a.notified_at is None]
-        paged = [a for a in alerts if a.notified_at is not None]
         queued += await self._handle_all(fresh, stages, at, pending)
         for key, members in pending.items():
             try:
@@ -239,6 +245,11 @@ class Dispatcher:
                     at.found[("alert", alert.fingerprint)] = exc
         if queued:
             self._on_enqueued()
+        if paged is None:
+            async with self._db.connect() as conn:
+                paged = await alert_store.dispatchable(conn, paged=True)
+            handled = {a.id for a in fresh}  # those just paged are done for this pass
+            paged = [a for a in paged if a.id not in handled]
         later = await self._handle_all(paged, stages, at, pending)
         self.broken.update("dispatcher", at.found, now)
         later += await self._storm.flush_digests(self._db, at)
