@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, until_parked
 from tests.support.servers import WebhookReceiver, wait_until
 from tests.support.service import running
 from watchkeeper.config.loader import Config, DeliveryConfig
@@ -307,6 +307,73 @@ async def test_a_hung_lane_holds_only_its_slots_and_the_loop_does_not_spin(
     assert worker.in_flight == {"hung": 3}
 
 
+async def test_an_entry_in_hand_is_not_due_again_for_the_loop(
+    sqlite_db: Database,
+    sends: Sends,
+    clock: FakeClock,
+    stop_after: list[tuple[OutboxWorker, asyncio.Task[None]]],
+) -> None:
+    slow = Gated("slow", sends, open=False)  # room for four; one is in hand
+    worker = OutboxWorker(sqlite_db, {"slow": slow}, DELIVERY, clock)
+    await queue(sqlite_db, "slow", 1)
+    stop_after.append((worker, asyncio.create_task(worker.run())))
+    await sends.until(lambda: len(sends.order) == 1, "the send in hand")
+    await until_parked(clock)  # not looking again and again at the entry it is sending
+    assert clock.next_deadline == pytest.approx(5.0)
+    assert worker.in_flight == {"slow": 1} and worker.depth == 1
+
+
+async def test_at_the_ceiling_the_loop_sleeps_until_a_delivery_ends(
+    sqlite_db: Database,
+    sends: Sends,
+    clock: FakeClock,
+    stop_after: list[tuple[OutboxWorker, asyncio.Task[None]]],
+) -> None:
+    slow = Gated("slow", sends, open=False)
+    worker = OutboxWorker(sqlite_db, {"slow": slow}, DELIVERY, clock, parallel=2)
+    await queue(sqlite_db, "slow", 3)  # the third is due, its lane has room, the ceiling not
+    stop_after.append((worker, asyncio.create_task(worker.run())))
+    await sends.until(lambda: len(sends.order) == 2, "two sends in hand")
+    await until_parked(clock)
+    assert clock.next_deadline == pytest.approx(5.0)
+    assert worker.in_flight == {"slow": 2}
+    slow.release(1)
+    await sends.until(lambda: len(sends.order) == 3, "the third, once a delivery ended")
+
+
+async def test_an_entry_that_could_not_be_settled_is_tried_again_when_its_pause_ends(
+    sqlite_db: Database,
+    sends: Sends,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    stop_after: list[tuple[OutboxWorker, asyncio.Task[None]]],
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("database went away")
+
+    worker = OutboxWorker(sqlite_db, {"ops": Gated("ops", sends, open=True)}, DELIVERY, clock)
+    await queue(sqlite_db, "ops", 1)
+    settle = outbox_store.settle
+    monkeypatch.setattr(outbox_store, "settle", broken)
+    stop_after.append((worker, asyncio.create_task(worker.run())))
+    await wait_until(
+        lambda: worker.last_error and worker.idle and clock.waiting == 1, 5, "the failed settle"
+    )
+    assert clock.next_deadline == pytest.approx(5.0)
+    clock.advance(4.5)
+    worker.wake()  # something else queued: the loop looks, the entry still pauses
+    await wait_until(lambda: worker.idle and clock.waiting == 1, 5, "the loop parked again")
+    assert clock.next_deadline == pytest.approx(0.5)  # the end of the pause, not the idle poll
+    assert len(sends.order) == 1
+    monkeypatch.setattr(outbox_store, "settle", settle)
+    clock.advance(0.5)
+    await sends.until(lambda: len(sends.done) == 2, "the second attempt")
+    await wait_until(
+        lambda: worker.delivered == 1 and worker.idle and clock.waiting == 1, 5, "settled"
+    )
+    assert await statuses(sqlite_db) == {"ops-000": "delivered"}
+
+
 async def test_a_send_that_crashes_frees_its_slot(
     sqlite_db: Database, sends: Sends, clock: FakeClock
 ) -> None:
@@ -343,6 +410,7 @@ async def test_a_settle_that_fails_frees_the_slot_and_records_the_error(
     assert worker.in_flight == {}
     assert worker.last_error == "ConnectionError: database went away"
     assert set((await statuses(sqlite_db)).values()) == {"pending"}
+    assert worker.delivered == 0  # not counted: not settled
     # Not sent again and again meanwhile: left alone for the idle poll, then retried.
     assert await worker.deliver_due() == 0
     clock.advance(4.9)
@@ -351,7 +419,7 @@ async def test_a_settle_that_fails_frees_the_slot_and_records_the_error(
     clock.advance(0.1)
     assert await worker.deliver_due() == 2
     assert set((await statuses(sqlite_db)).values()) == {"delivered"}
-    assert len(sends.order) == 4
+    assert len(sends.order) == 4 and worker.delivered == 2
 
 
 async def test_stop_finishes_the_deliveries_in_hand_and_claims_no_more(

@@ -256,8 +256,8 @@ class OutboxWorker:
     async def _settle(self, row: Any, attempt: int, outcome: Outcome, now: datetime) -> None:
         common: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now}
         if outcome.delivered:
-            self.delivered += 1
             await store.settle(self._db, row.id, status=store.DELIVERED, delivered_at=now, **common)
+            self.delivered += 1  # counted once settled: a settle that fails is tried again
             log.info("delivered %s to %s (attempt %d)", row.event, row.channel, attempt)
             return
         expired = now - row.created_at >= self._config.max_age
@@ -288,9 +288,9 @@ class OutboxWorker:
                 outcome.error,
             )
             return
-        self.failed += 1
         reason = outcome.error or "failed"
         if expired and outcome.retry:
             reason = f"gave up after {attempt} attempts over {self._config.max_age}: {reason}"
         await store.settle(self._db, row.id, status=store.FAILED, last_error=reason, **common)
+        self.failed += 1
         log.error("notification %s to %s failed for good: %s", row.event, row.channel, reason)
