@@ -64,11 +64,11 @@ class OutboxWorker:
         """Lane (channel name) -> ids of its entries being delivered."""
         self._sends: set[asyncio.Task[None]] = set()
         self._last_lane = ""
+        """The lane claimed from last: the next claim starts with the lane after it."""
         self._cooling: dict[int, float] = {}
         """Entry id -> monotonic time before which it is not claimed again: its delivery
         could not be settled (the database may be restarting), so it is not sent again and
         again meanwhile."""
-        """The lane claimed from last: the next claim starts with the lane after it."""
         self.depth = 0
         self.delivered = 0
         self.failed = 0
@@ -202,10 +202,9 @@ class OutboxWorker:
             for lane in order:
                 if len(self._sends) + len(claimed) >= self._parallel:
                     return claimed
-                hand = self._in_hand.setdefault(lane, set())
-                if queues[lane] and len(hand) < self.lane_limit(lane):
+                if queues[lane] and len(self._in_hand.get(lane, ())) < self.lane_limit(lane):
                     row = queues[lane].popleft()
-                    hand.add(row.id)
+                    self._in_hand.setdefault(lane, set()).add(row.id)
                     claimed.append(row)
                     self._last_lane = lane
                     progressed = True
