@@ -119,7 +119,14 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "storm": ("notify/storm.py", ["tests/test_storm.py", "tests/test_dispatcher.py"]),
     "inhibition": ("alerting/inhibition.py", ["tests/test_inhibition.py"]),
     "routes": ("alerting/routes.py", ["tests/test_routes.py"]),
-    "outbox": ("notify/outbox.py", ["tests/test_outbox.py", "tests/notify/test_through_outbox.py"]),
+    "outbox": (
+        "notify/outbox.py",
+        [
+            "tests/test_outbox.py",
+            "tests/test_outbox_lanes.py",
+            "tests/notify/test_through_outbox.py",
+        ],
+    ),
     "heartbeat": (
         "engine/heartbeat/evaluate.py",
         ["tests/test_heartbeat_evaluate.py", "tests/test_heartbeats.py"],

@@ -516,3 +516,47 @@ async def test_the_hourly_limit_is_a_sliding_hour(db: Database) -> None:
     assert await page("svc4", timedelta(minutes=59, seconds=59)) in ("held", "digested")
     # … and out of it at the hour: the limit counts the last hour, not all time.
     assert await page("svc5", timedelta(hours=1)) == "pending"
+
+
+async def test_a_new_alerts_page_is_handed_over_before_the_open_alerts_are_looked_at(
+    sqlite_db: Database,
+) -> None:
+    """The first page of a new alert leaves (the outbox is woken) before the pass goes over
+    the alerts already paged: its latency does not grow with the number of open alerts."""
+    from watchkeeper.alerting.external import ExternalAlert
+
+    config = Config.model_validate({"notifications": hooks("ops")})
+    seen: list[str] = []
+    world = World(sqlite_db, config)
+    world.dispatcher = build_dispatcher(
+        sqlite_db, world.clock, config, on_enqueued=lambda: seen.append("outbox woken")
+    )
+    for name in ("old-1", "old-2", "old-3"):
+        async with sqlite_db.begin() as conn:
+            await lifecycle.fire(conn, ExternalAlert(name=name, severity="high").spec(), T0)
+    await world.at(timedelta(0))
+    assert seen == ["outbox woken"]  # the three paged in one pass, woken once
+
+    handle = world.dispatcher._handle
+
+    async def noted(alert: Any, *args: Any) -> int:
+        seen.append(alert.name)
+        return await handle(alert, *args)
+
+    world.dispatcher._handle = noted  # type: ignore[method-assign]
+    seen.clear()
+    async with sqlite_db.begin() as conn:
+        await lifecycle.fire(conn, ExternalAlert(name="new", severity="high").spec(), T0)
+    assert await world.at(timedelta(seconds=1)) == [("ops", "alert.firing")] * 4
+    assert seen[:2] == ["new", "outbox woken"]
+    assert sorted(seen[2:]) == ["old-1", "old-2", "old-3"]  # nothing more queued: no wake
+
+    # A pass that queues nothing new for a new alert but something for an open one (its
+    # resolution notice) still wakes the outbox, once, after it.
+    seen.clear()
+    async with sqlite_db.begin() as conn:
+        await lifecycle.resolve(
+            conn, ExternalAlert(name="old-2", severity="high").spec().fingerprint, T0
+        )
+    await world.at(timedelta(seconds=2))
+    assert seen.count("outbox woken") == 1 and seen[-1] == "outbox woken"

@@ -458,6 +458,13 @@ async def test_an_alert_from_a_transition_reaches_the_receiver_once(
 # -- the running worker -------------------------------------------------------------------------
 
 
+async def until_idle(worker: OutboxWorker, clock: FakeClock) -> None:
+    """The running worker has nothing in hand, no pass pending, and sleeps on the clock: its
+    last pass saw every delivery settled. (Deliveries settle in tasks of their own, so a park
+    alone can come before the settling.)"""
+    await wait_until(lambda: worker.idle and clock.waiting == 1, 5, "the worker idle and parked")
+
+
 @pytest.fixture
 async def running(worker: OutboxWorker) -> AsyncIterator[asyncio.Task[None]]:
     task = asyncio.create_task(worker.run())
@@ -479,13 +486,14 @@ async def test_the_running_worker_delivers_what_is_queued_as_soon_as_it_is_woken
     row = await queue(db, clock.now())
     worker.wake()
     await wait_until(lambda: receiver.processed, 5, "the delivery")
-    await until_parked(clock, after=1)
+    await until_idle(worker, clock)
     assert (await reload(db, row)).status == "delivered"
     assert worker.delivered == 1 and worker.depth == 0
 
 
 async def test_the_running_worker_finds_an_entry_queued_without_a_wake_at_its_next_look(
     db: Database,
+    worker: OutboxWorker,
     receiver: WebhookReceiver,
     clock: FakeClock,
     running: asyncio.Task[None],
@@ -498,6 +506,7 @@ async def test_the_running_worker_finds_an_entry_queued_without_a_wake_at_its_ne
     assert receiver.attempts == []
     clock.advance(0.1)
     await wait_until(lambda: receiver.processed, 5, "the delivery at the next look")
+    await until_idle(worker, clock)
     assert (await reload(db, row)).status == "delivered"
 
 
@@ -513,7 +522,7 @@ async def test_the_running_worker_retries_at_the_instant_the_entry_falls_due(
     row = await queue(db, clock.now())
     worker.wake()
     await wait_until(lambda: receiver.attempts, 5, "the first attempt")
-    await until_parked(clock, after=1)
+    await until_idle(worker, clock)
     row = await reload(db, row)
     assert row.status == "pending" and worker.depth == 1
     # It sleeps exactly until the retry is due (1-2 s of backoff), not the 5 s idle poll.
@@ -523,14 +532,14 @@ async def test_the_running_worker_retries_at_the_instant_the_entry_falls_due(
     # Woken half a second before it is due, it waits the half second that is left.
     clock.set(row.next_attempt_at - timedelta(seconds=0.5))
     worker.wake()
-    await until_parked(clock, after=2)
+    await until_idle(worker, clock)
     assert clock.next_deadline == pytest.approx(0.5, abs=1e-3)
     assert len(receiver.attempts) == 1
 
     receiver.reply_status = 200
     clock.set(row.next_attempt_at)
     await wait_until(lambda: receiver.processed, 5, "the retry")
-    await until_parked(clock, after=3)
+    await until_idle(worker, clock)
     assert (await reload(db, row)).status == "delivered"
     assert worker.depth == 0
 
@@ -550,7 +559,7 @@ async def test_a_retry_already_due_is_attempted_at_once_not_after_a_wait(
     task = asyncio.create_task(worker.run())
     try:
         await wait_until(lambda: receiver.processed, 5, "the overdue retry")
-        await until_parked(clock)
+        await until_idle(worker, clock)
         assert clock.next_deadline == pytest.approx(5.0)
     finally:
         worker.stop()

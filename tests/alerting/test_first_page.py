@@ -141,3 +141,18 @@ async def test_the_first_page_is_logged_with_its_channels_count_and_group(
         "paged ops,chat about 1 alert(s) in k1",
         "paged nobody about 1 alert(s) in k2",
     ]
+
+
+async def test_a_group_paged_again_keeps_when_it_was_first_seen(db: Database) -> None:
+    async with db.begin() as conn:
+        await group_store.touch(conn, "k1", NOW, first_seen=T0)
+        await group_store.touch(conn, "k2", NOW, first_seen=T0 + timedelta(seconds=5))
+    later = NOW + timedelta(hours=2)
+    async with db.begin() as conn:  # one statement, a new row or only the last page's time
+        await group_store.touch(conn, "k1", later, first_seen=later)
+    async with db.connect() as conn:
+        groups = await group_store.load(conn)
+    assert {k: (g.first_seen_at, g.last_notified_at) for k, g in groups.items()} == {
+        "k1": (T0, later),
+        "k2": (T0 + timedelta(seconds=5), NOW),
+    }

@@ -181,8 +181,15 @@ class Dispatcher:
         except Exception:
             log.exception("raising or resolving alerts about broken objects failed")
         at = Pass(now)
+        # Without inhibit rules the alerts already paged are read after the first pages left:
+        # with many open alerts, reading them all is the larger part of a pass.
+        paged: list[Alert] | None = None
         async with self._db.connect() as conn:
-            alerts = await alert_store.dispatchable(conn)
+            if self._inhibit_rules:  # their sources: every alert firing at the pass's start
+                alerts = await alert_store.dispatchable(conn)
+                paged = [a for a in alerts if a.notified_at is not None]
+            else:
+                alerts = await alert_store.dispatchable(conn, paged=False)
             groups = await group_store.load(conn)
         silences = await list_silences(self._db, include_expired_since=now)
         for silence in silences:
@@ -221,18 +228,11 @@ class Dispatcher:
         )
 
         pending: dict[str, list[Alert]] = {}
-        for alert in alerts:
-            # Each alert is checked against every silence and window: with thousands of
-            # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
-            # its turn between alerts rather than after the pass.
-            await asyncio.sleep(0)
-            try:
-                queued += await self._handle(alert, stages, at, pending)
-            except Exception as exc:
-                if refused_by_storage(exc):
-                    raise
-                at.found[("alert", alert.fingerprint)] = exc
-
+        # Alerts that owe a first page go first, and their pages leave (the outbox is woken)
+        # before the alerts already paged are looked at: a new alert's notification does not
+        # wait for a pass over every open alert.
+        fresh = [a for a in alerts if a.notified_at is None]
+        queued += await self._handle_all(fresh, stages, at, pending)
         for key, members in pending.items():
             try:
                 due = stages.grouping.due(members, groups.get(key))
@@ -245,11 +245,37 @@ class Dispatcher:
                     raise
                 for alert in members:
                     at.found[("alert", alert.fingerprint)] = exc
-        self.broken.update("dispatcher", at.found, now)
-        queued += await self._storm.flush_digests(self._db, at)
         if queued:
             self._on_enqueued()
+        if paged is None:
+            async with self._db.connect() as conn:
+                paged = await alert_store.dispatchable(conn, paged=True)
+            handled = {a.id for a in fresh}  # those just paged are done for this pass
+            paged = [a for a in paged if a.id not in handled]
+        later = await self._handle_all(paged, stages, at, pending)
+        self.broken.update("dispatcher", at.found, now)
+        later += await self._storm.flush_digests(self._db, at)
+        if later:
+            self._on_enqueued()
         return at.next_wakeup()
+
+    async def _handle_all(
+        self, alerts: list[Alert], stages: _Stages, at: Pass, pending: dict[str, list[Alert]]
+    ) -> int:
+        """`_handle` each alert; one that cannot be handled is reported, not fatal."""
+        queued = 0
+        for alert in alerts:
+            # Each alert is checked against every silence and window: with thousands of
+            # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
+            # its turn between alerts rather than after the pass.
+            await asyncio.sleep(0)
+            try:
+                queued += await self._handle(alert, stages, at, pending)
+            except Exception as exc:
+                if refused_by_storage(exc):
+                    raise
+                at.found[("alert", alert.fingerprint)] = exc
+        return queued
 
     async def _handle(
         self, alert: Alert, stages: _Stages, at: Pass, pending: dict[str, list[Alert]]

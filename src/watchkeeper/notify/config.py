@@ -1,11 +1,21 @@
-"""The `delivery:` config section: how the outbox delivers notifications."""
+"""The `delivery:` config section and the per-channel delivery settings of the outbox."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field
 
 from watchkeeper.core.durations import PositiveShort, Repeat, Timeout
 from watchkeeper.core.model import StrictModel
+
+DEFAULT_MAX_IN_FLIGHT = 4
+"""Deliveries a channel's lane has in hand at once unless its config says otherwise."""
+
+MaxInFlight = Annotated[int, Field(ge=1, le=64)]
+"""A channel's `max_in_flight`: 1 (one at a time, in order) to 64; the bound keeps one
+channel from holding a connection pool's worth of sockets."""
 
 
 class DeliveryConfig(StrictModel):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from watchkeeper.core.clock import Clock
 from watchkeeper.notify.channels.base import Channel, Message, Outcome
-from watchkeeper.notify.config import DeliveryConfig
+from watchkeeper.notify.config import DEFAULT_MAX_IN_FLIGHT, DeliveryConfig
 from watchkeeper.store import outbox as store
 from watchkeeper.store.database import Database
 
@@ -31,7 +33,14 @@ def backoff_delay(
 
 class OutboxWorker:
     """The only sender of notifications. Delivery is at-least-once with a stable
-    Idempotency-Key, which receivers use to see each (alert, event) exactly once."""
+    Idempotency-Key, which receivers use to see each (alert, event) exactly once.
+
+    Each channel is a lane: at most its `max_in_flight` deliveries in hand at once, claimed
+    from its own pending entries, so a slow or hung receiver holds only its own slots. Lanes
+    are claimed round-robin, one entry per lane per turn, under an overall ceiling of
+    `parallel` deliveries. Deliveries run as tasks of their own; each one settles its entry
+    (the worker stays the one writer of delivery state), frees its slot and wakes the loop,
+    which claims again at once."""
 
     def __init__(
         self,
@@ -41,7 +50,7 @@ class OutboxWorker:
         clock: Clock,
         *,
         batch: int = 50,
-        parallel: int = 8,
+        parallel: int = 256,
     ) -> None:
         self._db = db
         self._channels = channels
@@ -51,6 +60,15 @@ class OutboxWorker:
         self._parallel = parallel
         self._wake = asyncio.Event()
         self._stopping = False
+        self._in_hand: dict[str, set[int]] = {}
+        """Lane (channel name) -> ids of its entries being delivered."""
+        self._sends: set[asyncio.Task[None]] = set()
+        self._last_lane = ""
+        """The lane claimed from last: the next claim starts with the lane after it."""
+        self._cooling: dict[int, float] = {}
+        """Entry id -> monotonic time before which it is not claimed again: its delivery
+        could not be settled (the database may be restarting), so it is not sent again and
+        again meanwhile."""
         self.depth = 0
         self.delivered = 0
         self.failed = 0
@@ -65,46 +83,148 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
 
+    @property
+    def in_flight(self) -> dict[str, int]:
+        """Deliveries in hand, by lane (channel name); lanes with none are left out."""
+        return {lane: len(ids) for lane, ids in self._in_hand.items() if ids}
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in hand and no pass pending (the running loop sleeps until its next look)."""
+        return not self._sends and not self._wake.is_set()
+
+    def lane_limit(self, channel: str) -> int:
+        """How many deliveries `channel`'s lane may have in hand at once."""
+        configured = self._channels.get(channel)
+        limit = getattr(configured.config, "max_in_flight", None) if configured else None
+        return limit if isinstance(limit, int) else DEFAULT_MAX_IN_FLIGHT
+
     async def run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.deliver_due()
-                wait = await self._seconds_until_next()
-            except Exception as exc:  # the database may be restarting: keep going
-                log.exception("outbox pass failed")
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                wait = _IDLE_POLL
-            if self._stopping:
-                break
-            # Through the clock, like the other timed loops: a test clock moved wakes it.
-            await self._clock.wait(self._wake, wait)
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    await self._start_due()
+                    wait = await self._seconds_until_next()
+                except Exception as exc:  # the database may be restarting: keep going
+                    log.exception("outbox pass failed")
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    wait = _IDLE_POLL
+                if self._stopping:
+                    break
+                # Through the clock, like the other timed loops: a test clock moved wakes it.
+                await self._clock.wait(self._wake, wait)
+            await asyncio.gather(*self._sends)  # the deliveries in hand
+        finally:
+            # Cancelled: what is in hand stays pending and goes out again, same key.
+            for send in self._sends:
+                send.cancel()
 
     async def _seconds_until_next(self) -> float:
-        self.depth = await store.depth(self._db)
-        next_at = await store.next_due_at(self._db)
-        if next_at is None:
-            return _IDLE_POLL
-        return min(_IDLE_POLL, max(0.0, (next_at - self._clock.now()).total_seconds()))
+        self.depth, next_at = await store.pending(
+            self._db,
+            skip_ids=self._in_hand_ids() | self._cooling.keys(),
+            skip_channels=self._full_lanes(),
+        )
+        wait = _IDLE_POLL
+        if len(self._sends) >= self._parallel:
+            return wait  # a delivery that ends wakes the loop
+        if next_at is not None:
+            wait = min(wait, max(0.0, (next_at - self._clock.now()).total_seconds()))
+        if self._cooling:
+            wait = min(wait, max(0.0, min(self._cooling.values()) - self._clock.monotonic()))
+        return wait
 
     async def deliver_due(self) -> int:
-        """Attempt every entry that is due now; return how many were attempted."""
+        """Attempt every entry that is due now, lane by lane, and wait for the attempts;
+        return how many were attempted."""
         attempted = 0
-        semaphore = asyncio.Semaphore(self._parallel)
-        while not self._stopping:
-            rows = await store.due(self._db, self._clock.now(), self._batch)
-            if not rows:
-                break
-            await asyncio.gather(*(self._attempt_limited(r, semaphore) for r in rows))
-            attempted += len(rows)
-            if len(rows) < self._batch:
-                break
-        return attempted
+        while True:
+            attempted += await self._start_due()
+            if not self._sends:
+                return attempted
+            await asyncio.wait(set(self._sends), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _attempt_limited(self, row: Any, semaphore: asyncio.Semaphore) -> None:
-        async with semaphore:
-            if not self._stopping:
-                await self._attempt(row)
+    # -- lanes ------------------------------------------------------------------------------
+
+    def _in_hand_ids(self) -> set[int]:
+        return set().union(*self._in_hand.values())
+
+    def _full_lanes(self) -> list[str]:
+        return [lane for lane, ids in self._in_hand.items() if len(ids) >= self.lane_limit(lane)]
+
+    async def _start_due(self) -> int:
+        """Claim what is due for the lanes with a free slot and start delivering it; return
+        how many deliveries were started."""
+        started = 0
+        while not self._stopping and len(self._sends) < self._parallel:
+            self._cool_down()
+            rows = await store.due(
+                self._db,
+                self._clock.now(),
+                self._batch,
+                per_channel=max(
+                    (self.lane_limit(name) for name in self._channels),
+                    default=DEFAULT_MAX_IN_FLIGHT,
+                ),
+                skip_ids=self._in_hand_ids() | self._cooling.keys(),
+                skip_channels=self._full_lanes(),
+            )
+            claimed = self._claim(rows)
+            for row in claimed:
+                send = asyncio.create_task(self._send(row), name=f"outbox-{row.channel}-{row.id}")
+                self._sends.add(send)
+                send.add_done_callback(self._sends.discard)
+            started += len(claimed)
+            if len(rows) < self._batch or not claimed:
+                break  # all that is due was read (or nothing more can be taken)
+        return started
+
+    def _cool_down(self) -> None:
+        """Forget the entries whose settling failed long enough ago to try them again."""
+        now = self._clock.monotonic()
+        for entry_id in [i for i, until in self._cooling.items() if until <= now]:
+            del self._cooling[entry_id]
+
+    def _claim(self, rows: list[Any]) -> list[Any]:
+        """Take entries from `rows` round-robin, one per lane per turn, starting after the
+        lane claimed from last, while the lane has a free slot and the ceiling allows."""
+        queues: dict[str, deque[Any]] = {}
+        for row in rows:
+            queues.setdefault(row.channel, deque()).append(row)
+        lanes = sorted(queues)
+        first = bisect.bisect_right(lanes, self._last_lane)
+        order = lanes[first:] + lanes[:first]
+        claimed: list[Any] = []
+        progressed = True
+        while progressed:
+            progressed = False
+            for lane in order:
+                if len(self._sends) + len(claimed) >= self._parallel:
+                    return claimed
+                if queues[lane] and len(self._in_hand.get(lane, ())) < self.lane_limit(lane):
+                    row = queues[lane].popleft()
+                    self._in_hand.setdefault(lane, set()).add(row.id)
+                    claimed.append(row)
+                    self._last_lane = lane
+                    progressed = True
+        return claimed
+
+    async def _send(self, row: Any) -> None:
+        """Deliver one claimed entry and settle it; free its slot however that ends."""
+        try:
+            await self._attempt(row)
+        except Exception as exc:  # settling failed: the entry stays pending, sent again later
+            log.exception("settling %s to %s failed", row.event, row.channel)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._cooling[row.id] = self._clock.monotonic() + _IDLE_POLL
+        finally:
+            self._sends.discard(asyncio.current_task())  # type: ignore[arg-type]
+            hand = self._in_hand.get(row.channel, set())
+            hand.discard(row.id)
+            if not hand:
+                self._in_hand.pop(row.channel, None)
+            self._wake.set()
 
     async def _attempt(self, row: Any) -> None:
         now = self._clock.now()
@@ -135,8 +255,8 @@ class OutboxWorker:
     async def _settle(self, row: Any, attempt: int, outcome: Outcome, now: datetime) -> None:
         common: dict[str, Any] = {"attempts": attempt, "last_attempt_at": now}
         if outcome.delivered:
-            self.delivered += 1
             await store.settle(self._db, row.id, status=store.DELIVERED, delivered_at=now, **common)
+            self.delivered += 1  # counted once settled: a settle that fails is tried again
             log.info("delivered %s to %s (attempt %d)", row.event, row.channel, attempt)
             return
         expired = now - row.created_at >= self._config.max_age
@@ -167,9 +287,9 @@ class OutboxWorker:
                 outcome.error,
             )
             return
-        self.failed += 1
         reason = outcome.error or "failed"
         if expired and outcome.retry:
             reason = f"gave up after {attempt} attempts over {self._config.max_age}: {reason}"
         await store.settle(self._db, row.id, status=store.FAILED, last_error=reason, **common)
+        self.failed += 1
         log.error("notification %s to %s failed for good: %s", row.event, row.channel, reason)

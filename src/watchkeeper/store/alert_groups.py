@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.store import tables
@@ -19,9 +21,12 @@ async def load(conn: AsyncConnection) -> dict[str, Any]:
 
 
 async def touch(conn: AsyncConnection, key: str, now: datetime, first_seen: datetime) -> None:
-    """The group was paged `now` (created, first seen at `first_seen`, if new)."""
-    updated = await conn.execute(G.update().where(G.c.key == key).values(last_notified_at=now))
-    if not updated.rowcount:
-        await conn.execute(
-            G.insert().values(key=key, first_seen_at=first_seen, last_notified_at=now)
+    """The group was paged `now` (created, first seen at `first_seen`, if new): one
+    statement, INSERT … ON CONFLICT (key) DO UPDATE of `last_notified_at` alone."""
+    insert: Any = pg_insert(G) if conn.dialect.name == "postgresql" else sqlite_insert(G)
+    stmt = insert.values(key=key, first_seen_at=first_seen, last_notified_at=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[G.c.key], set_={"last_notified_at": stmt.excluded.last_notified_at}
         )
+    )

@@ -261,16 +261,18 @@ async def open_counts(conn: AsyncConnection) -> list[tuple[str, str, bool, int]]
 # -- the dispatcher's reads and claims ---------------------------------------------------------
 
 
-async def dispatchable(conn: AsyncConnection) -> list[Alert]:
-    """Alerts the dispatcher has to look at: open, or resolved but not yet told so."""
-    rows = await conn.execute(
-        select(A).where(
-            or_(
-                A.c.status != AlertStatus.RESOLVED.value,
-                (A.c.notified_at.is_not(None) & A.c.resolved_notified_at.is_(None)),
-            )
+async def dispatchable(conn: AsyncConnection, *, paged: bool | None = None) -> list[Alert]:
+    """Alerts the dispatcher has to look at: open, or resolved but not yet told so; with
+    `paged`, only those already paged (True) or only those not yet paged (False)."""
+    query = select(A).where(
+        or_(
+            A.c.status != AlertStatus.RESOLVED.value,
+            (A.c.notified_at.is_not(None) & A.c.resolved_notified_at.is_(None)),
         )
     )
+    if paged is not None:
+        query = query.where(A.c.notified_at.is_not(None) if paged else A.c.notified_at.is_(None))
+    rows = await conn.execute(query)
     return [alert_from_row(r) for r in rows.all()]
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 from watchkeeper.core.clock import utcnow
 from watchkeeper.core.durations import PositiveShort
 from watchkeeper.core.model import Name, StrictModel
+from watchkeeper.notify.config import DEFAULT_MAX_IN_FLIGHT, MaxInFlight
 
 
 class ChannelConfigBase(StrictModel):
@@ -25,6 +26,9 @@ class ChannelConfigBase(StrictModel):
     summarised in a digest (nothing is dropped silently)."""
     digest_interval: PositiveShort = timedelta(minutes=15)
     """At most one digest per this interval while notifications are being held."""
+    max_in_flight: MaxInFlight = DEFAULT_MAX_IN_FLIGHT
+    """The channel's delivery lane: at most this many notifications in hand at once. A slow
+    or hung receiver holds only its own lane's slots, never another channel's."""
 
 
 @dataclass(frozen=True, slots=True)
