@@ -52,6 +52,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "dispatcher": (
         "alerting/dispatcher.py",
         [
+            "tests/alerting/test_dispatcher_loop.py",
             "tests/test_dispatcher.py",
             "tests/test_escalation.py",
             "tests/test_dependencies.py",

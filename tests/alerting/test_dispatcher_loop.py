@@ -1,0 +1,320 @@
+"""The dispatcher itself (`alerting/dispatcher.py`): its running loop on the injected clock,
+what a pass tells the runtime (`on_pass`, `on_enqueued`), a failing pass, and settings
+taken in from a reloaded config file. The stages have their own tests next to this one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from tests.support.clock import FakeClock, until_parked
+from tests.test_dispatcher import ESCALATION, T0, World, hooks, tcp
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
+from watchkeeper.alerting.dependencies import DependencyGraph
+from watchkeeper.alerting.dispatch.targets import Routing
+from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.alerting.matchers import parse_matcher
+from watchkeeper.alerting.silences import create_silence
+from watchkeeper.config.loader import Config
+from watchkeeper.core.checkstate import CheckState
+from watchkeeper.core.domain import Severity, Status
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store.database import Database
+
+IDLE = 5.0  # seconds: the dispatcher's pass when nothing falls due
+
+
+async def stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def rename_table(db: Database, old: str, new: str) -> None:
+    async with db.begin() as conn:
+        await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+
+class Told:
+    """The instants at which a dispatcher called `on_pass` and `on_enqueued`."""
+
+    def __init__(self, world: World) -> None:
+        self.passes: list[timedelta] = []
+        self.enqueued: list[timedelta] = []
+        clock = world.clock
+        world.dispatcher = build_dispatcher(
+            world.db,
+            clock,
+            world.config,
+            states=world.states,
+            on_pass=lambda: self.passes.append(clock.now() - T0),
+            on_enqueued=lambda: self.enqueued.append(clock.now() - T0),
+        )
+
+
+async def test_a_pass_refused_by_storage_is_logged_told_and_retried_after_the_idle_time(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"checks": [tcp("api")], "notifications": hooks("ops")}
+    world = World(db, Config.model_validate(config))
+    told = Told(world)
+    clock = world.clock
+    await world.down("api")
+    await rename_table(db, "outbox", "outbox_away")  # the first page cannot be queued
+    task = asyncio.create_task(world.dispatcher.run())
+    try:
+        await until_parked(clock)
+        [record] = [r for r in caplog.records if r.name == "watchkeeper.core.loops"]
+        assert record.getMessage() == "dispatching notifications failed; will retry"
+        assert record.exc_info is not None
+        # A database error stops the pass (retried whole), it does not mark the alert broken;
+        # live views are told even so, and nothing was queued.
+        assert world.dispatcher.broken.all() == []
+        assert told.passes == [timedelta(0)] and told.enqueued == []
+        assert clock.next_deadline == pytest.approx(IDLE)
+
+        await rename_table(db, "outbox_away", "outbox")
+        clock.advance(IDLE)
+        await until_parked(clock, after=1)
+        assert await world.sent() == [("ops", "alert.firing")]
+        assert told.passes == [timedelta(0), timedelta(seconds=5)]
+        assert told.enqueued == [timedelta(seconds=5)]
+        assert clock.next_deadline == pytest.approx(IDLE)  # nothing more falls due
+
+        # The same for the resolution notice, written while handling the alert itself.
+        async with db.begin() as conn:
+            await lifecycle.resolve(conn, "check:api", clock.now())
+        await rename_table(db, "outbox", "outbox_away")
+        world.dispatcher.wake()
+        await until_parked(clock, after=2)
+        records = [r for r in caplog.records if r.name == "watchkeeper.core.loops"]
+        assert len(records) == 2 and world.dispatcher.broken.all() == []
+        await rename_table(db, "outbox_away", "outbox")
+        clock.advance(IDLE)
+        await until_parked(clock, after=3)
+        assert await world.sent() == [("ops", "alert.firing"), ("ops", "alert.resolved")]
+        assert told.enqueued == [timedelta(seconds=5), timedelta(seconds=10)]
+    finally:
+        await stop(task)
+
+
+async def test_a_pass_that_queues_nothing_does_not_wake_the_outbox(db: Database) -> None:
+    config = {
+        **ESCALATION,
+        "checks": [tcp("api"), tcp("db"), tcp("web")],
+        "alerting": {"default_escalation": "default", "group_wait": "1m"},
+    }
+    world = World(db, Config.model_validate(config))
+    told = Told(world)
+    await world.down("api")
+    assert await world.at(timedelta(minutes=1)) == [("a", "alert.firing")]
+    assert told.enqueued == [timedelta(minutes=1)]
+    # At 2 minutes: api's next step is not due, db waits for group_wait, web is silenced.
+    world.clock.set(T0 + timedelta(minutes=2))
+    await create_silence(db, [parse_matcher("check=web")], T0, T0 + timedelta(hours=1), "a", "", T0)
+    await world.down("db")
+    await world.down("web")
+    assert await world.dispatcher.dispatch_once() == T0 + timedelta(minutes=3)
+    assert await world.sent() == [("a", "alert.firing")]
+    assert told.enqueued == [timedelta(minutes=1)]
+
+
+async def test_the_outbox_is_woken_for_what_a_pass_queued_in_all(db: Database) -> None:
+    """Entries are counted from alerts handled one by one, first pages and digests alike."""
+    pager = {**hooks("pager")[0], "max_per_hour": 1, "digest_interval": "15m"}
+    config = {
+        "checks": [
+            tcp("api"),
+            tcp("db"),
+            tcp("mute", notify=[]),
+            tcp("web"),
+            tcp("cron", notify=["pager"]),
+            tcp("batch", notify=["pager"]),
+        ],
+        "notifications": [*hooks("ops"), pager],
+        "alerting": {"routes": [{"notify": ["ops"]}]},
+    }
+    world = World(db, Config.model_validate(config))
+    told = Told(world)
+    await world.down("api")
+    await world.down("db")
+    await world.at(timedelta(0))
+    assert told.enqueued == [timedelta(0)]
+
+    # api's resolution notice (one entry), then mute's first page to nobody (none).
+    world.clock.set(T0 + timedelta(minutes=1))
+    async with db.begin() as conn:
+        await lifecycle.resolve(conn, "check:api", world.clock.now())
+    await world.down("mute")
+    assert await world.at(timedelta(minutes=1)) == [
+        ("ops", "alert.firing"),
+        ("ops", "alert.firing"),
+        ("ops", "alert.resolved"),
+    ]
+    assert told.enqueued == [timedelta(0), timedelta(minutes=1)]
+
+    # db's acknowledgement notice (one), web's first page (one).
+    world.clock.set(T0 + timedelta(minutes=2))
+    (db_alert,), _ = await alert_store.list_alerts(db, check="db")
+    async with db.begin() as conn:
+        await lifecycle.acknowledge(conn, db_alert.id, "alice", None, world.clock.now())
+    await world.down("web")
+    assert len(await world.at(timedelta(minutes=2))) == 5
+    assert told.enqueued == [timedelta(0), timedelta(minutes=1), timedelta(minutes=2)]
+
+    # cron's page to the pager (one); then batch's, held over the pager's limit (one,
+    # a held entry is queued too) and the digest that counts it (one).
+    world.clock.set(T0 + timedelta(minutes=3))
+    await world.down("cron")
+    assert (await world.at(timedelta(minutes=3))).count(("pager", "alert.firing")) == 1
+    world.clock.set(T0 + timedelta(minutes=4))
+    await world.down("batch")
+    sent = await world.at(timedelta(minutes=4))
+    assert sent.count(("pager", "alert.firing")) == 2
+    assert sent.count(("pager", "notifications.digest")) == 1
+    assert told.enqueued == [timedelta(minutes=m) for m in range(5)]
+
+
+RELOADED: dict[str, Any] = {
+    "checks": [
+        tcp("api"),
+        tcp("web", severity="high"),
+        tcp("batch", component="storage"),
+        tcp("cron"),
+    ],
+    "notifications": hooks("ops"),
+}
+
+
+async def test_settings_from_a_reloaded_file_decide_the_pass_they_wake(db: Database) -> None:
+    world = World(db, Config.model_validate(RELOADED))
+    clock = world.clock
+    task = asyncio.create_task(world.dispatcher.run())
+    try:
+        await until_parked(clock)
+        for name in ("api", "web", "batch", "cron"):
+            await world.down(name)  # the loop is not woken: it idles
+        parks = clock.parks
+        pager = {**hooks("pager")[0], "max_per_hour": 1, "digest_interval": "15m"}
+        world.dispatcher.use_settings(
+            Config.model_validate(
+                {
+                    **RELOADED,
+                    "notifications": [*hooks("ops"), pager],
+                    "alerting": {
+                        "routes": [{"matchers": ["check=api"], "notify": ["pager"]}],
+                        "inhibit_rules": [
+                            {"source_match": ["check=api"], "target_match": ["check=web"]}
+                        ],
+                    },
+                    "maintenance": [
+                        {
+                            "name": "deploy",
+                            "starts_at": "2026-07-01T08:30:00Z",
+                            "ends_at": "2026-07-01T10:00:00Z",
+                            "components": ["storage"],
+                        }
+                    ],
+                }
+            )
+        )
+        await until_parked(clock, after=parks)  # the new settings woke the loop
+        assert clock.now() == T0
+        entries = await outbox_store.list_entries(db, limit=100)
+        firing = sorted(
+            (e.channel, e.payload["alert"]["check"], str(e.status))
+            for e in entries
+            if e.event == "alert.firing"
+        )
+        # api by the new route; cron by no route: every channel of the new list, and the
+        # pager's hourly limit (one) holds whichever of the two came second.
+        assert [(c, name) for c, name, _ in firing] == [
+            ("ops", "cron"),
+            ("pager", "api"),
+            ("pager", "cron"),
+        ]
+        assert sorted(status for c, _, status in firing if c == "pager") == [
+            "digested",
+            "pending",
+        ]
+        (web,), _ = await alert_store.list_alerts(db, check="web")
+        assert web.suppressed_reason == "suppressed: inhibited by api"
+        (batch,), _ = await alert_store.list_alerts(db, check="batch")
+        assert batch.suppressed_reason == "suppressed: maintenance deploy"
+    finally:
+        await stop(task)
+
+
+# -- built by hand: what the constructor assumes when told nothing -----------------------------
+
+
+async def fire_check_alert(db: Database, check: str) -> None:
+    async with db.begin() as conn:
+        await lifecycle.fire(
+            conn,
+            lifecycle.AlertSpec(
+                fingerprint=f"check:{check}",
+                name=f"{check} down",
+                severity=Severity.CRITICAL,
+                summary=f"{check} refused",
+                check=check,
+            ),
+            T0,
+        )
+
+
+async def test_a_dispatcher_built_by_hand_escalates_by_the_policies_it_is_given(
+    db: Database,
+) -> None:
+    steps = [{"notify": ["a"]}, {"after": "10m", "notify": ["b"]}]
+    dispatcher = Dispatcher(
+        db,
+        FakeClock(T0),
+        config=AlertingConfig.model_validate({"default_escalation": "p"}),
+        policies={"p": EscalationPolicy.model_validate({"name": "p", "steps": steps})},
+        routing=Routing(["a", "b", "c"]),
+    )
+    await fire_check_alert(db, "api")  # no dependency graph given: nothing blocks it
+    await dispatcher.dispatch_once()
+    assert await dispatcher.dispatch_once() == T0 + timedelta(minutes=10)  # the next step
+    assert [(e.channel, e.event) for e in await outbox_store.list_entries(db)] == [
+        ("a", "alert.firing")
+    ]
+    assert dispatcher.broken.all() == []
+
+
+async def test_a_dependency_whose_state_is_unknown_blocks_nothing(db: Database) -> None:
+    config = Config.model_validate(
+        {"checks": [tcp("api", depends_on=["db"]), tcp("db")], "notifications": hooks("ops")}
+    )
+    # No check states given (none known yet, as before the first results): api pages.
+    dispatcher = build_dispatcher(db, FakeClock(T0), config)
+    await fire_check_alert(db, "api")
+    await dispatcher.dispatch_once()
+    assert [(e.channel, e.event) for e in await outbox_store.list_entries(db)] == [
+        ("ops", "alert.firing")
+    ]
+
+
+async def test_a_dispatcher_built_by_hand_holds_alerts_by_the_graph_it_is_given(
+    db: Database,
+) -> None:
+    dispatcher = Dispatcher(
+        db,
+        FakeClock(T0),
+        config=AlertingConfig(),
+        policies={},
+        routing=Routing(["ops"]),
+        states={"db": CheckState("db", Status.DOWN, T0)},
+        dependencies=DependencyGraph({"api": ["db"]}),
+    )
+    await fire_check_alert(db, "api")
+    assert await dispatcher.dispatch_once() is None
+    assert await outbox_store.list_entries(db) == []
+    (api,), _ = await alert_store.list_alerts(db)
+    assert api.suppressed_reason == "suppressed: db down"
