@@ -5,7 +5,8 @@ taken in from a reloaded config file. The stages have their own tests next to th
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,17 +15,22 @@ from sqlalchemy import text
 from tests.support.clock import FakeClock, until_parked
 from tests.test_dispatcher import ESCALATION, T0, World, hooks, tcp
 from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.dispatch.targets import Routing
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.alerting.external import ExternalAlert
+from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.matchers import parse_matcher
 from watchkeeper.alerting.silences import create_silence
+from watchkeeper.alerting.stored_windows import save_window
 from watchkeeper.config.loader import Config
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import Severity, Status
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store import tables
 from watchkeeper.store.database import Database
 
 IDLE = 5.0  # seconds: the dispatcher's pass when nothing falls due
@@ -318,3 +324,117 @@ async def test_a_dispatcher_built_by_hand_holds_alerts_by_the_graph_it_is_given(
     assert await outbox_store.list_entries(db) == []
     (api,), _ = await alert_store.list_alerts(db)
     assert api.suppressed_reason == "suppressed: db down"
+
+
+# -- what a pass cannot evaluate ---------------------------------------------------------------
+
+EVERYTHING = [{"name": "severity", "value": ".+", "isRegex": True, "isEqual": True}]
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+
+
+async def plant_silence(db: Database, starts_at: datetime, ends_at: datetime) -> str:
+    """A silence row as stored before silences were bounded (longer than 365 days)."""
+    silence_id = str(uuid.uuid4())
+    async with db.begin() as conn:
+        await conn.execute(
+            tables.silences.insert().values(
+                id=silence_id,
+                matchers=EVERYTHING,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                created_by="old",
+                comment="shh",
+                created_at=starts_at,
+            )
+        )
+    return silence_id
+
+
+async def test_what_a_pass_cannot_evaluate_is_reported_and_everything_else_decided(
+    db: Database,
+) -> None:
+    config = {
+        "checks": [tcp("api"), tcp("batch", component="storage"), tcp("late")],
+        "notifications": hooks("ops"),
+        "alerting": {"group_wait": "1m", "auto_resolve_after": "10m"},
+    }
+    world = World(db, Config.model_validate(config))
+    forever = await plant_silence(db, datetime(2000, 1, 1, tzinfo=UTC), END_OF_TIME)
+    # Just as broken, but over before this pass: not read, so not reported.
+    await plant_silence(db, datetime(2000, 1, 1, tzinfo=UTC), datetime(2001, 6, 1, tzinfo=UTC))
+    async with db.begin() as conn:
+        await conn.execute(
+            tables.maintenance_windows.insert().values(
+                name="forever",
+                definition={"name": "forever", "schedule": "* * * * *", "duration": "999999d"},
+                created_by="old",
+                created_at=T0,
+            )
+        )
+    await save_window(
+        db,
+        MaintenanceWindow.model_validate(
+            {
+                "name": "deploy",
+                "starts_at": "2026-07-01T08:30:00Z",
+                "ends_at": "2026-07-01T10:00:00Z",
+                "components": ["storage"],
+            }
+        ),
+        "alice",
+        T0,
+    )
+    await world.down("api")
+    await world.down("batch")
+    async with db.begin() as conn:
+        # Rows from a source whose clock ran to the end of time: their deadlines overflow,
+        # the auto-resolve while handling the alert, the group_wait when paging its group.
+        await lifecycle.fire(
+            conn, ExternalAlert(name="far", severity=Severity.HIGH).spec(), END_OF_TIME
+        )
+        await lifecycle.fire(
+            conn,
+            lifecycle.AlertSpec(
+                fingerprint="check:late",
+                name="late down",
+                severity=Severity.CRITICAL,
+                summary="late refused",
+                check="late",
+            ),
+            END_OF_TIME,
+        )
+    assert await world.at(timedelta(minutes=1)) == [("ops", "alert.firing")]
+    assert [e.payload["alert"]["check"] for e in await outbox_store.list_entries(db)] == ["api"]
+    (batch,), _ = await alert_store.list_alerts(db, check="batch")
+    assert batch.suppressed_reason == "suppressed: maintenance deploy"
+
+    broken = world.dispatcher.broken
+    (far,), _ = await alert_store.list_alerts(db, source="external")
+    overflow = "OverflowError: date value out of range"
+    assert {(b.kind, b.name, b.error) for b in broken.all()} == {
+        ("silence", forever, "ends_at: a silence lasts at most 365d after it starts"),
+        ("maintenance", "forever", "duration: must be at most 365d"),
+        ("alert", far.fingerprint, overflow),
+        ("alert", "check:late", overflow),
+    }
+    assert {b.since for b in broken.all()} == {T0 + timedelta(minutes=1)}
+
+
+class SelfAlertsFailing(BrokenObjects):
+    async def sync_alerts(self, db: Database, now: datetime) -> None:
+        raise RuntimeError("self-alerts unavailable")
+
+
+async def test_a_pass_goes_on_when_self_alerts_cannot_be_raised(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = Config.model_validate({"checks": [tcp("api")], "notifications": hooks("ops")})
+    world = World(db, config)
+    world.dispatcher = build_dispatcher(
+        db, world.clock, config, states=world.states, broken=SelfAlertsFailing()
+    )
+    await world.down("api")
+    assert await world.at(timedelta(0)) == [("ops", "alert.firing")]
+    [record] = [r for r in caplog.records if r.name == "watchkeeper.alerting.dispatcher"]
+    assert record.getMessage() == "raising or resolving alerts about broken objects failed"
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
