@@ -438,3 +438,20 @@ async def test_a_pass_goes_on_when_self_alerts_cannot_be_raised(
     [record] = [r for r in caplog.records if r.name == "watchkeeper.alerting.dispatcher"]
     assert record.getMessage() == "raising or resolving alerts about broken objects failed"
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+async def test_a_resolution_goes_to_todays_routing_for_a_page_stored_without_its_channels(
+    db: Database,
+) -> None:
+    config = {"checks": [tcp("api")], "notifications": hooks("ops")}
+    world = World(db, Config.model_validate(config))
+    await world.down("api")
+    assert await world.at(timedelta(0)) == [("ops", "alert.firing")]
+    async with db.begin() as conn:  # a row from before the paged channels were recorded
+        await conn.execute(tables.alerts.update().values(paged_channels=None))
+        await lifecycle.resolve(conn, "check:api", T0 + timedelta(minutes=1))
+    assert await world.at(timedelta(minutes=1)) == [
+        ("ops", "alert.firing"),
+        ("ops", "alert.resolved"),
+    ]
+    assert world.dispatcher.broken.all() == []
