@@ -326,6 +326,34 @@ async def test_a_dispatcher_built_by_hand_holds_alerts_by_the_graph_it_is_given(
     assert api.suppressed_reason == "suppressed: db down"
 
 
+async def test_a_rule_alert_pages_whom_the_rule_names(db: Database) -> None:
+    config = Config.model_validate(
+        {
+            "notifications": hooks("ops", "pager"),
+            "rules": [{"name": "queue-deep", "metric": "queue_depth", "threshold": 100}],
+        }
+    )
+    rule = config.rules[0].model_copy(update={"notify": ["pager"]})
+    dispatcher = build_dispatcher(db, FakeClock(T0), config, rules=[rule])
+    async with db.begin() as conn:
+        await lifecycle.fire(
+            conn,
+            lifecycle.AlertSpec(
+                fingerprint="rule:queue-deep",
+                name="queue-deep",
+                severity=Severity.MEDIUM,
+                summary="queue_depth 250 > 100",
+                source="rule",
+                rule="queue-deep",
+            ),
+            T0,
+        )
+    await dispatcher.dispatch_once()
+    assert [(e.channel, e.event) for e in await outbox_store.list_entries(db)] == [
+        ("pager", "alert.firing")
+    ]
+
+
 # -- what a pass cannot evaluate ---------------------------------------------------------------
 
 EVERYTHING = [{"name": "severity", "value": ".+", "isRegex": True, "isEqual": True}]
