@@ -354,6 +354,31 @@ async def test_a_rule_alert_pages_whom_the_rule_names(db: Database) -> None:
     ]
 
 
+async def test_checks_and_policies_given_to_build_dispatcher_replace_the_files(
+    db: Database,
+) -> None:
+    """The runtime passes the config file's checks and policies with those managed over the
+    API added: those are what a pass routes and escalates by."""
+    config = Config.model_validate({"checks": [tcp("api")], "notifications": hooks("ops", "a")})
+    steps = [{"notify": ["a"]}]
+    dispatcher = build_dispatcher(
+        db,
+        FakeClock(T0),
+        config,
+        checks=[config.checks[0].model_copy(update={"notify": ["a"]})],
+        policies=[EscalationPolicy.model_validate({"name": "managed", "steps": steps})],
+    )
+    await fire_check_alert(db, "api")
+    async with db.begin() as conn:
+        spec = ExternalAlert(name="far", severity=Severity.HIGH, escalation="managed").spec()
+        await lifecycle.fire(conn, spec, T0)
+    await dispatcher.dispatch_once()
+    assert [(e.channel, e.event) for e in await outbox_store.list_entries(db)] == [
+        ("a", "alert.firing"),
+        ("a", "alert.firing"),
+    ]
+
+
 # -- what a pass cannot evaluate ---------------------------------------------------------------
 
 EVERYTHING = [{"name": "severity", "value": ".+", "isRegex": True, "isEqual": True}]
