@@ -52,6 +52,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "dispatcher": (
         "alerting/dispatcher.py",
         [
+            "tests/alerting/test_dispatcher_loop.py",
             "tests/test_dispatcher.py",
             "tests/test_escalation.py",
             "tests/test_dependencies.py",
@@ -156,6 +157,8 @@ class Score:
     module: str
     statuses: dict[str, str] = field(default_factory=dict)
     diffs: dict[str, str] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)
+    """The last lines mutmut printed (shown when no mutant was checked)."""
 
     @property
     def counts(self) -> Counter[str]:
@@ -227,7 +230,16 @@ def run_module(name: str, jobs: int, keep: bool, only: list[str]) -> Score:
         if only:
             print(f"   only the functions matching {' '.join(only)}")
         sys.stdout.flush()
-        subprocess.run(run, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
+        ran = subprocess.run(
+            run,
+            cwd=work,
+            env=env,
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
         listing = subprocess.run(
             [str(MUTMUT), "results", "--all", "true"],
             cwd=work,
@@ -236,7 +248,7 @@ def run_module(name: str, jobs: int, keep: bool, only: list[str]) -> Score:
             capture_output=True,
             text=True,
         ).stdout
-        score = Score(name)
+        score = Score(name, output=ran.stdout.replace("\r", "\n").strip().splitlines()[-8:])
         for line in listing.splitlines():
             if match := _RESULT.match(line):
                 score.statuses[match["name"]] = match["status"]
@@ -296,7 +308,10 @@ def main() -> int:
     for s in scores:
         for survivor in s.survivors:
             print(f"\n-- {s.statuses[survivor]}: {survivor}\n{s.diffs.get(survivor, '')}")
-    return 0 if all(s.score >= args.target for s in scores) else 1
+    for s in scores:
+        if not s.total:  # e.g. the tests failed without mutations: that is no 100 %
+            print(f"\n!! {s.module}: no mutant was checked; mutmut said:", *s.output, sep="\n")
+    return 0 if all(s.total and s.score >= args.target for s in scores) else 1
 
 
 if __name__ == "__main__":
