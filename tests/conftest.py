@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +14,35 @@ import pytest
 
 from tests.support.servers import FlippingTarget, WebhookReceiver
 from watchkeeper.store.database import Database
+
+_real_migrate = Database.migrate
+_sqlite_template: list[Path] = []
+"""This test process's migrated, empty SQLite database (made at its first migration)."""
+
+
+async def _migrate_from_template(self: Database) -> None:
+    """Database.migrate for the tests: a new SQLite file starts as a copy of one migrated
+    template (about 0.1 s of CPU saved per test database); the real migration then runs on
+    it, finding nothing to do. The full path from an empty file runs once per process, and
+    on every database that is not a new SQLite file (existing files, PostgreSQL, and in every
+    `watchkeeper` subprocess the tests start)."""
+    path = self.engine.url.database if self.dialect == "sqlite" else None
+    if path and path != ":memory:" and "mode=memory" not in str(self.engine.url):
+        file = Path(path)
+        if not file.exists() and file.parent.is_dir():
+            if not _sqlite_template:
+                folder = Path(tempfile.mkdtemp(prefix="wk-template-"))
+                template = Database(f"sqlite:///{folder / 'template.db'}")
+                await _real_migrate(template)
+                await template.close()
+                _sqlite_template.append(folder / "template.db")
+            shutil.copyfile(_sqlite_template[0], file)
+    await _real_migrate(self)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    Database.migrate = _migrate_from_template  # type: ignore[method-assign]
+
 
 PG_ADMIN_DSN = os.environ.get("WATCHKEEPER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI") == "true"

@@ -487,11 +487,11 @@ class Recovery:
                     log.exception("expiring recovery run %s failed", run_id)
             self._pending_changed.clear()
             deadlines = [p.deadline for p in self.pending.values()]
-            wait = (
-                max(0.0, (min(deadlines) - self._clock.now()).total_seconds())
-                if deadlines
-                else 3600.0
-            )
+            if not deadlines:
+                # Idle, it waits for a request, not on the clock (tests count what waits there).
+                await self._pending_changed.wait()
+                continue
+            wait = max(0.0, (min(deadlines) - self._clock.now()).total_seconds())
             await self._clock.wait(self._pending_changed, wait)
 
     def status(self) -> list[ActionStatus]:
