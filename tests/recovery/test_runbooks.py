@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.clock import FakeClock, until_parked
+from tests.support.servers import wait_until
 from watchkeeper.alerting import lifecycle
 from watchkeeper.config.model import Config
 from watchkeeper.core.checkstate import Transition
@@ -335,8 +336,7 @@ async def test_expiry_escalates_the_checks_alert(
 ) -> None:
     recovery, clock, told = started
     alert_id = await open_alert(sqlite_db, clock)
-    await until_parked(clock)  # the expiry loop waits, nothing pending yet
-    parks = clock.parks
+    parks = clock.parks  # nothing pending yet: the expiry loop waits for a request
     recovery.observe("web", "db-runbook", Status.DOWN, None)
     await recovery.settled()
     (pending,) = await run_store.pending_runs(sqlite_db)
@@ -347,9 +347,20 @@ async def test_expiry_escalates_the_checks_alert(
     row = await run_store.get_run(sqlite_db, pending.id)
     assert row is not None and row.status == "pending_approval"
 
-    parks = clock.parks
     clock.advance(timedelta(minutes=1))
-    await until_parked(clock, after=parks)
+
+    async def expired() -> bool:  # the run ended, its alert escalated, the notice queued
+        found = await run_store.get_run(sqlite_db, pending.id)
+        escalated = await alert_store.get_alert(sqlite_db, alert_id)
+        return (
+            found is not None
+            and found.status == "expired"
+            and escalated is not None
+            and any(e.kind == "recovery_approval_expired" for e in escalated[1])
+            and bool(await queued(sqlite_db, "recovery.expired"))
+        )
+
+    await wait_until(expired, 5, "the run expired and escalated")
     row = await run_store.get_run(sqlite_db, pending.id)
     assert row is not None and row.status == "expired"
     assert row.reason == "approval not given within 1h"
