@@ -36,7 +36,7 @@ from watchkeeper.core.clock import Clock, SystemClock
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.redact import Redactor, url_secrets
 from watchkeeper.core.version import __version__
-from watchkeeper.engine.breakers import CheckBreakers
+from watchkeeper.engine.breakers import CheckBreakerMetrics, CheckBreakers
 from watchkeeper.engine.heartbeat.access import PingAccess, load_ping_key
 from watchkeeper.engine.heartbeat.monitor import HeartbeatMonitor, heartbeat_checks
 from watchkeeper.engine.housekeeping import (
@@ -349,6 +349,7 @@ class Runtime:
         )
         self.breakers = CheckBreakers(self.clock)
         """Checks' circuit breakers (`breaker:`): fed each scheduled result."""
+        self.metrics.registry.register(CheckBreakerMetrics(self.breakers))
         self.scheduler = Scheduler(
             [],
             self._scheduled_result,

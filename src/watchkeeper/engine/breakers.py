@@ -4,16 +4,24 @@ probed less often, and its automatic recovery pauses while the breaker is not cl
 Each result of a check with a breaker counts as a call of a `CircuitBreaker` (DOWN failed,
 UP succeeded, UNKNOWN not at all). While it is open the scheduler skips the check's runs
 (`is_open`); after `wait_in_open` it is half-open and the next run is the trial.
+
+`CheckBreakerMetrics` reports them on /metrics as `watchkeeper_check_breaker_state{check,
+state}` (a check's series appear with its first counted result).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from watchkeeper.checks.base import BreakerSettings, CheckConfigBase
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Status
 from watchkeeper.recovery.breaker import BreakerState, CircuitBreaker
+from watchkeeper.recovery.breaker_metrics import state_family
 
 log = logging.getLogger(__name__)
 
@@ -65,5 +73,27 @@ class CheckBreakers:
     def forget(self, name: str) -> None:
         self._breakers.pop(name, None)
 
+    def states(self) -> list[tuple[str, BreakerState]]:
+        """(check, state) of every breaker, by check name."""
+        known = self._breakers.copy()  # a scrape may run on another thread
+        return [(name, known[name][1].state) for name in sorted(known)]
 
-__all__ = ["CheckBreakers"]
+
+_STATE = "watchkeeper_check_breaker_state"
+_STATE_HELP = "1 for the check's circuit breaker state (closed, open, half_open), 0 for others."
+
+
+class CheckBreakerMetrics(Collector):
+    """`watchkeeper_check_breaker_state`, read from the checks' breakers at scrape time."""
+
+    def __init__(self, breakers: CheckBreakers) -> None:
+        self._breakers = breakers
+
+    def describe(self) -> list[Metric]:
+        return [state_family(_STATE, _STATE_HELP, "check", [])]
+
+    def collect(self) -> Iterator[Metric]:
+        yield state_family(_STATE, _STATE_HELP, "check", self._breakers.states())
+
+
+__all__ = ["CheckBreakerMetrics", "CheckBreakers"]

@@ -18,6 +18,9 @@ States, as in resilience4j and Hystrix:
 - **half-open**: `half_open_calls` trial calls go through, others are refused. One failure
   opens it again; when all trials succeed it closes with an empty window.
 
+With `registry=` (a prometheus_client `CollectorRegistry`) its state and totals are reported
+on that registry at scrape time (see `breaker_metrics`); without one nothing is registered.
+
 Time is read from an injected clock (`monotonic()` only), so tests move it by hand. A lock
 makes one breaker safe to share between threads and tasks.
 """
@@ -33,7 +36,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,6 +98,7 @@ class CircuitBreaker:
         fallback: Fallback | None = None,
         on_change: Callable[[BreakerState, BreakerState], None] | None = None,
         clock: MonotonicClock | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         if not 0 < failure_rate <= 1:
             raise ValueError("failure_rate must be more than 0 and at most 1")
@@ -125,6 +132,11 @@ class CircuitBreaker:
         self.failures = 0
         self.rejected = 0
         """Totals since creation (for metrics)."""
+        if registry is not None:
+            # Imported here: a breaker without metrics does not load prometheus_client.
+            from watchkeeper.recovery.breaker_metrics import BreakerMetrics
+
+            BreakerMetrics.on(registry).add(self)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -138,6 +150,11 @@ class CircuitBreaker:
             ):
                 self._move(BreakerState.HALF_OPEN)
             return self._state
+
+    def snapshot(self) -> tuple[BreakerState, int, int, int]:
+        """State, calls, failures and rejected calls, read together (for metrics)."""
+        with self._lock:
+            return self.state, self.calls, self.failures, self.rejected
 
     @property
     def failure_rate(self) -> float:
