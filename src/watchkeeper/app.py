@@ -230,6 +230,8 @@ class Runtime:
         self.metrics = ServiceMetrics()
         if config.recovery.actions:
             self.metrics.track_recovery()
+        # Registered once: a runtime started again builds new breakers, read at each scrape.
+        self.metrics.registry.register(CheckBreakerMetrics(lambda: self.breakers))
         self.changes = ChangeFeed()
         self.db = Database(config.storage.url)
         self.authenticator = Authenticator(self.db, config.auth, self.clock)
@@ -349,7 +351,6 @@ class Runtime:
         )
         self.breakers = CheckBreakers(self.clock)
         """Checks' circuit breakers (`breaker:`): fed each scheduled result."""
-        self.metrics.registry.register(CheckBreakerMetrics(self.breakers))
         self.scheduler = Scheduler(
             [],
             self._scheduled_result,

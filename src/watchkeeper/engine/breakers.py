@@ -12,7 +12,7 @@ state}` (a check's series appear with its first counted result).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -86,14 +86,15 @@ _STATE_HELP = "1 for the check's circuit breaker state (closed, open, half_open)
 class CheckBreakerMetrics(Collector):
     """`watchkeeper_check_breaker_state`, read from the checks' breakers at scrape time."""
 
-    def __init__(self, breakers: CheckBreakers) -> None:
+    def __init__(self, breakers: Callable[[], CheckBreakers]) -> None:
         self._breakers = breakers
+        """The current run's breakers (a runtime started again builds new ones)."""
 
     def describe(self) -> list[Metric]:
         return [state_family(_STATE, _STATE_HELP, "check", [])]
 
     def collect(self) -> Iterator[Metric]:
-        yield state_family(_STATE, _STATE_HELP, "check", self._breakers.states())
+        yield state_family(_STATE, _STATE_HELP, "check", self._breakers().states())
 
 
 __all__ = ["CheckBreakerMetrics", "CheckBreakers"]
