@@ -139,11 +139,17 @@ class OutboxWorker:
         """Attempt every entry that is due now, lane by lane, and wait for the attempts;
         return how many were attempted."""
         attempted = 0
+        freed = asyncio.Event()
         while True:
+            # Cleared before claiming: a delivery that ends while the claim reads the database
+            # frees its slot after the claim looked, and must bring another claim.
+            freed.clear()
             attempted += await self._start_due()
             if not self._sends:
                 return attempted
-            await asyncio.wait(set(self._sends), return_when=asyncio.FIRST_COMPLETED)
+            for send in self._sends:
+                send.add_done_callback(lambda _: freed.set())
+            await freed.wait()
 
     # -- lanes ------------------------------------------------------------------------------
 
