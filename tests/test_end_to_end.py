@@ -188,7 +188,7 @@ async def test_sigterm_finishes_the_check_and_the_delivery_in_hand_and_flushes_r
         await wait_until((tmp_path / "started").exists, 10, "the job's long run started")
     finally:
         assert wk.proc is not None
-        wk.proc.send_signal(signal.SIGTERM)
+        wk.send_signal(signal.SIGTERM)
         try:
             # Each is released only once shutdown has reached it, so neither can finish first.
             await wait_until(

@@ -61,7 +61,7 @@ async def test_every_answered_ping_survives_kill_9(tmp_path: Path) -> None:
             if ok:
                 answered[name] += 1
                 if answered.total() >= ANSWERED and not killed.is_set():
-                    wk.proc.send_signal(signal.SIGKILL)  # at once, before any other answer
+                    wk.send_signal(signal.SIGKILL)  # at once, before any other answer
                     killed.set()
 
     try:

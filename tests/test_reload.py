@@ -303,13 +303,13 @@ async def test_sighup_reloads_the_config_file_of_a_running_process(tmp_path: Pat
         # An invalid file: refused, located in the log, and the service runs on.
         path.write_text(INVALID.format(db=tmp_path / "wk.db"))
         assert wk.proc is not None
-        wk.proc.send_signal(signal.SIGHUP)
+        wk.send_signal(signal.SIGHUP)
         refused = f"{path}:7: checks[0].intervall"
         await wait_until(lambda: refused in wk.log_text(), 15, "the refusal in the log")
         assert await names() == ["first"]
 
         write(path, {**base, "checks": [check, {**check, "name": "second"}]})
-        wk.proc.send_signal(signal.SIGHUP)
+        wk.send_signal(signal.SIGHUP)
         await wait_until(lambda: _equal(names(), ["first", "second"]), 15, "the new check")
         assert wk.proc.returncode is None  # SIGHUP reloads; it does not end the service
         assert "config reloaded by SIGHUP" in wk.log_text()

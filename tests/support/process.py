@@ -99,17 +99,28 @@ class WatchkeeperProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def send_signal(self, sig: int) -> None:
+        """Send `sig` unless the process is known to have exited.
+
+        Not `Process.send_signal`: that polls the child first (bpo-38630), and a poll that
+        finds it dead reaps it under asyncio's child watcher, which then reports 255
+        instead of the real exit status ("Unknown child process pid"). A zombie keeps its
+        pid until the watcher reaps it, so `os.kill` cannot reach another process."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, sig)
+
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         """Send `sig` and wait for exit; returns the exit code."""
         assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
+        self.send_signal(sig)
         try:
             async with asyncio.timeout(timeout):
                 code = await self.proc.wait()
         finally:
             if self.proc.returncode is None:
-                self.proc.kill()
+                self.send_signal(signal.SIGKILL)
                 await self.proc.wait()
             if self._session is not None:
                 await self._session.close()
