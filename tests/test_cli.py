@@ -66,3 +66,5 @@ async def test_run_without_a_config_file_watches_this_host_on_local_sqlite(tmp_p
     log = await asyncio.to_thread(wk.log_text)
     assert f"health   http://127.0.0.1:{wk.port}/health" in log
     assert "config built-in default" in log
+    # The suite's weak password hashing (tests/conftest.py) is never silent in a real process.
+    assert "weak parameters (WATCHKEEPER_INSECURE_FAST_PASSWORD_HASHING is set)" in log

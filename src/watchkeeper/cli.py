@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,7 @@ def run(
     import uvicorn
 
     from watchkeeper.app import Runtime
+    from watchkeeper.auth import passwords
     from watchkeeper.core.logs import setup_logging
     from watchkeeper.core.redact import Redactor, url_secrets
     from watchkeeper.http.edge.connections import bounded_protocol, connection_limits
@@ -124,6 +126,12 @@ def run(
     cfg, source = _load(config, listen)
     redactor = Redactor(url_secrets(cfg.storage.url))  # the banner and every log line
     setup_logging(log_format, log_level, redactor)
+    if passwords.fast_hashing():
+        logging.getLogger("watchkeeper").warning(
+            "passwords are hashed with a test suite's weak parameters (%s is set); "
+            "never set it on a real deployment",
+            passwords.FAST_HASHING_ENV,
+        )
     from_file = None if source == "built-in default" else ConfigFile(Path(source), listen)
     runtime = Runtime(cfg, redactor=redactor, on_setup_url=_print_setup_url, config_file=from_file)
     application = create_app(cfg, runtime=runtime)
