@@ -35,10 +35,13 @@ from watchkeeper.store.database import Database
 PY = sys.executable
 
 SERVER = """\
-import http.server, os, sys, time
+import http.server, sys
 port, gate = int(sys.argv[1]), sys.argv[2]
-while os.path.exists(gate):  # a test holds this instance back from listening
-    time.sleep(0.02)
+try:  # a FIFO while a test holds instances back from listening: one byte lets one through
+    with open(gate, "rb", buffering=0) as held:
+        held.read(1)
+except FileNotFoundError:
+    pass
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
@@ -60,6 +63,20 @@ with open(pidfile, "w") as f:
     f.write(str(proc.pid))
 """
 """A heal command: starts the service again, detached, and exits 0 (like systemctl)."""
+
+
+def hold(gate: Path) -> int:
+    """Make `gate` a FIFO that SERVER instances block on; our end (read-write, so their
+    opens do not block and what we write waits for them) is returned."""
+    os.mkfifo(gate)
+    return os.open(gate, os.O_RDWR)
+
+
+def release(gate: Path, held: int) -> None:
+    """Let every waiting instance through, and every later one (the FIFO goes)."""
+    os.write(held, b"\n" * 64)
+    gate.unlink()
+    os.close(held)
 
 
 def accepts(port: int) -> bool:
@@ -165,7 +182,7 @@ async def test_a_killed_supervised_server_is_back_the_alert_resolves_and_succeed
         program = (await action_state(service, "api"))["program"]
         assert program["state"] == "running" and program["pid"]
 
-        gate.touch()  # the instances started from now on wait before they listen
+        held = hold(gate)  # the instances started from now on wait before they listen
         os.kill(program["pid"], signal.SIGKILL)
 
         await wait_until(lambda: open_alerts(service), 15, "an alert for web")
@@ -184,7 +201,7 @@ async def test_a_killed_supervised_server_is_back_the_alert_resolves_and_succeed
         (exit_run,) = [r for r in await runs(service) if r["trigger"] == "exit"]
         assert exit_run["action"] == "api" and exit_run["exit_code"] == -signal.SIGKILL
 
-        gate.unlink()
+        release(gate, held)
         await wait_until(lambda: accepts(port), 15, "the server listening again")
         await wait_until(lambda: is_status(service, "up"), 15, "web up again")
         await receiver.wait_for(lambda r: r.accepted("alert.resolved"), 15, "alert.resolved")
