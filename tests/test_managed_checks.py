@@ -304,6 +304,7 @@ async def test_a_stored_check_that_no_longer_validates_is_skipped_at_start(
     assert "check 'edge'" in message and "no notification channel named 'ops'" in message
 
 
+@pytest.mark.empty_database
 async def test_the_migration_creates_the_table_the_code_declares(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

@@ -292,6 +292,7 @@ def test_range_windows_end_with_the_bucket_holding_now_and_are_aligned_to_the_st
     }
 
 
+@pytest.mark.empty_database
 async def test_the_migration_backfills_rollups_from_results_already_stored(db_url: str) -> None:
     results = [
         Raw("api", BASE + timedelta(seconds=s), status, rt)

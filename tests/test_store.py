@@ -67,6 +67,7 @@ def entry(key: str, channel: str = "ops", event_name: str = "alert.firing") -> O
 # -- schema -----------------------------------------------------------------------------------
 
 
+@pytest.mark.empty_database
 async def test_migrations_are_idempotent_and_reach_the_head_revision(db_url: str) -> None:
     head = Database.head_revision()
     assert head is not None
@@ -314,6 +315,7 @@ async def test_result_writer_splits_a_large_buffer_into_max_batch_sized_transact
     assert len(await recent_results(db, "db", limit=1000)) == 250
 
 
+@pytest.mark.empty_database
 async def test_result_writer_keeps_its_buffer_when_a_flush_fails(db_url: str) -> None:
     unmigrated = Database(db_url)
     try:
