@@ -256,7 +256,7 @@ def parse_postable(raw: bytes, now: datetime) -> list[tuple[AlertSpec, bool]]:
     if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
         try:
             where = nul_loc(json.loads(raw))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or too deep: validate_json says so
             where = None
         if where is not None:
             raise InvalidAlerts([{"loc": list(where), "msg": NUL_MESSAGE, "type": "value_error"}])
