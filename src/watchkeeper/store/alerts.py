@@ -397,17 +397,6 @@ async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) 
     not an error. Returns the ids inserted."""
     if not rows:
         return set()
-    # A column without a default that is NULL in every row is left out of the statement
-    # (NULL all the same): each bound value costs its type's processing, for every row.
-    unset = [
-        k
-        for k in rows[0]
-        if A.c[k].default is None
-        and A.c[k].server_default is None
-        and all(row[k] is None for row in rows)
-    ]
-    if unset:
-        rows = [{k: v for k, v in row.items() if k not in unset} for row in rows]
     stmt = (
         _insert_into(conn)
         .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
