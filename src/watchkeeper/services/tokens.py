@@ -17,9 +17,7 @@ NO_SUCH_TOKEN = "no such token"
 class TokenService:
     """The API tokens of one database."""
 
-    def __init__(
-        self, db: Database, clock: Clock, verified: VerifiedTokens | None = None
-    ) -> None:
+    def __init__(self, db: Database, clock: Clock, verified: VerifiedTokens | None = None) -> None:
         self.db = db
         self.clock = clock
         self.verified = verified

@@ -36,9 +36,7 @@ def install(
 ) -> None:
     """Add the edge's middleware (after the app's own: the last added runs first).
     `depth_bounded`: (method, path) of the routes whose JSON parser bounds nesting itself."""
-    app.add_middleware(
-        JsonDepthLimit, max_depth=server.max_json_depth, exempt=depth_bounded
-    )
+    app.add_middleware(JsonDepthLimit, max_depth=server.max_json_depth, exempt=depth_bounded)
     app.add_middleware(AuthGate, authenticator=authenticator)
     app.add_middleware(BodyLimitMiddleware, config=server)
     app.add_middleware(SecurityHeaders)
