@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -226,3 +227,15 @@ async def test_the_flush_task_writes_re_posts_a_second_after_the_first(
     finally:
         flushing.cancel()
         await asyncio.gather(flushing, return_exceptions=True)
+
+
+async def test_new_alerts_get_distinct_version_4_uuids_as_ids(
+    service: AlertService, sqlite_db: Database
+) -> None:
+    await service.post_alertmanager(body(*(am_alert(f"Id{i}") for i in range(300))))
+    async with sqlite_db.connect() as conn:
+        ids = [r.id for r in await conn.execute(select(A.c.id))]
+    assert len(ids) == len(set(ids)) == 300
+    for alert_id in ids:
+        parsed = uuid.UUID(alert_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (alert_id, 4, uuid.RFC_4122)

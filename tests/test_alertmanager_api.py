@@ -154,6 +154,26 @@ async def test_a_bad_alert_is_a_400_naming_the_field_and_nothing_is_stored(am: A
     assert await am.get("/api/v2/alerts", filter="alertname=Good") == []
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'[{"labels": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}]",
+        b'[{"labels": {"x": "\\u0000"}, "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]",
+    ],
+    ids=["arrays", "objects", "arrays-after-a-nul"],
+)
+async def test_a_body_nested_100000_deep_is_a_400_from_the_parser_not_a_500(
+    am: Am, raw: bytes
+) -> None:
+    # The edge does not measure this route's bodies (edge.json_depth: its parser bounds the
+    # depth itself); the refusal must still be a 400 that says why.
+    headers = {**am.as_(Role.OPERATOR), "Content-Type": "application/json"}
+    answer = await am.client.post("/api/v2/alerts", content=raw, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert "recursion limit exceeded" in answer.json()["errors"][0]["msg"]
+
+
 async def test_silences_round_trip_and_mute_matching_alerts(am: Am) -> None:
     now = am.runtime.clock.now()
     await am.post([alert("Muted", now + timedelta(hours=1), job="x")])

@@ -131,6 +131,34 @@ async def test_a_naive_datetime_is_refused(db: Database) -> None:
             await upsert(conn, tables.check_states, [state.as_row()], ["check_name"])
 
 
+async def test_many_rows_bind_each_time_as_its_own_instant(db: Database) -> None:
+    # The bind processor remembers the last time it converted (rows mostly share them):
+    # equal instants in other zones, new times, NULLs and repeats after them all come back.
+    plus_two = timezone(timedelta(hours=2))
+    later = T0 + timedelta(seconds=1, microseconds=7)
+    sinces = [T0, T0.astimezone(plus_two), later, None, later, T0, None, T0 + timedelta(days=1)]
+    states = [
+        CheckState(f"c{i}", Status.UP, since=at or T0, last_checked_at=at)
+        for i, at in enumerate(sinces)
+    ]
+    async with db.begin() as conn:
+        await upsert(conn, tables.check_states, [s.as_row() for s in states], ["check_name"])
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(tables.check_states))).all()
+    stored = {r.check_name: r.last_checked_at for r in rows}
+    assert [stored[f"c{i}"] for i in range(len(sinces))] == sinces
+
+
+async def test_a_naive_datetime_is_refused_right_after_an_aware_one(db: Database) -> None:
+    aware = CheckState("a", Status.UP, since=T0)
+    naive = CheckState("b", Status.UP, since=T0.replace(tzinfo=None))  # == T0's wall time
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with db.begin() as conn:
+            await upsert(
+                conn, tables.check_states, [aware.as_row(), naive.as_row()], ["check_name"]
+            )
+
+
 # -- alerts -----------------------------------------------------------------------------------
 
 

@@ -541,7 +541,7 @@ class Runtime:
             ),
             series=series,
             users=users,
-            tokens=TokenService(self.db, self.clock),
+            tokens=TokenService(self.db, self.clock, self.authenticator.verified),
             sessions=SessionService(
                 self.db,
                 self.clock,

@@ -70,3 +70,66 @@ async def test_revoking_an_unknown_token_is_not_found(service: TokenService) -> 
     with pytest.raises(NotFound) as missing:
         await service.revoke("no-such-id")
     assert missing.value.detail == "no such token"
+
+
+# -- the cache of verified tokens: a revoked token stops working, at once or within seconds ----
+
+
+@pytest.fixture
+def verified(clock: FakeClock) -> tokens.VerifiedTokens:
+    return tokens.VerifiedTokens(clock)
+
+
+@pytest.fixture
+def cached_service(
+    sqlite_db: Database, clock: FakeClock, verified: tokens.VerifiedTokens
+) -> TokenService:
+    return TokenService(sqlite_db, clock, verified)
+
+
+async def test_a_token_revoked_through_the_service_stops_working_at_once_though_cached(
+    cached_service: TokenService, verified: tokens.VerifiedTokens
+) -> None:
+    token, secret = await cached_service.create(name="prometheus", role=Role.OPERATOR)
+    db, now = cached_service.db, cached_service.now()
+    assert await tokens.authenticate_token(db, secret, now, verified) == token
+    assert verified.get(tokens.hash_token(secret)) == token  # the next request asks no one
+    await cached_service.revoke(token.id)
+    assert await tokens.authenticate_token(db, secret, cached_service.now(), verified) is None
+
+
+async def test_a_token_revoked_behind_the_cache_stops_working_within_verified_for(
+    cached_service: TokenService, verified: tokens.VerifiedTokens, clock: FakeClock
+) -> None:
+    token, secret = await cached_service.create(name="prometheus", role=Role.OPERATOR)
+    db = cached_service.db
+    assert await tokens.authenticate_token(db, secret, clock.now(), verified) == token
+    # Revoked by another process (the CLI, another node): this one's cache does not know.
+    await TokenService(db, clock).revoke(token.id)
+    clock.advance(tokens.VERIFIED_FOR - 0.5)
+    assert await tokens.authenticate_token(db, secret, clock.now(), verified) == token
+    clock.advance(0.5)
+    assert await tokens.authenticate_token(db, secret, clock.now(), verified) is None
+
+
+async def test_a_cached_token_is_refused_the_moment_it_expires(
+    cached_service: TokenService, verified: tokens.VerifiedTokens, clock: FakeClock
+) -> None:
+    token, secret = await cached_service.create(
+        name="ci", role=Role.VIEWER, expires_in=timedelta(seconds=2)
+    )
+    db = cached_service.db
+    assert await tokens.authenticate_token(db, secret, clock.now(), verified) == token
+    clock.advance(2)
+    assert verified.get(tokens.hash_token(secret)) == token  # still cached, yet:
+    assert await tokens.authenticate_token(db, secret, clock.now(), verified) is None
+
+
+async def test_a_lookup_that_began_before_a_revocation_does_not_cache_what_it_read(
+    cached_service: TokenService, verified: tokens.VerifiedTokens
+) -> None:
+    token, secret = await cached_service.create(name="ci", role=Role.VIEWER)
+    began = verified.generation
+    await cached_service.revoke(token.id)
+    verified.put(tokens.hash_token(secret), token, began)  # what the slow lookup read
+    assert verified.get(tokens.hash_token(secret)) is None

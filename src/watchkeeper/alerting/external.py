@@ -72,7 +72,7 @@ class InvalidAlerts(ValueError):
 
 
 def _label_hash(name: str, labels: dict[str, str]) -> str:
-    text = name + "\0" + "\0".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    text = name + "\0" + "\0".join([f"{k}={v}" for k, v in sorted(labels.items())])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -213,9 +213,10 @@ class PostableAlert(BaseModel):
         """(spec, firing) as of `now`: firing unless `endsAt` has passed."""
         ends = _set(self.endsAt)
         starts = _set(self.startsAt)
-        name = self.labels.get("alertname", "alertmanager")
-        severity = severity_from(self.labels.get("severity"))
-        annotations = self.annotations
+        labels = self.labels
+        name = labels.get("alertname", "alertmanager")
+        severity = severity_from(labels.get("severity"))
+        annotations = self.annotations  # this model's own: it is not kept after
         summary = (
             annotations.get("summary")
             or annotations.get("description")
@@ -223,13 +224,13 @@ class PostableAlert(BaseModel):
             or name
         )
         spec = AlertSpec(
-            fingerprint=f"am:{_label_hash(name, self.labels)}",
+            fingerprint="am:" + _label_hash(name, labels),
             name=name,
             severity=severity,
             summary=summary,
-            labels={**self.labels, "severity": severity.value},
+            labels={**labels, "severity": severity.value},
             source="external",
-            annotations=dict(annotations),
+            annotations=annotations,
             generator_url=self.generatorURL or None,
             starts_at=starts if starts is not None and starts <= now else None,
             ends_at=ends,
@@ -256,7 +257,7 @@ def parse_postable(raw: bytes, now: datetime) -> list[tuple[AlertSpec, bool]]:
     if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
         try:
             where = nul_loc(json.loads(raw))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or too deep: validate_json says so
             where = None
         if where is not None:
             raise InvalidAlerts([{"loc": list(where), "msg": NUL_MESSAGE, "type": "value_error"}])

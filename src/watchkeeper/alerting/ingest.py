@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -164,7 +164,10 @@ class AlertIngest:
         # Rows are written in fingerprint order: two requests with the same alerts in other
         # orders wait for each other instead of deadlocking (PostgreSQL).
         firing = sorted(firing, key=lambda spec: spec.fingerprint)
-        fresh = {spec.fingerprint: _new_alert(spec, now) for spec in firing}
+        ids = _uuid4s(len(firing))
+        fresh = {
+            spec.fingerprint: _new_alert(spec, now, i) for spec, i in zip(firing, ids, strict=True)
+        }
         events: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         async with self._db.begin() as conn:
@@ -245,9 +248,23 @@ def _entry(alert: Alert) -> _Open:
     )
 
 
-def _new_alert(spec: AlertSpec, now: datetime) -> Alert:
+def _uuid4s(count: int) -> list[str]:
+    """`count` random UUIDs (version 4) as text, as `str(uuid.uuid4())` makes them, from one
+    read of the system's randomness (a new alert's id; uuid4 one by one was a tenth of
+    writing a batch of new alerts)."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for at in range(0, 16 * count, 16):
+        raw[at + 6] = raw[at + 6] & 0x0F | 0x40  # version 4
+        raw[at + 8] = raw[at + 8] & 0x3F | 0x80  # RFC 4122 variant
+        h = raw[at : at + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+def _new_alert(spec: AlertSpec, now: datetime, alert_id: str) -> Alert:
     return Alert(
-        id=str(uuid.uuid4()),
+        id=alert_id,
         fingerprint=spec.fingerprint,
         name=spec.name,
         check=spec.check,

@@ -27,6 +27,8 @@ class Authenticator:
         self.db = db
         self.config = config
         self.clock = clock
+        self.verified = tokens.VerifiedTokens(clock)
+        """Tokens verified in the last few seconds; the token service forgets revoked ones."""
 
     async def authenticate(self, request: Request) -> Principal | None:
         """The caller, or None when the request carries no credentials at all.
@@ -58,7 +60,7 @@ class Authenticator:
             scheme, _, value = header.strip().partition(" ")
             if scheme.lower() != "bearer" or not value.strip():
                 raise HTTPException(401, "expected `Authorization: Bearer <token>`", CHALLENGE)
-            token = await tokens.authenticate_token(self.db, value.strip(), now)
+            token = await tokens.authenticate_token(self.db, value.strip(), now, self.verified)
             if token is None:
                 raise HTTPException(401, "the token is unknown, expired or revoked", CHALLENGE)
             return Principal(token.name, token.role, "token", ip, id=token.id)

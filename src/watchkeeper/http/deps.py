@@ -26,3 +26,14 @@ def get_config(request: Request) -> Config:
     """The running config (read-only)."""
     config: Config = request.app.state.runtime.config
     return config
+
+
+async def services_dep(request: Request) -> Services:
+    """`get_services` as a coroutine, for hot routes: FastAPI runs a plain function
+    dependency in its thread pool, a thread hop per request for an attribute read."""
+    return get_services(request)
+
+
+async def config_dep(request: Request) -> Config:
+    """`get_config` as a coroutine (see `services_dep`)."""
+    return get_config(request)

@@ -42,9 +42,8 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
     # event streams are left alone by the middleware.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
-    edge.install(
-        app, rt.config.server, rt.authenticator
-    )  # body limits, authentication before bodies, security headers
+    # Body limits, authentication before bodies, JSON depth, security headers.
+    edge.install(app, rt.config.server, rt.authenticator, routes.DEPTH_BOUNDED_BY_PARSER)
     # Outermost: the public status pages answer from memory before anything else runs.
     app.add_middleware(StatusPageMiddleware, pages=lambda: rt.services.status_pages)
     routes.include_all(app)

@@ -29,6 +29,10 @@ from watchkeeper.http.api import (
 )
 from watchkeeper.http.roles import access_rule, api_routes
 
+DEPTH_BOUNDED_BY_PARSER = alertmanager.DEPTH_BOUNDED_BY_PARSER
+"""(method, path) of the routes that parse JSON with pydantic-core alone, which refuses deep
+nesting itself (a 400): the edge does not measure their bodies first."""
+
 
 def include_all(app: FastAPI) -> None:
     problems.install(app)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from watchkeeper.auth import tokens as token_store
 from watchkeeper.auth.principals import Role
-from watchkeeper.auth.tokens import ApiToken
+from watchkeeper.auth.tokens import ApiToken, VerifiedTokens
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.errors import Invalid, NotFound
 from watchkeeper.store.database import Database
@@ -17,9 +17,11 @@ NO_SUCH_TOKEN = "no such token"
 class TokenService:
     """The API tokens of one database."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, verified: VerifiedTokens | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.verified = verified
+        """The authenticator's cache of verified tokens: a revoked token leaves it at once."""
 
     def now(self) -> datetime:
         """The time a token's `state` is judged at."""
@@ -58,6 +60,8 @@ class TokenService:
     async def revoke(self, token_id: str) -> ApiToken:
         """Revoke the token now (again: no change); NotFound."""
         token = await token_store.revoke_token(self.db, token_id, self.clock.now())
+        if self.verified is not None:
+            self.verified.forget(token_id)
         if token is None:
             raise NotFound(NO_SUCH_TOKEN)
         return token

@@ -7,11 +7,13 @@ In order, outermost first (each a pure ASGI middleware, so streams pass untouche
    before a byte is read, or counted as it streams.
 3. `gate.AuthGate`: a body sent to a route that needs a role is authenticated (401/403)
    before it is read.
-4. `json_depth.JsonDepthLimit`: a JSON body nested too deeply is a 400 before it is parsed.
+4. `json_depth.JsonDepthLimit`: a JSON body nested too deeply is a 400 before it is parsed
+   (but for the routes whose parser bounds the depth itself, `depth_bounded`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -26,9 +28,15 @@ if TYPE_CHECKING:
     from watchkeeper.config.loader import ServerConfig
 
 
-def install(app: FastAPI, server: ServerConfig, authenticator: Authenticator) -> None:
-    """Add the edge's middleware (after the app's own: the last added runs first)."""
-    app.add_middleware(JsonDepthLimit, max_depth=server.max_json_depth)
+def install(
+    app: FastAPI,
+    server: ServerConfig,
+    authenticator: Authenticator,
+    depth_bounded: Collection[tuple[str, str]] = (),
+) -> None:
+    """Add the edge's middleware (after the app's own: the last added runs first).
+    `depth_bounded`: (method, path) of the routes whose JSON parser bounds nesting itself."""
+    app.add_middleware(JsonDepthLimit, max_depth=server.max_json_depth, exempt=depth_bounded)
     app.add_middleware(AuthGate, authenticator=authenticator)
     app.add_middleware(BodyLimitMiddleware, config=server)
     app.add_middleware(SecurityHeaders)

@@ -51,15 +51,23 @@ class AuthGate:
         self.app = app
         self.authenticator = authenticator
         self._rules: list[tuple[APIRoute, AccessRule | None]] | None = None
+        self._static: dict[tuple[str, str], AccessRule] = {}
+        """Rules found for paths without parameters, by (method, path): the route list is
+        scanned once for each (at most one entry per such route)."""
 
     def rule(self, scope: Scope) -> AccessRule | None:
         """The access rule of the route the router will pick, or None (no route: a 404/405
         that reads no body)."""
+        key = (scope["method"], scope["path"])
+        if key in self._static:
+            return self._static[key]
         if self._rules is None:  # the routes are all mounted by the first request
             app: FastAPI = scope["app"]
             self._rules = [(route, access_rule(route)) for route in api_routes(app)]
         for route, rule in self._rules:
             if route.matches(scope)[0] is Match.FULL:
+                if rule is not None and not route.param_convertors:
+                    self._static[key] = rule
                 return rule
         return None
 
