@@ -121,7 +121,7 @@ def notify_type(event: str, payload: dict[str, Any]) -> apprise.NotifyType:
     if render.is_good_news(event):
         return apprise.NotifyType.SUCCESS
     name = NOTIFY_TYPES.get(render.severity_of(event, payload), "INFO")
-    return getattr(apprise.NotifyType, name)  # type: ignore[no-any-return]
+    return getattr(apprise.NotifyType, name)
 
 
 @register
