@@ -15,9 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 from watchkeeper.auth.principals import Role
-from watchkeeper.config.loader import Config, ConfigError, ConfigFile, load_config, split_listen
 
 if TYPE_CHECKING:
+    # The config model pulls in nearly the whole package (every check, channel and store
+    # module): commands import it when they load a config, so `--help` and `init` stay quick.
+    from watchkeeper.config.loader import Config
     from watchkeeper.services.tokens import TokenService
     from watchkeeper.services.users import UserService
     from watchkeeper.store.database import Database
@@ -72,6 +74,7 @@ def _main(
 def _load(path: Path | None, listen: str | None = None) -> tuple[Config, str]:
     """The config to use and where it came from; exits 1 with located errors if invalid."""
     from watchkeeper.config.builtin import builtin_config
+    from watchkeeper.config.loader import ConfigError, load_config
 
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = Path(DEFAULT_CONFIG)
@@ -108,6 +111,7 @@ def run(
 
     from watchkeeper.app import Runtime
     from watchkeeper.auth import passwords
+    from watchkeeper.config.loader import ConfigFile, split_listen
     from watchkeeper.core.logs import setup_logging
     from watchkeeper.core.redact import Redactor, url_secrets
     from watchkeeper.http.edge.connections import bounded_protocol, connection_limits

@@ -21,23 +21,23 @@ import ipaddress
 from collections.abc import Callable
 from datetime import timedelta
 from time import perf_counter
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.nameserver
-import dns.rcode
-import dns.rdata
-import dns.rdatatype
-import dns.resolver
-import dns.reversename
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.core.durations import format_duration
+
+if TYPE_CHECKING:
+    # dnspython is imported by the functions that use it: every `watchkeeper` command imports
+    # this module (the registry loads all check types), and dns.asyncresolver with its
+    # dependencies costs ~0.1 s of CPU to import.
+    import dns.asyncresolver
+    import dns.name
+    import dns.rdata
+    import dns.resolver
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "PTR"]
 
@@ -118,6 +118,8 @@ def normalise_expected(record_type: str, value: str) -> str:
 
 def answer_text(rdata: dns.rdata.Rdata) -> str:
     """The normalised text of one answer record (see the module docstring)."""
+    import dns.rdatatype  # lazy: startup cost (see the top)
+
     rdtype = rdata.rdtype
     if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
         return ipaddress.ip_address(rdata.address).compressed  # type: ignore[attr-defined]
@@ -135,6 +137,8 @@ def answer_text(rdata: dns.rdata.Rdata) -> str:
 
 
 def _name_text(name: dns.name.Name | str) -> str:
+    import dns.name  # lazy: startup cost (see the top)
+
     text = name.to_text() if isinstance(name, dns.name.Name) else name
     return text.lower().rstrip(".") or "."
 
@@ -158,6 +162,10 @@ class DnsCheckConfig(CheckConfigBase):
     @field_validator("query")
     @classmethod
     def _valid_name(cls, value: str) -> str:
+        # Lazy: startup cost (see the top); only a config with a dns check pays it.
+        import dns.exception
+        import dns.name
+
         try:
             dns.name.from_text(value)
         except dns.exception.DNSException as exc:
@@ -197,6 +205,10 @@ class DnsCheck(Check[DnsCheckConfig]):
     config_model = DnsCheckConfig
 
     def __init__(self, config: DnsCheckConfig, context: CheckContext) -> None:
+        # Lazy: startup cost (see the top); only a configured dns check pays it.
+        import dns.asyncresolver
+        import dns.nameserver
+
         super().__init__(config, context)
         self._qname = _query_name(config.query, config.record_type)
         self._shown_name = _name_text(self._qname)
@@ -215,6 +227,10 @@ class DnsCheck(Check[DnsCheckConfig]):
             self._resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port)]
 
     async def run(self) -> CheckResult:
+        import dns.exception  # loaded by `__init__` already; lazy for startup cost (see the top)
+        import dns.rcode
+        import dns.resolver
+
         cfg = self.config
         timeout: timedelta = cfg.timeout
         resolver, server = self._resolver, self._server
@@ -295,10 +311,15 @@ class DnsCheck(Check[DnsCheckConfig]):
 
 def system_resolver() -> dns.asyncresolver.Resolver:
     """A resolver configured from `RESOLV_CONF`, read now (raises NoResolverConfiguration)."""
+    import dns.asyncresolver  # lazy: startup cost (see the top)
+
     return dns.asyncresolver.Resolver(filename=RESOLV_CONF)
 
 
 def _query_name(query: str, record_type: str) -> dns.name.Name:
+    import dns.name  # lazy: startup cost (see the top)
+    import dns.reversename
+
     if record_type == "PTR":
         try:
             ipaddress.ip_address(query)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import asyncpg
 from pydantic import Field, field_validator
 
 from watchkeeper.checks._pooled import NO_ROWS, PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.core.redact import url_secrets
+
+if TYPE_CHECKING:
+    # asyncpg is imported where a check uses it: every `watchkeeper` command imports this
+    # module (the registry loads all check types), and asyncpg costs ~0.1 s of CPU to import.
+    import asyncpg
 
 _DEFAULT_PORT = 5432
 _HAS_PORT = re.compile(r":\d+$")
@@ -51,7 +55,7 @@ class PostgresCheckConfig(PooledCheckConfig):
 
 
 @register
-class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, asyncpg.Connection]):
+class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, "asyncpg.Connection"]):
     """Runs `query` on one kept asyncpg connection; compares the first column if `expect`."""
 
     type = "postgres"
@@ -75,6 +79,9 @@ class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, asyncpg.Connectio
         return secrets | {unquote(s) for s in secrets} | set(url_secrets(self.config.dsn))
 
     async def _connect(self, timeout: float) -> asyncpg.Connection:
+        # Imported here, not at the top: startup cost of every `watchkeeper` command.
+        import asyncpg
+
         settings = {}
         if "application_name" not in self._params:
             settings["application_name"] = f"watchkeeper/{self.name}"
@@ -94,6 +101,8 @@ class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, asyncpg.Connectio
         return row[0] if len(row) else None
 
     def _is_connection_error(self, conn: asyncpg.Connection, exc: Exception) -> bool:
+        import asyncpg  # loaded by `_connect` already; lazy for startup cost (see the top)
+
         if conn.is_closed():
             return True
         if isinstance(exc, asyncpg.PostgresError):
@@ -112,6 +121,8 @@ class PostgresCheck(PooledConnectionCheck[PostgresCheckConfig, asyncpg.Connectio
         await conn.close()
 
     def _describe(self, exc: BaseException) -> str:
+        import asyncpg  # loaded by `_connect` already; lazy for startup cost (see the top)
+
         if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate:
             return f"{exc} (SQLSTATE {exc.sqlstate})"
         return super()._describe(exc)

@@ -13,20 +13,21 @@ than Redis 6 (no HELLO) work too. The connection is named `watchkeeper:<check na
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from watchkeeper.checks._pooled import PooledCheckConfig, PooledConnectionCheck
 from watchkeeper.checks.base import CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.core.redact import url_secrets
+
+if TYPE_CHECKING:
+    # redis-py is imported where a check or its config uses it: every `watchkeeper` command
+    # imports this module (the registry loads all check types), and redis.asyncio costs
+    # ~0.15 s of CPU to import.
+    from redis.asyncio.connection import AbstractConnection
 
 # Commands that leave the connection in a state where the next command does not simply get
 # its reply (pub/sub, MONITOR, MULTI) or that close or reset the session.
@@ -50,6 +51,9 @@ class RedisCheckConfig(PooledCheckConfig):
         # redis-py's messages do not quote the URL, but say it our way to be sure.
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a URL starting with redis://, rediss:// or unix://")
+        # Imported here, not at the top: startup cost of every `watchkeeper` command.
+        from redis.asyncio.connection import ConnectionPool
+
         try:
             # Building (not connecting) a connection rejects unknown `?parameters` now rather
             # than at the first run. TypeError messages name the parameter, never its value.
@@ -71,7 +75,7 @@ class RedisCheckConfig(PooledCheckConfig):
 
 
 @register
-class RedisCheck(PooledConnectionCheck[RedisCheckConfig, AbstractConnection]):
+class RedisCheck(PooledConnectionCheck[RedisCheckConfig, "AbstractConnection"]):
     """Sends `command` on one kept Redis connection; compares the reply if `expect`."""
 
     type = "redis"
@@ -81,6 +85,11 @@ class RedisCheck(PooledConnectionCheck[RedisCheckConfig, AbstractConnection]):
     null_text = "nil"
 
     def __init__(self, config: RedisCheckConfig, context: CheckContext) -> None:
+        # Imported here, not at the top: startup cost of every `watchkeeper` command.
+        from redis.asyncio.connection import ConnectionPool
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         timeout = config.timeout.total_seconds()
         # Only used to build connections with the URL's options; it never pools anything.
         self._factory = ConnectionPool.from_url(
@@ -127,6 +136,10 @@ class RedisCheck(PooledConnectionCheck[RedisCheckConfig, AbstractConnection]):
         return await conn.read_response()
 
     def _is_connection_error(self, conn: AbstractConnection, exc: Exception) -> bool:
+        # Loaded by `__init__` already; lazy for startup cost (see the top).
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         if not conn.is_connected:
             return True
         return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)

@@ -20,11 +20,8 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import NameOID
 from pydantic import Field, field_validator, model_validator
 
 from watchkeeper.checks.base import Check, CheckConfigBase
@@ -32,6 +29,12 @@ from watchkeeper.checks.registry import register
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.durations import format_duration
 from watchkeeper.core.tls import CaFile, ca_file_problem, ssl_error_text
+
+if TYPE_CHECKING:
+    # cryptography is imported by the functions that parse certificates: every `watchkeeper`
+    # command imports this module (the registry loads all check types), and x509 costs
+    # ~0.06 s of CPU to import.
+    from cryptography import x509
 
 DAY = 86400.0
 
@@ -102,6 +105,8 @@ class CertExpiry(NamedTuple):
 def cert_expiry(der: bytes) -> CertExpiry:
     """Expiry of a DER certificate; cached by its bytes, since peers present the same cert
     for months. Raises ValueError for bytes that are not a certificate."""
+    from cryptography import x509  # lazy: startup cost (see the top)
+
     not_after = x509.load_der_x509_certificate(der).not_valid_after_utc
     return CertExpiry(not_after.timestamp(), not_after.isoformat())
 
@@ -176,6 +181,8 @@ class TlsCheck(Check[TlsCheckConfig]):
         except _Failed as exc:
             return CheckResult.down(str(exc))
         elapsed = perf_counter() - started
+        from cryptography import x509  # lazy: startup cost (see the top)
+
         try:
             presented = [x509.load_der_x509_certificate(der) for der in shake.presented]
             verified = [x509.load_der_x509_certificate(der) for der in shake.verified or ()]
@@ -397,6 +404,8 @@ def _plural(count: int, unit: str) -> str:
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature  # lazy: startup cost (see the top)
+
     if cert.issuer != cert.subject:
         return False
     try:
@@ -407,6 +416,8 @@ def _is_self_signed(cert: x509.Certificate) -> bool:
 
 
 def _sans(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509  # lazy: startup cost (see the top)
+
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except (x509.ExtensionNotFound, ValueError):
@@ -417,6 +428,8 @@ def _sans(cert: x509.Certificate) -> list[str]:
 
 
 def _common_name(name: x509.Name) -> str | None:
+    from cryptography.x509.oid import NameOID  # lazy: startup cost (see the top)
+
     attributes = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not attributes:
         return None

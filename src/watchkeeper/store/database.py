@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.core.redact import redact_url
+
+if TYPE_CHECKING:
+    # Alembic is imported by the methods that migrate or read revisions: most `watchkeeper`
+    # commands (--help, validate, check) import this module but never migrate, and Alembic
+    # costs ~0.1 s of CPU to import.
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def _loop_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 
 def _alembic_config(connection: SyncConnection) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig  # lazy: startup cost (see the top)
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -114,6 +118,8 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
+        from alembic import command  # lazy: startup cost (see the top)
+
         async with self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 # Several nodes may start at once; one migrates, the others wait.
@@ -122,6 +128,8 @@ class Database:
         self.migrated = True
 
     async def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext  # lazy: startup cost (see the top)
+
         async with self.engine.connect() as conn:
             return await conn.run_sync(
                 lambda c: MigrationContext.configure(c).get_current_revision()
@@ -129,6 +137,8 @@ class Database:
 
     @staticmethod
     def head_revision() -> str | None:
+        from alembic.script import ScriptDirectory  # lazy: startup cost (see the top)
+
         script = ScriptDirectory(str(_MIGRATIONS))
         return script.get_current_head()
 

@@ -9,13 +9,13 @@ first time sees the notification twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-import apprise
 from pydantic import Field, model_validator
 
 from watchkeeper.core.redact import RedactingFilter, Redactor
@@ -29,8 +29,12 @@ from watchkeeper.notify.channels.base import (
 )
 from watchkeeper.notify.channels.registry import register
 
-# Newer Apprise bounds a whole notify() call itself; older ones reject the keyword.
-_HAS_TIMEOUT = "timeout" in inspect.signature(apprise.Apprise.notify).parameters
+if TYPE_CHECKING:
+    # Apprise is imported where a channel or its config uses it: every `watchkeeper` command
+    # imports this module (the registry loads all channel types), and Apprise with its plugins
+    # costs ~0.2 s of CPU to import.
+    import apprise
+
 _GRACE = 1.0  # seconds past our timeout before we stop waiting for Apprise ourselves
 _TOKEN_MIN = 10  # URL parts at least this long are treated as tokens (see url_secrets)
 _SECRET_QUERY = re.compile(r"token|key|secret|pass|auth|webhook", re.IGNORECASE)
@@ -58,6 +62,8 @@ class AppriseChannelConfig(ChannelConfigBase):
     def _valid_urls(self) -> AppriseChannelConfig:
         if not self.all_urls:
             raise ValueError("set `url` or `urls`")
+        import apprise  # lazy: startup cost (see the top); only a config using it pays
+
         for position, url in enumerate(self.all_urls, 1):
             _LOG_SECRETS.add(url_secrets(url))
             # The URL embeds tokens, so the error names its position, never its text.
@@ -66,6 +72,14 @@ class AppriseChannelConfig(ChannelConfigBase):
                     f"Apprise URL #{position} is not valid or its service is not available"
                 )
         return self
+
+
+@functools.cache
+def _has_timeout() -> bool:
+    """Newer Apprise bounds a whole notify() call itself; older ones reject the keyword."""
+    import apprise  # lazy: startup cost (see the top)
+
+    return "timeout" in inspect.signature(apprise.Apprise.notify).parameters
 
 
 def url_secrets(url: str) -> list[str]:
@@ -96,18 +110,18 @@ def url_secrets(url: str) -> list[str]:
     return sorted(s for s in found if s)
 
 
-NOTIFY_TYPES = {
-    "critical": apprise.NotifyType.FAILURE,
-    "high": apprise.NotifyType.FAILURE,
-    "medium": apprise.NotifyType.WARNING,
-}
+NOTIFY_TYPES = {"critical": "FAILURE", "high": "FAILURE", "medium": "WARNING"}
+"""The `apprise.NotifyType` member (by name) for each severity; others are INFO."""
 
 
 def notify_type(event: str, payload: dict[str, Any]) -> apprise.NotifyType:
     """Apprise's four moods: success for good news, failure/warning by severity, else info."""
+    import apprise  # lazy: startup cost (see the top)
+
     if render.is_good_news(event):
         return apprise.NotifyType.SUCCESS
-    return NOTIFY_TYPES.get(render.severity_of(event, payload), apprise.NotifyType.INFO)
+    name = NOTIFY_TYPES.get(render.severity_of(event, payload), "INFO")
+    return getattr(apprise.NotifyType, name)
 
 
 @register
@@ -118,6 +132,8 @@ class AppriseChannel(Channel[AppriseChannelConfig]):
     config_model = AppriseChannelConfig
 
     def __init__(self, config: AppriseChannelConfig, context: ChannelContext) -> None:
+        import apprise  # lazy: startup cost (see the top)
+
         super().__init__(config, context)
         self._redact = Redactor(self.secrets())
         _LOG_SECRETS.add(self.secrets())
@@ -132,6 +148,8 @@ class AppriseChannel(Channel[AppriseChannelConfig]):
             self._apprise.add(service)
 
     async def send(self, message: Message) -> Outcome:
+        import apprise  # loaded by `__init__` already; lazy for startup cost (see the top)
+
         kwargs: dict[str, Any] = {
             "body": render.text_body(message.event, message.payload)
             or render.title(message.event, message.payload),
@@ -139,7 +157,7 @@ class AppriseChannel(Channel[AppriseChannelConfig]):
             "notify_type": notify_type(message.event, message.payload),
             "body_format": apprise.NotifyFormat.TEXT,
         }
-        if _HAS_TIMEOUT:
+        if _has_timeout():
             kwargs["timeout"] = self.context.timeout
         try:
             # A blocking Apprise call cannot be cancelled; this only stops us waiting for it.
