@@ -28,18 +28,23 @@ T0 = datetime(2030, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 class TransactionCounter:
-    """Counts transactions begun on a Database's engine."""
+    """Counts transactions begun on a Database's engines (the async one, and on SQLite the
+    one of whole transactions run in a worker thread)."""
 
     def __init__(self, db: Database) -> None:
         self.count = 0
-        self._engine = db.engine.sync_engine
-        event.listen(self._engine, "begin", self._on_begin)
+        self._engines = [db.engine.sync_engine]
+        if (worker := db.worker_engine()) is not None:
+            self._engines.append(worker)
+        for engine in self._engines:
+            event.listen(engine, "begin", self._on_begin)
 
     def _on_begin(self, _conn: Any) -> None:
         self.count += 1
 
     def remove(self) -> None:
-        event.remove(self._engine, "begin", self._on_begin)
+        for engine in self._engines:
+            event.remove(engine, "begin", self._on_begin)
 
 
 def make_alert(fingerprint: str = "check:db", at: datetime = T0, **kw: Any) -> Alert:
