@@ -28,6 +28,7 @@ from watchkeeper.prometheus.service import ServiceMetrics
 from watchkeeper.services.heartbeats import HeartbeatService
 from watchkeeper.store.database import Database
 from watchkeeper.store.heartbeats import HeartbeatRecord, load_heartbeats, save_heartbeat_rows
+from watchkeeper.store.results import delete_results_before, recent_results
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 FOREVER = 3600.0
@@ -241,3 +242,26 @@ async def test_on_sqlite_a_locked_database_defers_the_commit_without_blocking_th
     async with asyncio.timeout(10):
         await save
     assert await stored_counts(sqlite_db) == {"job": 7}
+
+
+async def test_times_at_a_whole_second_are_stored_as_every_other_writer_stores_them(
+    sqlite_db: Database,
+) -> None:
+    """The loop's writer converts times as SQLAlchemy does (`12:00:00.000000`), not as
+    sqlite3 would (`12:00:00`, which sorts before it: a log at exactly a retention cutoff
+    was deleted with the older ones)."""
+    at = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    note = {
+        "check_name": "job",
+        "started_at": at,
+        "status": "up",
+        "reason": "log received",
+        "response_time": None,
+        "metrics": None,
+        "details": {"ping": "log"},
+    }
+    record = HeartbeatRecord("job", "u-1", last_ping_at=at)
+    await save_heartbeat_rows(sqlite_db, [record.row()], [note])
+    assert await delete_results_before(sqlite_db, at) == 0  # a row exactly at the cutoff stays
+    assert [r.started_at for r in await recent_results(sqlite_db, "job")] == [at]
+    assert (await load_heartbeats(sqlite_db))["job"].last_ping_at == at

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,18 +32,23 @@ T0 = datetime(2030, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 class TransactionCounter:
-    """Counts transactions begun on a Database's engine."""
+    """Counts transactions begun on a Database's engines (the async one, and on SQLite the
+    one of whole transactions run in a worker thread)."""
 
     def __init__(self, db: Database) -> None:
         self.count = 0
-        self._engine = db.engine.sync_engine
-        event.listen(self._engine, "begin", self._on_begin)
+        self._engines = [db.engine.sync_engine]
+        if (worker := db.worker_engine()) is not None:
+            self._engines.append(worker)
+        for engine in self._engines:
+            event.listen(engine, "begin", self._on_begin)
 
     def _on_begin(self, _conn: Any) -> None:
         self.count += 1
 
     def remove(self) -> None:
-        event.remove(self._engine, "begin", self._on_begin)
+        for engine in self._engines:
+            event.remove(engine, "begin", self._on_begin)
 
 
 def make_alert(fingerprint: str = "check:db", at: datetime = T0, **kw: Any) -> Alert:
@@ -496,3 +505,27 @@ async def test_outbox_depth_counts_only_pending_rows(db: Database) -> None:
     assert await outbox_store.depth(db) == 2
     assert len(await outbox_store.list_entries(db, status=outbox_store.PENDING)) == 2
     assert len(await outbox_store.list_entries(db, status=outbox_store.FAILED)) == 1
+
+
+async def test_a_flush_cancelled_while_sqlite_writes_it_does_not_write_it_twice(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """On SQLite a batch is written in a worker thread, which cannot be cancelled: a flush
+    cancelled meanwhile waits for it, so the rows it committed leave the buffer."""
+    writer = ResultWriter(sqlite_db, lambda _name: None)
+    for i in range(10):
+        writer.record("db", T0 + timedelta(seconds=i), CheckResult.up(f"ok {i}"))
+    with contextlib.closing(sqlite3.connect(tmp_path / "wk.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the thread waits for the database
+        flush = asyncio.create_task(writer.flush())
+        done, _ = await asyncio.wait([flush], timeout=0.2)
+        assert not done
+        flush.cancel()
+        done, _ = await asyncio.wait([flush], timeout=0.2)
+        assert not done, "the cancelled flush left while its batch was being written"
+        other.execute("COMMIT")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(flush, 10)
+    await writer.flush()  # nothing left to write
+    assert writer.flushed == 10
+    assert len(await recent_results(sqlite_db, "db", limit=100)) == 10

@@ -12,6 +12,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.core.version import __version__
 from watchkeeper.http import edge, routes
+from watchkeeper.http.api import pings
 from watchkeeper.http.audit import AuditMiddleware
 from watchkeeper.http.status_pages import StatusPageMiddleware
 
@@ -42,6 +43,8 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     # Pages of 1,000 checks are about a megabyte of HTML, a tenth of that compressed;
     # event streams are left alone by the middleware.
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=6)
+    # Pings are answered here, inside the edge, without the router (see PingPath).
+    app.add_middleware(pings.PingPath, services=lambda: rt.services)
     # Body limits, authentication before bodies, JSON depth, security headers.
     edge.install(app, rt.config.server, rt.authenticator, routes.DEPTH_BOUNDED_BY_PARSER)
     # Outermost: the public status pages answer from memory before anything else runs.

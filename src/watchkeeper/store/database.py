@@ -86,6 +86,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.migrated = False
         self._loop_engine: Engine | None = None
+        self._worker_engine: Engine | None = None
 
     def loop_engine(self) -> Engine | None:
         """SQLite in a file only: a synchronous engine for small writes made on the event
@@ -108,6 +109,24 @@ class Database:
             )
             event.listen(self._loop_engine, "connect", _loop_pragmas)
         return self._loop_engine
+
+    def worker_engine(self) -> Engine | None:
+        """SQLite in a file only: a synchronous engine for a whole transaction run in a
+        worker thread (`asyncio.to_thread`), in one trip. Through the async engine each
+        statement is a trip to aiosqlite's thread and back to the loop, and the write lock
+        stays held meanwhile: under load for tens of milliseconds, in which the loop's own
+        writer (`loop_engine`) finds the database busy. Waits for locks and checkpoints as
+        the async engine does. None for other databases."""
+        if self.dialect != "sqlite" or self.loop_engine() is None:
+            return None
+        if self._worker_engine is None:
+            self._worker_engine = create_engine(
+                self.engine.url.set(drivername="sqlite+pysqlite"),
+                hide_parameters=True,
+                connect_args={"check_same_thread": False},
+            )
+            event.listen(self._worker_engine, "connect", _sqlite_pragmas)
+        return self._worker_engine
 
     def begin(self) -> Any:
         """A transaction: `async with db.begin() as conn:`."""
@@ -163,6 +182,9 @@ class Database:
         if self._loop_engine is not None:
             self._loop_engine.dispose()
             self._loop_engine = None
+        if self._worker_engine is not None:
+            self._worker_engine.dispose()
+            self._worker_engine = None
         await self.engine.dispose()
 
 

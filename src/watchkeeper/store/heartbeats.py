@@ -13,6 +13,8 @@ from sqlalchemy import Engine, select
 
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
+from watchkeeper.store.rawsql import Statement, insert_sql
+from watchkeeper.store.results import INSERT_RESULTS
 
 
 @dataclass(slots=True)
@@ -88,51 +90,8 @@ _RETRY_PAUSES = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 """Seconds between attempts on the loop's thread while SQLite is locked (31.5 ms in all)."""
 
 
-class _Statement:
-    """An INSERT for the DB-API connection itself, with SQLAlchemy's conversion of each
-    column (dates, JSON) looked up once: through `Connection.execute` the statement's
-    compilation and the per-row parameter handling cost more than SQLite's work."""
-
-    def __init__(self, table: Any, columns: Sequence[str], sql: str) -> None:
-        self.columns = tuple(columns)
-        self.sql = sql
-        self._table = table
-        self._processors: list[Any] | None = None
-
-    def params(self, dialect: Any, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        if self._processors is None:
-            self._processors = [self._table.c[c].type.bind_processor(dialect) for c in self.columns]
-        pairs = list(zip(self.columns, self._processors, strict=True))
-        return [
-            tuple(p(row.get(c)) if p is not None else row.get(c) for c, p in pairs) for row in rows
-        ]
-
-
-def _insert_sql(table: Any, columns: Sequence[str], conflict: str | None = None) -> str:
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
-    if conflict is not None:
-        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != conflict)
-        sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
-    return sql
-
-
-_UPSERT = _Statement(
-    tables.heartbeats, _FIELDS, _insert_sql(tables.heartbeats, _FIELDS, "check_name")
-)
-_RESULT_COLUMNS = (
-    "check_name",
-    "started_at",
-    "status",
-    "reason",
-    "response_time",
-    "metrics",
-    "details",
-)
-_INSERT_RESULTS = _Statement(
-    tables.check_results, _RESULT_COLUMNS, _insert_sql(tables.check_results, _RESULT_COLUMNS)
+_UPSERT = Statement(
+    tables.heartbeats, _FIELDS, insert_sql(tables.heartbeats, _FIELDS, "check_name")
 )
 
 
@@ -149,9 +108,7 @@ def _save_on_loop(
             if rows:
                 conn.executemany(_UPSERT.sql, _UPSERT.params(engine.dialect, rows))
             if results:
-                conn.executemany(
-                    _INSERT_RESULTS.sql, _INSERT_RESULTS.params(engine.dialect, results)
-                )
+                conn.executemany(INSERT_RESULTS.sql, INSERT_RESULTS.params(engine.dialect, results))
             conn.commit()
         except BaseException:
             conn.rollback()

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
+from watchkeeper.store.rawsql import Statement, insert_sql
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,7 @@ class ResultWriter:
                 names = {row["check_name"] for row in batch}
                 states = [s.as_row() for n in names if (s := self._snapshot(n)) is not None]
                 try:
-                    async with self._db.begin() as conn:
-                        await conn.execute(tables.check_results.insert(), batch)
-                        await rollups.add_results(conn, batch)
-                        await upsert(conn, tables.check_states, states, ["check_name"])
+                    await self._write(batch, states)
                 except Exception:
                     # The database may be restarting: keep the rows for the next flush, but
                     # bound the buffer so a long outage cannot exhaust memory.
@@ -86,6 +85,31 @@ class ResultWriter:
                     return
                 del self._buffer[: len(batch)]
                 self.flushed += len(batch)
+
+    async def _write(self, batch: list[dict[str, Any]], states: list[dict[str, Any]]) -> None:
+        """One transaction: the results, their rollups, the checks' states."""
+        engine = self._db.worker_engine()
+        if engine is None:
+            async with self._db.begin() as conn:
+                await conn.execute(tables.check_results.insert(), batch)
+                await rollups.add_results(conn, batch)
+                await upsert(conn, tables.check_states, states, ["check_name"])
+            return
+        # SQLite: the whole transaction in one trip to a worker thread (see worker_engine),
+        # so the pings committed on the loop meanwhile wait for SQLite's work alone.
+        write = asyncio.get_running_loop().run_in_executor(
+            None, _write_in_thread, engine, batch, states
+        )
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The thread commits (or not) whatever happens here: wait for it, so rows it
+            # committed leave the buffer and are not written twice by the next flush.
+            with contextlib.suppress(Exception):
+                await write
+                del self._buffer[: len(batch)]
+                self.flushed += len(batch)
+            raise
 
     def stop(self) -> None:
         """Make `run` return after the flush in progress (call `flush` once more after)."""
@@ -102,6 +126,44 @@ class ResultWriter:
                 pass
             self._wake.clear()
             await self.flush()
+
+
+_RESULT_COLUMNS = (
+    "check_name",
+    "started_at",
+    "status",
+    "reason",
+    "response_time",
+    "metrics",
+    "details",
+)
+INSERT_RESULTS = Statement(
+    tables.check_results, _RESULT_COLUMNS, insert_sql(tables.check_results, _RESULT_COLUMNS)
+)
+"""Result rows (as `ResultWriter.record` makes them) into `check_results`, on SQLite."""
+_STATE_COLUMNS = tuple(c.name for c in tables.check_states.columns)
+_UPSERT_STATES = Statement(
+    tables.check_states,
+    _STATE_COLUMNS,
+    insert_sql(tables.check_states, _STATE_COLUMNS, "check_name"),
+)
+_UPSERT_ROLLUPS = rollups.SQLiteUpsert()
+
+
+def _write_in_thread(
+    engine: Engine, batch: list[dict[str, Any]], states: list[dict[str, Any]]
+) -> None:
+    # Parameters first: the write lock is then held for SQLite's work alone.
+    dialect = engine.dialect
+    rows = INSERT_RESULTS.params(dialect, batch)
+    totals = _UPSERT_ROLLUPS.params(batch)
+    state_rows = _UPSERT_STATES.params(dialect, states)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(INSERT_RESULTS.sql, rows)
+        if totals:
+            conn.exec_driver_sql(_UPSERT_ROLLUPS.sql, totals)
+        if state_rows:
+            conn.exec_driver_sql(_UPSERT_STATES.sql, state_rows)
 
 
 async def load_states(db: Database) -> dict[str, CheckState]:

@@ -145,12 +145,9 @@ def _greater(a: Any, b: Any) -> ColumnElement[Any]:
     return case((a.is_(None), b), (b.is_(None), a), (b > a, b), else_=a)
 
 
-async def add_results(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Fold a batch of result rows into the rollups, inside the caller's transaction."""
-    values = aggregate(rows)
-    if not values:
-        return
-    if conn.dialect.name == "postgresql":
+def _upsert(dialect: str) -> Any:
+    """The additive upsert of `aggregate`'s rows on `dialect` (postgresql or sqlite)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         stmt = pg_insert(R)
@@ -163,10 +160,33 @@ async def add_results(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) 
     update: dict[str, Any] = {c: old[c] + new[c] for c in additive}
     update["rt_min"] = _lesser(old.rt_min, new.rt_min)
     update["rt_max"] = _greater(old.rt_max, new.rt_max)
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=list(_KEY), set_=update),
-        values,
-    )
+    return stmt.on_conflict_do_update(index_elements=list(_KEY), set_=update)
+
+
+async def add_results(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Fold a batch of result rows into the rollups, inside the caller's transaction."""
+    values = aggregate(rows)
+    if values:
+        await conn.execute(_upsert(conn.dialect.name), values)
+
+
+class SQLiteUpsert:
+    """`add_results`'s statement for SQLite's DB-API connection itself (see
+    watchkeeper.store.rawsql): its SQL, compiled once, and its parameter tuples."""
+
+    def __init__(self) -> None:
+        from sqlalchemy.dialects import sqlite
+
+        columns = [c.name for c in R.columns]
+        compiled = _upsert("sqlite").compile(dialect=sqlite.dialect(), column_keys=columns)
+        self.sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ())
+        if sorted(self._order) != sorted(columns):
+            raise RuntimeError(f"unexpected parameters of the rollup upsert: {self._order}")
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """`aggregate(rows)` as parameter tuples (integers, floats and names: no conversion)."""
+        return [tuple(v[c] for c in self._order) for v in aggregate(rows)]
 
 
 async def delete_before(

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watchkeeper.core.ratelimit import retry_after
 from watchkeeper.engine.heartbeat.monitor import MAX_LOG_BYTES
@@ -40,23 +42,13 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _body(request: Request) -> bytes:
-    """At most MAX_LOG_BYTES of the body; the rest is read and dropped."""
-    kept = bytearray()
-    async for chunk in request.stream():
-        if len(kept) < MAX_LOG_BYTES:
-            kept.extend(chunk[: MAX_LOG_BYTES - len(kept)])
-    return bytes(kept)
-
-
 async def _ping(request: Request, *segments: str) -> PlainTextResponse:
-    # The services looked up here rather than as a dependency: a sync dependency costs each
-    # ping a trip through the thread pool, and pings are the busiest route.
+    """What the API routes answer (a ping reaches them only without `PingPath`)."""
     services = get_services(request)
     source = request.client.host if request.client else None
 
     async def body() -> bytes:
-        return await _body(request)
+        return await _read_body(request.receive)
 
     answer = await services.heartbeats.ping(
         segments, source, body if request.method == "POST" else None
@@ -171,20 +163,76 @@ async def ping_key(services: Services = Depends(get_services)) -> PingKeyOut:
     return PingKeyOut.model_validate(services.heartbeats.ping_key(), from_attributes=True)
 
 
-async def _served(request: Request) -> PlainTextResponse:
-    """What actually answers a ping (see `_fast`): the path's segments, in order."""
-    return await _ping(request, *request.path_params.values())
+class PingPath:
+    """Pure ASGI middleware that answers `GET|HEAD|POST /ping/<1 to 3 segments>` itself.
+
+    Pings are the busiest route by far (every cron job of a fleet pings, each on a new
+    connection), and what they need is small: the path's segments, the client's address,
+    at most MAX_LOG_BYTES of the body. Routing them through FastAPI (route matching, the
+    request/response wrappers, the exception and exit-stack middleware) cost more than the
+    ping itself. Installed inside the edge (security headers, body limits, authentication
+    before bodies, JSON depth: see watchkeeper.http.edge), so those apply to pings as to
+    any request; what it skips does nothing for a ping (gzip leaves answers under 2 KiB
+    alone, the audit log records no ping). Any other path, method or shape goes on to the
+    app, where the API routes above answer it the same way.
+    """
+
+    def __init__(self, app: ASGIApp, services: Callable[[], Services]) -> None:
+        self.app = app
+        self.services = services
+        """The services of the current run (a runtime started again builds new ones)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if (
+            not path.startswith("/ping/")
+            or scope["method"] not in _METHOD_SET
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        segments = path[6:].split("/")
+        if len(segments) > 3 or "" in segments:
+            await self.app(scope, receive, send)  # the router's answer (404, redirect)
+            return
+        client = scope.get("client")
+
+        async def body() -> bytes:
+            return await _read_body(receive)
+
+        try:
+            answer = await self.services().heartbeats.ping(
+                segments, client[0] if client else None, body if scope["method"] == "POST" else None
+            )
+        except ClientDisconnect:
+            return  # the client left while sending its log: nobody to answer
+        text = answer.text.encode()
+        headers = [
+            (b"access-control-allow-origin", b"*"),
+            (b"content-length", str(len(text)).encode()),
+            (b"content-type", b"text/plain; charset=utf-8"),
+        ]
+        if answer.retry_after is not None:
+            headers.append((b"retry-after", retry_after(answer.retry_after).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
 
 
-# Pings are the busiest route by far (every cron job of a fleet), so they are answered by
-# plain Starlette routes of the same three shapes, matched first: no FastAPI dependency
-# solving or parameter validation per ping (the segments are strings either way). The API
-# routes above stay for the OpenAPI document and for the edge's access rules (public), and
-# answer nothing. Each request still passes every middleware, as any other.
-_fast = APIRouter(include_in_schema=False)
-for _path in ("/ping/{a}", "/ping/{a}/{b}", "/ping/{a}/{b}/{c}"):
-    _fast.add_route(_path, _served, methods=_METHODS, include_in_schema=False)
+async def _read_body(receive: Receive) -> bytes:
+    """At most MAX_LOG_BYTES of the body; the rest is read and dropped."""
+    kept = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        if len(kept) < MAX_LOG_BYTES:
+            kept.extend(message.get("body", b"")[: MAX_LOG_BYTES - len(kept)])
+        if not message.get("more_body", False):
+            return bytes(kept)
+
+
+_METHOD_SET = frozenset(_METHODS)
 
 router = APIRouter()
-for _router in (_fast, _pings, _admin):
+for _router in (_pings, _admin):
     router.include_router(_router)

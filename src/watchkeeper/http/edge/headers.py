@@ -40,9 +40,10 @@ def policy(nonce: str, *, inline_styles: bool = False, workers: bool = False) ->
 
 
 def csp_nonce(request: Request) -> str:
-    """This request's script nonce (made by the middleware; made here if it is not there)."""
+    """This request's script nonce (made by the first call; the middleware puts the same
+    one in the page's Content-Security-Policy)."""
     state = request.scope.setdefault("state", {})
-    nonce: str = state.setdefault(NONCE_KEY, secrets.token_urlsafe(18))
+    nonce: str = state.get(NONCE_KEY) or state.setdefault(NONCE_KEY, secrets.token_urlsafe(18))
     return nonce
 
 
@@ -56,8 +57,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        nonce = secrets.token_urlsafe(18)
-        scope.setdefault("state", {})[NONCE_KEY] = nonce
+        # The nonce is made by the first page that needs it (`csp_nonce`), or here for an
+        # HTML answer that used none: most answers (API, pings) are not HTML.
+        state = scope.setdefault("state", {})
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -68,6 +70,9 @@ class SecurityHeaders:
                 if https:
                     headers.setdefault("Strict-Transport-Security", HSTS)
                 if headers.get("content-type", "").startswith("text/html"):
+                    nonce = state.get(NONCE_KEY) or state.setdefault(
+                        NONCE_KEY, secrets.token_urlsafe(18)
+                    )
                     headers.setdefault("Content-Security-Policy", policy(nonce))
                     headers.setdefault("X-Frame-Options", "DENY")
             await send(message)
