@@ -15,7 +15,8 @@ from watchkeeper.store.database import Database
 
 
 def lock_for_writing(path: Path) -> sqlite3.Connection:
-    other = sqlite3.connect(path, timeout=10, isolation_level=None)
+    # Opened and released from asyncio.to_thread, which may pick another pool thread.
+    other = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN EXCLUSIVE")
     other.execute("INSERT INTO settings (name, value) VALUES ('lock-test', 'x')")
     return other
