@@ -306,6 +306,7 @@ class Runtime:
             policies=self.managed.policies.values(),
             broken=self.broken,
             posted=self.ingest,
+            hand_off=self.outbox.hand_off,
         )
         self.broken.on_change = self.dispatcher.wake
         self.alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)

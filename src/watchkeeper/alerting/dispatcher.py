@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from watchkeeper.alerting.broken import BrokenObjects
 from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
@@ -49,8 +49,8 @@ from watchkeeper.alerting.dispatch.targets import Routing, Targets, unusable_pol
 from watchkeeper.alerting.inhibition import InhibitRule
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.rule_config import RuleConfig
-from watchkeeper.alerting.silences import list_silences
-from watchkeeper.alerting.stored_windows import load_stored_windows
+from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.alerting.stored_windows import StoredWindow, load_stored_windows
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock
@@ -60,7 +60,7 @@ from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.storm import ChannelLimit
 from watchkeeper.store import alert_groups as group_store
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 
 __all__ = ["Dispatcher", "Routing", "build_dispatcher", "group_payload"]
 
@@ -103,7 +103,11 @@ class Dispatcher:
         limits: Mapping[str, ChannelLimit] | None = None,
         broken: BrokenObjects | None = None,
         posted: Posted | None = None,
+        hand_off: Callable[[list[Any]], None] | None = None,
     ) -> None:
+        """`hand_off`: the outbox worker's, given the entries of a first page to send now
+        once they are committed (None: `on_enqueued` wakes the worker to claim them)."""
+        self._hand_off = hand_off
         self._posted = posted
         self.broken = broken if broken is not None else BrokenObjects()
         self._storm = StormStage(limits)
@@ -183,19 +187,25 @@ class Dispatcher:
         at = Pass(now)
         # Without inhibit rules the alerts already paged are read after the first pages left:
         # with many open alerts, reading them all is the larger part of a pass.
+        inhibiting = bool(self._inhibit_rules)
+
+        async def read(
+            conn: Connection,
+        ) -> tuple[list[Alert], list[Silence], list[StoredWindow]]:
+            # Their sources: every alert firing at the pass's start.
+            alerts = await alert_store.dispatchable(conn, paged=None if inhibiting else False)
+            silences = await list_silences(self._db, include_expired_since=now, conn=conn)
+            return alerts, silences, await load_stored_windows(self._db, conn=conn)
+
+        # Read on the loop's own connection (SQLite): a few statements with no trip to
+        # another thread each, before a new alert's first page.
+        alerts, silences, stored = await self._db.on_loop(read)
         paged: list[Alert] | None = None
-        async with self._db.connect() as conn:
-            if self._inhibit_rules:  # their sources: every alert firing at the pass's start
-                alerts = await alert_store.dispatchable(conn)
-                paged = [a for a in alerts if a.notified_at is not None]
-            else:
-                alerts = await alert_store.dispatchable(conn, paged=False)
-            groups = await group_store.load(conn)
-        silences = await list_silences(self._db, include_expired_since=now)
+        if inhibiting:
+            paged = [a for a in alerts if a.notified_at is not None]
         for silence in silences:
             if silence.error is not None:
                 at.found[("silence", silence.id)] = silence.error
-        stored = await load_stored_windows(self._db)
         for bad in (w for w in stored if w.window is None):
             at.found[("maintenance", bad.name)] = bad.error or "invalid"
         queued = 0
@@ -222,7 +232,7 @@ class Dispatcher:
                 SilenceStage(silences),
             ),
             grouping=Grouping(targets),
-            first_page=FirstPage(self._db, targets, self._storm),
+            first_page=FirstPage(self._db, targets, self._storm, self._hand_off),
             escalation=Escalation(self._db, targets, self._storm),
             resolution=Resolution(self._db, targets, self._storm),
         )
@@ -233,6 +243,8 @@ class Dispatcher:
         # wait for a pass over every open alert.
         fresh = [a for a in alerts if a.notified_at is None]
         queued += await self._handle_all(fresh, stages, at, pending)
+        # Only the groups about to page are read (not every group ever paged).
+        groups = await self._db.on_loop(lambda conn: group_store.by_keys(conn, pending))
         for key, members in pending.items():
             try:
                 due = stages.grouping.due(members, groups.get(key))
@@ -348,6 +360,7 @@ def build_dispatcher(
     policies: Iterable[EscalationPolicy] | None = None,
     broken: BrokenObjects | None = None,
     posted: Posted | None = None,
+    hand_off: Callable[[list[Any]], None] | None = None,
 ) -> Dispatcher:
     """A dispatcher wired from the config: policies, routing and the dependency graph.
 
@@ -370,6 +383,7 @@ def build_dispatcher(
         limits=_limits(config.notifications),
         broken=broken,
         posted=posted,
+        hand_off=hand_off,
     )
     dispatcher.reconfigure(
         checks=config.checks if checks is None else checks,
