@@ -368,6 +368,9 @@ async def breakdown(opts: argparse.Namespace, workdir: Path) -> None:
         statements.append((time.perf_counter(), statement))
 
     event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", counted)
+    loop_engine = getattr(runtime.db, "loop_engine", lambda: None)()
+    if loop_engine is not None:  # statements on the loop's own connection count too
+        event.listen(loop_engine, "before_cursor_execute", counted)
     queries: dict[str, list[int]] = {name: [] for name, _, _ in STAGES}
     rows: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}

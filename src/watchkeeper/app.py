@@ -475,7 +475,11 @@ class Runtime:
             is_managed=lambda name: name in self.managed.checks,
         )
         alerts = AlertService(
-            db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher, posted=self.ingest
+            db=self.db,
+            clock=self.clock,
+            wake_dispatcher=self.wake_dispatcher,
+            posted=self.ingest,
+            wake_for=self.dispatcher.wake_for,
         )
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)

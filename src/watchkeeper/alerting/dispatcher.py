@@ -25,10 +25,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from watchkeeper.alerting.broken import BrokenObjects
+from watchkeeper.alerting.broken import BrokenObjects, Key
 from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.dispatch.context import Pass, refused_by_storage
@@ -124,9 +124,26 @@ class Dispatcher:
         self._on_enqueued = on_enqueued
         self._on_pass = on_pass
         self._wake = asyncio.Event()
+        self._everything = True
+        """A wake since the last pass asked for every alert to be looked at."""
+        self._touched: set[str] = set()
+        """Ids of the alerts posted since the last pass (`wake_for`)."""
+        self._whole_due: datetime | None = None
+        """When a pass must look at every alert again: the earliest instant the last such
+        pass found something falling due, or `_IDLE` after it (None: now)."""
+        self._whole_found: dict[Key, BaseException | str] = {}
+        """What the last pass over every alert found broken (kept by the passes between)."""
 
     def wake(self) -> None:
         """Run a pass soon (something changed: an alert, a silence, a window)."""
+        self._everything = True
+        self._wake.set()
+
+    def wake_for(self, alert_ids: Iterable[str]) -> None:
+        """Run a pass soon about these alerts, just posted (opened, changed or resolved):
+        unless something else asks for more, the pass reads the alerts owing a first page
+        and these, not every open alert (the others are as the last pass left them)."""
+        self._touched.update(alert_ids)
         self._wake.set()
 
     def reconfigure(
@@ -180,6 +197,19 @@ class Dispatcher:
     async def dispatch_once(self) -> datetime | None:
         """Do everything due now; return when the next thing falls due (None: nothing)."""
         now = self._clock.now()
+        touched, self._touched = self._touched, set()
+        # Every alert is looked at unless only posted alerts woke this pass: the paged ones
+        # change only by what is posted (those touched), by the clock (`_whole_due`), or by
+        # what wakes with `wake` (a silence, a window, an acknowledgement, the config), and
+        # any of them may be an inhibition source.
+        whole = (
+            self._everything
+            or not touched
+            or bool(self._inhibit_rules)
+            or self._whole_due is None
+            or now >= self._whole_due
+        )
+        self._everything = False
         try:
             await self.broken.sync_alerts(self._db, now)
         except Exception:
@@ -191,18 +221,22 @@ class Dispatcher:
 
         async def read(
             conn: Connection,
-        ) -> tuple[list[Alert], list[Silence], list[StoredWindow]]:
+        ) -> tuple[list[Alert], list[Alert], list[Silence], list[StoredWindow]]:
             # Their sources: every alert firing at the pass's start.
             alerts = await alert_store.dispatchable(conn, paged=None if inhibiting else False)
+            mentioned = [] if whole else await alert_store.dispatchable_of(conn, touched)
             silences = await list_silences(self._db, include_expired_since=now, conn=conn)
-            return alerts, silences, await load_stored_windows(self._db, conn=conn)
+            stored = await load_stored_windows(self._db, conn=conn)
+            return alerts, mentioned, silences, stored
 
         # Read on the loop's own connection (SQLite): a few statements with no trip to
         # another thread each, before a new alert's first page.
-        alerts, silences, stored = await self._db.on_loop(read)
+        alerts, mentioned, silences, stored = await self._db.on_loop(read)
         paged: list[Alert] | None = None
         if inhibiting:
             paged = [a for a in alerts if a.notified_at is not None]
+        elif not whole:
+            paged = [a for a in mentioned if a.notified_at is not None]
         for silence in silences:
             if silence.error is not None:
                 at.found[("silence", silence.id)] = silence.error
@@ -265,7 +299,19 @@ class Dispatcher:
             handled = {a.id for a in fresh}  # those just paged are done for this pass
             paged = [a for a in paged if a.id not in handled]
         later = await self._handle_all(paged, stages, at, pending)
-        self.broken.update("dispatcher", at.found, now)
+        if whole:
+            self._whole_found = dict(at.found)
+            self._whole_due = min([*at.wakeups, now + timedelta(seconds=_IDLE)])
+            found = at.found
+        else:
+            # The alerts looked at now are as found now; the others as the last whole pass
+            # found them (so their self-alerts do not resolve and fire again meanwhile).
+            seen = {("alert", a.fingerprint) for a in [*fresh, *paged]}
+            found = {k: v for k, v in self._whole_found.items() if k not in seen}
+            found.update(at.found)
+            assert self._whole_due is not None
+            at.wakeups.append(self._whole_due)
+        self.broken.update("dispatcher", found, now)
         later += await self._storm.flush_digests(self._db, at)
         if later:
             self._on_enqueued()
