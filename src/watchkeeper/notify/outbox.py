@@ -69,11 +69,12 @@ class OutboxWorker:
         """Entry id -> monotonic time before which it is not claimed again: its delivery
         could not be settled (the database may be restarting), so it is not sent again and
         again meanwhile."""
-        self._claims = 0
-        """Claims reading the database right now."""
-        self._ended_meanwhile: set[int] = set()
-        """Ids of the deliveries that ended while a claim read the database: the claim may
-        have read them still pending, and must not send them again."""
+        self._claims: list[set[int]] = []
+        """One set per claim reading the database right now: the ids of the deliveries
+        that ended meanwhile (the claim may have read them still pending, and must not send
+        them again)."""
+        self._ended = 0
+        """Deliveries ended so far (settled or not)."""
         self.depth = 0
         self.delivered = 0
         self.failed = 0
@@ -116,7 +117,7 @@ class OutboxWorker:
     def claiming(self) -> bool:
         """Whether a claim is reading the database right now (what it read is not taken
         yet)."""
-        return self._claims > 0
+        return bool(self._claims)
 
     @property
     def idle(self) -> bool:
@@ -174,8 +175,13 @@ class OutboxWorker:
             # Cleared before claiming: a delivery that ends while the claim reads the database
             # frees its slot after the claim looked, and must bring another claim.
             freed.clear()
+            ended_before = self._ended
             attempted += await self._start_due()
             if not self._sends:
+                if self._ended != ended_before:
+                    # The last deliveries ended while the claim read: their lanes, full
+                    # when it looked, have room now.
+                    continue
                 return attempted
             for send in self._sends:
                 send.add_done_callback(lambda _: freed.set())
@@ -195,7 +201,8 @@ class OutboxWorker:
         started = 0
         while not self._stopping and len(self._sends) < self._parallel:
             self._cool_down()
-            self._claims += 1
+            ended: set[int] = set()
+            self._claims.append(ended)
             try:
                 rows = await store.due(
                     self._db,
@@ -209,12 +216,9 @@ class OutboxWorker:
                     skip_channels=self._full_lanes(),
                 )
             finally:
-                self._claims -= 1
+                self._claims = [c for c in self._claims if c is not ended]
             # What was handed off (`hand_off`) while the claim read may be in hand, or even
             # delivered already: the rows read then are not sent twice.
-            ended = self._ended_meanwhile
-            if not self._claims:
-                self._ended_meanwhile = set()
             in_hand = self._in_hand_ids()
             claimed = self._claim([r for r in rows if r.id not in in_hand and r.id not in ended])
             for row in claimed:
@@ -272,8 +276,9 @@ class OutboxWorker:
             self._cooling[row.id] = self._clock.monotonic() + _IDLE_POLL
         finally:
             self._sends.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if self._claims:
-                self._ended_meanwhile.add(row.id)
+            self._ended += 1
+            for ended in self._claims:
+                ended.add(row.id)
             hand = self._in_hand.get(row.channel, set())
             hand.discard(row.id)
             if not hand:
