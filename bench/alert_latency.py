@@ -340,9 +340,13 @@ async def breakdown(opts: argparse.Namespace, workdir: Path) -> None:
         setattr(owner, attr, timed)
 
     wrap(AlertService, "ingest", None, "ingest committed")
+    wrap(AlertService, "post_alertmanager", None, "ingest committed")
     wrap(Dispatcher, "dispatch_once", "dispatcher pass starts", None)
     wrap(OutboxWorker, "wake", "outbox woken", None)
     wrap(OutboxWorker, "_start_due", "claim starts", None)
+    if hasattr(OutboxWorker, "hand_off"):  # a first page handed over: no claim (0 ms)
+        wrap(OutboxWorker, "hand_off", "claim starts", None)
+        wrap(OutboxWorker, "hand_off", "outbox woken", None)
     wrap(WebhookChannel, "send", "send starts", None)
 
     receiver = Receiver()
@@ -364,6 +368,9 @@ async def breakdown(opts: argparse.Namespace, workdir: Path) -> None:
         statements.append((time.perf_counter(), statement))
 
     event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", counted)
+    loop_engine = getattr(runtime.db, "loop_engine", lambda: None)()
+    if loop_engine is not None:  # statements on the loop's own connection count too
+        event.listen(loop_engine, "before_cursor_execute", counted)
     queries: dict[str, list[int]] = {name: [] for name, _, _ in STAGES}
     rows: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
     cpu: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
@@ -382,8 +389,12 @@ async def breakdown(opts: argparse.Namespace, workdir: Path) -> None:
                 events.clear()
                 statements.clear()
                 first("POST received")
-                body = {"name": name, "severity": "critical", "summary": "bench"}
-                response = await client.post("/api/v1/alerts", json=body)
+                if opts.v1:
+                    path, body = "/api/v1/alerts", {"name": name, "severity": "critical"}
+                else:  # as the side-by-side run posts
+                    path = "/api/v2/alerts"
+                    body = [{"labels": {"alertname": name, "severity": "critical"}}]
+                response = await client.post(path, json=body)
                 response.raise_for_status()
                 async with asyncio.timeout(10):
                     events.append(("receiver has it", await arrival, receiver.cpu_at[name]))
@@ -431,6 +442,9 @@ async def main() -> None:
         "--only-breakdown", action="store_true", help="the stages only (no subprocesses)"
     )
     parser.add_argument("--show-sql", action="store_true", help="one alert's statements")
+    parser.add_argument(
+        "--v1", action="store_true", help="breakdown: post to /api/v1/alerts (else /api/v2)"
+    )
     opts = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="wk-latency-"))
     try:

@@ -306,6 +306,7 @@ class Runtime:
             policies=self.managed.policies.values(),
             broken=self.broken,
             posted=self.ingest,
+            hand_off=self.outbox.hand_off,
         )
         self.broken.on_change = self.dispatcher.wake
         self.alerts = CheckAlerts(self.db, self.check_configs, on_change=self.dispatcher.wake)
@@ -474,7 +475,11 @@ class Runtime:
             is_managed=lambda name: name in self.managed.checks,
         )
         alerts = AlertService(
-            db=self.db, clock=self.clock, wake_dispatcher=self.wake_dispatcher, posted=self.ingest
+            db=self.db,
+            clock=self.clock,
+            wake_dispatcher=self.wake_dispatcher,
+            posted=self.ingest,
+            wake_for=self.dispatcher.wake_for,
         )
         series = SeriesService(db=self.db, clock=self.clock, checks=checks, flush=self.writer.flush)
         audit = AuditService(self.db, self.clock)

@@ -25,10 +25,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from watchkeeper.alerting.broken import BrokenObjects
+from watchkeeper.alerting.broken import BrokenObjects, Key
 from watchkeeper.alerting.config import AlertingConfig, EscalationPolicy
 from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.dispatch.context import Pass, refused_by_storage
@@ -49,8 +49,8 @@ from watchkeeper.alerting.dispatch.targets import Routing, Targets, unusable_pol
 from watchkeeper.alerting.inhibition import InhibitRule
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.alerting.rule_config import RuleConfig
-from watchkeeper.alerting.silences import list_silences
-from watchkeeper.alerting.stored_windows import load_stored_windows
+from watchkeeper.alerting.silences import Silence, list_silences
+from watchkeeper.alerting.stored_windows import StoredWindow, load_stored_windows
 from watchkeeper.checks.base import CheckConfigBase
 from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.clock import Clock
@@ -60,7 +60,7 @@ from watchkeeper.notify.channels.base import ChannelConfigBase
 from watchkeeper.notify.storm import ChannelLimit
 from watchkeeper.store import alert_groups as group_store
 from watchkeeper.store import alerts as alert_store
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 
 __all__ = ["Dispatcher", "Routing", "build_dispatcher", "group_payload"]
 
@@ -103,7 +103,11 @@ class Dispatcher:
         limits: Mapping[str, ChannelLimit] | None = None,
         broken: BrokenObjects | None = None,
         posted: Posted | None = None,
+        hand_off: Callable[[list[Any]], None] | None = None,
     ) -> None:
+        """`hand_off`: the outbox worker's, given the entries of a first page to send now
+        once they are committed (None: `on_enqueued` wakes the worker to claim them)."""
+        self._hand_off = hand_off
         self._posted = posted
         self.broken = broken if broken is not None else BrokenObjects()
         self._storm = StormStage(limits)
@@ -120,9 +124,26 @@ class Dispatcher:
         self._on_enqueued = on_enqueued
         self._on_pass = on_pass
         self._wake = asyncio.Event()
+        self._everything = True
+        """A wake since the last pass asked for every alert to be looked at."""
+        self._touched: set[str] = set()
+        """Ids of the alerts posted since the last pass (`wake_for`)."""
+        self._whole_due: datetime | None = None
+        """When a pass must look at every alert again: the earliest instant the last such
+        pass found something falling due, or `_IDLE` after it (None: now)."""
+        self._whole_found: dict[Key, BaseException | str] = {}
+        """What the last pass over every alert found broken (kept by the passes between)."""
 
     def wake(self) -> None:
         """Run a pass soon (something changed: an alert, a silence, a window)."""
+        self._everything = True
+        self._wake.set()
+
+    def wake_for(self, alert_ids: Iterable[str]) -> None:
+        """Run a pass soon about these alerts, just posted (opened, changed or resolved):
+        unless something else asks for more, the pass reads the alerts owing a first page
+        and these, not every open alert (the others are as the last pass left them)."""
+        self._touched.update(alert_ids)
         self._wake.set()
 
     def reconfigure(
@@ -176,6 +197,19 @@ class Dispatcher:
     async def dispatch_once(self) -> datetime | None:
         """Do everything due now; return when the next thing falls due (None: nothing)."""
         now = self._clock.now()
+        touched, self._touched = self._touched, set()
+        # Every alert is looked at unless only posted alerts woke this pass: the paged ones
+        # change only by what is posted (those touched), by the clock (`_whole_due`), or by
+        # what wakes with `wake` (a silence, a window, an acknowledgement, the config), and
+        # any of them may be an inhibition source.
+        whole = (
+            self._everything
+            or not touched
+            or bool(self._inhibit_rules)
+            or self._whole_due is None
+            or now >= self._whole_due
+        )
+        self._everything = False
         try:
             await self.broken.sync_alerts(self._db, now)
         except Exception:
@@ -183,19 +217,29 @@ class Dispatcher:
         at = Pass(now)
         # Without inhibit rules the alerts already paged are read after the first pages left:
         # with many open alerts, reading them all is the larger part of a pass.
+        inhibiting = bool(self._inhibit_rules)
+
+        async def read(
+            conn: Connection,
+        ) -> tuple[list[Alert], list[Alert], list[Silence], list[StoredWindow]]:
+            # Their sources: every alert firing at the pass's start.
+            alerts = await alert_store.dispatchable(conn, paged=None if inhibiting else False)
+            mentioned = [] if whole else await alert_store.dispatchable_of(conn, touched)
+            silences = await list_silences(self._db, include_expired_since=now, conn=conn)
+            stored = await load_stored_windows(self._db, conn=conn)
+            return alerts, mentioned, silences, stored
+
+        # Read on the loop's own connection (SQLite): a few statements with no trip to
+        # another thread each, before a new alert's first page.
+        alerts, mentioned, silences, stored = await self._db.on_loop(read)
         paged: list[Alert] | None = None
-        async with self._db.connect() as conn:
-            if self._inhibit_rules:  # their sources: every alert firing at the pass's start
-                alerts = await alert_store.dispatchable(conn)
-                paged = [a for a in alerts if a.notified_at is not None]
-            else:
-                alerts = await alert_store.dispatchable(conn, paged=False)
-            groups = await group_store.load(conn)
-        silences = await list_silences(self._db, include_expired_since=now)
+        if inhibiting:
+            paged = [a for a in alerts if a.notified_at is not None]
+        elif not whole:
+            paged = [a for a in mentioned if a.notified_at is not None]
         for silence in silences:
             if silence.error is not None:
                 at.found[("silence", silence.id)] = silence.error
-        stored = await load_stored_windows(self._db)
         for bad in (w for w in stored if w.window is None):
             at.found[("maintenance", bad.name)] = bad.error or "invalid"
         queued = 0
@@ -222,7 +266,7 @@ class Dispatcher:
                 SilenceStage(silences),
             ),
             grouping=Grouping(targets),
-            first_page=FirstPage(self._db, targets, self._storm),
+            first_page=FirstPage(self._db, targets, self._storm, self._hand_off),
             escalation=Escalation(self._db, targets, self._storm),
             resolution=Resolution(self._db, targets, self._storm),
         )
@@ -233,6 +277,8 @@ class Dispatcher:
         # wait for a pass over every open alert.
         fresh = [a for a in alerts if a.notified_at is None]
         queued += await self._handle_all(fresh, stages, at, pending)
+        # Only the groups about to page are read (not every group ever paged).
+        groups = await self._db.on_loop(lambda conn: group_store.by_keys(conn, pending))
         for key, members in pending.items():
             try:
                 due = stages.grouping.due(members, groups.get(key))
@@ -253,7 +299,19 @@ class Dispatcher:
             handled = {a.id for a in fresh}  # those just paged are done for this pass
             paged = [a for a in paged if a.id not in handled]
         later = await self._handle_all(paged, stages, at, pending)
-        self.broken.update("dispatcher", at.found, now)
+        if whole:
+            self._whole_found = dict(at.found)
+            self._whole_due = min([*at.wakeups, now + timedelta(seconds=_IDLE)])
+            found = at.found
+        else:
+            # The alerts looked at now are as found now; the others as the last whole pass
+            # found them (so their self-alerts do not resolve and fire again meanwhile).
+            seen = {("alert", a.fingerprint) for a in [*fresh, *paged]}
+            found = {k: v for k, v in self._whole_found.items() if k not in seen}
+            found.update(at.found)
+            assert self._whole_due is not None
+            at.wakeups.append(self._whole_due)
+        self.broken.update("dispatcher", found, now)
         later += await self._storm.flush_digests(self._db, at)
         if later:
             self._on_enqueued()
@@ -348,6 +406,7 @@ def build_dispatcher(
     policies: Iterable[EscalationPolicy] | None = None,
     broken: BrokenObjects | None = None,
     posted: Posted | None = None,
+    hand_off: Callable[[list[Any]], None] | None = None,
 ) -> Dispatcher:
     """A dispatcher wired from the config: policies, routing and the dependency graph.
 
@@ -370,6 +429,7 @@ def build_dispatcher(
         limits=_limits(config.notifications),
         broken=broken,
         posted=posted,
+        hand_off=hand_off,
     )
     dispatcher.reconfigure(
         checks=config.checks if checks is None else checks,

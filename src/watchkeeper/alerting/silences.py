@@ -12,7 +12,7 @@ from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.matchers import Matcher, matches_all, parse_matcher
 from watchkeeper.core.durations import LONG_SPAN, format_duration
 from watchkeeper.store import silences as silence_store
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +99,14 @@ async def create_silence(
 
 
 async def list_silences(
-    db: Database, *, include_expired_since: datetime | None = None
+    db: Database,
+    *,
+    include_expired_since: datetime | None = None,
+    conn: Connection | None = None,
 ) -> list[Silence]:
-    rows = await silence_store.list_rows(db, ending_after=include_expired_since)
+    """Every silence (those ended before `include_expired_since` left out); `conn`: read in
+    the caller's transaction."""
+    rows = await silence_store.list_rows(db, ending_after=include_expired_since, conn=conn)
     silences = []
     for row in rows:
         # Compiling a silence's regexes takes up to milliseconds, and every dispatcher pass

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from watchkeeper.alerting.broken import describe
 from watchkeeper.alerting.maintenance import MaintenanceWindow
 from watchkeeper.store import maintenance as window_store
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 
 delete_window = window_store.delete_window
 
@@ -45,9 +45,11 @@ def parse_stored(name: str, definition: Any) -> StoredWindow:
         return StoredWindow(name, definition, None, describe(exc))
 
 
-async def load_stored_windows(db: Database) -> list[StoredWindow]:
-    """Every stored window, each validated on its own."""
-    return [parse_stored(row.name, row.definition) for row in await window_store.load_rows(db)]
+async def load_stored_windows(db: Database, conn: Connection | None = None) -> list[StoredWindow]:
+    """Every stored window, each validated on its own; `conn`: read in the caller's
+    transaction."""
+    rows = await window_store.load_rows(db, conn=conn)
+    return [parse_stored(row.name, row.definition) for row in rows]
 
 
 async def load_windows(db: Database) -> list[MaintenanceWindow]:

@@ -69,6 +69,12 @@ class OutboxWorker:
         """Entry id -> monotonic time before which it is not claimed again: its delivery
         could not be settled (the database may be restarting), so it is not sent again and
         again meanwhile."""
+        self._claims: list[set[int]] = []
+        """One set per claim reading the database right now: the ids of the deliveries
+        that ended meanwhile (the claim may have read them still pending, and must not send
+        them again)."""
+        self._ended = 0
+        """Deliveries ended so far (settled or not)."""
         self.depth = 0
         self.delivered = 0
         self.failed = 0
@@ -77,6 +83,25 @@ class OutboxWorker:
     def wake(self) -> None:
         """Called after a transaction queued entries: deliver now, not at the next poll."""
         self._wake.set()
+
+    def hand_off(self, rows: list[Any]) -> None:
+        """Deliver these entries, just committed as pending (rows as `outbox.due` returns
+        them), without a claim's trip to the database: each one whose lane has a free slot
+        starts at once; the loop claims the others as usual."""
+        left = False
+        for row in rows:
+            if self._stopping or len(self._sends) >= self._parallel:
+                left = True
+                break
+            hand = self._in_hand.get(row.channel, ())
+            if row.id in hand or row.id in self._cooling:
+                continue  # a claim took it first
+            if len(hand) >= self.lane_limit(row.channel):
+                left = True  # the lane is full: its turn comes with the next claim
+                continue
+            self._start(row)
+        if left:
+            self._wake.set()
 
     def stop(self) -> None:
         """Finish the deliveries in hand, then leave `run`."""
@@ -87,6 +112,12 @@ class OutboxWorker:
     def in_flight(self) -> dict[str, int]:
         """Deliveries in hand, by lane (channel name); lanes with none are left out."""
         return {lane: len(ids) for lane, ids in self._in_hand.items() if ids}
+
+    @property
+    def claiming(self) -> bool:
+        """Whether a claim is reading the database right now (what it read is not taken
+        yet)."""
+        return bool(self._claims)
 
     @property
     def idle(self) -> bool:
@@ -144,8 +175,13 @@ class OutboxWorker:
             # Cleared before claiming: a delivery that ends while the claim reads the database
             # frees its slot after the claim looked, and must bring another claim.
             freed.clear()
+            ended_before = self._ended
             attempted += await self._start_due()
             if not self._sends:
+                if self._ended != ended_before:
+                    # The last deliveries ended while the claim read: their lanes, full
+                    # when it looked, have room now.
+                    continue
                 return attempted
             for send in self._sends:
                 send.add_done_callback(lambda _: freed.set())
@@ -165,26 +201,40 @@ class OutboxWorker:
         started = 0
         while not self._stopping and len(self._sends) < self._parallel:
             self._cool_down()
-            rows = await store.due(
-                self._db,
-                self._clock.now(),
-                self._batch,
-                per_channel=max(
-                    (self.lane_limit(name) for name in self._channels),
-                    default=DEFAULT_MAX_IN_FLIGHT,
-                ),
-                skip_ids=self._in_hand_ids() | self._cooling.keys(),
-                skip_channels=self._full_lanes(),
-            )
-            claimed = self._claim(rows)
+            ended: set[int] = set()
+            self._claims.append(ended)
+            try:
+                rows = await store.due(
+                    self._db,
+                    self._clock.now(),
+                    self._batch,
+                    per_channel=max(
+                        (self.lane_limit(name) for name in self._channels),
+                        default=DEFAULT_MAX_IN_FLIGHT,
+                    ),
+                    skip_ids=self._in_hand_ids() | self._cooling.keys(),
+                    skip_channels=self._full_lanes(),
+                )
+            finally:
+                self._claims = [c for c in self._claims if c is not ended]
+            # What was handed off (`hand_off`) while the claim read may be in hand, or even
+            # delivered already: the rows read then are not sent twice.
+            in_hand = self._in_hand_ids()
+            claimed = self._claim([r for r in rows if r.id not in in_hand and r.id not in ended])
             for row in claimed:
-                send = asyncio.create_task(self._send(row), name=f"outbox-{row.channel}-{row.id}")
-                self._sends.add(send)
-                send.add_done_callback(self._sends.discard)
+                self._start(row, claimed=True)
             started += len(claimed)
             if len(rows) < self._batch or not claimed:
                 break  # all that is due was read (or nothing more can be taken)
         return started
+
+    def _start(self, row: Any, *, claimed: bool = False) -> None:
+        """Deliver `row` in a task of its own (`claimed`: `_claim` put it in hand)."""
+        if not claimed:
+            self._in_hand.setdefault(row.channel, set()).add(row.id)
+        send = asyncio.create_task(self._send(row), name=f"outbox-{row.channel}-{row.id}")
+        self._sends.add(send)
+        send.add_done_callback(self._sends.discard)
 
     def _cool_down(self) -> None:
         """Forget the entries whose settling failed long enough ago to try them again."""
@@ -226,6 +276,9 @@ class OutboxWorker:
             self._cooling[row.id] = self._clock.monotonic() + _IDLE_POLL
         finally:
             self._sends.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._ended += 1
+            for ended in self._claims:
+                ended.add(row.id)
             hand = self._in_hand.get(row.channel, set())
             hand.discard(row.id)
             if not hand:

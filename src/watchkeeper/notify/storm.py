@@ -28,9 +28,16 @@ class StormGuard:
         self._limits = limits
 
     async def enqueue(
-        self, conn: AsyncConnection, entries: list[outbox_store.OutboxEntry], now: datetime
+        self,
+        conn: AsyncConnection,
+        entries: list[outbox_store.OutboxEntry],
+        now: datetime,
+        *,
+        ready: list[Any] | None = None,
     ) -> int:
-        """Queue `entries` (in the caller's transaction); return how many will be sent."""
+        """Queue `entries` (in the caller's transaction); return how many will be sent.
+        With `ready`, the rows of those to be sent now (as `outbox.due` returns them) are
+        added to it, for the outbox worker to be handed once the transaction commits."""
         sent: list[outbox_store.OutboxEntry] = []
         held: list[outbox_store.OutboxEntry] = []
         counts: dict[str, int] = {}
@@ -46,7 +53,10 @@ class StormGuard:
                 sent.append(entry)
             else:
                 held.append(entry)
-        await outbox_store.enqueue(conn, sent, now)
+        if ready is None:
+            await outbox_store.enqueue(conn, sent, now)
+        else:
+            ready.extend(await outbox_store.enqueue_returning(conn, sent, now))
         await outbox_store.enqueue(conn, held, now, status=outbox_store.HELD)
         return len(sent)
 

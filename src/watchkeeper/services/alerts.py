@@ -51,6 +51,9 @@ class AlertService:
     """Someone must be told (or stop being paged): the dispatcher decides now."""
     posted: AlertIngest
     """The write path (and index) of alerts posted by other systems."""
+    wake_for: Callable[[list[str]], None] | None = None
+    """Posted alerts changed (their ids): the dispatcher decides about them now, without
+    looking at every open alert again (None: `wake_dispatcher`)."""
 
     async def list_alerts(
         self,
@@ -135,7 +138,7 @@ class AlertService:
         if any alert is invalid."""
         taken = await self.posted.take(parse_external(body))
         if taken.changed:
-            self.wake_dispatcher()
+            self._posted_changed(taken.touched)
         ids = [i for i in taken.ids if i is not None]
         async with self.db.connect() as conn:
             found = await alert_store.by_ids(conn, list(dict.fromkeys(ids)))
@@ -147,6 +150,12 @@ class AlertService:
         Raises InvalidAlerts and stores nothing if any alert is invalid."""
         taken = await self.posted.take(parse_postable(raw, self.clock.now()))
         if taken.changed:
+            self._posted_changed(taken.touched)
+
+    def _posted_changed(self, touched: list[str]) -> None:
+        if self.wake_for is not None and touched:
+            self.wake_for(touched)
+        else:
             self.wake_dispatcher()
 
     async def open_alerts(self) -> list[Alert]:

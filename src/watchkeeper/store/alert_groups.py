@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,16 @@ G = tables.alert_groups
 async def load(conn: AsyncConnection) -> dict[str, Any]:
     """Every group by key: rows with `first_seen_at` and `last_notified_at`."""
     return {r.key: r for r in (await conn.execute(select(G))).all()}
+
+
+async def by_keys(conn: AsyncConnection, keys: Collection[str]) -> dict[str, Any]:
+    """The groups of these keys that exist, by key (rows as `load` returns them)."""
+    found: dict[str, Any] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):  # bounded statements
+        query = select(G).where(G.c.key.in_(ordered[start : start + 500]))
+        found.update((r.key, r) for r in (await conn.execute(query)).all())
+    return found
 
 
 async def touch(conn: AsyncConnection, key: str, now: datetime, first_seen: datetime) -> None:

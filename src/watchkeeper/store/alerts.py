@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
@@ -274,6 +275,17 @@ async def dispatchable(conn: AsyncConnection, *, paged: bool | None = None) -> l
         query = query.where(A.c.notified_at.is_not(None) if paged else A.c.notified_at.is_(None))
     rows = await conn.execute(query)
     return [alert_from_row(r) for r in rows.all()]
+
+
+async def dispatchable_of(conn: AsyncConnection, ids: Collection[str]) -> list[Alert]:
+    """The alerts of these ids that `dispatchable` would return."""
+    found = await by_ids(conn, sorted(ids))
+    return [
+        a
+        for a in found.values()
+        if a.status is not AlertStatus.RESOLVED
+        or (a.notified_at is not None and a.resolved_notified_at is None)
+    ]
 
 
 async def set_suppression(

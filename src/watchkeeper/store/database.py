@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.core.redact import redact_url
@@ -26,6 +29,8 @@ Connection = AsyncConnection
 that run inside their caller's transaction."""
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -132,6 +137,25 @@ class Database:
         """A transaction: `async with db.begin() as conn:`."""
         return self.engine.begin()
 
+    async def on_loop(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """`await work(conn)` in one transaction, committed when it returns. On SQLite in a
+        file it runs on the loop's own connection (see `loop_engine`): every statement
+        executes at once, with no trip to aiosqlite's thread and back, which is most of
+        the time of a small transaction when the machine is busy. Should the database be
+        locked by another writer, that attempt is rolled back and `work` runs again as
+        `begin` runs it (so `work` must change nothing outside the transaction before it
+        returns). Meant for a few small statements: the loop waits for SQLite meanwhile."""
+        engine = self.loop_engine()
+        if engine is not None:
+            try:
+                with engine.begin() as sync:
+                    return await work(cast(Connection, _OnLoop(sync)))
+            except OperationalError as exc:
+                if not _locked(exc):
+                    raise
+        async with self.engine.begin() as conn:
+            return await work(conn)
+
     def connect(self) -> Any:
         return self.engine.connect()
 
@@ -186,6 +210,33 @@ class Database:
             self._worker_engine.dispose()
             self._worker_engine = None
         await self.engine.dispose()
+
+
+class _OnLoop:
+    """The part of `AsyncConnection` the store's functions use, over a synchronous
+    connection: each `await conn.execute(...)` runs at once on the calling thread."""
+
+    def __init__(self, sync: SyncConnection) -> None:
+        self._sync = sync
+        self.dialect = sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._sync.execute(statement, parameters, **kwargs)
+
+    async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._sync.scalar(statement, parameters, **kwargs)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(self._sync, *args, **kwargs)
+
+
+def _locked(exc: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the database (the loop's
+    own connection never waits for it: see `_loop_pragmas`)."""
+    if not isinstance(exc.orig, sqlite3.OperationalError):
+        return False
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message
 
 
 async def upsert(

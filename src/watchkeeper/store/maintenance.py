@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from watchkeeper.store import tables
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 
 M = tables.maintenance_windows
 
@@ -27,10 +27,15 @@ class WindowRow:
     definition: Any
 
 
-async def load_rows(db: Database) -> list[WindowRow]:
-    """Every stored window, by name."""
-    async with db.connect() as conn:
-        rows = (await conn.execute(select(M.c.name, M.c.definition).order_by(M.c.name))).all()
+async def load_rows(db: Database, *, conn: Connection | None = None) -> list[WindowRow]:
+    """Every stored window, by name. `conn`: read in the caller's transaction (else in one
+    of its own)."""
+    query = select(M.c.name, M.c.definition).order_by(M.c.name)
+    if conn is not None:
+        rows = (await conn.execute(query)).all()
+    else:
+        async with db.connect() as own:
+            rows = (await own.execute(query)).all()
     return [WindowRow(row.name, row.definition) for row in rows]
 
 

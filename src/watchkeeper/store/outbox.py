@@ -35,23 +35,40 @@ async def enqueue(
     """Queue deliveries in the caller's transaction: they exist iff the change they report does."""
     if not entries:
         return
-    await conn.execute(
-        OB.insert(),
-        [
-            {
-                "channel": e.channel,
-                "idempotency_key": e.idempotency_key,
-                "event": e.event,
-                "alert_id": e.alert_id,
-                "payload": e.payload,
-                "status": status,
-                "attempts": 0,
-                "created_at": now,
-                "next_attempt_at": now,
-            }
-            for e in entries
-        ],
-    )
+    await conn.execute(OB.insert(), _rows(entries, now, status))
+
+
+_QUEUED = OB.insert().returning(*OB.columns)
+
+
+async def enqueue_returning(
+    conn: AsyncConnection, entries: list[OutboxEntry], now: datetime
+) -> list[Any]:
+    """`enqueue` pending entries and return their rows as `due` returns them (with their
+    ids), so that the outbox worker can be handed them once the transaction commits."""
+    if not entries:
+        return []
+    rows = _rows(entries, now, PENDING)
+    if len(rows) == 1:
+        return list((await conn.execute(_QUEUED, rows[0])).all())
+    return list((await conn.execute(_QUEUED, rows)).all())
+
+
+def _rows(entries: list[OutboxEntry], now: datetime, status: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "channel": e.channel,
+            "idempotency_key": e.idempotency_key,
+            "event": e.event,
+            "alert_id": e.alert_id,
+            "payload": e.payload,
+            "status": status,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for e in entries
+    ]
 
 
 # The statements of the outbox worker's every pass, built once: their parameters are bound at

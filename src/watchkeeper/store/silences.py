@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from watchkeeper.store import tables
-from watchkeeper.store.database import Database
+from watchkeeper.store.database import Connection, Database
 from watchkeeper.store.errors import translated
 
 S = tables.silences
@@ -24,13 +24,18 @@ async def insert(db: Database, **values: Any) -> None:
         await conn.execute(S.insert().values(**values))
 
 
-async def list_rows(db: Database, *, ending_after: datetime | None = None) -> list[Record]:
-    """Silences ending last first; only those ending after `ending_after` when given."""
+async def list_rows(
+    db: Database, *, ending_after: datetime | None = None, conn: Connection | None = None
+) -> list[Record]:
+    """Silences ending last first; only those ending after `ending_after` when given.
+    `conn`: read in the caller's transaction (else in one of its own)."""
     query = select(S).order_by(S.c.ends_at.desc())
     if ending_after is not None:
         query = query.where(S.c.ends_at > ending_after)
-    async with translated(), db.connect() as conn:
+    if conn is not None:
         return list((await conn.execute(query)).all())
+    async with translated(), db.connect() as own:
+        return list((await own.execute(query)).all())
 
 
 async def by_id(db: Database, silence_id: str) -> Record | None:

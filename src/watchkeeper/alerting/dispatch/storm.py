@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from watchkeeper.alerting.dispatch.context import Pass
 from watchkeeper.notify.storm import ChannelLimit, StormGuard
@@ -22,11 +23,17 @@ class StormStage:
         self._guard = StormGuard(dict(limits or {}))
 
     async def enqueue(
-        self, conn: Connection, entries: list[outbox_store.OutboxEntry], now: datetime
+        self,
+        conn: Connection,
+        entries: list[outbox_store.OutboxEntry],
+        now: datetime,
+        *,
+        ready: list[Any] | None = None,
     ) -> int:
         """Queue `entries` in the caller's transaction; return how many were queued, held
-        ones included (any of them is worth waking the outbox worker for)."""
-        await self._guard.enqueue(conn, entries, now)
+        ones included (any of them is worth waking the outbox worker for). With `ready`,
+        the rows of those to be sent now are added to it (see `StormGuard.enqueue`)."""
+        await self._guard.enqueue(conn, entries, now, ready=ready)
         return len(entries)
 
     async def flush_digests(self, db: Database, at: Pass) -> int:

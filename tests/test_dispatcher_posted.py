@@ -1,0 +1,139 @@
+"""A pass woken only by posted alerts (`Dispatcher.wake_for`) reads the alerts owing a
+first page and those posted, not every paged alert, and loses nothing the others are due."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.support.clock import FakeClock
+from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
+from watchkeeper.config.loader import Config
+from watchkeeper.core.domain import Alert, Severity
+from watchkeeper.store import alerts as alert_store
+from watchkeeper.store import outbox as outbox_store
+from watchkeeper.store.database import Database
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+CONFIG = Config.model_validate(
+    {
+        "notifications": [{"name": "ops", "type": "webhook", "url": "http://127.0.0.1:9/"}],
+        "alerting": {"repeat_interval": "10m"},
+    }
+)
+
+
+@pytest.fixture
+def paged_reads(sqlite_db: Database) -> Iterator[list[str]]:
+    """The statements reading every paged alert (`dispatchable(paged=True)`), on either of
+    the database's engines."""
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM alerts" in statement and statement.endswith("AND alerts.notified_at IS NOT NULL"):
+            seen.append(statement)
+
+    engines = [sqlite_db.engine.sync_engine, sqlite_db.loop_engine()]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", note)
+    yield seen
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def post(db: Database, name: str, at: datetime) -> Alert:
+    spec = lifecycle.AlertSpec(
+        fingerprint=f"ext:{name}", name=name, severity=Severity.CRITICAL, summary=name
+    )
+    async with db.begin() as conn:
+        alert, _ = await lifecycle.fire(conn, spec, at)
+    return alert
+
+
+async def sent(db: Database) -> list[tuple[str, str]]:
+    rows = await outbox_store.list_entries(db, limit=1000)
+    return sorted((r.event, str(r.alert_id)) for r in rows)
+
+
+def dispatcher(db: Database, clock: FakeClock) -> Dispatcher:
+    return build_dispatcher(db, clock, CONFIG)
+
+
+async def test_a_pass_about_a_posted_alert_reads_no_other_paged_alert(
+    sqlite_db: Database, paged_reads: list[str]
+) -> None:
+    clock = FakeClock(T0)
+    wk = dispatcher(sqlite_db, clock)
+    first = await post(sqlite_db, "first", T0)
+    await wk.dispatch_once()  # a pass over everything: `first` is paged
+    assert await sent(sqlite_db) == [("alert.firing", first.id)]
+    paged_reads.clear()
+
+    clock.advance(timedelta(seconds=1))
+    second = await post(sqlite_db, "second", clock.now())
+    wk.wake_for([second.id])
+    next_at = await wk.dispatch_once()
+    assert await sent(sqlite_db) == sorted(
+        [("alert.firing", first.id), ("alert.firing", second.id)]
+    )
+    assert paged_reads == []  # `first` was not read again
+    # The pass still wakes for a look at everything: no later than the idle interval.
+    assert next_at is not None and next_at <= T0 + timedelta(seconds=5)
+
+
+async def test_a_posted_alert_resolved_is_told_at_once(sqlite_db: Database) -> None:
+    clock = FakeClock(T0)
+    wk = dispatcher(sqlite_db, clock)
+    alert = await post(sqlite_db, "disk", T0)
+    await wk.dispatch_once()
+    clock.advance(timedelta(seconds=1))
+    async with sqlite_db.begin() as conn:
+        await lifecycle.resolve(conn, alert.fingerprint, clock.now())
+    wk.wake_for([alert.id])
+    await wk.dispatch_once()
+    assert await sent(sqlite_db) == [("alert.firing", alert.id), ("alert.resolved", alert.id)]
+
+
+async def test_paged_alerts_repeat_on_time_between_passes_about_posted_ones(
+    sqlite_db: Database,
+) -> None:
+    clock = FakeClock(T0)
+    wk = dispatcher(sqlite_db, clock)
+    old = await post(sqlite_db, "old", T0)
+    await wk.dispatch_once()
+    # Alerts posted every few seconds, each pass about them alone...
+    for i in range(1, 205):  # past T0 + 10 min
+        clock.set(T0 + timedelta(seconds=3 * i))
+        new = await post(sqlite_db, f"new{i}", clock.now())
+        wk.wake_for([new.id])
+        await wk.dispatch_once()
+    # ...and `old` was paged again when its repeat interval (10 min) came.
+    async with sqlite_db.connect() as conn:
+        stored = await alert_store.by_id(conn, old.id)
+    assert stored is not None and stored.escalation_step == 1
+    entries = await outbox_store.list_entries(sqlite_db, limit=1000)
+    repeats = [r for r in entries if r.alert_id == old.id]
+    assert sorted(r.idempotency_key for r in repeats) == [
+        f"{old.id}:alert.firing",
+        f"{old.id}:alert.firing:repeat:1",
+    ]
+
+
+async def test_a_wake_after_a_posted_alert_looks_at_every_alert(
+    sqlite_db: Database, paged_reads: list[str]
+) -> None:
+    clock = FakeClock(T0)
+    wk = dispatcher(sqlite_db, clock)
+    await post(sqlite_db, "first", T0)
+    await wk.dispatch_once()
+    paged_reads.clear()
+    second = await post(sqlite_db, "second", T0)
+    wk.wake_for([second.id])
+    wk.wake()  # a silence, an acknowledgement, the config: every alert may be concerned
+    await wk.dispatch_once()
+    assert len(paged_reads) == 1
