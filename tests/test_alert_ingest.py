@@ -51,11 +51,15 @@ def writes(db: Database) -> Iterator[list[str]]:
         if statement.lstrip().split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
             seen.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    # Both engines: small writes run on the loop's own SQLite connection (Database.on_loop).
+    engines = [e for e in (db.engine.sync_engine, db.loop_engine()) if e is not None]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 async def status_of(db: Database, name: str) -> list[str]:

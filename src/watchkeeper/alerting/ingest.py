@@ -168,9 +168,11 @@ class AlertIngest:
         fresh = {
             spec.fingerprint: _new_alert(spec, now, i) for spec, i in zip(firing, ids, strict=True)
         }
-        events: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        async with self._db.begin() as conn:
+
+        async def work(conn: Any) -> tuple[dict[str, Alert], dict[str, str]]:
+            # Everything it builds is its own: on a locked SQLite file it runs again.
+            events: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
             inserted = await alert_store.insert_open_alerts(
                 conn, [alert_store.alert_row(a) for a in fresh.values()]
             )
@@ -193,7 +195,11 @@ class AlertIngest:
             for alert_id in closed_ids:
                 events.append(_event(alert_id, AlertEventKind.RESOLVED.value, now, None))
             await alert_store.add_events(conn, events)
-        return opened, {to_close[i]: i for i in closed_ids}
+            return opened, {to_close[i]: i for i in closed_ids}
+
+        # On SQLite, on the loop's own connection: no trip to aiosqlite's thread per
+        # statement, which was most of a new alert's answer time (see Database.on_loop).
+        return await self._db.on_loop(work)
 
     def _remember_resolved(self, fingerprint: str) -> None:
         self._resolved[fingerprint] = None
