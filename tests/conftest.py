@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 # Before anything imports watchkeeper.auth.passwords (which reads it once), and inherited by
@@ -163,6 +164,13 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated SQLite Database at tmp_path/wk.db (the path tests may give a Runtime)."""
     async with migrated_database(f"sqlite:///{tmp_path / 'wk.db'}") as database:
         yield database
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One client session for the channels and outbox under test."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -17,10 +17,11 @@ from sqlalchemy import event, select
 from sqlalchemy.util.concurrency import await_
 
 from tests.support.clock import FakeClock
+from tests.support.delivery import DELIVERY
 from tests.support.servers import WebhookReceiver, wait_until
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dispatcher import build_dispatcher
-from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.config.loader import Config
 from watchkeeper.core.domain import Severity
 from watchkeeper.notify.channels.base import ChannelContext
 from watchkeeper.notify.channels.webhook import WebhookChannel, WebhookChannelConfig
@@ -31,18 +32,6 @@ from watchkeeper.store.database import Connection, Database
 from watchkeeper.store.outbox import OutboxEntry
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-DELIVERY = DeliveryConfig(
-    timeout=timedelta(seconds=5),
-    backoff_initial=timedelta(seconds=2),
-    backoff_max=timedelta(minutes=5),
-    max_age=timedelta(hours=1),
-)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def worker_for(

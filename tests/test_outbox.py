@@ -18,8 +18,9 @@ import sqlalchemy
 
 from tests.support.alerting import DispatchingAlerts
 from tests.support.clock import FakeClock, until_parked
+from tests.support.delivery import DELIVERY
 from tests.support.servers import WebhookReceiver, free_port, wait_until
-from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.config.loader import Config
 from watchkeeper.core.checkstate import CheckState, Transition
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, Status
 from watchkeeper.notify.channels.base import Channel, ChannelContext, Message, Outcome
@@ -37,19 +38,7 @@ from watchkeeper.store.database import Database
 from watchkeeper.store.outbox import OutboxEntry
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-INITIAL = 2.0
-DELIVERY = DeliveryConfig(
-    timeout=timedelta(seconds=5),
-    backoff_initial=timedelta(seconds=INITIAL),
-    backoff_max=timedelta(minutes=5),
-    max_age=timedelta(hours=1),
-)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+INITIAL = DELIVERY.backoff_initial.total_seconds()
 
 
 @pytest.fixture

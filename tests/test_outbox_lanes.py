@@ -13,9 +13,10 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.clock import FakeClock, until_parked
+from tests.support.delivery import DELIVERY
 from tests.support.servers import WebhookReceiver, wait_until
 from tests.support.service import running
-from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.config.loader import Config
 from watchkeeper.notify.channels.base import ChannelContext, Message, Outcome
 from watchkeeper.notify.channels.webhook import WebhookChannel, WebhookChannelConfig
 from watchkeeper.notify.outbox import OutboxWorker
@@ -24,12 +25,6 @@ from watchkeeper.store.database import Database
 from watchkeeper.store.outbox import OutboxEntry
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-DELIVERY = DeliveryConfig(
-    timeout=timedelta(seconds=5),
-    backoff_initial=timedelta(seconds=2),
-    backoff_max=timedelta(minutes=5),
-    max_age=timedelta(hours=1),
-)
 
 
 class Sends:

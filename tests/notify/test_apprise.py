@@ -54,12 +54,6 @@ async def receiver() -> AsyncIterator[JsonReceiver]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def apprise_log() -> Iterator[io.StringIO]:
     """Apprise's own log lines at debug level, as our root handler would print them."""
     stream = io.StringIO()

@@ -142,12 +142,6 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
     return Cert(context, cert_file)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def config(**overrides: Any) -> EmailChannelConfig:
     base = {
         "name": "mail",

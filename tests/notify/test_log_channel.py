@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +14,6 @@ from watchkeeper.notify.channels.base import ChannelContext, Message
 from watchkeeper.notify.channels.log import LogChannel, LogChannelConfig, record
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def channel(http: aiohttp.ClientSession, **extra: Any) -> LogChannel:

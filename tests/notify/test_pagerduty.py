@@ -125,12 +125,6 @@ async def pagerduty() -> AsyncIterator[PagerDutyReceiver]:
     await receiver.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def channel(
     http: aiohttp.ClientSession, receiver: PagerDutyReceiver, **extra: Any
 ) -> PagerDutyChannel:

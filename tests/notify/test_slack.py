@@ -83,12 +83,6 @@ async def slack() -> AsyncIterator[SlackReceiver]:
     await receiver.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def channel(http: aiohttp.ClientSession, url: str, **extra: Any) -> SlackChannel:
     config = SlackChannelConfig.model_validate(
         {"name": "chat", "type": "slack", "webhook_url": url, **extra}

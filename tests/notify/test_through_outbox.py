@@ -4,7 +4,7 @@ and the receiver ends up with the notification exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +17,9 @@ from tests.notify.test_email import Inbox, smtp_server
 from tests.notify.test_pagerduty import KEY, PagerDutyReceiver
 from tests.notify.test_slack import SlackReceiver
 from tests.support.clock import FakeClock
+from tests.support.delivery import DELIVERY
 from tests.support.servers import WebhookReceiver
-from watchkeeper.config.loader import Config, DeliveryConfig
+from watchkeeper.config.loader import Config
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.notify.channels.base import Channel, ChannelContext
 from watchkeeper.notify.channels.registry import build_channel
@@ -28,12 +29,6 @@ from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store.database import Database
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-DELIVERY = DeliveryConfig(
-    timeout=timedelta(seconds=5),
-    backoff_initial=timedelta(seconds=2),
-    backoff_max=timedelta(minutes=5),
-    max_age=timedelta(hours=1),
-)
 ALERT = Alert(
     id="5f0c1b8e-0000-4000-8000-000000000001",
     fingerprint="check:db",
@@ -52,12 +47,6 @@ ALERT = Alert(
 @pytest.fixture
 def db(sqlite_db: Database) -> Database:
     return sqlite_db
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def refused_then_delivered(
