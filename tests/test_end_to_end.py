@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -159,17 +160,20 @@ async def test_sigterm_finishes_the_check_and_the_delivery_in_hand_and_flushes_r
     monkeypatch.setenv("HOOK_SECRET", receiver.secret)
     # A second check whose run, once armed, lasts until the test releases it (after SIGTERM).
     job = (
-        "import pathlib, sys, time\n"
+        "import pathlib, sys\n"
         "d = pathlib.Path(sys.argv[1])\n"
         "if (d / 'arm').exists() and not (d / 'started').exists():\n"
         "    (d / 'started').touch()\n"
-        "    while not (d / 'release').exists():\n"
-        "        time.sleep(0.01)\n"
+        "    with open(d / 'release', 'rb', buffering=0) as release:\n"
+        "        release.read(1)  # a FIFO: blocks until the test writes\n"
         "    print('finished after the signal')\n"
         "else:\n"
         "    print('quick')\n"
     )
     argv = [sys.executable, "-c", job, str(tmp_path)]
+    os.mkfifo(tmp_path / "release")
+    # Our end, read-write: the job's open does not block, and what we write waits for it.
+    release = os.open(tmp_path / "release", os.O_RDWR)
     job_check = f"""  - name: job
     type: command
     command: {json.dumps(argv)}
@@ -194,14 +198,15 @@ async def test_sigterm_finishes_the_check_and_the_delivery_in_hand_and_flushes_r
             await wait_until(
                 lambda: "letting the checks in flight finish" in wk.log_text(), 10, "stopping"
             )
-            (tmp_path / "release").touch()
+            os.write(release, b"x")
             await wait_until(
                 lambda: "finishing the deliveries in hand" in wk.log_text(), 10, "outbox stop"
             )
         finally:
-            (tmp_path / "release").touch()
+            os.write(release, b"x")  # (again, harmless: one byte is read)
             receiver.hold.set()
             code = await wk.stop(signal.SIGTERM, timeout=15)
+            os.close(release)
     assert code == 0, wk.log_text()
 
     db = Database(f"sqlite:///{tmp_path / 'wk.db'}")
