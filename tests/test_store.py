@@ -22,7 +22,6 @@ from watchkeeper.store import tables
 from watchkeeper.store.database import Database, upsert
 from watchkeeper.store.outbox import OutboxEntry
 from watchkeeper.store.results import (
-    ON_LOOP_ROWS,
     ResultWriter,
     delete_results_before,
     load_states,
@@ -34,14 +33,13 @@ T0 = datetime(2030, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 class TransactionCounter:
     """Counts transactions begun on a Database's engines (the async one, and on SQLite the
-    one of whole transactions run in a worker thread and the loop's own)."""
+    one of whole transactions run in a worker thread)."""
 
     def __init__(self, db: Database) -> None:
         self.count = 0
         self._engines = [db.engine.sync_engine]
-        for extra in (db.worker_engine(), db.loop_engine()):
-            if extra is not None:
-                self._engines.append(extra)
+        if (worker := db.worker_engine()) is not None:
+            self._engines.append(worker)
         for engine in self._engines:
             event.listen(engine, "begin", self._on_begin)
 
@@ -312,8 +310,7 @@ async def test_load_states_round_trips_a_check_state(db: Database) -> None:
 async def test_result_writer_writes_many_results_in_one_transaction(db: Database) -> None:
     states = {"db": CheckState("db", Status.DOWN, since=T0, consecutive_failures=2)}
     writer = ResultWriter(db, states.get, max_batch=1000)
-    many = min(300, ON_LOOP_ROWS)  # SQLite's batches are at most ON_LOOP_ROWS
-    for i in range(many):
+    for i in range(300):
         name = "db" if i % 2 == 0 else "api"  # "api" has no state to write
         writer.record(name, T0 + timedelta(seconds=i), CheckResult.up(f"ok {i}"))
     counter = TransactionCounter(db)
@@ -322,12 +319,12 @@ async def test_result_writer_writes_many_results_in_one_transaction(db: Database
     finally:
         counter.remove()
     assert counter.count == 1
-    assert writer.flushed == many
+    assert writer.flushed == 300
     async with db.connect() as conn:
         count = (
             await conn.execute(select(func.count()).select_from(tables.check_results))
         ).scalar_one()
-    assert count == many
+    assert count == 300
     assert await load_states(db) == states
 
     # Nothing buffered: no transaction at all.
@@ -532,34 +529,3 @@ async def test_a_flush_cancelled_while_sqlite_writes_it_does_not_write_it_twice(
     await writer.flush()  # nothing left to write
     assert writer.flushed == 10
     assert len(await recent_results(sqlite_db, "db", limit=100)) == 10
-
-
-async def test_on_sqlite_a_free_file_gets_its_result_batches_on_the_loops_connection(
-    sqlite_db: Database,
-) -> None:
-    """The heartbeat pings commit on the loop's connection: history batches written there
-    too never find the file locked by each other (a batch from the worker thread did)."""
-    loop_engine, worker_engine = sqlite_db.loop_engine(), sqlite_db.worker_engine()
-    assert loop_engine is not None and worker_engine is not None
-    begun: dict[str, int] = {"loop": 0, "worker": 0}
-
-    def counting(name: str) -> Any:
-        def count(_conn: Any) -> None:
-            begun[name] += 1
-
-        return count
-
-    on_loop, on_worker = counting("loop"), counting("worker")
-    event.listen(loop_engine, "begin", on_loop)
-    event.listen(worker_engine, "begin", on_worker)
-    try:
-        writer = ResultWriter(sqlite_db, lambda _name: None)
-        for i in range(ON_LOOP_ROWS + 1):  # two batches
-            writer.record("db", T0 + timedelta(seconds=i), CheckResult.up(f"ok {i}"))
-        await writer.flush()
-    finally:
-        event.remove(loop_engine, "begin", on_loop)
-        event.remove(worker_engine, "begin", on_worker)
-    assert begun == {"loop": 2, "worker": 0}
-    assert writer.flushed == ON_LOOP_ROWS + 1
-    assert len(await recent_results(sqlite_db, "db", limit=1000)) == ON_LOOP_ROWS + 1

@@ -115,21 +115,6 @@ class Database:
             event.listen(self._loop_engine, "connect", _loop_pragmas)
         return self._loop_engine
 
-    def try_on_loop(self, work: Callable[[Engine], object]) -> bool:
-        """Run the synchronous `work(engine)` now, on the loop's own SQLite engine (see
-        `loop_engine`); False, with nothing written, when there is none or another
-        connection holds the database (`work` must write in one `engine.begin()`)."""
-        engine = self.loop_engine()
-        if engine is None:
-            return False
-        try:
-            work(engine)
-        except OperationalError as exc:
-            if not _locked(exc):
-                raise
-            return False
-        return True
-
     def worker_engine(self) -> Engine | None:
         """SQLite in a file only: a synchronous engine for a whole transaction run in a
         worker thread (`asyncio.to_thread`), in one trip. Through the async engine each

@@ -71,7 +71,7 @@ class ResultWriter:
             while self._buffer:
                 # Rows leave the buffer only once committed: a flush cancelled or failed
                 # half-way loses nothing.
-                batch = self._buffer[: self._batch_size()]
+                batch = self._buffer[: self._max_batch]
                 names = {row["check_name"] for row in batch}
                 states = [s.as_row() for n in names if (s := self._snapshot(n)) is not None]
                 try:
@@ -85,14 +85,6 @@ class ResultWriter:
                     return
                 del self._buffer[: len(batch)]
                 self.flushed += len(batch)
-                # Let the pings and requests waiting meanwhile run between two batches.
-                await asyncio.sleep(0)
-
-    def _batch_size(self) -> int:
-        # On SQLite, batches small enough to write on the loop (see `_write`).
-        if self._db.loop_engine() is None:
-            return self._max_batch
-        return min(self._max_batch, ON_LOOP_ROWS)
 
     async def _write(self, batch: list[dict[str, Any]], states: list[dict[str, Any]]) -> None:
         """One transaction: the results, their rollups, the checks' states."""
@@ -103,17 +95,11 @@ class ResultWriter:
                 await rollups.add_results(conn, batch)
                 await upsert(conn, tables.check_states, states, ["check_name"])
             return
-        # SQLite: on the loop's own connection, which the heartbeat pings' group commits
-        # use too, so the two never find the file locked by each other (from a worker
-        # thread, each history batch held the lock while the pings' commits gave up and
-        # fell back: the pings' p99). A batch stalls the loop a few milliseconds.
-        if len(batch) <= ON_LOOP_ROWS and self._db.try_on_loop(
-            lambda loop_engine: _write_rows(loop_engine, batch, states)
-        ):
-            return
-        # Larger, or another writer holds the file: the whole transaction in one trip to a
-        # worker thread (see worker_engine), waiting for the lock there.
-        write = asyncio.get_running_loop().run_in_executor(None, _write_rows, engine, batch, states)
+        # SQLite: the whole transaction in one trip to a worker thread (see worker_engine),
+        # so the pings committed on the loop meanwhile wait for SQLite's work alone.
+        write = asyncio.get_running_loop().run_in_executor(
+            None, _write_in_thread, engine, batch, states
+        )
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -142,9 +128,6 @@ class ResultWriter:
             await self.flush()
 
 
-ON_LOOP_ROWS = 200
-"""Result rows per SQLite batch, written on the loop (a few milliseconds each)."""
-
 _RESULT_COLUMNS = (
     "check_name",
     "started_at",
@@ -167,7 +150,9 @@ _UPSERT_STATES = Statement(
 _UPSERT_ROLLUPS = rollups.SQLiteUpsert()
 
 
-def _write_rows(engine: Engine, batch: list[dict[str, Any]], states: list[dict[str, Any]]) -> None:
+def _write_in_thread(
+    engine: Engine, batch: list[dict[str, Any]], states: list[dict[str, Any]]
+) -> None:
     # Parameters first: the write lock is then held for SQLite's work alone.
     dialect = engine.dialect
     rows = INSERT_RESULTS.params(dialect, batch)
