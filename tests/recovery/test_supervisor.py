@@ -139,10 +139,10 @@ async def test_stop_sends_stop_signal_then_sigkill_after_stop_timeout(
     clock = FakeClock()
     sup = supervisor(clock)
     stubborn = (
-        "import signal, time\n"
+        "import signal\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
+        "signal.pause()  # runs until a signal it does not ignore\n"
     )
     program = sup.add(process([PY, "-c", stubborn], stop_signal="INT", stop_timeout="10s"))
     await sup.start()
@@ -180,7 +180,7 @@ async def test_keep_running_leaves_the_program_running_when_watchkeeper_stops(
     sup = supervisor()
     program = sup.add(
         process(
-            [PY, "-c", "import time; print('up', flush=True); time.sleep(60)"], keep_running=True
+            [PY, "-c", "import signal; print('up', flush=True); signal.pause()"], keep_running=True
         )
     )
     await sup.start()
@@ -199,10 +199,10 @@ async def test_keep_running_leaves_the_program_running_when_watchkeeper_stops(
 async def test_output_goes_to_size_rotated_files(supervisor: Any, tmp_path: Path) -> None:
     sup = supervisor()
     script = (
-        "import sys, time\n"
+        "import signal, sys\n"
         "for i in range(40): print(f'{i:02d}' + 'x' * 97, flush=True)\n"
         "print('oops', file=sys.stderr, flush=True)\n"
-        "time.sleep(60)\n"
+        "signal.pause()\n"
     )
     sup.add(process([PY, "-c", script], log_max_bytes=1024, log_backups=2))
     await sup.start()
