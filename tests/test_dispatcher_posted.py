@@ -137,3 +137,28 @@ async def test_a_wake_after_a_posted_alert_looks_at_every_alert(
     wk.wake()  # a silence, an acknowledgement, the config: every alert may be concerned
     await wk.dispatch_once()
     assert len(paged_reads) == 1
+
+
+async def test_an_alert_waiting_for_its_group_is_paged_by_a_pass_about_another(
+    sqlite_db: Database,
+) -> None:
+    """A pass about posted alerts reads the never-paged alerts whose group was not due at
+    an earlier pass (not only those posted): one falling due meanwhile is paged then."""
+    config = Config.model_validate(
+        {**CONFIG.model_dump(mode="json"), "alerting": {"group_wait": "2s"}}
+    )
+    clock = FakeClock(T0)
+    wk = build_dispatcher(sqlite_db, clock, config)
+    await wk.dispatch_once()  # a pass over everything: next one due at T0 + 5 s
+    clock.set(T0 + timedelta(seconds=1))
+    waiting = await post(sqlite_db, "waiting", clock.now())
+    wk.wake_for([waiting.id])
+    assert await wk.dispatch_once() == T0 + timedelta(seconds=3)
+    assert await sent(sqlite_db) == []  # its group is due at T0 + 3 s
+    clock.set(T0 + timedelta(seconds=3.5))
+    other = await post(sqlite_db, "other", T0)  # started long enough ago: due now
+    wk.wake_for([other.id])
+    await wk.dispatch_once()
+    assert await sent(sqlite_db) == sorted(
+        [("alert.firing", waiting.id), ("alert.firing", other.id)]
+    )

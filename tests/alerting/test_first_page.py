@@ -156,3 +156,32 @@ async def test_a_group_paged_again_keeps_when_it_was_first_seen(db: Database) ->
         "k1": (T0, later),
         "k2": (T0 + timedelta(seconds=5), NOW),
     }
+
+
+async def test_groups_paged_together_skip_an_alert_another_pass_paged_first(
+    db: Database,
+) -> None:
+    """Several groups are claimed in one statement run; when one of their alerts was paged
+    meanwhile (another pass or node), the others are still paged and it is not again."""
+    alerts = [await stored_alert(db, f"A{i}") for i in range(3)]
+    stage = first_page(db, targets(channels=["ops"]))
+    assert await stage.send("elsewhere", [alerts[1]], NOW) == 1
+    later = NOW + timedelta(seconds=1)
+    queued = await stage.send_many([(f"k{i}", [a]) for i, a in enumerate(alerts)], later)
+    assert queued == 2
+    assert sorted(await outbox_alert_ids(db)) == sorted(a.id for a in alerts)
+    assert (await reread(db, alerts[1].id)).group_key == "elsewhere"
+    assert [(await reread(db, a.id)).notified_at for a in alerts] == [later, NOW, later]
+
+
+async def test_many_groups_paging_nobody_are_logged_in_one_line(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watchkeeper.alerting.dispatcher")
+    alerts = [await stored_alert(db, f"A{i}") for i in range(5)]
+    await first_page(db, targets(channels=[])).send_many(
+        [(f"k{i}", [a]) for i, a in enumerate(alerts)], NOW
+    )
+    assert [r.getMessage() for r in caplog.records if r.name.endswith("dispatcher")] == [
+        "paged nobody about 5 alert(s) in 5 groups (k0, k1, k2, …)"
+    ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +68,8 @@ __all__ = ["Dispatcher", "Routing", "build_dispatcher", "group_payload"]
 log = logging.getLogger(__name__)
 
 
+_SLICE = 0.002
+"""Seconds a pass runs alerts' stages before it lets the loop's other tasks run."""
 _IDLE = 5.0  # seconds between passes when nothing is due (catches API changes too)
 
 
@@ -131,6 +134,9 @@ class Dispatcher:
         self._whole_due: datetime | None = None
         """When a pass must look at every alert again: the earliest instant the last such
         pass found something falling due, or `_IDLE` after it (None: now)."""
+        self._owing: set[str] = set()
+        """Ids of never-paged alerts whose group was not due yet at the last pass: a pass
+        about posted alerts reads them too (their group may fall due meanwhile)."""
         self._whole_found: dict[Key, BaseException | str] = {}
         """What the last pass over every alert found broken (kept by the passes between)."""
 
@@ -187,6 +193,11 @@ class Dispatcher:
     async def _dispatch_and_tell(self) -> datetime | None:
         try:
             return await self.dispatch_once()
+        except BaseException:
+            # The alerts this pass was about may not have been looked at: the next looks
+            # at every alert.
+            self._everything = True
+            raise
         finally:
             # Every alert change wakes the dispatcher, so after its pass live views see
             # alerts with their suppression decided.
@@ -223,8 +234,15 @@ class Dispatcher:
             conn: Connection,
         ) -> tuple[list[Alert], list[Alert], list[Silence], list[StoredWindow]]:
             # Their sources: every alert firing at the pass's start.
-            alerts = await alert_store.dispatchable(conn, paged=None if inhibiting else False)
-            mentioned = [] if whole else await alert_store.dispatchable_of(conn, touched)
+            if whole:
+                alerts = await alert_store.dispatchable(conn, paged=None if inhibiting else False)
+                mentioned: list[Alert] = []
+            else:
+                # The alerts posted, and those waiting for their group: nothing else can
+                # owe a first page that the last pass did not send (whatever changes that
+                # wakes with `wake`, or waits for `_whole_due`).
+                mentioned = await alert_store.dispatchable_of(conn, touched | self._owing)
+                alerts = [a for a in mentioned if a.notified_at is None]
             silences = await list_silences(self._db, include_expired_since=now, conn=conn)
             stored = await load_stored_windows(self._db, conn=conn)
             return alerts, mentioned, silences, stored
@@ -279,18 +297,41 @@ class Dispatcher:
         queued += await self._handle_all(fresh, stages, at, pending)
         # Only the groups about to page are read (not every group ever paged).
         groups = await self._db.on_loop(lambda conn: group_store.by_keys(conn, pending))
+        ready: list[tuple[str, list[Alert]]] = []
+        waiting: set[str] = set()
         for key, members in pending.items():
             try:
                 due = stages.grouping.due(members, groups.get(key))
-                if due <= now:
-                    queued += await stages.first_page.send(key, members, now)
-                else:
-                    at.wakeups.append(due)
             except Exception as exc:
-                if refused_by_storage(exc):
-                    raise
                 for alert in members:
                     at.found[("alert", alert.fingerprint)] = exc
+                continue
+            if due <= now:
+                ready.append((key, members))
+            else:
+                at.wakeups.append(due)
+                waiting.update(a.id for a in members)
+        # Every alert owing a first page was read (a whole pass) or was posted or owing
+        # before (a pass about posted alerts): those still waiting are all there are.
+        self._owing = waiting
+        try:
+            # All due groups in a few transactions: a burst of new alerts, each its own
+            # group, is not a transaction each.
+            queued += await stages.first_page.send_many(ready, now)
+        except Exception as exc:
+            if refused_by_storage(exc):
+                raise
+            # Something in one group failed them all: again one group at a time, so only
+            # its own alerts are reported (those paged meanwhile are not paged twice: a
+            # claim takes only never-paged alerts).
+            for key, members in ready:
+                try:
+                    queued += await stages.first_page.send(key, members, now)
+                except Exception as exc:
+                    if refused_by_storage(exc):
+                        raise
+                    for alert in members:
+                        at.found[("alert", alert.fingerprint)] = exc
         if queued:
             self._on_enqueued()
         if paged is None:
@@ -322,11 +363,15 @@ class Dispatcher:
     ) -> int:
         """`_handle` each alert; one that cannot be handled is reported, not fatal."""
         queued = 0
+        yielded = time.perf_counter()
         for alert in alerts:
             # Each alert is checked against every silence and window: with thousands of
             # each that is seconds of CPU, so the loop (probes, the API's transactions) gets
-            # its turn between alerts rather than after the pass.
-            await asyncio.sleep(0)
+            # its turn every few milliseconds rather than after the pass (and not after
+            # every alert: a burst of new alerts would wait for every request in between).
+            if time.perf_counter() - yielded >= _SLICE:
+                await asyncio.sleep(0)
+                yielded = time.perf_counter()
             try:
                 queued += await self._handle(alert, stages, at, pending)
             except Exception as exc:

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,4 +40,25 @@ async def touch(conn: AsyncConnection, key: str, now: datetime, first_seen: date
         stmt.on_conflict_do_update(
             index_elements=[G.c.key], set_={"last_notified_at": stmt.excluded.last_notified_at}
         )
+    )
+
+
+async def touch_many(
+    conn: AsyncConnection, groups: list[tuple[str, datetime]], now: datetime
+) -> None:
+    """`touch` for several groups ((key, first seen) each) in one statement run."""
+    if not groups:
+        return
+    insert: Any = pg_insert(G) if conn.dialect.name == "postgresql" else sqlite_insert(G)
+    stmt = insert.values(
+        key=bindparam("b_key"),
+        first_seen_at=bindparam("b_first"),
+        last_notified_at=bindparam("b_now"),
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[G.c.key], set_={"last_notified_at": stmt.excluded.last_notified_at}
+        ),
+        # In key order: two passes (nodes) touching the same groups wait, not deadlock.
+        [{"b_key": k, "b_first": first, "b_now": now} for k, first in sorted(groups)],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -321,6 +322,74 @@ async def claim_first_page(
         )
     )
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstPageClaim:
+    """One alert's first page, for `claim_first_pages`."""
+
+    alert_id: str
+    channels: list[str]
+    group_key: str
+    next_escalation_at: datetime | None
+
+
+class FirstPagesContested(Exception):
+    """`claim_first_pages` found some alerts paged or no longer firing: the caller rolls the
+    transaction back and claims them one by one (`exact=True`)."""
+
+
+_CLAIM_FIRST_PAGE = (
+    A.update()
+    .where(A.c.id == bindparam("b_id"), A.c.notified_at.is_(None), A.c.status == "firing")
+    .values(
+        notified_at=bindparam("b_at"),
+        paged_channels=bindparam("b_channels"),
+        group_key=bindparam("b_group_key"),
+        escalation_step=0,
+        next_escalation_at=bindparam("b_next"),
+    )
+)
+
+
+async def claim_first_pages(
+    conn: AsyncConnection, claims: list[FirstPageClaim], *, at: datetime, exact: bool = False
+) -> set[str]:
+    """`claim_first_page` for many alerts in one statement run; the ids claimed. When the
+    driver counts the rows of a batch and not every alert could be claimed (another pass or
+    node paged one, or it stopped firing), raises FirstPagesContested with the rows changed:
+    roll back and call again with `exact=True`, which claims them one at a time."""
+    if not claims:
+        return set()
+    # In id order: two passes (nodes) claiming the same alerts wait, not deadlock.
+    claims = sorted(claims, key=lambda c: c.alert_id)
+    if exact or not conn.dialect.supports_sane_multi_rowcount:
+        return {
+            c.alert_id
+            for c in claims
+            if await claim_first_page(
+                conn,
+                c.alert_id,
+                at=at,
+                channels=c.channels,
+                group_key=c.group_key,
+                next_escalation_at=c.next_escalation_at,
+            )
+        }
+    params = [
+        {
+            "b_id": c.alert_id,
+            "b_at": at,
+            "b_channels": c.channels,
+            "b_group_key": c.group_key,
+            "b_next": c.next_escalation_at,
+        }
+        for c in claims
+    ]
+    result = await conn.execute(_CLAIM_FIRST_PAGE, params)
+    if result.rowcount != len(claims):
+        raise FirstPagesContested(f"{len(claims) - result.rowcount} of {len(claims)} taken")
+    return {c.alert_id for c in claims}
 
 
 async def advance_escalation(
