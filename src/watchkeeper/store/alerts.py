@@ -478,12 +478,23 @@ async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) 
     not an error. Returns the ids inserted."""
     if not rows:
         return set()
-    stmt = (
-        _insert_into(conn)
-        .on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
-        .returning(A.c.id)
+    stmt = _insert_into(conn).on_conflict_do_nothing(
+        index_elements=["fingerprint"], index_where=_OPEN_WHERE
     )
-    return {r.id for r in await conn.execute(stmt, rows)}
+    ids = [row["id"] for row in rows]
+    if conn.dialect.supports_sane_multi_rowcount:
+        # Without RETURNING the driver runs the rows itself (SQLAlchemy's multi-row VALUES
+        # for RETURNING cost more than the inserts); the rows' ids are new, so when some
+        # fingerprint was taken, the ids found are the rows inserted.
+        result = await conn.execute(stmt, rows)
+        if result.rowcount == len(rows):
+            return set(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            query = select(A.c.id).where(A.c.id.in_(ids[start : start + _CHUNK]))
+            found.update((await conn.execute(query)).scalars())
+        return found
+    return {r.id for r in await conn.execute(stmt.returning(A.c.id), rows)}
 
 
 async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
