@@ -14,6 +14,7 @@ from watchkeeper.core.version import __version__
 from watchkeeper.http import edge, routes
 from watchkeeper.http.api import pings
 from watchkeeper.http.audit import AuditMiddleware
+from watchkeeper.http.edge.head import HeadAsGet
 from watchkeeper.http.status_pages import StatusPageMiddleware
 
 
@@ -47,6 +48,8 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(pings.PingPath, services=lambda: rt.services)
     # Body limits, authentication before bodies, JSON depth, security headers.
     edge.install(app, rt.config.server, rt.authenticator, routes.DEPTH_BOUNDED_BY_PARSER)
+    # HEAD for every GET route (the status pages answer HEAD themselves, before it).
+    app.add_middleware(HeadAsGet)
     # Outermost: the public status pages answer from memory before anything else runs.
     app.add_middleware(StatusPageMiddleware, pages=lambda: rt.services.status_pages)
     routes.include_all(app)
