@@ -295,8 +295,13 @@ class Dispatcher:
         # wait for a pass over every open alert.
         fresh = [a for a in alerts if a.notified_at is None]
         queued += await self._handle_all(fresh, stages, at, pending)
-        # Only the groups about to page are read (not every group ever paged).
-        groups = await self._db.on_loop(lambda conn: group_store.by_keys(conn, pending))
+        # Only the groups about to page are read (not every group ever paged), and not an
+        # alert's own group (`alert:<id>`, without `group_by`): it is stored when its one
+        # member is paged first, which this never-paged alert was not.
+        shared = [k for k in pending if not k.startswith("alert:")]
+        groups = (
+            await self._db.on_loop(lambda conn: group_store.by_keys(conn, shared)) if shared else {}
+        )
         ready: list[tuple[str, list[Alert]]] = []
         waiting: set[str] = set()
         for key, members in pending.items():

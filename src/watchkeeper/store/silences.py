@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from watchkeeper.store import tables
 from watchkeeper.store.database import Connection, Database
@@ -29,13 +29,17 @@ async def list_rows(
 ) -> list[Record]:
     """Silences ending last first; only those ending after `ending_after` when given.
     `conn`: read in the caller's transaction (else in one of its own)."""
-    query = select(S).order_by(S.c.ends_at.desc())
-    if ending_after is not None:
-        query = query.where(S.c.ends_at > ending_after)
+    params = {"after": ending_after}
+    query = _ALL if ending_after is None else _ENDING_AFTER
     if conn is not None:
-        return list((await conn.execute(query)).all())
+        return list((await conn.execute(query, params)).all())
     async with translated(), db.connect() as own:
-        return list((await own.execute(query)).all())
+        return list((await own.execute(query, params)).all())
+
+
+# Built once: every dispatcher pass reads the silences.
+_ALL = select(S).order_by(S.c.ends_at.desc())
+_ENDING_AFTER = _ALL.where(S.c.ends_at > bindparam("after"))
 
 
 async def by_id(db: Database, silence_id: str) -> Record | None:
