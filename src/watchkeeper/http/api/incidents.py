@@ -27,6 +27,8 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 Body = Annotated[str, Field(max_length=20_000, pattern=r"^[^\x00]*$")]
 
 
+# A request body: unknown fields are refused, and its fields are the incident service's
+# keyword arguments (the routes pass them on whole).
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -153,17 +155,7 @@ async def create_incident(
     services: Services = Depends(get_services),
     who: Principal = OPERATOR,
 ) -> IncidentOut:
-    incident = await services.incidents.create(
-        name=body.name,
-        actor=who.name,
-        page=body.page,
-        status=body.status,
-        impact=body.impact,
-        body=body.body,
-        components=body.components,
-        draft=body.draft,
-        started_at=body.started_at,
-    )
+    incident = await services.incidents.create(actor=who.name, **body.model_dump())
     add_detail(request, incident=incident.id, page=incident.page)
     return _out(incident)
 
@@ -190,17 +182,7 @@ async def update_incident(
     services: Services = Depends(get_services),
     who: Principal = OPERATOR,
 ) -> IncidentOut:
-    incident = await services.incidents.update(
-        incident_id,
-        actor=who.name,
-        status=body.status,
-        body=body.body,
-        impact=body.impact,
-        name=body.name,
-        components=body.components,
-        draft=body.draft,
-        postmortem=body.postmortem,
-    )
+    incident = await services.incidents.update(incident_id, actor=who.name, **body.model_dump())
     add_detail(request, incident=incident.id, status=incident.status)
     return _out(incident)
 
