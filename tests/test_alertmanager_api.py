@@ -246,3 +246,13 @@ async def test_an_inhibited_alert_is_listed_only_when_inhibited_ones_are_asked_f
     assert got["status"]["inhibitedBy"] == ["suppressed: inhibited by Outage"]
     assert await am.get("/api/v2/alerts", filter="alertname=Quiet", inhibited="false") == []
     assert await am.get("/api/v2/alerts", filter="alertname=Outage", active="false") == []
+
+
+@pytest.mark.parametrize("path", ["/api/v2/alerts", "/api/v2/alerts/groups"])
+async def test_both_alert_listings_refuse_a_bad_filter_or_receiver_regex_with_a_400(
+    am: Am, path: str
+) -> None:
+    for param, value in (("filter", "alertname=~["), ("filter", "no matcher"), ("receiver", "[")):
+        answer = await am.client.get(path, params={param: value}, headers=am.as_(Role.VIEWER))
+        assert answer.status_code == 400, (param, value, answer.text)
+        assert f"{param}: " in answer.text

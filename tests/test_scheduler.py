@@ -117,6 +117,27 @@ async def test_a_slow_check_never_overlaps_itself_and_skips_missed_slots() -> No
     assert collect.starts() == [T0 + timedelta(seconds=s) for s in (0, 30, 40, 50)]
 
 
+async def test_a_held_start_times_the_first_runs_from_the_release_without_lag() -> None:
+    clock = FakeClock(T0)
+
+    async def up() -> CheckResult:
+        return CheckResult.up()
+
+    collect = Collector()
+    scheduler = scheduled([ScriptedCheck("probe", up)], collect, clock)
+    scheduler.hold()  # as at a start, until the HTTP server listens
+    scheduler.start()
+    await asyncio.sleep(0)  # a yield, no wait: the loop starts and stops at the hold
+    clock.advance(60)  # nothing is due while held, however long it takes
+    assert scheduler.held
+    scheduler.release()
+    await run_until(clock, T0 + timedelta(seconds=90))
+    await scheduler.stop()
+    # Phase 0 from the release: a run at 60 s, then every 30 s; the wait is no lag.
+    assert collect.starts() == [T0 + timedelta(seconds=s) for s in (60, 90)]
+    assert scheduler.last_lag == 0
+
+
 async def test_no_more_than_max_concurrency_checks_run_at_once() -> None:
     running = 0
     peak = 0

@@ -257,6 +257,9 @@ class Runtime:
         self.status_sink: StatusEventSink | None = status_sink
         """Told of public incident and maintenance changes (the status page subscriptions)."""
         self._runs = 0
+        self._await_listener = False
+        """Whether the checks' first runs wait for `listening()`, until it is called (see
+        `hold_checks_until_listening`)."""
         self._wire()
 
     def _wire(self) -> None:
@@ -996,7 +999,29 @@ class Runtime:
         await self.services.incidents.open_for_alerts()
 
     async def _start_scheduler(self) -> None:
+        if self._await_listener:
+            self.scheduler.hold()
         self.scheduler.start()
+
+    def hold_checks_until_listening(self) -> Callable[[], None]:
+        """Make each start hold the checks' first runs until the returned callback (the
+        HTTP server's, once its socket listens) is called; the heartbeats, alerting and the
+        rest run from the start as before.
+
+        The app's lifespan starts this runtime before the server binds: a check of
+        Watchkeeper's own API (the built-in `watchkeeper-api`) run in between finds nothing
+        there and pages as DOWN. Only a caller that will call back may hold: checks held
+        by a server that never listens would never run."""
+        self._await_listener = True
+        return self.listening
+
+    def listening(self) -> None:
+        """The HTTP server listens: the held checks start (their first runs are spread over
+        the next seconds, as at any start)."""
+        self._await_listener = False  # a later start (a runtime started again) holds nothing
+        if self.scheduler.held:
+            log.info("the server listens: the checks start")
+        self.scheduler.release()
 
     async def _stop_scheduler(self) -> None:
         log.info("shutting down: letting the checks in flight finish")

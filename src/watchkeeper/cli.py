@@ -169,6 +169,9 @@ def run(
         before_shutdown=runtime.changes.close,
         # SIGHUP reloads the config file (see README, "Reloading the config").
         on_hangup=lambda: runtime.services.reload.on_signal(),
+        # The lifespan starts the runtime before uvicorn binds: the checks wait for the
+        # socket, or the built-in self-probe could find nothing there and page at each start.
+        on_listening=runtime.hold_checks_until_listening(),
     )
     # systemd's Type=notify and WatchdogSec= (nothing happens outside systemd).
     server.notify_systemd(

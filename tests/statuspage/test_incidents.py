@@ -112,11 +112,15 @@ async def test_lifecycle_shows_on_the_page_json_and_feeds_and_reaches_the_sink(
     assert [i["id"] for i in unresolved] == [iid]
     assert unresolved[0]["shortlink"] == f"https://status.example.com/status/incidents/{iid}"
 
-    for status in ("identified", "monitoring"):
-        moved = await client.patch(
-            f"/api/v1/incidents/{iid}", json={"status": status, "body": f"Now {status}."}
-        )
-        assert moved.status_code == 200, moved.text
+    identified = await client.patch(
+        f"/api/v1/incidents/{iid}", json={"status": "identified", "body": "Now identified."}
+    )
+    assert identified.status_code == 200, identified.text
+    monitoring = await client.post(
+        f"/api/v1/incidents/{iid}/updates", json={"status": "monitoring", "body": "Now monitoring."}
+    )
+    assert monitoring.status_code == 201, monitoring.text
+    assert monitoring.json()["incident_updates"][0]["body"] == "Now monitoring."
     assert (await client.post(f"/api/v1/incidents/{iid}/resolve", json={})).status_code == 200
     again = await client.post(f"/api/v1/incidents/{iid}/resolve", json={})
     assert again.status_code == 409

@@ -6,20 +6,15 @@ CRITICAL, as in Nagios. The first line of stdout is the reason; performance data
 becomes metrics.
 
 The command runs in its own session (hence its own process group) so that on timeout,
-cancellation, or plain exit everything it started can be killed with one `killpg`.
+cancellation, or plain exit everything it started can be killed with one `killpg` (see
+watchkeeper.core.programs).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import os
 import re
-import signal
-import subprocess
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -28,17 +23,13 @@ from watchkeeper.checks.base import Check, CheckConfigBase, CheckContext
 from watchkeeper.checks.registry import register
 from watchkeeper.core.domain import CheckResult, Status
 from watchkeeper.core.durations import format_duration
+from watchkeeper.core.programs import STDERR, STDOUT, run_program, signal_name
 from watchkeeper.core.redact import data_secrets, is_secret_name
 
 OUTPUT_LIMIT = 64 * 1024
 """Bytes kept per stream (stdout, stderr); the rest is read and discarded."""
 
 _REASON_LIMIT = 500
-# After the plugin exits and its group is killed, how long its pipes may stay open (held by a
-# descendant that escaped the group with setsid) before we stop reading and use what we have.
-_PIPE_GRACE = 1.0
-# Bound on waiting for a SIGKILLed child to be reaped; it normally takes microseconds.
-_REAP_TIMEOUT = 5.0
 
 _EXIT_STATUS = {0: Status.UP, 1: Status.DEGRADED, 2: Status.DOWN, 3: Status.UNKNOWN}
 
@@ -189,39 +180,6 @@ class CommandCheckConfig(CheckConfigBase):
         return value
 
 
-class _PluginProtocol(asyncio.SubprocessProtocol):
-    """Collects capped output and reports exit and pipe closure separately.
-
-    `asyncio.subprocess.Process.wait()` (3.11) only returns once every pipe is closed, so a
-    background child that inherited stdout would make a finished plugin look hung. Here
-    `exited` fires when the plugin itself exits, `closed` when its pipes are closed as well.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-        self.truncated = False
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        # Data past the cap is dropped, never left unread: a plugin blocked writing to a full
-        # pipe would never exit.
-        buffer = self.output.setdefault(fd, bytearray())
-        room = OUTPUT_LIMIT - len(buffer)
-        if len(data) > room:
-            self.truncated = True
-            data = data[: max(room, 0)]
-        buffer += data
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 @register
 class CommandCheck(Check[CommandCheckConfig]):
     """Runs a plugin and maps its exit code, message and perfdata into a result."""
@@ -250,9 +208,14 @@ class CommandCheck(Check[CommandCheckConfig]):
 
     async def run(self) -> CheckResult:
         cfg = self.config
-        started = perf_counter()
         try:
-            transport, protocol = await _spawn(cfg)
+            ran = await run_program(
+                cfg.command,
+                timeout=cfg.timeout.total_seconds(),
+                limit=OUTPUT_LIMIT,
+                env=cfg.env,
+                cwd=cfg.cwd,
+            )
         except FileNotFoundError as exc:
             if cfg.cwd is not None and exc.filename == cfg.cwd:
                 return CheckResult.unknown(f"working directory not found: {cfg.cwd}")
@@ -261,36 +224,10 @@ class CommandCheck(Check[CommandCheckConfig]):
             return CheckResult.unknown(f"permission denied running {cfg.command[0]}")
         except OSError as exc:
             return CheckResult.unknown(f"cannot run {cfg.command[0]}: {exc.strerror or exc}")
+        elapsed = ran.duration
 
-        pid = transport.get_pid()
-        timed_out = False
-        returncode = 0
-        try:
-            async with asyncio.timeout(cfg.timeout.total_seconds()):
-                await protocol.exited
-                exit_status = transport.get_returncode()
-                # Set by the time `exited` fires; 255 is asyncio's own "status unavailable".
-                returncode = 255 if exit_status is None else exit_status
-                # Whatever the plugin left running in its group would otherwise keep the pipes
-                # open (and leak a process per run).
-                _kill_group(pid)
-                _, pending = await asyncio.wait([protocol.closed], timeout=_PIPE_GRACE)
-                protocol.truncated |= bool(pending)
-        except TimeoutError:
-            timed_out = True
-        finally:
-            # Runs on our timeout and on cancellation (the scheduler's timeout) alike.
-            _kill_group(pid)
-            try:
-                if not protocol.exited.done():
-                    await asyncio.wait([protocol.exited], timeout=_REAP_TIMEOUT)
-            finally:
-                # Closes our pipe ends (and warns nobody later about an unclosed transport).
-                transport.close()
-        elapsed = perf_counter() - started
-
-        out_text = protocol.output[1].decode("utf-8", "replace")
-        err_text = protocol.output[2].decode("utf-8", "replace")
+        out_text = ran.output[STDOUT].decode("utf-8", "replace")
+        err_text = ran.output[STDERR].decode("utf-8", "replace")
         message, long_output, perf_text = split_plugin_output(out_text)
         perfdata = parse_perfdata(perf_text)
         details: dict[str, Any] = {"perfdata": [p.as_dict() for p in perfdata]}
@@ -298,19 +235,20 @@ class CommandCheck(Check[CommandCheckConfig]):
             details["long_output"] = long_output
         if err_text.strip():
             details["stderr"] = err_text
-        if protocol.truncated:
+        if ran.truncated or ran.pipes_held:
             details["output_truncated"] = True
         metrics = {p.label: p.normalized_value for p in perfdata}
 
-        if timed_out:
+        if ran.timed_out or ran.returncode is None:
             reason = f"timed out after {self._timeout_text}"
             return CheckResult.down(reason, response_time=elapsed, metrics=metrics, details=details)
 
+        returncode = ran.returncode
         details["exit_code"] = returncode
         status = _EXIT_STATUS.get(returncode, Status.UNKNOWN)
         message = message or _last_line(err_text)
         if returncode < 0:
-            note = f"killed by {_signal_name(-returncode)}"
+            note = f"killed by {signal_name(-returncode)}"
         elif returncode not in _EXIT_STATUS:
             note = f"exit code {returncode}"
         else:
@@ -324,66 +262,12 @@ class CommandCheck(Check[CommandCheckConfig]):
         return CheckResult(status, reason, response_time=elapsed, metrics=metrics, details=details)
 
 
-_Spawned = tuple[asyncio.SubprocessTransport, _PluginProtocol]
-
-
-async def _spawn(cfg: CommandCheckConfig) -> _Spawned:
-    loop = asyncio.get_running_loop()
-    env = {**os.environ, **cfg.env} if cfg.env else None
-    # The low-level API (rather than create_subprocess_exec) gives us _PluginProtocol's
-    # separate exit notification; start_new_session makes the child a process-group leader.
-    spawn: asyncio.Future[_Spawned] = asyncio.ensure_future(
-        loop.subprocess_exec(
-            lambda: _PluginProtocol(loop),
-            *cfg.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cfg.cwd,
-            env=env,
-            start_new_session=True,
-        )
-    )
-    try:
-        # Shielded: once fork/exec has happened we must learn the pid to kill its group, even
-        # if we are cancelled while asyncio is still connecting the pipes.
-        return await asyncio.shield(spawn)
-    except asyncio.CancelledError:
-        spawn.add_done_callback(_kill_spawned)
-        raise
-
-
-def _kill_spawned(spawn: asyncio.Future[_Spawned]) -> None:
-    if spawn.cancelled() or spawn.exception() is not None:
-        return
-    transport, protocol = spawn.result()
-    _kill_group(transport.get_pid())
-    # Close only once reaped: closing a transport whose child still runs makes asyncio
-    # poll() it, racing the child watcher for the exit status.
-    protocol.exited.add_done_callback(lambda _: transport.close())
-
-
-def _kill_group(pgid: int) -> None:
-    # start_new_session made the child a group leader, so its pid is the group id. After the
-    # leader is reaped the id stays reserved while any member lives; once the group is empty
-    # this is ESRCH (reuse of that exact id by a new group leader in between is negligible).
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 def _last_line(text: str) -> str:
     # For stderr the last line is the useful one (a traceback ends with the exception).
     for line in reversed(text.splitlines()):
         if line.strip():
             return line.strip()
     return ""
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 __all__ = [

@@ -74,6 +74,8 @@ class Scheduler:
         self._in_flight: set[str] = set()
         self._stopping = False
         self._started = False
+        self._released = asyncio.Event()
+        self._released.set()
         self.runs = 0
         self.last_lag = 0.0
 
@@ -96,6 +98,22 @@ class Scheduler:
         self._started = True
         for check in self._checks.values():
             self._launch(check)
+
+    def hold(self) -> None:
+        """Keep every check's first run (and its phase) from being timed until `release`: a
+        loop launched meanwhile waits, so no probe can run before, say, the HTTP server it
+        may be pointed at listens."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let the held checks be timed: each first run comes within its spread (at most 5 s)
+        from now, as after an unheld start."""
+        self._released.set()
+
+    @property
+    def held(self) -> bool:
+        """Whether first runs wait for `release`."""
+        return not self._released.is_set()
 
     def _launch(self, check: Check[Any]) -> None:
         self._tasks[check.name] = asyncio.create_task(self._loop(check), name=f"check:{check.name}")
@@ -130,8 +148,11 @@ class Scheduler:
 
     async def _loop(self, check: Check[Any]) -> None:
         interval = check.config.interval.total_seconds()
-        next_due = self._clock.monotonic() + self._initial_delay(interval)
         kick = self._kicks.setdefault(check.name, asyncio.Event())
+        # Before the phase is fixed: a held start must neither run early nor count as lag
+        # (a `run_now` meanwhile runs it right after the release).
+        await self._released.wait()
+        next_due = self._clock.monotonic() + self._initial_delay(interval)
         # A removed check's loop ends after the run in hand (see `remove`).
         while not self._stopping and self._checks.get(check.name) is check:
             kicked = await self._sleep_or_kick(kick, next_due - self._clock.monotonic())

@@ -18,17 +18,22 @@ class GracefulServer(uvicorn.Server):
     should instead see a clean exit 0 after a requested stop.
 
     `before_shutdown` runs as soon as the stop begins: uvicorn waits for open connections
-    before the app's own shutdown, so long-lived ones (event streams) must be ended first."""
+    before the app's own shutdown, so long-lived ones (event streams) must be ended first.
+
+    `on_listening` runs once the app's lifespan has started and the sockets listen (uvicorn
+    starts the lifespan before it binds), before systemd is told READY=1."""
 
     def __init__(
         self,
         config: uvicorn.Config,
         before_shutdown: Callable[[], None],
         on_hangup: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        on_listening: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
         self._on_hangup = on_hangup
+        self._on_listening = on_listening
         self._hangups: set[asyncio.Task[None]] = set()
         self._notifier: Notifier | None = None
         self._status: Callable[[], str] = lambda: "serving"
@@ -50,6 +55,8 @@ class GracefulServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         # The app's lifespan (the runtime) has started and the sockets listen.
+        if self.started and not self.should_exit and self._on_listening is not None:
+            self._on_listening()
         if self.started and not self.should_exit and self._notifier is not None:
             self._notifier.ready(self._status(), self._stalled)
         if self.started and self._on_hangup is not None:

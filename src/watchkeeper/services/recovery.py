@@ -8,7 +8,7 @@ defined over the API): there is no operation here that creates or changes one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from watchkeeper.core.errors import Conflict, NotFound
 from watchkeeper.recovery.coordinator import ActionStatus, NotPending, Recovery, run_record
@@ -18,6 +18,9 @@ from watchkeeper.store.database import Database
 
 NO_SUCH_ACTION = "no recovery action named {!r}"
 NO_SUCH_RUN = "no such recovery run"
+
+Verdict = Literal["approved", "rejected"]
+"""What an operator decided about a runbook run waiting for approval."""
 
 
 @dataclass(slots=True)
@@ -75,19 +78,15 @@ class RecoveryService:
         record["expires_at"] = pending.deadline if pending is not None else None
         return record
 
-    async def approve(self, run_id: str, *, actor: str, comment: str) -> dict[str, Any]:
-        """Run a pending runbook run (a person approved it); its record once started.
-        NotFound: no such run; Conflict: it is not waiting for approval."""
+    async def decide(
+        self, run_id: str, verdict: Verdict, *, actor: str, comment: str
+    ) -> dict[str, Any]:
+        """A person's decision on a pending runbook run: approved, it runs now (its record
+        once started); rejected, it ends without running, with the reason. NotFound: no
+        such run; Conflict: it is not waiting for approval."""
+        decide = self.recovery.approve if verdict == "approved" else self.recovery.reject
         try:
-            await self.recovery.approve(run_id, actor=actor, comment=comment)
-        except NotPending:
-            raise await self._not_pending(run_id) from None
-        return await self.run(run_id)
-
-    async def reject(self, run_id: str, *, actor: str, comment: str) -> dict[str, Any]:
-        """End a pending runbook run without running it, with the reason."""
-        try:
-            await self.recovery.reject(run_id, actor=actor, comment=comment)
+            await decide(run_id, actor=actor, comment=comment)
         except NotPending:
             raise await self._not_pending(run_id) from None
         return await self.run(run_id)

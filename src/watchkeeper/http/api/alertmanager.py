@@ -200,38 +200,49 @@ def _gettable(alert: Alert) -> GettableAlert:
     )
 
 
-async def _alerts(
-    services: Services,
-    active: bool,
-    silenced: bool,
-    inhibited: bool,
-    filter: list[str],
-    receiver: str | None,
-) -> list[GettableAlert]:
-    matchers = _filters(filter)
-    regex = _receiver_regex(receiver)
-    out = []
-    for alert in await services.alerts.open_alerts():
-        item = _gettable(alert)
-        if not active and item.status.state == "active":
-            continue
-        if not silenced and item.status.silencedBy:
-            continue
-        if not inhibited and item.status.inhibitedBy:
-            continue
-        if not all(m.matches(item.labels) for m in matchers):
-            continue
-        if regex is not None and not any(
-            regex.search(r.name.encode()) is not None for r in item.receivers
-        ):
-            continue
-        out.append(item)
-    return out
-
-
 _BAD_FILTER = problems.responses(400)  # a filter that is no matcher, a bad receiver regex
 Flag = Annotated[bool, Query()]
 Filters = Annotated[list[str], Query(max_length=50)]
+
+
+class AlertQuery:
+    """The query both alert listings take (Alertmanager's names): which open alerts."""
+
+    def __init__(
+        self,
+        active: Flag = True,
+        silenced: Flag = True,
+        inhibited: Flag = True,
+        filter: Filters = [],  # noqa: B006 (Alertmanager's names; FastAPI copies defaults)
+        receiver: Annotated[str | None, Query(max_length=1000)] = None,
+    ) -> None:
+        self.active = active
+        self.silenced = silenced
+        self.inhibited = inhibited
+        self.filter = filter
+        self.receiver = receiver
+
+    async def select(self, services: Services) -> list[GettableAlert]:
+        """The open alerts that match; HTTP 400 for a bad filter or receiver regex."""
+        matchers = _filters(self.filter)
+        regex = _receiver_regex(self.receiver)
+        out = []
+        for alert in await services.alerts.open_alerts():
+            item = _gettable(alert)
+            if not self.active and item.status.state == "active":
+                continue
+            if not self.silenced and item.status.silencedBy:
+                continue
+            if not self.inhibited and item.status.inhibitedBy:
+                continue
+            if not all(m.matches(item.labels) for m in matchers):
+                continue
+            if regex is not None and not any(
+                regex.search(r.name.encode()) is not None for r in item.receivers
+            ):
+                continue
+            out.append(item)
+        return out
 
 
 @router.get(
@@ -243,15 +254,11 @@ Filters = Annotated[list[str], Query(max_length=50)]
 )
 async def get_alerts(
     services: Services = Depends(services_dep),
-    active: Flag = True,
-    silenced: Flag = True,
-    inhibited: Flag = True,
+    query: AlertQuery = Depends(),
     unprocessed: Flag = True,
-    filter: Filters = [],  # noqa: B006 (Alertmanager's names; FastAPI copies defaults)
-    receiver: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> list[GettableAlert]:
     """`unprocessed` is accepted and changes nothing: every alert here was taken in."""
-    return await _alerts(services, active, silenced, inhibited, filter, receiver)
+    return await query.select(services)
 
 
 @router.get(
@@ -262,15 +269,10 @@ async def get_alerts(
     summary="Open alerts grouped by alertname and receiver",
 )
 async def get_alert_groups(
-    services: Services = Depends(services_dep),
-    active: Flag = True,
-    silenced: Flag = True,
-    inhibited: Flag = True,
-    filter: Filters = [],  # noqa: B006
-    receiver: Annotated[str | None, Query(max_length=1000)] = None,
+    services: Services = Depends(services_dep), query: AlertQuery = Depends()
 ) -> list[AlertGroup]:
     groups: dict[tuple[str, str], AlertGroup] = {}
-    for item in await _alerts(services, active, silenced, inhibited, filter, receiver):
+    for item in await query.select(services):
         name = item.labels.get("alertname", "")
         for rcv in item.receivers or [AmReceiver(name="")]:
             group = groups.setdefault(

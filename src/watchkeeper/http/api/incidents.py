@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from watchkeeper.http import problems
 from watchkeeper.http.api.schemas import Limit, Offset, Text
@@ -14,7 +14,7 @@ from watchkeeper.http.audit import add_detail
 from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.services import Services
-from watchkeeper.statuspage.model import Incident
+from watchkeeper.statuspage.model import ComponentStatus, Impact, Incident, IncidentStatus
 
 router = APIRouter(
     prefix="/api/v1/incidents",
@@ -23,15 +23,12 @@ router = APIRouter(
 )
 OPERATOR = Depends(require(Role.OPERATOR))
 
-IncidentStatus = Literal["investigating", "identified", "monitoring", "resolved", "postmortem"]
-Impact = Literal["none", "minor", "major", "critical"]
-ComponentStatus = Literal[
-    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
-]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 Body = Annotated[str, Field(max_length=20_000, pattern=r"^[^\x00]*$")]
 
 
+# A request body: unknown fields are refused, and its fields are the incident service's
+# keyword arguments (the routes pass them on whole).
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,22 +62,31 @@ class IncidentResolve(_Strict):
     body: Body | None = None
 
 
-class AffectedOut(BaseModel):
+class _FromDomain(BaseModel):
+    """Read from the status page's own objects (watchkeeper.statuspage.model), whose
+    attributes these mirror; where the API's name differs, the field says which it reads."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AffectedOut(_FromDomain):
     name: str
     old_status: str
     new_status: str
 
 
-class UpdateOut(BaseModel):
+class UpdateOut(_FromDomain):
     id: str
     status: str
     body: str
     created_at: datetime
     display_at: datetime
-    affected_components: list[AffectedOut]
+    affected_components: list[AffectedOut] = Field(
+        validation_alias=AliasChoices("affected_components", "affected")
+    )
 
 
-class IncidentOut(BaseModel):
+class IncidentOut(_FromDomain):
     id: str
     page: str
     name: str
@@ -93,7 +99,9 @@ class IncidentOut(BaseModel):
     monitoring_at: datetime | None
     resolved_at: datetime | None
     components: dict[str, str]
-    incident_updates: list[UpdateOut]
+    incident_updates: list[UpdateOut] = Field(
+        validation_alias=AliasChoices("incident_updates", "updates")
+    )
     """Newest first."""
     postmortem: str | None
     source: str
@@ -107,36 +115,7 @@ class IncidentPage(BaseModel):
 
 
 def _out(incident: Incident) -> IncidentOut:
-    return IncidentOut(
-        id=incident.id,
-        page=incident.page,
-        name=incident.name,
-        status=incident.status,
-        impact=incident.impact,
-        draft=incident.draft,
-        created_at=incident.created_at,
-        updated_at=incident.updated_at,
-        started_at=incident.started_at,
-        monitoring_at=incident.monitoring_at,
-        resolved_at=incident.resolved_at,
-        components=incident.components,
-        incident_updates=[
-            UpdateOut(
-                id=u.id,
-                status=u.status,
-                body=u.body,
-                created_at=u.created_at,
-                display_at=u.display_at,
-                affected_components=[
-                    AffectedOut(name=a.name, old_status=a.old_status, new_status=a.new_status)
-                    for a in u.affected
-                ],
-            )
-            for u in incident.updates
-        ],
-        postmortem=incident.postmortem,
-        source=incident.source,
-    )
+    return IncidentOut.model_validate(incident)
 
 
 @router.get("", response_model=IncidentPage, summary="Status page incidents, newest first")
@@ -176,21 +155,20 @@ async def create_incident(
     services: Services = Depends(get_services),
     who: Principal = OPERATOR,
 ) -> IncidentOut:
-    incident = await services.incidents.create(
-        name=body.name,
-        actor=who.name,
-        page=body.page,
-        status=body.status,
-        impact=body.impact,
-        body=body.body,
-        components=body.components,
-        draft=body.draft,
-        started_at=body.started_at,
-    )
+    incident = await services.incidents.create(actor=who.name, **body.model_dump())
     add_detail(request, incident=incident.id, page=incident.page)
     return _out(incident)
 
 
+# Adding an update is updating the incident with a new status or body: one handler.
+@router.post(
+    "/{incident_id}/updates",
+    name="add_update",
+    response_model=IncidentOut,
+    status_code=201,
+    responses=problems.responses(404, 409, 422),
+    summary="Add a public update to an incident's timeline",
+)
 @router.patch(
     "/{incident_id}",
     response_model=IncidentOut,
@@ -204,36 +182,9 @@ async def update_incident(
     services: Services = Depends(get_services),
     who: Principal = OPERATOR,
 ) -> IncidentOut:
-    incident = await services.incidents.update(
-        incident_id,
-        actor=who.name,
-        status=body.status,
-        body=body.body,
-        impact=body.impact,
-        name=body.name,
-        components=body.components,
-        draft=body.draft,
-        postmortem=body.postmortem,
-    )
+    incident = await services.incidents.update(incident_id, actor=who.name, **body.model_dump())
     add_detail(request, incident=incident.id, status=incident.status)
     return _out(incident)
-
-
-@router.post(
-    "/{incident_id}/updates",
-    response_model=IncidentOut,
-    status_code=201,
-    responses=problems.responses(404, 409, 422),
-    summary="Add a public update to an incident's timeline",
-)
-async def add_update(
-    incident_id: str,
-    body: IncidentPatch,
-    request: Request,
-    services: Services = Depends(get_services),
-    who: Principal = OPERATOR,
-) -> IncidentOut:
-    return await update_incident(incident_id, body, request, services, who)
 
 
 @router.post(

@@ -18,6 +18,7 @@ from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role, require
 from watchkeeper.recovery.coordinator import ActionStatus
 from watchkeeper.services import Services
+from watchkeeper.services.recovery import Verdict
 
 router = APIRouter(
     prefix="/api/v1/recovery", tags=["recovery"], dependencies=[Depends(require(Role.VIEWER))]
@@ -128,21 +129,38 @@ async def get_run(run_id: str, services: Services = Depends(get_services)) -> Ru
     return RunOut(**await services.recovery.run(run_id))
 
 
+class _Decide:
+    """Approving and rejecting a run read the same request: one dependency for both."""
+
+    def __init__(
+        self,
+        run_id: str,
+        request: Request,
+        decision: Decision | None = None,
+        principal: Principal = OPERATOR,
+        services: Services = Depends(get_services),
+    ) -> None:
+        self.run_id = run_id
+        self.request = request
+        self.comment = decision.comment if decision is not None else ""
+        self.actor = principal.name
+        self.services = services
+
+    async def __call__(self, verdict: Verdict) -> RunOut:
+        add_detail(self.request, run=self.run_id, decision=verdict, comment=self.comment)
+        run = await self.services.recovery.decide(
+            self.run_id, verdict, actor=self.actor, comment=self.comment
+        )
+        return RunOut(**run)
+
+
 @router.post(
     "/runs/{run_id}/approve",
     response_model=RunOut,
     summary="Approve a runbook run waiting for approval: it runs now (409 if not waiting)",
 )
-async def approve_run(
-    run_id: str,
-    request: Request,
-    decision: Decision | None = None,
-    principal: Principal = OPERATOR,
-    services: Services = Depends(get_services),
-) -> RunOut:
-    comment = decision.comment if decision is not None else ""
-    add_detail(request, run=run_id, decision="approved", comment=comment)
-    return RunOut(**await services.recovery.approve(run_id, actor=principal.name, comment=comment))
+async def approve_run(decide: _Decide = Depends()) -> RunOut:
+    return await decide("approved")
 
 
 @router.post(
@@ -150,16 +168,8 @@ async def approve_run(
     response_model=RunOut,
     summary="Reject a runbook run waiting for approval: it ends without running",
 )
-async def reject_run(
-    run_id: str,
-    request: Request,
-    decision: Decision | None = None,
-    principal: Principal = OPERATOR,
-    services: Services = Depends(get_services),
-) -> RunOut:
-    comment = decision.comment if decision is not None else ""
-    add_detail(request, run=run_id, decision="rejected", comment=comment)
-    return RunOut(**await services.recovery.reject(run_id, actor=principal.name, comment=comment))
+async def reject_run(decide: _Decide = Depends()) -> RunOut:
+    return await decide("rejected")
 
 
 @router.get("/{name}", response_model=ActionOut, summary="One recovery action and its state")

@@ -19,6 +19,7 @@ from watchkeeper.http.deps import get_services
 from watchkeeper.http.roles import Principal, Role
 from watchkeeper.http.web.access import page, safe_next
 from watchkeeper.services import Services
+from watchkeeper.services.recovery import Verdict
 
 # One route per action (not `/{action}`), so the audit log names each one.
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -278,35 +279,41 @@ async def reset_recovery(
     return back(next, f"{name} reset")
 
 
+class _RunDecision:
+    """Approving and rejecting a recovery run read the same form: one dependency for both."""
+
+    def __init__(
+        self,
+        run_id: str,
+        request: Request,
+        comment: str = Form("", max_length=1000),
+        next: str = Form("/dashboard/recovery"),
+        principal: Principal = OPERATOR,
+        services: Services = Depends(get_services),
+    ) -> None:
+        self.run_id = run_id
+        self.request = request
+        self.comment = comment
+        self.next = next
+        self.actor = principal.name
+        self.services = services
+
+    async def __call__(self, verdict: Verdict) -> RedirectResponse:
+        add_detail(self.request, run=self.run_id, decision=verdict, comment=self.comment)
+        try:
+            run = await self.services.recovery.decide(
+                self.run_id, verdict, actor=self.actor, comment=self.comment
+            )
+        except (NotFound, Conflict) as exc:
+            return back(self.next, exc.detail)
+        return back(self.next, f"{run['action']} {verdict}")
+
+
 @router.post("/recovery/runs/{run_id}/approve")
-async def approve_recovery(
-    run_id: str,
-    request: Request,
-    comment: str = Form("", max_length=1000),
-    next: str = Form("/dashboard/recovery"),
-    principal: Principal = OPERATOR,
-    services: Services = Depends(get_services),
-) -> RedirectResponse:
-    add_detail(request, run=run_id, decision="approved", comment=comment)
-    try:
-        run = await services.recovery.approve(run_id, actor=principal.name, comment=comment)
-    except (NotFound, Conflict) as exc:
-        return back(next, exc.detail)
-    return back(next, f"{run['action']} approved")
+async def approve_recovery(decide: _RunDecision = Depends()) -> RedirectResponse:
+    return await decide("approved")
 
 
 @router.post("/recovery/runs/{run_id}/reject")
-async def reject_recovery(
-    run_id: str,
-    request: Request,
-    comment: str = Form("", max_length=1000),
-    next: str = Form("/dashboard/recovery"),
-    principal: Principal = OPERATOR,
-    services: Services = Depends(get_services),
-) -> RedirectResponse:
-    add_detail(request, run=run_id, decision="rejected", comment=comment)
-    try:
-        run = await services.recovery.reject(run_id, actor=principal.name, comment=comment)
-    except (NotFound, Conflict) as exc:
-        return back(next, exc.detail)
-    return back(next, f"{run['action']} rejected")
+async def reject_recovery(decide: _RunDecision = Depends()) -> RedirectResponse:
+    return await decide("rejected")

@@ -5,7 +5,7 @@ client). Server-rendered, every value escaped; tokens in URLs are kept out of Re
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -140,45 +140,49 @@ async def subscribe(request: Request, services: Services = Depends(get_services)
     return await _subscribe(request, services, None)
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse)
-async def confirm(token: str, services: Services = Depends(get_services)) -> Response:
+async def _token_page(lookup: Awaitable[str], title: str, body: Callable[[str], str]) -> Response:
+    """The page of a mailed link: `body` of the subscribed page's escaped title once
+    `lookup` (of the link's token) gives it, or the error (unknown, expired or used)."""
     try:
-        title = await services.status_subscriptions.confirm(token)
+        page_title = await lookup
     except DomainError as exc:
         return _error(exc)
-    return _page(
+    return _page(title, body(html.escape(page_title)))
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+async def confirm(token: str, services: Services = Depends(get_services)) -> Response:
+    return await _token_page(
+        services.status_subscriptions.confirm(token),
         "Subscription confirmed",
-        f"<p>You will get an email when {html.escape(title)} reports an incident or "
-        "maintenance. Every mail has a link to unsubscribe.</p>",
+        lambda page: (
+            f"<p>You will get an email when {page} reports an incident or "
+            "maintenance. Every mail has a link to unsubscribe.</p>"
+        ),
     )
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 async def unsubscribe_form(token: str, services: Services = Depends(get_services)) -> Response:
-    try:
-        title = await services.status_subscriptions.unsubscribe_target(token)
-    except DomainError as exc:
-        return _error(exc)
-    e = html.escape
     # A button, not an action on GET: mail scanners follow links; people press buttons.
-    return _page(
+    return await _token_page(
+        services.status_subscriptions.unsubscribe_target(token),
         "Unsubscribe",
-        f"<p>Stop the status updates of {e(title)} to this address?</p>"
-        f'<form method="post" action="/status/unsubscribe/{e(token)}">'
-        '<p><button type="submit">Unsubscribe</button></p></form>',
+        lambda page: (
+            f"<p>Stop the status updates of {page} to this address?</p>"
+            f'<form method="post" action="/status/unsubscribe/{html.escape(token)}">'
+            '<p><button type="submit">Unsubscribe</button></p></form>'
+        ),
     )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
 async def unsubscribe(token: str, services: Services = Depends(get_services)) -> Response:
     """The button's POST, and RFC 8058's one-click POST (`List-Unsubscribe=One-Click`)."""
-    try:
-        title = await services.status_subscriptions.unsubscribe(token)
-    except DomainError as exc:
-        return _error(exc)
-    return _page(
+    return await _token_page(
+        services.status_subscriptions.unsubscribe(token),
         "Unsubscribed",
-        f"<p>This address gets no more status updates of {html.escape(title)}.</p>",
+        lambda page: f"<p>This address gets no more status updates of {page}.</p>",
     )
 
 
