@@ -162,3 +162,75 @@ async def test_an_alert_waiting_for_its_group_is_paged_by_a_pass_about_another(
     assert await sent(sqlite_db) == sorted(
         [("alert.firing", waiting.id), ("alert.firing", other.id)]
     )
+
+
+@pytest.fixture
+def reads_by_id(sqlite_db: Database) -> Iterator[list[str]]:
+    """The statements reading alerts by their ids (`by_ids`), on either engine."""
+    seen: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM alerts" in statement and "alerts.id IN" in statement:
+            seen.append(statement)
+
+    engines = [sqlite_db.engine.sync_engine, sqlite_db.loop_engine()]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", note)
+    yield seen
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def test_an_alert_opened_by_a_post_is_paged_as_handed_over_without_a_read(
+    sqlite_db: Database, reads_by_id: list[str]
+) -> None:
+    clock = FakeClock(T0)
+    wk = dispatcher(sqlite_db, clock)
+    await wk.dispatch_once()
+    clock.advance(timedelta(seconds=1))
+    new = await post(sqlite_db, "new", clock.now())
+    reads_by_id.clear()
+    wk.wake_for([new.id], [new])
+    await wk.dispatch_once()
+    assert await sent(sqlite_db) == [("alert.firing", new.id)]
+    assert reads_by_id == []
+
+
+async def test_an_alert_changed_after_it_was_handed_over_is_read_as_stored(
+    sqlite_db: Database,
+) -> None:
+    """Opened by one post as low, raised to critical by the next before the pass: the pass
+    reads it again and routes it as critical (the object handed over still says low)."""
+    config = Config.model_validate(
+        {
+            "notifications": [
+                {"name": n, "type": "webhook", "url": "http://127.0.0.1:9/"}
+                for n in ("ops", "pager")
+            ],
+            "alerting": {
+                "routes": [
+                    {"matchers": ["severity=critical"], "notify": ["pager"]},
+                    {"notify": ["ops"]},
+                ]
+            },
+        }
+    )
+    clock = FakeClock(T0)
+    wk = build_dispatcher(sqlite_db, clock, config)
+    await wk.dispatch_once()
+    clock.advance(timedelta(seconds=1))
+    spec = lifecycle.AlertSpec(
+        fingerprint="ext:disk", name="disk", severity=Severity.LOW, summary="disk"
+    )
+    async with sqlite_db.begin() as conn:
+        opened, _ = await lifecycle.fire(conn, spec, clock.now())
+    wk.wake_for([opened.id], [opened])
+    raised = lifecycle.AlertSpec(
+        fingerprint="ext:disk", name="disk", severity=Severity.CRITICAL, summary="disk"
+    )
+    async with sqlite_db.begin() as conn:
+        await lifecycle.fire(conn, raised, clock.now())
+    wk.wake_for([opened.id])
+    await wk.dispatch_once()
+    [entry] = await outbox_store.list_entries(sqlite_db)
+    assert (entry.channel, entry.alert_id) == ("pager", opened.id)

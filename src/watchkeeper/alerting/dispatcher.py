@@ -131,6 +131,8 @@ class Dispatcher:
         """A wake since the last pass asked for every alert to be looked at."""
         self._touched: set[str] = set()
         """Ids of the alerts posted since the last pass (`wake_for`)."""
+        self._created: dict[str, Alert] = {}
+        """Of those, the alerts opened, as their writer stored them (not read again)."""
         self._whole_due: datetime | None = None
         """When a pass must look at every alert again: the earliest instant the last such
         pass found something falling due, or `_IDLE` after it (None: now)."""
@@ -145,11 +147,20 @@ class Dispatcher:
         self._everything = True
         self._wake.set()
 
-    def wake_for(self, alert_ids: Iterable[str]) -> None:
+    def wake_for(self, alert_ids: Iterable[str], created: Iterable[Alert] = ()) -> None:
         """Run a pass soon about these alerts, just posted (opened, changed or resolved):
         unless something else asks for more, the pass reads the alerts owing a first page
-        and these, not every open alert (the others are as the last pass left them)."""
-        self._touched.update(alert_ids)
+        and these, not every open alert (the others are as the last pass left them).
+        `created`: those of them just opened, as stored, given away by the caller: that
+        pass takes them as they are instead of reading them back (a burst of new alerts was
+        read twice: written, then read by the pass)."""
+        new = {a.id: a for a in created}
+        for alert_id in alert_ids:
+            self._touched.add(alert_id)
+            if alert_id in new:
+                self._created[alert_id] = new[alert_id]
+            else:  # changed since it was opened: read as stored now
+                self._created.pop(alert_id, None)
         self._wake.set()
 
     def reconfigure(
@@ -209,6 +220,9 @@ class Dispatcher:
         """Do everything due now; return when the next thing falls due (None: nothing)."""
         now = self._clock.now()
         touched, self._touched = self._touched, set()
+        # Alerts opened by posts and not changed since (a change to one otherwise than by a
+        # post wakes with `wake`, and such a pass reads every alert).
+        created, self._created = self._created, {}
         # Every alert is looked at unless only posted alerts woke this pass: the paged ones
         # change only by what is posted (those touched), by the clock (`_whole_due`), or by
         # what wakes with `wake` (a silence, a window, an acknowledgement, the config), and
@@ -241,7 +255,9 @@ class Dispatcher:
                 # The alerts posted, and those waiting for their group: nothing else can
                 # owe a first page that the last pass did not send (whatever changes that
                 # wakes with `wake`, or waits for `_whole_due`).
-                mentioned = await alert_store.dispatchable_of(conn, touched | self._owing)
+                known = [a for i, a in created.items() if i in touched]
+                read = (touched | self._owing) - created.keys()
+                mentioned = [*known, *await alert_store.dispatchable_of(conn, read)]
                 alerts = [a for a in mentioned if a.notified_at is None]
             silences = await list_silences(self._db, include_expired_since=now, conn=conn)
             stored = await load_stored_windows(self._db, conn=conn)

@@ -67,6 +67,8 @@ class Taken:
     changed: bool
     touched: list[str] = field(default_factory=list)
     """Ids of the alerts written in this request (new, changed or resolved)."""
+    created: list[Alert] = field(default_factory=list)
+    """The alerts this request opened, as stored (its own objects: nothing else holds them)."""
 
 
 class AlertIngest:
@@ -134,13 +136,16 @@ class AlertIngest:
             elif entry is not None or fp not in self._resolved:
                 to_resolve.append(fp)
         touched: list[str] = []
+        created: list[Alert] = []
         if to_write or to_resolve:
-            opened, closed = await retrying(lambda: self._write(to_write, to_resolve, now))
+            opened, closed, new_ids = await retrying(lambda: self._write(to_write, to_resolve, now))
             for fp, alert in opened.items():
                 self._resolved.pop(fp, None)
                 self._dirty.pop(fp, None)
                 self._open[fp] = _entry(alert)
                 touched.append(alert.id)
+                if alert.id in new_ids:
+                    created.append(alert)
             for fp in to_resolve:
                 self.forget(fp)
                 self._remember_resolved(fp)
@@ -154,13 +159,13 @@ class AlertIngest:
                 ids.append(entry.id if entry is not None else None)
             else:
                 ids.append(closed.get(spec.fingerprint))
-        return Taken(ids=ids, changed=bool(to_write or closed), touched=touched)
+        return Taken(ids=ids, changed=bool(to_write or closed), touched=touched, created=created)
 
     async def _write(
         self, firing: list[AlertSpec], resolving: list[str], now: datetime
-    ) -> tuple[dict[str, Alert], dict[str, str]]:
+    ) -> tuple[dict[str, Alert], dict[str, str], set[str]]:
         """One transaction: open or update `firing`, resolve `resolving`; (open alerts by
-        fingerprint, resolved alert ids by fingerprint)."""
+        fingerprint, resolved alert ids by fingerprint, ids of the alerts opened)."""
         # Rows are written in fingerprint order: two requests with the same alerts in other
         # orders wait for each other instead of deadlocking (PostgreSQL).
         firing = sorted(firing, key=lambda spec: spec.fingerprint)
@@ -169,7 +174,7 @@ class AlertIngest:
             spec.fingerprint: _new_alert(spec, now, i) for spec, i in zip(firing, ids, strict=True)
         }
 
-        async def work(conn: Any) -> tuple[dict[str, Alert], dict[str, str]]:
+        async def work(conn: Any) -> tuple[dict[str, Alert], dict[str, str], set[str]]:
             # Everything it builds is its own: on a locked SQLite file it runs again.
             events: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
@@ -195,7 +200,7 @@ class AlertIngest:
             for alert_id in closed_ids:
                 events.append(_event(alert_id, AlertEventKind.RESOLVED.value, now, None))
             await alert_store.add_events(conn, events)
-            return opened, {to_close[i]: i for i in closed_ids}
+            return opened, {to_close[i]: i for i in closed_ids}, inserted
 
         # On SQLite, on the loop's own connection: no trip to aiosqlite's thread per
         # statement, which was most of a new alert's answer time (see Database.on_loop).

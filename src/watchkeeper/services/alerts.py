@@ -51,9 +51,10 @@ class AlertService:
     """Someone must be told (or stop being paged): the dispatcher decides now."""
     posted: AlertIngest
     """The write path (and index) of alerts posted by other systems."""
-    wake_for: Callable[[list[str]], None] | None = None
-    """Posted alerts changed (their ids): the dispatcher decides about them now, without
-    looking at every open alert again (None: `wake_dispatcher`)."""
+    wake_for: Callable[[list[str], list[Alert]], None] | None = None
+    """Posted alerts changed (their ids, and the alerts opened as stored): the dispatcher
+    decides about them now, without looking at every open alert again (None:
+    `wake_dispatcher`)."""
 
     async def list_alerts(
         self,
@@ -138,7 +139,7 @@ class AlertService:
         if any alert is invalid."""
         taken = await self.posted.take(parse_external(body))
         if taken.changed:
-            self._posted_changed(taken.touched)
+            self._posted_changed(taken.touched, taken.created)
         ids = [i for i in taken.ids if i is not None]
         async with self.db.connect() as conn:
             found = await alert_store.by_ids(conn, list(dict.fromkeys(ids)))
@@ -150,11 +151,11 @@ class AlertService:
         Raises InvalidAlerts and stores nothing if any alert is invalid."""
         taken = await self.posted.take(parse_postable(raw, self.clock.now()))
         if taken.changed:
-            self._posted_changed(taken.touched)
+            self._posted_changed(taken.touched, taken.created)
 
-    def _posted_changed(self, touched: list[str]) -> None:
+    def _posted_changed(self, touched: list[str], created: list[Alert]) -> None:
         if self.wake_for is not None and touched:
-            self.wake_for(touched)
+            self.wake_for(touched, created)
         else:
             self.wake_dispatcher()
 
