@@ -277,6 +277,24 @@ async def test_log_bodies_are_stored_and_shown_with_the_results(
         assert page.status_code == 200 and "log received" in page.text
 
 
+async def test_log_and_start_bodies_are_stored_with_secrets_masked(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A job's output may print a password or a token: the bodies of /log and /start are
+    masked like every other result's details before they are stored and shown."""
+    async with pinged(tmp_path, url=db_url) as service:
+        client, backup = service.anonymous, service.uuid_path("backup")
+        body = b"connecting to postgres://backup:hunter2@db/prod?sslpassword=swordfish\n"
+        assert (await client.post(f"{backup}/log", content=body)).text == "OK"
+        assert (await client.post(f"{backup}/start", content=b"token=abc123 go")).text == "OK"
+        started, logged = await service.results("backup")
+        assert (
+            logged["details"]["log"]
+            == "connecting to postgres://backup:***@db/prod?sslpassword=***\n"
+        )
+        assert started["details"]["log"] == "token=*** go"
+
+
 async def test_the_cli_prints_the_key_the_service_accepts(tmp_path: Path) -> None:
     config = tmp_path / "wk.yaml"
     config.write_text(f"storage: {{url: 'sqlite:///{tmp_path / 'wk.db'}'}}\n", encoding="utf-8")

@@ -223,15 +223,23 @@ class HeartbeatMonitor:
         verdict = self.verdict(check.name, now)
         note = result = None
         if kind is PingKind.LOG or kind is PingKind.START:
-            # No state change, but the history shows it (and a /log ping's body).
+            # No state change, but the history shows it (and a /log ping's body), masked as
+            # every result is: a job's log may print a password or a token.
+            shown = check.redacted(
+                CheckResult(
+                    verdict.status,
+                    "log received" if kind is PingKind.LOG else "run started",
+                    details=details,
+                )
+            )
             note = {
                 "check_name": check.name,
                 "started_at": now,
                 "status": verdict.status.value,
-                "reason": "log received" if kind is PingKind.LOG else "run started",
+                "reason": shown.reason,
                 "response_time": None,
                 "metrics": None,
-                "details": details,
+                "details": shown.details,
             }
         else:
             reason = verdict.reason
