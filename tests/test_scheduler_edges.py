@@ -151,7 +151,10 @@ async def test_a_crashing_check_is_logged_by_name(caplog: pytest.LogCaptureFixtu
 
 async def test_a_quick_check_with_a_short_timeout_is_not_cut_short() -> None:
     async def ten_milliseconds() -> CheckResult:
-        await asyncio.sleep(0.01)  # the check's own work, well inside its timeout
+        # The check's own work: an answer that comes 10 ms later, well inside its timeout.
+        answered = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.01, answered.set)
+        await answered.wait()
         return CheckResult.up()
 
     check = ScriptedCheck("quick", ten_milliseconds, timeout=timedelta(milliseconds=100))

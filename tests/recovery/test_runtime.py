@@ -418,21 +418,31 @@ def note(delta):
     os.write(fd, f"{time.monotonic_ns()} {delta}\\n".encode())
     os.close(fd)
 note(1)
-time.sleep(0.3)  # the action's work: long enough for runs to overlap if they could
+with open(sys.argv[2], "rb", buffering=0) as gate:  # the action's work: until the test ends it
+    gate.read(1)
 note(-1)
 """
+
+
+def _started(trace: Path) -> int:
+    return trace.read_text().count(" 1\n") if trace.exists() else 0
 
 
 async def test_twenty_checks_down_at_once_run_at_most_max_concurrent_actions(
     sqlite_db: Database, tmp_path: Path
 ) -> None:
-    script, trace = tmp_path / "trace.py", tmp_path / "trace.log"
+    script, trace, gate = tmp_path / "trace.py", tmp_path / "trace.log", tmp_path / "gate"
     script.write_text(TRACE)
+    held = hold(gate)  # each action runs until we write a byte: one byte ends one
     section = RecoveryConfig.model_validate(
         {
             "max_concurrent": 2,
             "actions": [
-                {"name": f"a{i}", "type": "command", "command": [PY, str(script), str(trace)]}
+                {
+                    "name": f"a{i}",
+                    "type": "command",
+                    "command": [PY, str(script), str(trace), str(gate)],
+                }
                 for i in range(20)
             ],
         }
@@ -451,11 +461,18 @@ async def test_twenty_checks_down_at_once_run_at_most_max_concurrent_actions(
     try:
         for i in range(20):
             recovery.observe(f"c{i}", f"a{i}", Status.DOWN, None)
+        for ended in range(20):
+            # Two running (one at the end) before one is let go: were the limit not kept,
+            # more would have started by then, and the trace shows it.
+            want = min(ended + 2, 20)
+            await wait_until(lambda n=want: _started(trace) >= n, 30, f"{want} actions started")
+            os.write(held, b"\n")
         async with asyncio.timeout(60):
             await recovery.settled()
         assert recovery.guard.active == 0
     finally:
         await recovery.stop()
+        os.close(held)
     running_now = peak = 0
     for line in sorted(trace.read_text().split("\n")[:-1], key=lambda s: int(s.split()[0])):
         running_now += int(line.split()[1])
