@@ -3,7 +3,8 @@ first page and those posted, not every paged alert, and loses nothing the others
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,22 +29,31 @@ CONFIG = Config.model_validate(
 )
 
 
-@pytest.fixture
-def paged_reads(sqlite_db: Database) -> Iterator[list[str]]:
-    """The statements reading every paged alert (`dispatchable(paged=True)`), on either of
-    the database's engines."""
+@contextlib.contextmanager
+def statements(db: Database, wanted: Callable[[str], bool]) -> Iterator[list[str]]:
+    """The statements for which `wanted` is true, run on either of the database's engines
+    while the block runs."""
     seen: list[str] = []
 
     def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM alerts" in statement and statement.endswith("AND alerts.notified_at IS NOT NULL"):
+        if "FROM alerts" in statement and wanted(statement):
             seen.append(statement)
 
-    engines = [sqlite_db.engine.sync_engine, sqlite_db.loop_engine()]
+    engines = [db.engine.sync_engine, db.loop_engine()]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", note)
-    yield seen
-    for engine in engines:
-        event.remove(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", note)
+
+
+@pytest.fixture
+def paged_reads(sqlite_db: Database) -> Iterator[list[str]]:
+    """The statements reading every paged alert (`dispatchable(paged=True)`)."""
+    with statements(sqlite_db, lambda s: s.endswith("AND alerts.notified_at IS NOT NULL")) as seen:
+        yield seen
 
 
 async def post(db: Database, name: str, at: datetime) -> Alert:
@@ -166,19 +176,9 @@ async def test_an_alert_waiting_for_its_group_is_paged_by_a_pass_about_another(
 
 @pytest.fixture
 def reads_by_id(sqlite_db: Database) -> Iterator[list[str]]:
-    """The statements reading alerts by their ids (`by_ids`), on either engine."""
-    seen: list[str] = []
-
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM alerts" in statement and "alerts.id IN" in statement:
-            seen.append(statement)
-
-    engines = [sqlite_db.engine.sync_engine, sqlite_db.loop_engine()]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", note)
-    yield seen
-    for engine in engines:
-        event.remove(engine, "before_cursor_execute", note)
+    """The statements reading alerts by their ids (`by_ids`)."""
+    with statements(sqlite_db, lambda s: "alerts.id IN" in s) as seen:
+        yield seen
 
 
 async def test_an_alert_opened_by_a_post_is_paged_as_handed_over_without_a_read(

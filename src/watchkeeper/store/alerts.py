@@ -304,6 +304,19 @@ async def set_suppression(
     )
 
 
+_CLAIM_FIRST_PAGE = (
+    A.update()
+    .where(A.c.id == bindparam("b_id"), A.c.notified_at.is_(None), A.c.status == "firing")
+    .values(
+        notified_at=bindparam("b_at"),
+        paged_channels=bindparam("b_channels"),
+        group_key=bindparam("b_group_key"),
+        escalation_step=0,
+        next_escalation_at=bindparam("b_next"),
+    )
+)
+
+
 async def claim_first_page(
     conn: AsyncConnection,
     alert_id: str,
@@ -316,15 +329,14 @@ async def claim_first_page(
     """Record the first page of a firing, never-paged alert; False if another pass (or
     node) paged it, or it is no longer firing."""
     result = await conn.execute(
-        A.update()
-        .where(A.c.id == alert_id, A.c.notified_at.is_(None), A.c.status == "firing")
-        .values(
-            notified_at=at,
-            paged_channels=channels,
-            group_key=group_key,
-            escalation_step=0,
-            next_escalation_at=next_escalation_at,
-        )
+        _CLAIM_FIRST_PAGE,
+        {
+            "b_id": alert_id,
+            "b_at": at,
+            "b_channels": channels,
+            "b_group_key": group_key,
+            "b_next": next_escalation_at,
+        },
     )
     return bool(result.rowcount)
 
@@ -344,19 +356,6 @@ class FirstPagesContested(Exception):
     transaction back and claims them one by one (`exact=True`)."""
 
 
-_CLAIM_FIRST_PAGE = (
-    A.update()
-    .where(A.c.id == bindparam("b_id"), A.c.notified_at.is_(None), A.c.status == "firing")
-    .values(
-        notified_at=bindparam("b_at"),
-        paged_channels=bindparam("b_channels"),
-        group_key=bindparam("b_group_key"),
-        escalation_step=0,
-        next_escalation_at=bindparam("b_next"),
-    )
-)
-
-
 async def claim_first_pages(
     conn: AsyncConnection, claims: list[FirstPageClaim], *, at: datetime, exact: bool = False
 ) -> set[str]:
@@ -368,19 +367,6 @@ async def claim_first_pages(
         return set()
     # In id order: two passes (nodes) claiming the same alerts wait, not deadlock.
     claims = sorted(claims, key=lambda c: c.alert_id)
-    if exact or not conn.dialect.supports_sane_multi_rowcount:
-        return {
-            c.alert_id
-            for c in claims
-            if await claim_first_page(
-                conn,
-                c.alert_id,
-                at=at,
-                channels=c.channels,
-                group_key=c.group_key,
-                next_escalation_at=c.next_escalation_at,
-            )
-        }
     params = [
         {
             "b_id": c.alert_id,
@@ -391,6 +377,12 @@ async def claim_first_pages(
         }
         for c in claims
     ]
+    if exact or not conn.dialect.supports_sane_multi_rowcount:
+        return {
+            c.alert_id
+            for c, p in zip(claims, params, strict=True)
+            if (await conn.execute(_CLAIM_FIRST_PAGE, p)).rowcount
+        }
     result = await conn.execute(_CLAIM_FIRST_PAGE, params)
     if result.rowcount != len(claims):
         raise FirstPagesContested(f"{len(claims) - result.rowcount} of {len(claims)} taken")
@@ -441,16 +433,6 @@ async def mark_told(
 _CHUNK = 400
 """Rows per multi-row statement: well under either engine's limit on bound parameters."""
 _OPEN_WHERE = text("status != 'resolved'")
-
-
-def _insert_into(conn: AsyncConnection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(A)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(A)
 
 
 @functools.cache
