@@ -290,6 +290,15 @@ async def main(args: argparse.Namespace) -> int:
                 token, wk.pid,
             )  # fmt: skip
             print(line("Watchkeeper, new alerts", new_result))
+            sizes = {
+                part: (tmp / f"wk.db{part}").stat().st_size / 1e6
+                for part in ("", "-wal")
+                if (tmp / f"wk.db{part}").exists()
+            }
+            print(
+                "Watchkeeper's database after the run: "
+                + ", ".join(f"wk.db{part} {mb:,.1f} MB" for part, mb in sizes.items())
+            )
             ratio = wk_result.rate / am_result.rate if am_result.rate else 0.0
             print(f"Watchkeeper re-post / Alertmanager: {ratio:.0%}  (target >= 50 %)")
             print(

@@ -233,13 +233,21 @@ async def test_the_flush_task_writes_re_posts_a_second_after_the_first(
         await asyncio.gather(flushing, return_exceptions=True)
 
 
-async def test_new_alerts_get_distinct_version_4_uuids_as_ids(
-    service: AlertService, sqlite_db: Database
+async def test_new_alerts_get_distinct_time_ordered_version_7_uuids_as_ids(
+    service: AlertService, sqlite_db: Database, clock: FakeClock
 ) -> None:
     await service.post_alertmanager(body(*(am_alert(f"Id{i}") for i in range(300))))
+    clock.advance(0.002)
+    await service.post_alertmanager(body(am_alert("Later")))
     async with sqlite_db.connect() as conn:
-        ids = [r.id for r in await conn.execute(select(A.c.id))]
-    assert len(ids) == len(set(ids)) == 300
+        rows = [(r.id, r.name) for r in await conn.execute(select(A.c.id, A.c.name))]
+    ids = [alert_id for alert_id, _ in rows]
+    assert len(ids) == len(set(ids)) == 301
     for alert_id in ids:
         parsed = uuid.UUID(alert_id)
-        assert (str(parsed), parsed.version, parsed.variant) == (alert_id, 4, uuid.RFC_4122)
+        assert (str(parsed), parsed.version, parsed.variant) == (alert_id, 7, uuid.RFC_4122)
+        # The first 48 bits: the clock's time in Unix milliseconds (RFC 9562).
+        assert parsed.int >> 80 in (int(T0.timestamp() * 1000), int(T0.timestamp() * 1000) + 2)
+    # Ordered by creation (index pages are appended to, not dirtied at random).
+    later = next(alert_id for alert_id, name in rows if name == "Later")
+    assert max(ids) == later

@@ -89,6 +89,7 @@ from watchkeeper.statuspage.subscriptions.messages import Links
 from watchkeeper.statuspage.subscriptions.notifier import SubscriberNotifier
 from watchkeeper.statuspage.subscriptions.pages import PageDirectory, PageInfo
 from watchkeeper.statuspage.subscriptions.tokens import Signer, load_key
+from watchkeeper.store.checkpoints import WalCheckpointer
 from watchkeeper.store.database import Database
 from watchkeeper.store.results import ResultWriter, load_states
 from watchkeeper.store.retention import Retention
@@ -234,6 +235,8 @@ class Runtime:
         self.metrics.registry.register(CheckBreakerMetrics(lambda: self.breakers))
         self.changes = ChangeFeed()
         self.db = Database(config.storage.url)
+        self.checkpoints = WalCheckpointer(self.db, self.clock)
+        """Keeps SQLite's write-ahead log short (see watchkeeper.store.checkpoints)."""
         self.authenticator = Authenticator(self.db, config.auth, self.clock)
         self.throttle = LoginThrottle(self.db, config.auth.login_throttle, self.clock)
         self.passwords = PasswordWorkers()  # argon2, off the event loop and bounded
@@ -434,6 +437,11 @@ class Runtime:
         grace = config.scheduler.shutdown_grace.total_seconds()
         self.steps: list[Step] = [
             Step("database", self._open_database, self.db.close),
+            *(
+                [self._task_step("wal checkpoints", self.checkpoints.run)]
+                if self.checkpoints.needed
+                else []
+            ),
             # Stopped after the pings (the HTTP server) and before the database.
             Step("ping writer", self.heartbeats.writer.open, self.heartbeats.close),
             Step("password workers", _nothing, self.passwords.shutdown),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -32,6 +34,9 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 T = TypeVar("T")
 
+BUSY_TIMEOUT_MS = 10_000
+"""How long a connection (but the loop's own) waits for another's lock before failing."""
+
 
 def async_url(url: str) -> str:
     """Map the user-facing URL to the async driver SQLAlchemy needs."""
@@ -50,7 +55,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -92,6 +97,7 @@ class Database:
         self.migrated = False
         self._loop_engine: Engine | None = None
         self._worker_engine: Engine | None = None
+        self._loop_writes_resumed: asyncio.Event | None = None
 
     def loop_engine(self) -> Engine | None:
         """SQLite in a file only: a synchronous engine for small writes made on the event
@@ -147,6 +153,9 @@ class Database:
         returns). Meant for a few small statements: the loop waits for SQLite meanwhile."""
         engine = self.loop_engine()
         if engine is not None:
+            resumed = self._loop_writes_resumed
+            if resumed is not None:
+                await resumed.wait()
             try:
                 with engine.begin() as sync:
                     return await work(cast(Connection, _OnLoop(sync)))
@@ -158,6 +167,19 @@ class Database:
 
     def connect(self) -> Any:
         return self.engine.connect()
+
+    @contextlib.asynccontextmanager
+    async def loop_writes_paused(self) -> AsyncIterator[None]:
+        """While inside, `on_loop` waits before it begins a transaction on the loop's
+        connection (instead of finding the file locked and taking the slower path): for a
+        short exclusive operation in another thread, such as truncating the write-ahead log.
+        Does not nest."""
+        resumed = self._loop_writes_resumed = asyncio.Event()
+        try:
+            yield
+        finally:
+            self._loop_writes_resumed = None
+            resumed.set()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
