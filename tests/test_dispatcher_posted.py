@@ -3,6 +3,7 @@ first page and those posted, not every paged alert, and loses nothing the others
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.support.clock import FakeClock
+from tests.support.clock import FakeClock, until_parked
 from watchkeeper.alerting import lifecycle
 from watchkeeper.alerting.dispatcher import Dispatcher, build_dispatcher
 from watchkeeper.config.loader import Config
@@ -234,3 +235,49 @@ async def test_an_alert_changed_after_it_was_handed_over_is_read_as_stored(
     await wk.dispatch_once()
     [entry] = await outbox_store.list_entries(sqlite_db)
     assert (entry.channel, entry.alert_id) == ("pager", opened.id)
+
+
+class PassTimer:
+    """`pass_timer` for a dispatcher: each reading is `step` seconds after the last (a pass
+    over every alert then seems to take `step` seconds)."""
+
+    def __init__(self, step: float) -> None:
+        self.at, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.at += self.step
+        return self.at
+
+
+async def test_a_long_pass_over_every_alert_spaces_out_the_next_in_the_real_loop(
+    sqlite_db: Database, paged_reads: list[str]
+) -> None:
+    clock = FakeClock(T0)
+    # Each pass over every alert seems to take 1 s: the safety net's next one is due 20 s
+    # later (5 % of the time), not after the 5 s idle interval.
+    config = CONFIG.model_copy(deep=True)
+    config.alerting.group_wait = timedelta(0)
+    wk = build_dispatcher(sqlite_db, clock, config)
+    wk._pass_timer = PassTimer(1.0)  # read at the pass's start and end: 1 s apart
+    await post(sqlite_db, "open", T0)
+    loop = asyncio.create_task(wk.run(), name="dispatcher")
+    try:
+        await until_parked(clock)
+        assert len(paged_reads) == 1  # the first pass looked at every alert
+        for seconds in (5, 10, 15):  # the idle timer
+            parks = clock.parks
+            clock.set(T0 + timedelta(seconds=seconds))
+            await until_parked(clock, after=parks)
+            assert len(paged_reads) == 1, f"a pass over every alert at {seconds} s"
+        parks = clock.parks
+        clock.set(T0 + timedelta(seconds=20))
+        await until_parked(clock, after=parks)
+        assert len(paged_reads) == 2
+        # A wake still gets its pass over every alert at once.
+        parks = clock.parks
+        wk.wake()
+        await until_parked(clock, after=parks)
+        assert len(paged_reads) == 3
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)

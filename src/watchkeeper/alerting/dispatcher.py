@@ -71,6 +71,14 @@ log = logging.getLogger(__name__)
 _SLICE = 0.002
 """Seconds a pass runs alerts' stages before it lets the loop's other tasks run."""
 _IDLE = 5.0  # seconds between passes when nothing is due (catches API changes too)
+_WHOLE_SHARE = 0.05
+"""At most this share of the time goes to the passes over every alert that nothing asked
+for (the safety net for changes that wake nobody, such as another node's): after such a
+pass of `d` seconds the next is due `max(_IDLE, d / _WHOLE_SHARE)` later. With tens of
+thousands of open alerts one takes about a second, and every 5 s it was a fifth of a storm's
+CPU. Deadlines, wakes and posted alerts still get their pass at once."""
+_WHOLE_EVERY_MAX = 60.0
+"""The longest the safety net waits, however long a pass over every alert takes."""
 
 
 @dataclass(slots=True)
@@ -107,10 +115,13 @@ class Dispatcher:
         broken: BrokenObjects | None = None,
         posted: Posted | None = None,
         hand_off: Callable[[list[Any]], None] | None = None,
+        pass_timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         """`hand_off`: the outbox worker's, given the entries of a first page to send now
-        once they are committed (None: `on_enqueued` wakes the worker to claim them)."""
+        once they are committed (None: `on_enqueued` wakes the worker to claim them).
+        `pass_timer`: seconds, to time the passes over every alert (see `_WHOLE_SHARE`)."""
         self._hand_off = hand_off
+        self._pass_timer = pass_timer
         self._posted = posted
         self.broken = broken if broken is not None else BrokenObjects()
         self._storm = StormStage(limits)
@@ -134,8 +145,8 @@ class Dispatcher:
         self._created: dict[str, Alert] = {}
         """Of those, the alerts opened, as their writer stored them (not read again)."""
         self._whole_due: datetime | None = None
-        """When a pass must look at every alert again: the earliest instant the last such
-        pass found something falling due, or `_IDLE` after it (None: now)."""
+        """When a pass must look at every alert again: the earliest instant a pass found
+        something falling due, or the safety net's next pass (None: now)."""
         self._owing: set[str] = set()
         """Ids of never-paged alerts whose group was not due yet at the last pass: a pass
         about posted alerts reads them too (their group may fall due meanwhile)."""
@@ -202,6 +213,8 @@ class Dispatcher:
         )
 
     async def _dispatch_and_tell(self) -> datetime | None:
+        if self._idle_until() is not None:
+            return self._whole_due
         try:
             return await self.dispatch_once()
         except BaseException:
@@ -214,11 +227,21 @@ class Dispatcher:
             # alerts with their suppression decided.
             self._on_pass()
 
+    def _idle_until(self) -> datetime | None:
+        """When the loop's timer woke it for nothing: nothing asked for a pass and nothing
+        falls due before the safety net's next pass over every alert (every deadline a pass
+        found is in `_whole_due`); then that instant, else None."""
+        due = self._whole_due
+        if self._everything or self._touched or self._wake.is_set() or due is None:
+            return None
+        return due if self._clock.now() < due else None
+
     # -- one pass -------------------------------------------------------------------------
 
     async def dispatch_once(self) -> datetime | None:
         """Do everything due now; return when the next thing falls due (None: nothing)."""
         now = self._clock.now()
+        started = self._pass_timer()
         touched, self._touched = self._touched, set()
         # Alerts opened by posts and not changed since (a change to one otherwise than by a
         # post wakes with `wake`, and such a pass reads every alert).
@@ -363,7 +386,9 @@ class Dispatcher:
         later = await self._handle_all(paged, stages, at, pending)
         if whole:
             self._whole_found = dict(at.found)
-            self._whole_due = min([*at.wakeups, now + timedelta(seconds=_IDLE)])
+            took = self._pass_timer() - started
+            every = min(max(_IDLE, took / _WHOLE_SHARE), _WHOLE_EVERY_MAX)
+            self._whole_due = min([*at.wakeups, now + timedelta(seconds=every)])
             found = at.found
         else:
             # The alerts looked at now are as found now; the others as the last whole pass
@@ -372,6 +397,9 @@ class Dispatcher:
             found = {k: v for k, v in self._whole_found.items() if k not in seen}
             found.update(at.found)
             assert self._whole_due is not None
+            # What falls due from this pass (a group's wait, an endsAt) is looked at by a
+            # pass over every alert then.
+            self._whole_due = min([*at.wakeups, self._whole_due])
             at.wakeups.append(self._whole_due)
         self.broken.update("dispatcher", found, now)
         later += await self._storm.flush_digests(self._db, at)
