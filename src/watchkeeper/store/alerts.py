@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.store import tables
 from watchkeeper.store.database import Database
+from watchkeeper.store.rawsql import Statement, insert_sql
 
 A = tables.alerts
 
@@ -449,6 +450,38 @@ def _insert_open(dialect: str) -> Any:
     return stmt.on_conflict_do_nothing(index_elements=["fingerprint"], index_where=_OPEN_WHERE)
 
 
+_ROW_COLUMNS = (
+    "id", "fingerprint", "name", "check_name", "rule_name", "severity", "status", "summary",
+    "labels", "started_at", "resolved_at", "updated_at", "source", "escalation_policy",
+    "escalation_step", "ends_at", "annotations", "generator_url",
+)  # fmt: skip
+"""The columns of `alert_row`."""
+
+_INSERT_OPEN_SQLITE = Statement(
+    A,
+    _ROW_COLUMNS,
+    insert_sql(A, _ROW_COLUMNS)
+    + " ON CONFLICT (fingerprint) WHERE status != 'resolved' DO NOTHING",
+)
+"""`_insert_open` on SQLite, run on the driver (see watchkeeper.store.rawsql): SQLAlchemy's
+parameter handling of each row was most of the insert's cost in a burst of new alerts."""
+
+_INSERT_EVENTS_SQLITE = Statement(
+    tables.alert_events,
+    ("alert_id", "kind", "at", "actor", "comment"),
+    insert_sql(tables.alert_events, ("alert_id", "kind", "at", "actor", "comment")),
+)
+
+
+async def _run_on_driver(conn: AsyncConnection, statement: Statement, rows: list[Any]) -> int:
+    """Run `statement` for every row on the driver's connection (in the caller's
+    transaction); how many rows it changed."""
+    params = statement.params(conn.dialect, rows)
+    return int(
+        await conn.run_sync(lambda sync: sync.exec_driver_sql(statement.sql, params).rowcount)
+    )
+
+
 def alert_row(alert: Alert) -> dict[str, Any]:
     """The row of a new alert, as `insert_open_alerts` takes it."""
     return {
@@ -485,8 +518,11 @@ async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) 
         # Without RETURNING the driver runs the rows itself (SQLAlchemy's multi-row VALUES
         # for RETURNING cost more than the inserts); the rows' ids are new, so when some
         # fingerprint was taken, the ids found are the rows inserted.
-        result = await conn.execute(stmt, rows)
-        if result.rowcount == len(rows):
+        if conn.dialect.name == "sqlite":
+            inserted = await _run_on_driver(conn, _INSERT_OPEN_SQLITE, rows)
+        else:
+            inserted = (await conn.execute(stmt, rows)).rowcount
+        if inserted == len(rows):
             return set(ids)
         found: set[str] = set()
         for start in range(0, len(ids), _CHUNK):
@@ -498,7 +534,11 @@ async def insert_open_alerts(conn: AsyncConnection, rows: list[dict[str, Any]]) 
 
 async def add_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert many events (`alert_id`, `kind`, `at`, `actor`, `comment`) at once."""
-    if rows:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        await _run_on_driver(conn, _INSERT_EVENTS_SQLITE, rows)
+    else:
         await conn.execute(tables.alert_events.insert(), rows)
 
 
