@@ -317,6 +317,15 @@ _CLAIM_FIRST_PAGE = (
     )
 )
 
+_CLAIM_FIRST_PAGE_SQLITE = Statement(
+    A,
+    ("notified_at", "paged_channels", "group_key", "next_escalation_at", "id"),
+    "UPDATE alerts SET notified_at = ?, paged_channels = ?, group_key = ?,"
+    " escalation_step = 0, next_escalation_at = ?"
+    " WHERE id = ? AND notified_at IS NULL AND status = 'firing'",
+)
+"""`_CLAIM_FIRST_PAGE` for a batch on SQLite, run on the driver (see `_INSERT_OPEN_SQLITE`)."""
+
 
 async def claim_first_page(
     conn: AsyncConnection,
@@ -368,25 +377,39 @@ async def claim_first_pages(
         return set()
     # In id order: two passes (nodes) claiming the same alerts wait, not deadlock.
     claims = sorted(claims, key=lambda c: c.alert_id)
-    params = [
-        {
-            "b_id": c.alert_id,
-            "b_at": at,
-            "b_channels": c.channels,
-            "b_group_key": c.group_key,
-            "b_next": c.next_escalation_at,
-        }
-        for c in claims
-    ]
-    if exact or not conn.dialect.supports_sane_multi_rowcount:
-        return {
-            c.alert_id
-            for c, p in zip(claims, params, strict=True)
-            if (await conn.execute(_CLAIM_FIRST_PAGE, p)).rowcount
-        }
-    result = await conn.execute(_CLAIM_FIRST_PAGE, params)
-    if result.rowcount != len(claims):
-        raise FirstPagesContested(f"{len(claims) - result.rowcount} of {len(claims)} taken")
+    batch = not exact and conn.dialect.supports_sane_multi_rowcount
+    if batch and conn.dialect.name == "sqlite":
+        rows = [
+            {
+                "id": c.alert_id,
+                "notified_at": at,
+                "paged_channels": c.channels,
+                "group_key": c.group_key,
+                "next_escalation_at": c.next_escalation_at,
+            }
+            for c in claims
+        ]
+        claimed = await _run_on_driver(conn, _CLAIM_FIRST_PAGE_SQLITE, rows)
+    else:
+        params = [
+            {
+                "b_id": c.alert_id,
+                "b_at": at,
+                "b_channels": c.channels,
+                "b_group_key": c.group_key,
+                "b_next": c.next_escalation_at,
+            }
+            for c in claims
+        ]
+        if not batch:
+            return {
+                c.alert_id
+                for c, p in zip(claims, params, strict=True)
+                if (await conn.execute(_CLAIM_FIRST_PAGE, p)).rowcount
+            }
+        claimed = (await conn.execute(_CLAIM_FIRST_PAGE, params)).rowcount
+    if claimed != len(claims):
+        raise FirstPagesContested(f"{len(claims) - claimed} of {len(claims)} taken")
     return {c.alert_id for c in claims}
 
 
