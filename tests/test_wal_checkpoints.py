@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from tests.support.clock import FakeClock, until_parked
@@ -17,6 +19,7 @@ from watchkeeper.app import Runtime
 from watchkeeper.config.loader import Config
 from watchkeeper.store.checkpoints import RESTART_FRAMES, WalCheckpointer
 from watchkeeper.store.database import Database
+from watchkeeper.store.heartbeats import HeartbeatRecord, save_heartbeat_rows
 
 
 async def write_on_loop(db: Database, rows: int) -> None:
@@ -82,28 +85,36 @@ async def test_a_short_log_is_copied_but_left_to_grow_on(sqlite_db: Database) ->
     assert done.truncated
 
 
+async def save_ping(db: Database) -> None:
+    await save_heartbeat_rows(db, [HeartbeatRecord("job", "u-1", ping_count=1).row()])
+
+
+@pytest.mark.parametrize(
+    ("write", "table"),
+    [(lambda db: write_on_loop(db, 1), "bulk"), (save_ping, "heartbeats")],
+    ids=["on_loop", "pings"],
+)
 async def test_loop_writes_wait_while_paused_and_then_run_on_the_loop(
-    sqlite_db: Database,
+    sqlite_db: Database, tmp_path: Path, write: Callable[[Database], Awaitable[None]], table: str
 ) -> None:
-    on_loop: list[str] = []
-    loop_engine = sqlite_db.loop_engine()
-    assert loop_engine is not None
+    fallback: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        on_loop.append(statement)
+        fallback.append(statement)
 
-    event.listen(loop_engine, "before_cursor_execute", record)
+    # The slower path, taken when the loop's connection finds the file locked.
+    event.listen(sqlite_db.engine.sync_engine, "before_cursor_execute", record)
     try:
         async with sqlite_db.loop_writes_paused():
-            writing = asyncio.create_task(write_on_loop(sqlite_db, 1))
+            writing = asyncio.create_task(write(sqlite_db))
             done, _ = await asyncio.wait({writing}, timeout=0.2)
             assert not done
-            assert on_loop == []
         await asyncio.wait_for(writing, 5)
     finally:
-        event.remove(loop_engine, "before_cursor_execute", record)
-    # It ran on the loop's connection, not on the fallback path.
-    assert any("INSERT INTO bulk" in s for s in on_loop)
+        event.remove(sqlite_db.engine.sync_engine, "before_cursor_execute", record)
+    assert not [s for s in fallback if f"INSERT INTO {table}" in s]
+    with sqlite3.connect(tmp_path / "wk.db") as conn:
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
 
 
 async def test_the_runtime_runs_the_task_for_a_database_file(tmp_path: Path) -> None:

@@ -153,9 +153,7 @@ class Database:
         returns). Meant for a few small statements: the loop waits for SQLite meanwhile."""
         engine = self.loop_engine()
         if engine is not None:
-            resumed = self._loop_writes_resumed
-            if resumed is not None:
-                await resumed.wait()
+            await self.loop_writes_resumed()
             try:
                 with engine.begin() as sync:
                     return await work(cast(Connection, _OnLoop(sync)))
@@ -167,6 +165,12 @@ class Database:
 
     def connect(self) -> Any:
         return self.engine.connect()
+
+    async def loop_writes_resumed(self) -> None:
+        """Return once writes on the loop's connection are not paused (at once if not)."""
+        resumed = self._loop_writes_resumed
+        if resumed is not None:
+            await resumed.wait()
 
     @contextlib.asynccontextmanager
     async def loop_writes_paused(self) -> AsyncIterator[None]:

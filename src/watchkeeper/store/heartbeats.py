@@ -67,6 +67,7 @@ async def save_heartbeat_rows(
         return
     engine = db.loop_engine()
     if engine is not None:
+        await db.loop_writes_resumed()
         for pause in _RETRY_PAUSES:
             try:
                 _save_on_loop(engine, rows, results)
