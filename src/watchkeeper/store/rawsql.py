@@ -4,8 +4,16 @@ the per-row parameter handling cost more than SQLite's own work."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
+
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38)
+"""SQLite has `json_each` and `->>` built in (3.38 on); before, `executemany` it is."""
+_JSON_KINDS = frozenset((str, int, float, bool, type(None)))
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Statement:
@@ -45,3 +53,59 @@ def insert_sql(table: Any, columns: Sequence[str], conflict: str | None = None) 
         sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != conflict)
         sql += f" ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
     return sql
+
+
+def json_select(sql: str) -> str:
+    """`sql`, an INSERT of `VALUES (?, …)` (as `insert_sql` or SQLAlchemy's compiler makes
+    it), as the same INSERT of every row of a JSON array of arrays bound as its only
+    parameter (see `json_rows`): one statement, one `sqlite3_step` for the whole batch."""
+    head, sep, rest = sql.partition(" VALUES (")
+    marks, close, tail = rest.partition(")")
+    n = marks.count("?")
+    if not sep or not close or marks != ", ".join("?" * n) or "?" in tail or not n:
+        raise ValueError(f"not an INSERT of one row of parameters: {sql}")
+    values = ", ".join(f"value ->> {i}" for i in range(n))
+    # `WHERE true`: SQLite's documented cure for `ON CONFLICT` read as a join's constraint.
+    return f"{head} SELECT {values} FROM json_each(?) WHERE true{tail}"
+
+
+def json_rows(rows: Sequence[tuple[Any, ...]]) -> str | None:
+    """`rows` (parameter tuples, as `Statement.params` makes them) as the JSON bound to a
+    `json_select` statement, or None when JSON would not give SQLite every value exactly
+    as binding it does: a type other than text, integer, float, bool and None (bytes, a
+    str subclass), an integer beyond 64 bits, a NaN or an infinity, a NUL character (SQLite
+    ends a JSON string's text there), or a SQLite without `json_each`."""
+    if not _JSON_EACH or not rows:
+        return None
+    values = list(chain.from_iterable(rows))
+    kinds = set(map(type, values))
+    if not kinds <= _JSON_KINDS:
+        return None
+    if int in kinds:
+        low, high = _INT64
+        if not all(low <= v <= high for v in values if type(v) is int):
+            return None
+    try:
+        text = json.dumps(rows, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        return None
+    # A NUL is written `\u0000` (and a text holding that spelling is written `\\u0000`,
+    # which also matches: it merely goes the slower way).
+    if "\\u0000" in text:
+        return None
+    return text
+
+
+def execute_rows(
+    conn: sqlite3.Connection, sql: str, json_sql: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Run the INSERT `sql` for every parameter tuple of `rows`: as `json_sql` (its
+    `json_select` form) over one JSON text when `json_rows` can carry them, else with
+    `executemany`. The first runs inside one call into SQLite, which does not take
+    Python's GIL back until the batch is in; `executemany` takes it back after each row,
+    and from a worker thread then waits for the event loop's thread to give it up."""
+    text = json_rows(rows)
+    if text is None:
+        conn.executemany(sql, rows)
+    else:
+        conn.execute(json_sql, (text,))

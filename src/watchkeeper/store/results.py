@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable
-from datetime import datetime
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
@@ -16,7 +18,7 @@ from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
-from watchkeeper.store.rawsql import Statement, insert_sql
+from watchkeeper.store.rawsql import Statement, execute_rows, insert_sql, json_rows, json_select
 
 log = logging.getLogger(__name__)
 
@@ -141,29 +143,72 @@ INSERT_RESULTS = Statement(
     tables.check_results, _RESULT_COLUMNS, insert_sql(tables.check_results, _RESULT_COLUMNS)
 )
 """Result rows (as `ResultWriter.record` makes them) into `check_results`, on SQLite."""
+_INSERT_RESULTS_JSON = json_select(INSERT_RESULTS.sql)
 _STATE_COLUMNS = tuple(c.name for c in tables.check_states.columns)
 _UPSERT_STATES = Statement(
     tables.check_states,
     _STATE_COLUMNS,
     insert_sql(tables.check_states, _STATE_COLUMNS, "check_name"),
 )
+_UPSERT_STATES_JSON = json_select(_UPSERT_STATES.sql)
 _UPSERT_ROLLUPS = rollups.SQLiteUpsert()
+_UPSERT_ROLLUPS_JSON = json_select(_UPSERT_ROLLUPS.sql)
+
+
+def _sqlite_time(at: datetime) -> str:
+    """`at` as SQLAlchemy's SQLite DATETIME stores a UTCDateTime (`2030-03-01 09:30:15.000000`,
+    microseconds always written), in C rather than through its `%` formatting."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _json(value: Any) -> str:
+    """A JSON column's value as SQLAlchemy's JSON type stores it (None is JSON `null`)."""
+    return "null" if value is None else json.dumps(value)
+
+
+def result_rows(batch: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """`INSERT_RESULTS.params(dialect, batch)` on SQLite, the same values a few times faster
+    (the writer's thread holds the GIL meanwhile, which the event loop waits for)."""
+    return [
+        (
+            r["check_name"],
+            _sqlite_time(r["started_at"]),
+            r["status"],
+            r["reason"],
+            r["response_time"],
+            _json(r["metrics"]),
+            _json(r["details"]),
+        )
+        for r in batch
+    ]
 
 
 def _write_in_thread(
     engine: Engine, batch: list[dict[str, Any]], states: list[dict[str, Any]]
 ) -> None:
-    # Parameters first: the write lock is then held for SQLite's work alone.
+    # Parameters first: the write lock is then held for SQLite's work alone. Each statement
+    # runs once over the batch as JSON (see rawsql.execute_rows), which leaves the GIL to
+    # the event loop until SQLite is done.
     dialect = engine.dialect
-    rows = INSERT_RESULTS.params(dialect, batch)
+    rows: list[tuple[Any, ...]] = result_rows(batch)
+    text = json_rows(rows)
+    if text is None:
+        rows = INSERT_RESULTS.params(dialect, batch)
     totals = _UPSERT_ROLLUPS.params(batch)
     state_rows = _UPSERT_STATES.params(dialect, states)
     with engine.begin() as conn:
-        conn.exec_driver_sql(INSERT_RESULTS.sql, rows)
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        if text is None:
+            driver.executemany(INSERT_RESULTS.sql, rows)
+        else:
+            driver.execute(_INSERT_RESULTS_JSON, (text,))
         if totals:
-            conn.exec_driver_sql(_UPSERT_ROLLUPS.sql, totals)
+            execute_rows(driver, _UPSERT_ROLLUPS.sql, _UPSERT_ROLLUPS_JSON, totals)
         if state_rows:
-            conn.exec_driver_sql(_UPSERT_STATES.sql, state_rows)
+            execute_rows(driver, _UPSERT_STATES.sql, _UPSERT_STATES_JSON, state_rows)
 
 
 async def load_states(db: Database) -> dict[str, CheckState]:
