@@ -38,11 +38,11 @@ ORDINARY = [
 """Results JSON carries: text of every kind, floats at their edges, NULLs, JSON columns."""
 
 ODD = [
-    CheckResult(Status.DOWN, "infinite", response_time=math.inf),
+    CheckResult(Status.DOWN, "infinite", response_time=1.5, metrics={"rtt": math.inf}),
     CheckResult(Status.DOWN, "NUL \x00 inside", details={"log": "a\x00b"}),
 ]
-"""Results it does not: these go the `executemany` way. (Not a NaN: SQLite stores it as NULL,
-and the rollups' NOT NULL sum then refuses the batch on every path.)"""
+"""Results it does not: these go the `executemany` way. (A non-finite response time is stored
+as NULL by the writer: see the last test.)"""
 
 TIMES = [
     T0,
@@ -129,3 +129,20 @@ async def test_a_batch_is_stored_as_sqlalchemys_own_path_stores_it(
 def test_values_json_cannot_carry_exactly_are_left_to_executemany(value: Any) -> None:
     assert json_rows([("ok", 1.5, None, 2**63 - 1, -(2**63), True)]) is not None
     assert json_rows([("ok", 1.5, None), ("x", value, None)]) is None
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=repr)
+async def test_a_non_finite_response_time_is_stored_as_none_and_the_history_goes_on(
+    sqlite_db: Database, tmp_path: Path, value: float
+) -> None:
+    # A python check may return its own CheckResult with any float: NaN made the rollup's
+    # sum NULL, refused by its NOT NULL column, and that row at the head of the buffer
+    # failed every later flush.
+    writer = ResultWriter(sqlite_db, lambda _name: None, max_batch=1000)
+    writer.record("odd", T0, CheckResult(Status.UP, "OK", response_time=value))
+    writer.record("fine", T0, CheckResult(Status.UP, "OK", response_time=0.25))
+    await writer.flush()
+    assert writer.flushed == 2
+    written = stored(tmp_path / "wk.db")
+    times = sorted((r[0], r[4]) for r in written["check_results"])
+    assert times == [("fine", 0.25), ("odd", None)]

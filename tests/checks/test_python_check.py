@@ -378,3 +378,15 @@ def test_interpret_rejects_lookalike_tuples_and_defaults_empty_reasons(
 
     assert result.status is status
     assert result.reason
+
+
+@pytest.mark.parametrize("own", [float("nan"), float("inf"), float("-inf"), None])
+def test_a_returned_result_without_a_finite_response_time_gets_the_measured_one(
+    own: float | None,
+) -> None:
+    result = interpret(CheckResult(Status.UP, "fine", response_time=own), 0.125)
+    assert (result.status, result.reason, result.response_time) == (Status.UP, "fine", 0.125)
+
+
+def test_a_returned_result_keeps_its_own_finite_response_time() -> None:
+    assert interpret(CheckResult(Status.UP, "fine", response_time=2.5), 0.125).response_time == 2.5

@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import importlib
 import inspect
+import math
 import threading
 import traceback
 from collections.abc import Callable
@@ -276,7 +277,14 @@ class _Raised(Exception):
 def interpret(value: Any, elapsed: float) -> CheckResult:
     """Turn a check function's return value into a result (see the module docstring)."""
     if isinstance(value, CheckResult):
-        return value if value.response_time is not None else replace(value, response_time=elapsed)
+        # Its own response time when it is a number; NaN or an infinity is not one (the
+        # API could not show it, the rollups could not add it).
+        own = value.response_time
+        return (
+            value
+            if own is not None and math.isfinite(own)
+            else replace(value, response_time=elapsed)
+        )
     if value is None or value is True:
         return CheckResult.up("OK", response_time=elapsed)
     if value is False:

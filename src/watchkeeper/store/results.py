@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -54,13 +55,18 @@ class ResultWriter:
         self.flushed = 0
 
     def record(self, check: str, started_at: datetime, result: CheckResult) -> None:
+        response_time = result.response_time
+        if response_time is not None and not math.isfinite(response_time):
+            # A python check may return any float: NaN made the rollup's sum NULL, and the
+            # refused row, first in the buffer, failed every later flush.
+            response_time = None
         self._buffer.append(
             {
                 "check_name": check,
                 "started_at": started_at,
                 "status": result.status.value,
                 "reason": result.reason,
-                "response_time": result.response_time,
+                "response_time": response_time,
                 "metrics": result.metrics or None,
                 "details": result.details or None,
             }
