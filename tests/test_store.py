@@ -19,7 +19,7 @@ from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, S
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import tables
-from watchkeeper.store.database import Database, upsert
+from watchkeeper.store.database import Database, newest_revision, upsert
 from watchkeeper.store.outbox import OutboxEntry
 from watchkeeper.store.results import (
     ResultWriter,
@@ -105,6 +105,36 @@ async def test_migrations_are_idempotent_and_reach_the_head_revision(db_url: str
         await second.ping()
     finally:
         await second.close()
+
+
+def test_the_newest_revision_read_from_the_file_names_is_alembics_head() -> None:
+    # `migrate` skips Alembic when the database is at this revision: a migration whose file
+    # name does not start with its revision would leave databases behind it.
+    assert newest_revision() == Database.head_revision()
+
+
+async def test_a_database_at_the_newest_revision_is_not_handed_to_alembic(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
+    first = Database(db_url)
+    try:
+        await first.migrate()
+        assert await first.current_revision() == newest_revision()
+    finally:
+        await first.close()
+
+    def upgrade(*_: object) -> None:
+        raise AssertionError("Alembic ran on an up-to-date database")
+
+    monkeypatch.setattr(command, "upgrade", upgrade)
+    again = Database(db_url)
+    try:
+        await again.migrate()
+        assert again.migrated
+    finally:
+        await again.close()
 
 
 async def test_the_migrations_create_exactly_the_schema_the_code_declares(db: Database) -> None:
