@@ -28,7 +28,7 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 LOOPS = 6
 """Timed loops of a runtime without scheduled checks: outbox, dispatcher, rules, heartbeats,
-self-watch and housekeeping."""
+self-watch and housekeeping (the write-ahead log's checkpoints are paced by the wall clock)."""
 SOON = timedelta(seconds=1)
 """The clock's last step past a deadline: the delivery may go out anywhere within it."""
 

@@ -44,8 +44,9 @@ class Checkpoint:
 
 
 class WalCheckpointer:
-    """Copies the write-ahead log into the database file every `every` seconds, in a worker
-    thread: a passive checkpoint first (it waits for nobody; writers go on meanwhile), then,
+    """Copies the write-ahead log into the database file `every` seconds after the loop's
+    connection wrote (so at most once per `every` during a storm), in a worker thread: a
+    passive checkpoint first (it waits for nobody; writers go on meanwhile), then,
     if the log has grown past `restart_frames`, a truncating one (short: the passive one has
     copied nearly everything). Only for SQLite in a file (`Database.worker_engine`)."""
 
@@ -68,11 +69,14 @@ class WalCheckpointer:
         return self._db.worker_engine() is not None
 
     async def run(self) -> None:
-        """Checkpoint every `every` seconds until cancelled; a failed round is logged and
-        the next one tries again."""
+        """Checkpoint `every` seconds after the loop's connection wrote, until cancelled
+        (idle, it waits for a write, not on the clock); a failed round is logged and the
+        next write brings another."""
         never = asyncio.Event()  # a wait the clock ends (a test's clock moves it by hand)
         while True:
+            await self._db.loop_wrote.wait()
             await self._clock.wait(never, self._every)
+            self._db.loop_wrote.clear()
             try:
                 await self.checkpoint()
             except Exception:

@@ -117,6 +117,9 @@ class Database:
         self._loop_engine: Engine | None = None
         self._worker_engine: Engine | None = None
         self._loop_writes_resumed: asyncio.Event | None = None
+        self.loop_wrote = asyncio.Event()
+        """Set by each commit on the loop's connection (`on_loop`, grouped pings), which
+        never checkpoints: cleared by the task that does (see watchkeeper.store.checkpoints)."""
 
     def loop_engine(self) -> Engine | None:
         """SQLite in a file only: a synchronous engine for small writes made on the event
@@ -175,7 +178,9 @@ class Database:
             await self.loop_writes_resumed()
             try:
                 with engine.begin() as sync:
-                    return await work(cast(Connection, _OnLoop(sync)))
+                    done = await work(cast(Connection, _OnLoop(sync)))
+                self.loop_wrote.set()
+                return done
             except OperationalError as exc:
                 if not _locked(exc):
                     raise

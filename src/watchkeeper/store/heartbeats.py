@@ -71,6 +71,7 @@ async def save_heartbeat_rows(
         for pause in _RETRY_PAUSES:
             try:
                 _save_on_loop(engine, rows, results)
+                db.loop_wrote.set()
                 return
             except sqlite3.OperationalError as exc:
                 message = str(exc).lower()
