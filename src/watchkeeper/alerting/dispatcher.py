@@ -213,7 +213,7 @@ class Dispatcher:
         )
 
     async def _dispatch_and_tell(self) -> datetime | None:
-        if self._idle_until() is not None:
+        if self._woken_for_nothing():
             return self._whole_due
         try:
             return await self.dispatch_once()
@@ -227,14 +227,14 @@ class Dispatcher:
             # alerts with their suppression decided.
             self._on_pass()
 
-    def _idle_until(self) -> datetime | None:
-        """When the loop's timer woke it for nothing: nothing asked for a pass and nothing
-        falls due before the safety net's next pass over every alert (every deadline a pass
-        found is in `_whole_due`); then that instant, else None."""
+    def _woken_for_nothing(self) -> bool:
+        """Whether only the loop's timer woke it, with nothing due: nothing asked for a pass
+        and the safety net's next pass over every alert (`_whole_due`, which holds every
+        deadline a pass found) is still ahead."""
         due = self._whole_due
         if self._everything or self._touched or self._wake.is_set() or due is None:
-            return None
-        return due if self._clock.now() < due else None
+            return False
+        return self._clock.now() < due
 
     # -- one pass -------------------------------------------------------------------------
 

@@ -305,26 +305,40 @@ async def set_suppression(
     )
 
 
+_CLAIM_COLUMNS = ("notified_at", "paged_channels", "group_key", "next_escalation_at", "id")
+"""A first-page claim's values (`_claim_row`); bound as `b_<column>` through SQLAlchemy."""
+
 _CLAIM_FIRST_PAGE = (
     A.update()
     .where(A.c.id == bindparam("b_id"), A.c.notified_at.is_(None), A.c.status == "firing")
     .values(
-        notified_at=bindparam("b_at"),
-        paged_channels=bindparam("b_channels"),
+        notified_at=bindparam("b_notified_at"),
+        paged_channels=bindparam("b_paged_channels"),
         group_key=bindparam("b_group_key"),
         escalation_step=0,
-        next_escalation_at=bindparam("b_next"),
+        next_escalation_at=bindparam("b_next_escalation_at"),
     )
 )
 
 _CLAIM_FIRST_PAGE_SQLITE = Statement(
     A,
-    ("notified_at", "paged_channels", "group_key", "next_escalation_at", "id"),
+    _CLAIM_COLUMNS,
     "UPDATE alerts SET notified_at = ?, paged_channels = ?, group_key = ?,"
     " escalation_step = 0, next_escalation_at = ?"
     " WHERE id = ? AND notified_at IS NULL AND status = 'firing'",
 )
 """`_CLAIM_FIRST_PAGE` for a batch on SQLite, run on the driver (see `_INSERT_OPEN_SQLITE`)."""
+
+
+def _claim_row(
+    alert_id: str, at: datetime, channels: list[str], group_key: str, next_at: datetime | None
+) -> dict[str, Any]:
+    return dict(zip(_CLAIM_COLUMNS, (at, channels, group_key, next_at, alert_id), strict=True))
+
+
+def _bound(row: dict[str, Any]) -> dict[str, Any]:
+    """A `_claim_row` as `_CLAIM_FIRST_PAGE`'s parameters."""
+    return {f"b_{column}": value for column, value in row.items()}
 
 
 async def claim_first_page(
@@ -338,16 +352,8 @@ async def claim_first_page(
 ) -> bool:
     """Record the first page of a firing, never-paged alert; False if another pass (or
     node) paged it, or it is no longer firing."""
-    result = await conn.execute(
-        _CLAIM_FIRST_PAGE,
-        {
-            "b_id": alert_id,
-            "b_at": at,
-            "b_channels": channels,
-            "b_group_key": group_key,
-            "b_next": next_escalation_at,
-        },
-    )
+    row = _claim_row(alert_id, at, channels, group_key, next_escalation_at)
+    result = await conn.execute(_CLAIM_FIRST_PAGE, _bound(row))
     return bool(result.rowcount)
 
 
@@ -377,37 +383,19 @@ async def claim_first_pages(
         return set()
     # In id order: two passes (nodes) claiming the same alerts wait, not deadlock.
     claims = sorted(claims, key=lambda c: c.alert_id)
-    batch = not exact and conn.dialect.supports_sane_multi_rowcount
-    if batch and conn.dialect.name == "sqlite":
-        rows = [
-            {
-                "id": c.alert_id,
-                "notified_at": at,
-                "paged_channels": c.channels,
-                "group_key": c.group_key,
-                "next_escalation_at": c.next_escalation_at,
-            }
-            for c in claims
-        ]
+    rows = [
+        _claim_row(c.alert_id, at, c.channels, c.group_key, c.next_escalation_at) for c in claims
+    ]
+    if exact or not conn.dialect.supports_sane_multi_rowcount:
+        return {
+            c.alert_id
+            for c, row in zip(claims, rows, strict=True)
+            if (await conn.execute(_CLAIM_FIRST_PAGE, _bound(row))).rowcount
+        }
+    if conn.dialect.name == "sqlite":
         claimed = await _run_on_driver(conn, _CLAIM_FIRST_PAGE_SQLITE, rows)
     else:
-        params = [
-            {
-                "b_id": c.alert_id,
-                "b_at": at,
-                "b_channels": c.channels,
-                "b_group_key": c.group_key,
-                "b_next": c.next_escalation_at,
-            }
-            for c in claims
-        ]
-        if not batch:
-            return {
-                c.alert_id
-                for c, p in zip(claims, params, strict=True)
-                if (await conn.execute(_CLAIM_FIRST_PAGE, p)).rowcount
-            }
-        claimed = (await conn.execute(_CLAIM_FIRST_PAGE, params)).rowcount
+        claimed = (await conn.execute(_CLAIM_FIRST_PAGE, [_bound(r) for r in rows])).rowcount
     if claimed != len(claims):
         raise FirstPagesContested(f"{len(claims) - claimed} of {len(claims)} taken")
     return {c.alert_id for c in claims}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -96,16 +97,27 @@ def json_rows(rows: Sequence[tuple[Any, ...]]) -> str | None:
     return text
 
 
-def execute_rows(
-    conn: sqlite3.Connection, sql: str, json_sql: str, rows: Sequence[tuple[Any, ...]]
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A statement's parameter tuples, and their JSON text when JSON carries them exactly
+    (`json_rows`; None: it does not). Made before the transaction (`prepare_rows`), so the
+    write lock is held for SQLite's work alone."""
+
+    params: Sequence[tuple[Any, ...]]
+    text: str | None
+
+
+def prepare_rows(params: Sequence[tuple[Any, ...]]) -> Rows:
+    return Rows(params, json_rows(params))
+
+
+def execute_rows(conn: sqlite3.Connection, sql: str, json_sql: str, rows: Rows) -> None:
     """Run the INSERT `sql` for every parameter tuple of `rows`: as `json_sql` (its
-    `json_select` form) over one JSON text when `json_rows` can carry them, else with
+    `json_select` form) over one JSON text when JSON carries them, else with
     `executemany`. The first runs inside one call into SQLite, which does not take
     Python's GIL back until the batch is in; `executemany` takes it back after each row,
     and from a worker thread then waits for the event loop's thread to give it up."""
-    text = json_rows(rows)
-    if text is None:
-        conn.executemany(sql, rows)
+    if rows.text is None:
+        conn.executemany(sql, rows.params)
     else:
-        conn.execute(json_sql, (text,))
+        conn.execute(json_sql, (rows.text,))

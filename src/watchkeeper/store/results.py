@@ -19,7 +19,13 @@ from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
-from watchkeeper.store.rawsql import Statement, execute_rows, insert_sql, json_rows, json_select
+from watchkeeper.store.rawsql import (
+    Statement,
+    execute_rows,
+    insert_sql,
+    json_select,
+    prepare_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,23 +203,16 @@ def _write_in_thread(
     # Parameters first: the write lock is then held for SQLite's work alone. Each statement
     # runs once over the batch as JSON (see rawsql.execute_rows), which leaves the GIL to
     # the event loop until SQLite is done.
-    dialect = engine.dialect
-    rows: list[tuple[Any, ...]] = result_rows(batch)
-    text = json_rows(rows)
-    if text is None:
-        rows = INSERT_RESULTS.params(dialect, batch)
-    totals = _UPSERT_ROLLUPS.params(batch)
-    state_rows = _UPSERT_STATES.params(dialect, states)
+    rows = prepare_rows(result_rows(batch))
+    totals = prepare_rows(_UPSERT_ROLLUPS.params(batch))
+    state_rows = prepare_rows(_UPSERT_STATES.params(engine.dialect, states))
     with engine.begin() as conn:
         driver = conn.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
-        if text is None:
-            driver.executemany(INSERT_RESULTS.sql, rows)
-        else:
-            driver.execute(_INSERT_RESULTS_JSON, (text,))
-        if totals:
+        execute_rows(driver, INSERT_RESULTS.sql, _INSERT_RESULTS_JSON, rows)
+        if totals.params:
             execute_rows(driver, _UPSERT_ROLLUPS.sql, _UPSERT_ROLLUPS_JSON, totals)
-        if state_rows:
+        if state_rows.params:
             execute_rows(driver, _UPSERT_STATES.sql, _UPSERT_STATES_JSON, state_rows)
 
 
