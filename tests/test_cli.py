@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 from tests.support.auth import cli_token
 from tests.support.process import WatchkeeperProcess
 from tests.support.servers import wait_until
 from tests.test_config import watchkeeper
+from watchkeeper import cli
 from watchkeeper.store.database import Database
 
 
@@ -72,3 +74,20 @@ async def test_run_without_a_config_file_watches_this_host_on_local_sqlite(tmp_p
     assert "config built-in default" in log
     # The suite's weak password hashing (tests/conftest.py) is never silent in a real process.
     assert "weak parameters (WATCHKEEPER_INSECURE_FAST_PASSWORD_HASHING is set)" in log
+
+
+def test_the_collector_is_back_with_the_serving_thresholds_once_the_server_listens() -> None:
+    # `main` turns the collector off for the start; `run` hands uvicorn this callback.
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    listened: list[bool] = []
+    gc.disable()
+    try:
+        cli._then_collect(lambda: listened.append(gc.isenabled()))()
+        assert listened == [False]  # the listening callback first, still without it
+        assert gc.isenabled() and gc.get_threshold() == cli.SERVING_GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*threshold)
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()

@@ -187,11 +187,24 @@ def run(
         raise typer.Exit(1)
 
 
+SERVING_GC_THRESHOLDS = (10_000, 10, 100)
+"""The cyclic collector's thresholds while `run` serves (the interpreter's: 700, 10, 10).
+
+A young collection every 10,000 new container objects rather than 700: a request of 100
+new alerts makes several thousand, and a collection in its middle promoted them all to the
+older generations, to be walked again by the full collections. Those (every object the
+start did not freeze) then came every 10 collections of the middle generation and took
+~0.1 s each: in a burst of new alerts the collector was 15 % of the CPU (0.54-0.67 s in a
+5-s run, against 0.25-0.31 s with these). Reference counting frees all but cycles at once
+anyway; the cycles wait a little longer."""
+
+
 def _then_collect(listening: Callable[[], None]) -> Callable[[], None]:
     """`listening`, then the cyclic collector back on (`main` turns it off for the start)."""
 
     def call() -> None:
         listening()
+        gc.set_threshold(*SERVING_GC_THRESHOLDS)
         gc.enable()
 
     return call

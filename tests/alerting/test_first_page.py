@@ -185,3 +185,32 @@ async def test_many_groups_paging_nobody_are_logged_in_one_line(
     assert [r.getMessage() for r in caplog.records if r.name.endswith("dispatcher")] == [
         "paged nobody about 5 alert(s) in 5 groups (k0, k1, k2, …)"
     ]
+
+
+async def test_an_alert_paged_alone_stores_no_group_and_a_shared_group_is_stored(
+    db: Database,
+) -> None:
+    # An alert's own group (`alert:<id>`, no group_by) is paged once and never read again:
+    # a row for it would be written for every alert and kept forever.
+    alone = await stored_alert(db, "ApiDown")
+    await first_page(db, targets()).send(f"alert:{alone.id}", [alone], NOW)
+    shared = await stored_alert(db, "DbDown", labels={"zone": "eu"})
+    await first_page(db, targets(settings(group_by=["zone"]))).send(
+        "group:ops|zone=eu", [shared], NOW
+    )
+    async with db.connect() as conn:
+        groups = await group_store.load(conn)
+    # The shared group's last page holds its next one back by group_interval.
+    assert list(groups) == ["group:ops|zone=eu"]
+    assert (await reread(db, alone.id)).group_key == f"alert:{alone.id}"
+    assert len(await outbox(db)) == 2
+
+
+async def test_an_alert_no_channel_takes_is_marked_paged_and_queues_nothing(
+    db: Database,
+) -> None:
+    api = await stored_alert(db, "ApiDown")
+    assert await first_page(db, targets(channels=[])).send("k1", [api], NOW) == 0
+    assert await outbox(db) == []
+    stored = await reread(db, api.id)
+    assert (stored.notified_at, stored.paged_channels) == (NOW, [])

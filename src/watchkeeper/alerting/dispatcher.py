@@ -310,7 +310,11 @@ class Dispatcher:
             unusable_policies(self._policies, at),
         )
         # Inhibition sources: what is firing right now (before this pass's own decisions).
-        firing = [a.match_labels for a in alerts if a.status is not AlertStatus.RESOLVED]
+        firing = [
+            a.match_labels
+            for a in (alerts if self._inhibit_rules else ())
+            if a.status is not AlertStatus.RESOLVED
+        ]
         stages = _Stages(
             expiry=Expiry(self._db, self._config.auto_resolve_after, self._posted),
             suppression=Suppression(

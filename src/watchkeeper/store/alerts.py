@@ -19,36 +19,68 @@ from watchkeeper.store.rawsql import Statement, insert_sql
 A = tables.alerts
 
 
+_COLUMNS = tuple(c.name for c in A.columns)
+
+
 def alert_from_row(row: Any) -> Alert:
+    """The alert of a row of `select(A)` (every column, in the table's order)."""
+    if len(row) != len(_COLUMNS):  # (by name, `row._fields`, the check cost a third)
+        return _alert_from_mapping(row._mapping)
+    # Unpacked by position: by name, each of the 28 columns was a lookup in the row's
+    # keys, most of the time of turning a row into an alert (the pass over every open
+    # alert turns thousands).
+    (
+        id_, fingerprint, name, check_name, rule_name, severity, status, summary, labels,
+        started_at, resolved_at, acknowledged_at, acknowledged_by, updated_at,
+        suppressed_reason, notified_at, source, silenced_by, escalation_policy,
+        escalation_step, next_escalation_at, paged_channels, ack_notified_at,
+        resolved_notified_at, group_key, ends_at, annotations, generator_url,
+    ) = row  # fmt: skip
     return Alert(
-        id=row.id,
-        fingerprint=row.fingerprint,
-        name=row.name,
-        check=row.check_name,
-        rule=row.rule_name,
-        severity=Severity(row.severity),
-        status=AlertStatus(row.status),
-        started_at=row.started_at,
-        resolved_at=row.resolved_at,
-        summary=row.summary,
-        labels=dict(row.labels or {}),
-        suppressed_reason=row.suppressed_reason,
-        notified_at=row.notified_at,
-        source=row.source,
-        silenced_by=row.silenced_by,
-        acknowledged_at=row.acknowledged_at,
-        acknowledged_by=row.acknowledged_by,
-        escalation_policy=row.escalation_policy,
-        escalation_step=row.escalation_step,
-        next_escalation_at=row.next_escalation_at,
-        paged_channels=list(row.paged_channels) if row.paged_channels is not None else None,
-        ack_notified_at=row.ack_notified_at,
-        resolved_notified_at=row.resolved_notified_at,
-        group_key=row.group_key,
-        updated_at=row.updated_at,
-        ends_at=row.ends_at,
-        annotations=dict(row.annotations or {}),
-        generator_url=row.generator_url,
+        id_, fingerprint, name, check_name, rule_name, _SEVERITIES[severity],
+        _STATUSES[status], started_at, resolved_at, summary, dict(labels or {}),
+        suppressed_reason, notified_at, source, silenced_by, acknowledged_at,
+        acknowledged_by, escalation_policy, escalation_step, next_escalation_at,
+        list(paged_channels) if paged_channels is not None else None, ack_notified_at,
+        resolved_notified_at, group_key, updated_at, ends_at, dict(annotations or {}),
+        generator_url,
+    )  # fmt: skip
+
+
+_SEVERITIES = {s.value: s for s in Severity}
+_STATUSES = {s.value: s for s in AlertStatus}
+
+
+def _alert_from_mapping(row: Any) -> Alert:
+    return Alert(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        name=row["name"],
+        check=row["check_name"],
+        rule=row["rule_name"],
+        severity=Severity(row["severity"]),
+        status=AlertStatus(row["status"]),
+        started_at=row["started_at"],
+        resolved_at=row["resolved_at"],
+        summary=row["summary"],
+        labels=dict(row["labels"] or {}),
+        suppressed_reason=row["suppressed_reason"],
+        notified_at=row["notified_at"],
+        source=row["source"],
+        silenced_by=row["silenced_by"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        escalation_policy=row["escalation_policy"],
+        escalation_step=row["escalation_step"],
+        next_escalation_at=row["next_escalation_at"],
+        paged_channels=list(row["paged_channels"]) if row["paged_channels"] is not None else None,
+        ack_notified_at=row["ack_notified_at"],
+        resolved_notified_at=row["resolved_notified_at"],
+        group_key=row["group_key"],
+        updated_at=row["updated_at"],
+        ends_at=row["ends_at"],
+        annotations=dict(row["annotations"] or {}),
+        generator_url=row["generator_url"],
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from watchkeeper.core.redact import redact_url
+from watchkeeper.store.json_text import JSON_CODEC
 
 if TYPE_CHECKING:
     # Alembic is imported by the methods that migrate or read revisions: most `watchkeeper`
@@ -106,7 +107,7 @@ class Database:
         sa_url = async_url(url)
         # Parameters are session and token hashes, CSRF tokens, password hashes: never put
         # them in SQL logs (debug level) or in the text of a database error.
-        kwargs: dict[str, Any] = {"hide_parameters": True}
+        kwargs: dict[str, Any] = {"hide_parameters": True, **JSON_CODEC}
         if not sa_url.startswith("sqlite"):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(sa_url, **kwargs)
@@ -139,6 +140,7 @@ class Database:
                 url.set(drivername="sqlite+pysqlite"),
                 hide_parameters=True,
                 connect_args={"timeout": 0, "check_same_thread": False},
+                **JSON_CODEC,
             )
             event.listen(self._loop_engine, "connect", _loop_pragmas)
         return self._loop_engine
@@ -157,6 +159,7 @@ class Database:
                 self.engine.url.set(drivername="sqlite+pysqlite"),
                 hide_parameters=True,
                 connect_args={"check_same_thread": False},
+                **JSON_CODEC,
             )
             event.listen(self._worker_engine, "connect", _sqlite_pragmas)
         return self._worker_engine

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
@@ -19,6 +18,7 @@ from watchkeeper.core.checkstate import CheckState
 from watchkeeper.core.domain import CheckResult
 from watchkeeper.store import rollups, tables
 from watchkeeper.store.database import Database, upsert
+from watchkeeper.store.json_text import json_text
 from watchkeeper.store.rawsql import (
     Statement,
     execute_rows,
@@ -26,6 +26,7 @@ from watchkeeper.store.rawsql import (
     json_select,
     prepare_rows,
 )
+from watchkeeper.store.types import sqlite_text
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +168,9 @@ _UPSERT_ROLLUPS = rollups.SQLiteUpsert()
 _UPSERT_ROLLUPS_JSON = json_select(_UPSERT_ROLLUPS.sql)
 
 
-def _sqlite_time(at: datetime) -> str:
-    """`at` as SQLAlchemy's SQLite DATETIME stores a UTCDateTime (`2030-03-01 09:30:15.000000`,
-    microseconds always written), in C rather than through its `%` formatting."""
-    if at.tzinfo is None:
-        raise ValueError("naive datetime given to a UTCDateTime column")
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _json(value: Any) -> str:
     """A JSON column's value as SQLAlchemy's JSON type stores it (None is JSON `null`)."""
-    return "null" if value is None else json.dumps(value)
+    return "null" if value is None else json_text(value)
 
 
 def result_rows(batch: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -186,7 +179,7 @@ def result_rows(batch: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         (
             r["check_name"],
-            _sqlite_time(r["started_at"]),
+            sqlite_text(r["started_at"]),
             r["status"],
             r["reason"],
             r["response_time"],

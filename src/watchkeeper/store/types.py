@@ -28,7 +28,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """`process_bind_param` and the dialect's own conversion, remembering the last value
         converted: the rows of one multi-row write mostly share their times (the request's
         `now`, a batch's `endsAt`), and each conversion costs as much as the row's insert."""
-        inner = super().bind_processor(dialect)
+        inner = sqlite_text if dialect.name == "sqlite" else super().bind_processor(dialect)
         if inner is None:
             return None
         last: tuple[Any, Any] = (None, None)
@@ -45,9 +45,48 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         return process
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """On SQLite, the stored text straight to an aware datetime (`_from_sqlite`): the
+        dialect's own parser (a regular expression) and then `process_result_value` took
+        ~5 µs a value, a third of reading an alert's row."""
+        if dialect.name == "sqlite":
+            return _from_sqlite
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_text(value: datetime | None) -> str | None:
+    """An aware datetime as SQLite stores it: in UTC, without its zone, the same text as
+    `process_bind_param` and then SQLAlchemy's SQLite DATETIME write (`YYYY-MM-DD
+    HH:MM:SS.ffffff`, microseconds always written: a whole second written `12:00:00`
+    would sort before `12:00:00.000000`)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTCDateTime column")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without its `+00:00`
+
+
+def _from_sqlite(value: Any) -> datetime | None:
+    """Stored text (as `sqlite_text` writes it; naive means UTC) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            # Parsed with its zone: `replace(tzinfo=UTC)` after took five times the parse.
+            parsed = datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # written with a zone of its own (not by this module)
+            value = datetime.fromisoformat(value)
+        else:
+            if parsed.tzinfo is not None:  # a date alone drops the zone
+                return parsed
+            value = parsed
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

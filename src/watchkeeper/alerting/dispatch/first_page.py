@@ -107,7 +107,10 @@ class FirstPage:
                     # Set before the payload is made, which shows it (set again, the same,
                     # should this run again).
                     alert.notified_at, alert.paged_channels = now, group.channels
-                touched.append((group.key, min(a.started_at for a in group.claimed)))
+                if not group.key.startswith("alert:"):
+                    touched.append((group.key, min(a.started_at for a in group.claimed)))
+                if not group.channels:
+                    continue
                 event = "alert.firing"
                 if len(group.claimed) == 1:
                     payload = alert_payload(group.claimed[0], event)
