@@ -154,6 +154,16 @@ async def test_a_bad_alert_is_a_400_naming_the_field_and_nothing_is_stored(am: A
     assert await am.get("/api/v2/alerts", filter="alertname=Good") == []
 
 
+async def test_a_time_given_as_a_number_is_refused_not_read_as_seconds(am: Am) -> None:
+    # Lax parsing read `endsAt: 5` as 1970-01-01T00:00:05Z, which counts as unset: an alert
+    # meant to end became one that never does. Alertmanager takes RFC 3339 text only.
+    answer = await am.post([{"labels": {"alertname": "Num"}, "endsAt": 5, "startsAt": 1.5}])
+    assert answer.status_code == 400, answer.text
+    locations = [e["loc"] for e in answer.json()["errors"]]
+    assert locations == [["body", 0, "startsAt"], ["body", 0, "endsAt"]]
+    assert await am.get("/api/v2/alerts", filter="alertname=Num") == []
+
+
 @pytest.mark.parametrize(
     "raw",
     [

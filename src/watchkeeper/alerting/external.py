@@ -200,6 +200,19 @@ def _alertname_fits(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("a time is RFC 3339 text, e.g. 2030-01-01T12:00:00Z")
+    return value
+
+
+PostedTime = Annotated[datetime, BeforeValidator(_text_only)]
+"""A time as text (RFC 3339), as Alertmanager takes it: a JSON number is refused, not read
+as seconds since 1970 (which `endsAt: 5` made an alert with no end). (Not `Strict()`: the
+list's own before-validator has the items validated as Python objects, where a strict
+datetime refuses text too.)"""
+
+
 class PostableAlert(TypedDict):
     """Alertmanager's `postableAlert`: labels (at least one), annotations, startsAt, endsAt,
     generatorURL. No status: an `endsAt` in the past says it resolved.
@@ -209,8 +222,8 @@ class PostableAlert(TypedDict):
 
     labels: Annotated[Labels, Field(min_length=1), AfterValidator(_alertname_fits)]
     annotations: NotRequired[Annotations]
-    startsAt: NotRequired[datetime | None]
-    endsAt: NotRequired[datetime | None]
+    startsAt: NotRequired[PostedTime | None]
+    endsAt: NotRequired[PostedTime | None]
     generatorURL: NotRequired[Annotated[str, Field(max_length=MAX_TEXT)] | None]
 
 
