@@ -24,8 +24,8 @@ _COLUMNS = tuple(c.name for c in A.columns)
 
 def alert_from_row(row: Any) -> Alert:
     """The alert of a row of `select(A)` (every column, in the table's order)."""
-    if len(row) != len(_COLUMNS):  # (by name, `row._fields`, the check cost a third)
-        return _alert_from_mapping(row._mapping)
+    if len(row) != len(_COLUMNS):  # (comparing the names, `row._fields`, cost a third)
+        raise ValueError(f"not a row of select(alerts): {len(row)} columns")
     # Unpacked by position: by name, each of the 28 columns was a lookup in the row's
     # keys, most of the time of turning a row into an alert (the pass over every open
     # alert turns thousands).
@@ -49,39 +49,6 @@ def alert_from_row(row: Any) -> Alert:
 
 _SEVERITIES = {s.value: s for s in Severity}
 _STATUSES = {s.value: s for s in AlertStatus}
-
-
-def _alert_from_mapping(row: Any) -> Alert:
-    return Alert(
-        id=row["id"],
-        fingerprint=row["fingerprint"],
-        name=row["name"],
-        check=row["check_name"],
-        rule=row["rule_name"],
-        severity=Severity(row["severity"]),
-        status=AlertStatus(row["status"]),
-        started_at=row["started_at"],
-        resolved_at=row["resolved_at"],
-        summary=row["summary"],
-        labels=dict(row["labels"] or {}),
-        suppressed_reason=row["suppressed_reason"],
-        notified_at=row["notified_at"],
-        source=row["source"],
-        silenced_by=row["silenced_by"],
-        acknowledged_at=row["acknowledged_at"],
-        acknowledged_by=row["acknowledged_by"],
-        escalation_policy=row["escalation_policy"],
-        escalation_step=row["escalation_step"],
-        next_escalation_at=row["next_escalation_at"],
-        paged_channels=list(row["paged_channels"]) if row["paged_channels"] is not None else None,
-        ack_notified_at=row["ack_notified_at"],
-        resolved_notified_at=row["resolved_notified_at"],
-        group_key=row["group_key"],
-        updated_at=row["updated_at"],
-        ends_at=row["ends_at"],
-        annotations=dict(row["annotations"] or {}),
-        generator_url=row["generator_url"],
-    )
 
 
 async def open_alert(conn: AsyncConnection, fingerprint: str) -> Alert | None:
