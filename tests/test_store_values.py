@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import pytest
@@ -122,12 +122,22 @@ async def test_sqlite_reads_text_written_with_a_zone_or_as_a_date(sqlite_db: Dat
     }
 
 
-async def test_a_naive_datetime_is_refused(db: Database) -> None:
+class _NoOffset(tzinfo):
+    """A zone that knows no offset: Python counts its datetimes as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+
+@pytest.mark.parametrize("zone", [None, _NoOffset()], ids=["no zone", "no offset"])
+async def test_a_naive_datetime_is_refused(db: Database, zone: tzinfo | None) -> None:
+    # (Converted to UTC, it would be taken for the machine's local time.)
+    await store(db, every_field_set())
     with pytest.raises(StatementError, match="naive datetime"):
         async with db.begin() as conn:
             await conn.execute(
                 tables.alert_events.insert().values(
-                    alert_id=ALERT_ID, kind="x", at=datetime(2030, 1, 1)
+                    alert_id=ALERT_ID, kind="x", at=datetime(2030, 1, 1, tzinfo=zone)
                 )
             )
 

@@ -19,7 +19,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
+        if value.utcoffset() is None:  # naive (a zone that knows no offset is naive too)
             raise ValueError("naive datetime given to a UTCDateTime column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
@@ -68,9 +68,10 @@ def sqlite_text(value: datetime | None) -> str | None:
     would sort before `12:00:00.000000`)."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:  # naive (a zone that knows no offset is naive too)
         raise ValueError("naive datetime given to a UTCDateTime column")
-    if value.utcoffset():
+    if offset:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:-6]  # without its `+00:00`
 
