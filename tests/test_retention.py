@@ -17,6 +17,7 @@ from tests.support.clock import FakeClock
 from watchkeeper.config.loader import RetentionConfig
 from watchkeeper.core.domain import Alert, AlertStatus, CheckResult, Severity, Status
 from watchkeeper.http import audit
+from watchkeeper.store import alert_groups as group_store
 from watchkeeper.store import alerts as alert_store
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups, tables
@@ -110,6 +111,22 @@ async def test_retention_prunes_settled_notifications_and_audit_entries_by_age(
     async with db.connect() as conn:
         actors = (await conn.execute(select(tables.audit_log.c.actor))).scalars().all()
     assert sorted(actors) == ["1d", "364d"]
+
+
+async def test_notification_groups_not_paged_for_two_days_go_and_recent_ones_stay(
+    db: Database,
+) -> None:
+    # group_interval is at most a day: an older row cannot hold a page back any more.
+    clock = FakeClock()
+    async with db.begin() as conn:
+        for key, hours in (("group:ops|host=a", 49), ("group:ops|host=b", 47), ("k", 1)):
+            await group_store.touch(
+                conn, key, clock.now() - timedelta(hours=hours), clock.now() - timedelta(days=9)
+            )
+    pruned = await Retention(db, RetentionConfig(), clock, batch=1).prune()
+    assert pruned.groups == 1
+    async with db.connect() as conn:
+        assert sorted(await group_store.load(conn)) == ["group:ops|host=b", "k"]
 
 
 async def test_retention_clears_metrics_older_than_their_own_retention_and_keeps_the_results(

@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import AlertStatus, Status
+from watchkeeper.core.durations import SHORT_WAIT
 from watchkeeper.core.flapping import MAX_WINDOW
 from watchkeeper.store import outbox as outbox_store
 from watchkeeper.store import rollups as rollup_store
@@ -60,6 +61,14 @@ class Pruned:
     """Results whose metrics were cleared (`retention.metrics`); the results themselves stay."""
     successes: int = 0
     """Plain successful results deleted early (`retention.raw_success`)."""
+    groups: int = 0
+    """Notification groups not paged for `GROUP_ROWS_KEEP`."""
+
+
+GROUP_ROWS_KEEP = 2 * SHORT_WAIT.maximum
+"""A notification group's row (when it was last paged) holds its next page back by
+`group_interval`, at most a day: a row untouched for longer decides nothing. Groups are
+label values (`group_by`), so without this the table grew with every value ever seen."""
 
 
 async def _pause(seconds: float) -> None:
@@ -150,10 +159,30 @@ class Retention:
                 if n < self._batch:
                     break
                 await self._next()
-        pruned = Pruned(results, alerts, sent, audit, rollups, metrics, successes)
+        groups = await self._stale_groups(now - GROUP_ROWS_KEEP)
+        pruned = Pruned(results, alerts, sent, audit, rollups, metrics, successes, groups)
         if any(dataclasses.astuple(pruned)):
             log.info("retention pruned %s in %d batches", pruned, self.batches)
         return pruned
+
+    async def _stale_groups(self, before: datetime) -> int:
+        """Delete the groups last paged before `before`, a batch at a time (keyed by name:
+        `_by_id` needs an id)."""
+        g = tables.alert_groups
+        stale = g.c.last_notified_at < before
+        deleted = 0
+        while True:
+            async with self._db.connect() as conn:
+                found = select(g.c.key).where(stale).limit(self._batch)
+                keys = (await conn.execute(found)).scalars().all()
+            if not keys:
+                return deleted
+            async with self._db.begin() as conn:  # checked again: paged meanwhile?
+                done = await conn.execute(delete(g).where(g.c.key.in_(keys), stale))
+                deleted += int(done.rowcount or 0)
+            await self._next()
+            if len(keys) < self._batch:
+                return deleted
 
     async def _next(self) -> None:
         self.batches += 1
