@@ -35,7 +35,7 @@ from watchkeeper.alerting.dependencies import DependencyGraph
 from watchkeeper.alerting.dispatch.context import Pass, refused_by_storage
 from watchkeeper.alerting.dispatch.escalation import Escalation
 from watchkeeper.alerting.dispatch.first_page import FirstPage, group_payload
-from watchkeeper.alerting.dispatch.grouping import Grouping
+from watchkeeper.alerting.dispatch.grouping import Grouping, is_own_group
 from watchkeeper.alerting.dispatch.resolution import Expiry, Posted, Resolution
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.alerting.dispatch.suppression import (
@@ -341,7 +341,7 @@ class Dispatcher:
         # Only the groups about to page are read (not every group ever paged), and not an
         # alert's own group (`alert:<id>`, without `group_by`): it is stored when its one
         # member is paged first, which this never-paged alert was not.
-        shared = [k for k in pending if not k.startswith("alert:")]
+        shared = [k for k in pending if not is_own_group(k)]
         groups = (
             await self._db.on_loop(lambda conn: group_store.by_keys(conn, shared)) if shared else {}
         )

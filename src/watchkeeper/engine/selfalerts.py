@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.alerting import lifecycle
+from watchkeeper.alerting.dispatch.grouping import own_group
 from watchkeeper.core.clock import Clock
 from watchkeeper.core.domain import Alert, AlertStatus, Severity
 from watchkeeper.notify.channels.base import Channel, Message
@@ -178,7 +179,7 @@ class SelfAlerts:
                 stored.id,
                 at=opened.sent_at,
                 channels=opened.sent_to,
-                group_key=f"alert:{stored.id}",
+                group_key=own_group(stored.id),
                 next_escalation_at=None,
             )
         opened.alert = stored

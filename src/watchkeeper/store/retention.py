@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Table,
     Text,
@@ -124,24 +125,8 @@ class Retention:
             values={"metrics": null()},
         )
         old_alerts = and_(a.c.status == AlertStatus.RESOLVED, a.c.resolved_at < alerts_before)
-        # An alert's events first (they reference it), then the alert, a batch at a time.
-        ev = tables.alert_events
-        alerts = 0
-        while True:
-            async with self._db.connect() as conn:
-                oldest = select(a.c.id).where(old_alerts).limit(self._batch)
-                ids = (await conn.execute(oldest)).scalars().all()
-            if not ids:
-                break
-            chosen = and_(a.c.id.in_(ids), old_alerts)  # checked again: reopened meanwhile?
-            async with self._db.begin() as conn:
-                await conn.execute(
-                    delete(ev).where(ev.c.alert_id.in_(select(a.c.id).where(chosen)))
-                )
-                alerts += int((await conn.execute(delete(a).where(chosen))).rowcount or 0)
-            await self._next()
-            if len(ids) < self._batch:
-                break
+        # An alert's events first (they reference it), then the alert.
+        alerts = await self._by_key(a.c.id, old_alerts, first=[tables.alert_events.c.alert_id])
         sent = await self._by_id(
             o, and_(o.c.status != outbox_store.PENDING, o.c.created_at < alerts_before)
         )
@@ -159,30 +144,37 @@ class Retention:
                 if n < self._batch:
                     break
                 await self._next()
-        groups = await self._stale_groups(now - GROUP_ROWS_KEEP)
+        g = tables.alert_groups
+        groups = await self._by_key(g.c.key, g.c.last_notified_at < now - GROUP_ROWS_KEEP)
         pruned = Pruned(results, alerts, sent, audit, rollups, metrics, successes, groups)
         if any(dataclasses.astuple(pruned)):
             log.info("retention pruned %s in %d batches", pruned, self.batches)
         return pruned
 
-    async def _stale_groups(self, before: datetime) -> int:
-        """Delete the groups last paged before `before`, a batch at a time (keyed by name:
-        `_by_id` needs an id)."""
-        g = tables.alert_groups
-        stale = g.c.last_notified_at < before
-        deleted = 0
+    async def _by_key(
+        self, key: Column[Any], where: ColumnElement[bool], *, first: Sequence[Column[Any]] = ()
+    ) -> int:
+        """Delete the rows of `key`'s table matching `where`, `batch` at a time, one
+        transaction per batch (re-checking `where` in it: changed meanwhile?), the rows
+        referencing them through the `first` columns before them. For tables without the
+        ascending id `_by_id` needs, or with rows that reference theirs."""
+        done = 0
         while True:
             async with self._db.connect() as conn:
-                found = select(g.c.key).where(stale).limit(self._batch)
+                found = select(key).where(where).limit(self._batch)
                 keys = (await conn.execute(found)).scalars().all()
             if not keys:
-                return deleted
-            async with self._db.begin() as conn:  # checked again: paged meanwhile?
-                done = await conn.execute(delete(g).where(g.c.key.in_(keys), stale))
-                deleted += int(done.rowcount or 0)
+                return done
+            chosen = and_(key.in_(keys), where)
+            async with self._db.begin() as conn:
+                for column in first:
+                    await conn.execute(
+                        delete(column.table).where(column.in_(select(key).where(chosen)))
+                    )
+                done += int((await conn.execute(delete(key.table).where(chosen))).rowcount or 0)
             await self._next()
             if len(keys) < self._batch:
-                return deleted
+                return done
 
     async def _next(self) -> None:
         self.batches += 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from watchkeeper.alerting.dispatch.grouping import is_own_group
 from watchkeeper.alerting.dispatch.storm import StormStage
 from watchkeeper.alerting.dispatch.targets import Targets
 from watchkeeper.core.domain import Alert
@@ -107,7 +108,7 @@ class FirstPage:
                     # Set before the payload is made, which shows it (set again, the same,
                     # should this run again).
                     alert.notified_at, alert.paged_channels = now, group.channels
-                if not group.key.startswith("alert:"):
+                if not is_own_group(group.key):
                     touched.append((group.key, min(a.started_at for a in group.claimed)))
                 if not group.channels:
                     continue

@@ -9,6 +9,19 @@ from typing import Any
 from watchkeeper.alerting.dispatch.targets import Targets
 from watchkeeper.core.domain import Alert
 
+_OWN = "alert:"
+
+
+def own_group(alert_id: str) -> str:
+    """The key of an alert's own group (no `group_by`): it is paged once, so its first
+    page stores no group row, and no pass reads one (`is_own_group`)."""
+    return f"{_OWN}{alert_id}"
+
+
+def is_own_group(key: str) -> bool:
+    """Whether `key` is an alert's own group (see `own_group`)."""
+    return key.startswith(_OWN)
+
 
 class Grouping:
     """Alerts with the same first channels and the same `group_by` label values page
@@ -22,7 +35,7 @@ class Grouping:
         config = self._targets.config
         route = ",".join(sorted(self._targets.first_channels(alert)))
         if config.group_by is None:
-            return f"alert:{alert.id}"
+            return own_group(alert.id)
         values = ",".join(f"{n}={alert.match_labels.get(n, '')}" for n in config.group_by)
         return f"group:{route}|{values}"[:255]
 
